@@ -1,0 +1,157 @@
+"""The ``utenforsk`` command.
+
+Bad input (a file, a key in it, a flag) prints one line naming the file, key, value and what is
+allowed, and exits with status 2; ``--debug`` shows the traceback instead. Nothing is written
+before the input has been validated, and outputs are replaced atomically, file by file.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from utenforsk import __version__
+from utenforsk.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Simulate youth outsiderhood pathways in Norway (ages 0-29), month by month.")
+err = Console(stderr=True)
+out = Console()
+STATE = {"debug": False}
+
+
+def _fail(exc: UserError) -> None:
+    if STATE["debug"]:
+        raise exc
+    err.print(f"[bold red]error:[/] {exc.render()}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _seed(value: str) -> int:
+    try:
+        seed = int(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not an integer; allowed: an integer 0 .. 2**63-1") from None
+    if not 0 <= seed < 2**63:
+        raise typer.BadParameter(f"{seed} is out of range; allowed: an integer 0 .. 2**63-1")
+    return seed
+
+
+def _scale(value: Optional[str]) -> Optional[float]:
+    if value is None:
+        return None
+    try:
+        scale = float(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a number; allowed: a number in (0, 1]") from None
+    if not 0 < scale <= 1:
+        raise typer.BadParameter(f"{scale} is out of range; allowed: a number in (0, 1]")
+    return scale
+
+
+@app.callback()
+def _main(debug: bool = typer.Option(False, "--debug", help="show tracebacks for errors"),
+          version: bool = typer.Option(False, "--version", help="print the version and exit")):
+    STATE["debug"] = debug
+    if version:
+        out.print(f"utenforsk {__version__}")
+        raise typer.Exit(0)
+
+
+@app.command()
+def run(model: Path = typer.Argument(..., help="model config YAML, e.g. configs/norway/baseline.yaml"),
+        seed: str = typer.Option("1", "--seed", help="random seed (integer)"),
+        scale: Optional[str] = typer.Option(None, "--scale", help="simulated persons per real person, in (0, 1]"),
+        out_dir: Path = typer.Option(Path("results/run"), "--out", help="output directory"),
+        threads: Optional[int] = typer.Option(None, "--threads", min=1, help="worker threads (default: all cores)")):
+    """Run one simulation; write periods, cohorts, snapshot Parquet files and run.json."""
+    seed_v, scale_v = _seed(seed), _scale(scale)
+    try:
+        from utenforsk.config.loader import load_model_config
+        from utenforsk.model import UtenforskModel
+        from utenforsk.outputs import write_run
+
+        cfg = load_model_config(model)  # validate before anything is written
+        if out_dir.exists() and not out_dir.is_dir():
+            raise UserError("output path exists and is not a directory", key="--out", value=str(out_dir))
+        t0 = time.perf_counter()
+        total = (cfg.calendar.burn_in_years + cfg.calendar.horizon_years) * 12
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} months"),
+                      TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True) as bar:
+            task = bar.add_task("compiling + burn-in", total=total)
+            mdl = UtenforskModel(cfg, seed=seed_v, scale=scale_v, threads=threads,
+                                 on_month=lambda m: bar.update(task, completed=m + 1))
+            bar.update(task, description="policy horizon")
+            mdl.run_model()
+        mdl.timings["total_s"] = time.perf_counter() - t0
+        tables = write_run(mdl, out_dir, extra={"command": " ".join(sys.argv), "model_file": str(model)})
+    except UserError as exc:
+        _fail(exc)
+    _summary(mdl, tables, out_dir)
+
+
+def _summary(mdl, tables, out_dir: Path) -> None:
+    p, c = tables["periods"], tables["cohorts"]
+    t = Table(title=f"{mdl.config.name}: seed {mdl.run_seed}, scale {mdl.config.scale}, "
+                    f"{int(p.year.min())}-{int(p.year.max())}")
+    t.add_column("metric")
+    t.add_column(f"{int(p.year.min())}", justify="right")
+    t.add_column(f"{int(p.year.max())}", justify="right")
+    t.add_column("horizon mean", justify="right")
+    for col in ("neet_rate_15_29", "neet_rate_15_19", "neet_rate_20_24", "neet_rate_25_29",
+                "health_benefit_rate_18_29", "kindergarten_coverage_1_2", "kindergarten_coverage_3_5"):
+        t.add_row(col, f"{p[col].iloc[0]:.1%}", f"{p[col].iloc[-1]:.1%}", f"{p[col].mean():.1%}")
+    obs = c.dropna(subset=["upper_secondary_completion_5y"])
+    if len(obs):
+        t.add_row("upper_secondary_completion_5y (cohorts)", "", "",
+                  f"{obs.upper_secondary_completion_5y.mean():.1%}")
+    out.print(t)
+    tm = mdl.timings
+    out.print(f"wrote {out_dir}/ (periods, cohorts, cohorts_by_group, snapshot .parquet, run.json) in "
+              f"{tm['total_s']:.1f} s; config {mdl.config_hash}, {len(tables['snapshot']):,} persons alive")
+
+
+@app.command()
+def schema(kind: str = typer.Argument("model", help="which schema: model")):
+    """Print the JSON Schema of model configs (for editors that complete and check YAML)."""
+    from utenforsk.config.schema import ModelConfig
+
+    schemas = {"model": ModelConfig}
+    if kind not in schemas:
+        _fail(UserError("unknown schema", key="KIND", value=kind, allowed=", ".join(schemas)))
+    out.print_json(json.dumps(schemas[kind].model_json_schema(by_alias=True)))
+
+
+def main() -> None:
+    """Entry point: maps bad command-line usage and UserError to exit status 2."""
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors, user errors, bugs
+        import click
+
+        if isinstance(exc, click.ClickException):
+            if isinstance(exc, click.UsageError) and exc.ctx is not None:
+                err.print(exc.ctx.get_usage(), highlight=False)
+            err.print(f"[bold red]error:[/] {exc.format_message()}", highlight=False)
+            sys.exit(2)
+        if isinstance(exc, UserError) and not STATE["debug"]:
+            err.print(f"[bold red]error:[/] {exc.render()}", highlight=False)
+            sys.exit(2)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,463 @@
+"""Pydantic schema of a model config: the whole life-course model is data.
+
+A researcher adds a state, a transition, a trait or a covariate here (in YAML), never in a kernel.
+Cross-references (state, trait, service and covariate names) are checked in
+:meth:`ModelConfig._cross_references`, so a typo is an error with its key path, not a silent zero.
+
+Covariate names usable in any ``coefficients:`` mapping (log-odds per unit):
+
+- ``ATTRIBUTE=CATEGORY`` (indicator), e.g. ``parental_education=compulsory``;
+- a trait name (continuous value in SD units, or 0/1 for a binary trait);
+- a flag name (0/1), e.g. ``completed_upper_secondary``;
+- ``state:NAME`` (0/1: currently in that state);
+- ``service:NAME`` (0/1: currently a client of that service);
+- ``quality:NAME`` (the service's quality in the person's municipality, when a client, else 0);
+- ``programme:NAME`` (0/1: enrolled in an intervention, see the interventions issue);
+- ``age_years``, ``neet_spell_years`` (current NEET spell, capped at 3), ``years_in_state``
+  (capped at 10).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, model_validator
+
+from utenforsk.config.params import Coefficient, NonNegative, Param, Probability, Strict
+
+Ages = tuple[float, float]
+DERIVED_COVARIATES = ("age_years", "neet_spell_years", "years_in_state")
+ROLES = ("home", "kindergarten", "school", "upper_secondary", "higher_education", "employed",
+         "unemployed", "inactive", "nav_programme", "health_benefit")
+MAX_AGE_YEARS = 30.0
+
+
+def _check_ages(ages: Ages, what: str = "ages") -> None:
+    lo, hi = ages
+    if not (0.0 <= lo < hi <= MAX_AGE_YEARS):
+        raise ValueError(f"{what} must satisfy 0 <= low < high <= 30 (years), got {list(ages)}")
+
+
+class Calendar(Strict):
+    """Calendar time: a burn-in from an empty population, then the policy horizon."""
+
+    start_year: int = Field(2025, ge=1950, le=2100, description="first policy year")
+    horizon_years: int = Field(20, ge=1, le=80, description="policy years simulated")
+    burn_in_years: int = Field(30, ge=0, le=80,
+                               description="years simulated before start_year (>=30 fills every age)")
+
+
+class State(Strict):
+    """An activity state; a person is in exactly one."""
+
+    description: str
+    neet: bool = Field(description="counts as not in employment, education or training")
+    role: Literal[ROLES] | None = Field(  # type: ignore[valid-type]
+        None, description="what outputs use the state for (coverage, completion, NEET definition)")
+
+
+Shares = dict[str, Probability]
+
+
+class Attribute(Strict):
+    """A categorical attribute drawn once, at birth or at arrival (immigration)."""
+
+    description: str
+    categories: list[str] = Field(min_length=2)
+    given: str | None = Field(None, description="an earlier attribute the shares depend on")
+    at_birth: dict[str, Shares] = Field(
+        description="shares by category of `given` (or under the key `all`)")
+    at_arrival: dict[str, Shares] = Field(description="as at_birth, for immigrants on arrival")
+
+
+class Municipality(Strict):
+    """A municipality type (by centrality and size): a service area."""
+
+    description: str
+    capacity_factor: NonNegative = Field(description="multiplies every service's capacity")
+    detection_factor: NonNegative = Field(description="multiplies every service's detection")
+
+
+class AgeShare(Strict):
+    ages: Ages
+    share: Probability
+
+
+class Destination(Strict):
+    """One outcome of a scheduled event; chosen by multinomial logit over the outcomes."""
+
+    weight: Annotated[Param, Field(description="relative weight (before coefficients)")] | None = None
+    coefficients: dict[str, Coefficient] = Field(default_factory=dict)
+
+
+class ArrivalRule(Strict):
+    """The state an immigrant arrives in, by age at arrival."""
+
+    ages: Ages
+    to: dict[str, Destination] = Field(min_length=1)
+
+
+class Immigration(Strict):
+    arrivals_per_year: NonNegative = Field(description="immigrants aged 0-29 arriving per year, national")
+    age_shares: list[AgeShare] = Field(min_length=1, description="age distribution at arrival")
+    states: list[ArrivalRule] = Field(min_length=1, description="state on arrival by age")
+
+
+class Population(Strict):
+    births_per_year: NonNegative = Field(description="live births per year, national")
+    birth_state: str = Field(description="the state a newborn starts in")
+    immigration: Immigration | None = None
+
+
+class Hazard(Strict):
+    """A monthly hazard: a base probability, an age profile and log-odds coefficients.
+
+    The monthly probability is ``p = logistic(logit(base) + age_profile(age) + sum(beta * x))``;
+    competing hazards out of one state are resolved by converting each to a rate ``-log(1-p)``.
+    """
+
+    ages: Ages = (0.0, MAX_AGE_YEARS)
+    probability: Probability | None = Field(None, description="base monthly probability")
+    annual_rate: Probability | None = Field(
+        None, description="base annual probability; converted to monthly as 1-(1-q)^(1/12)")
+    age_profile: dict[float, Coefficient] = Field(
+        default_factory=dict, description="log-odds shift applying from this age (years) upward")
+    coefficients: dict[str, Coefficient] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_base(self):
+        _check_ages(self.ages)
+        if (self.probability is None) == (self.annual_rate is None):
+            raise ValueError("give exactly one of `probability` (monthly) or `annual_rate`")
+        for age in self.age_profile:
+            if not 0 <= age < MAX_AGE_YEARS:
+                raise ValueError(f"age_profile age {age} must lie in [0, 30)")
+        return self
+
+
+class Transition(Hazard):
+    """A hazard transition between activity states."""
+
+    description: str = ""
+    from_: list[str] = Field(alias="from", min_length=1)
+    to: str
+    gate: str | None = Field(None, description="a gate service whose capacity limits entry")
+    requires_service: str | None = Field(None, description="only clients of this service can move")
+    set_flags: list[str] = Field(default_factory=list)
+
+
+class Scheduled(Strict):
+    """A deterministic event: at an exact age, or after a number of months in the state."""
+
+    description: str = ""
+    from_: list[str] = Field(alias="from", min_length=1)
+    at_age: float | None = Field(None, description="fires in the month this age (years) is reached")
+    after_months: int | None = Field(None, ge=1, le=360, description="months in state before it fires")
+    ages: Ages = (0.0, MAX_AGE_YEARS)
+    to: dict[str, Destination] = Field(min_length=1)
+    set_flags: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_trigger(self):
+        _check_ages(self.ages)
+        if (self.at_age is None) == (self.after_months is None):
+            raise ValueError("give exactly one of `at_age` or `after_months`")
+        if self.at_age is not None and not 0 <= self.at_age < MAX_AGE_YEARS:
+            raise ValueError("at_age must lie in [0, 30)")
+        return self
+
+
+class LinearPredictor(Strict):
+    intercept: Coefficient | None = None
+    coefficients: dict[str, Coefficient] = Field(default_factory=dict)
+
+
+class TraitStart(Strict):
+    at_age: float = Field(0.0, ge=0, lt=MAX_AGE_YEARS,
+                          description="age (years) when the trait is set; arrivals older get it on arrival")
+    mean: LinearPredictor = Field(default_factory=LinearPredictor)
+    sd: NonNegative
+
+
+class TraitDynamics(Strict):
+    """Monthly mean reversion: x += rate * (target - x) + sd * noise."""
+
+    ages: Ages
+    rate: Probability = Field(description="share of the gap to the target closed per month")
+    target: LinearPredictor = Field(default_factory=LinearPredictor)
+    sd: NonNegative = Field(description="monthly noise, SD units")
+
+
+class ContinuousTrait(Strict):
+    kind: Literal["continuous"]
+    description: str
+    initial: TraitStart
+    dynamics: list[TraitDynamics] = Field(default_factory=list)
+
+
+class BinaryStart(Strict):
+    at_age: float = Field(0.0, ge=0, lt=MAX_AGE_YEARS)
+    probability: Probability
+
+
+class BinaryTrait(Strict):
+    kind: Literal["binary"]
+    description: str
+    initial: BinaryStart
+    onset: Hazard
+    recovery: Hazard
+
+
+Trait = Annotated[Union[ContinuousTrait, BinaryTrait], Field(discriminator="kind")]
+
+
+class Exit(Hazard):
+    """Leaving the model other than by ageing out at 30: death or emigration."""
+
+    description: str = ""
+
+
+class NeedCondition(Strict):
+    """A trait beyond a threshold (``trait`` with ``below`` or ``above``), or being in ``states``."""
+
+    trait: str | None = None
+    below: float | None = None
+    above: float | None = None
+    states: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        if self.states is not None:
+            if self.trait is not None or self.below is not None or self.above is not None:
+                raise ValueError("a need is either `states` or a `trait` threshold, not both")
+            return self
+        if self.trait is None or (self.below is None) == (self.above is None):
+            raise ValueError("give `states`, or `trait` with exactly one of `below` or `above`")
+        return self
+
+
+class Service(Strict):
+    """A service per municipality: capacity, queue, detection, discharge (MODEL.md: services)."""
+
+    description: str
+    kind: Literal["follow_up", "gate"] = Field(
+        description="follow_up: detects, queues and follows up clients; "
+                    "gate: limits entry to its states by places")
+    ages: Ages
+    states: list[str] = Field(min_length=1, description="eligible states (gate: the states it provides)")
+    need: list[NeedCondition] = Field(
+        default_factory=list, description="any of these makes an eligible person in need (empty: all)")
+    detection: Probability | None = Field(None, description="monthly probability an unserved need is detected")
+    discharge: Probability | None = Field(None, description="monthly probability a client is discharged")
+    capacity: NonNegative = Field(description="places per 1,000 residents in capacity_ages")
+    capacity_ages: Ages | None = None
+    quality: NonNegative | None = Field(None, description="quality index (1 = today's average)")
+
+    @model_validator(mode="after")
+    def _kind_fields(self):
+        _check_ages(self.ages)
+        if self.capacity_ages is not None:
+            _check_ages(self.capacity_ages, "capacity_ages")
+        if self.kind == "follow_up" and (self.detection is None or self.discharge is None):
+            raise ValueError("a follow_up service needs `detection` and `discharge`")
+        if self.kind == "gate" and (self.detection is not None or self.need):
+            raise ValueError("a gate service takes no `detection` or `need`")
+        return self
+
+
+class Handoff(Strict):
+    """A referral between services: the silo mechanism.
+
+    ``trigger: transition``: a person moving from ``from_states`` to ``to_states`` is referred;
+    ``trigger: exit``: a client of ``from_service`` who stops being eligible is referred;
+    ``trigger: detection``: when ``from_service`` detects a need it also refers.
+    The referral arrives with ``probability`` after ``delay_months``; otherwise it is lost.
+    """
+
+    description: str
+    from_service: str
+    to_service: str
+    trigger: Literal["transition", "exit", "detection"]
+    from_states: list[str] = Field(default_factory=list)
+    to_states: list[str] = Field(default_factory=list)
+    ages: Ages = (0.0, MAX_AGE_YEARS)
+    probability: Probability
+    delay_months: NonNegative
+
+    @model_validator(mode="after")
+    def _states_for_transition(self):
+        _check_ages(self.ages)
+        if self.trigger == "transition" and not (self.from_states and self.to_states):
+            raise ValueError("`trigger: transition` needs from_states and to_states")
+        return self
+
+
+class ModelConfig(Strict):
+    """A complete life-course model (see docs/model.md for the Norway baseline)."""
+
+    name: str
+    description: str = ""
+    calendar: Calendar = Field(default_factory=Calendar)
+    scale: float = Field(0.02, gt=0, le=1, description="simulated persons per real person")
+    neet_definition: Literal["register", "programmes_as_neet"] = Field(
+        "register", description="register: people in NAV programmes are not NEET (SSB definition)")
+    states: dict[str, State] = Field(min_length=1)
+    flags: dict[str, str] = Field(default_factory=dict, description="name -> meaning; at most 6")
+    attributes: dict[str, Attribute] = Field(default_factory=dict)
+    municipalities: dict[str, Municipality] = Field(min_length=1)
+    population: Population
+    traits: dict[str, Trait] = Field(default_factory=dict)
+    transitions: dict[str, Transition] = Field(default_factory=dict)
+    scheduled: dict[str, Scheduled] = Field(default_factory=dict)
+    exits: dict[str, Exit] = Field(default_factory=dict)
+    services: dict[str, Service] = Field(default_factory=dict)
+    handoffs: dict[str, Handoff] = Field(default_factory=dict)
+    report_by: list[str] = Field(default_factory=list, description="attributes to break outputs down by")
+
+    # ---- cross-references -------------------------------------------------------------------
+    @model_validator(mode="after")
+    def _cross_references(self):
+        problems: list[tuple[str, str]] = []
+
+        def need(kind: str, names, key: str, pool) -> None:
+            for n in ([names] if isinstance(names, str) else names):
+                if n not in pool:
+                    problems.append((key, f"unknown {kind} {n!r}; known: {', '.join(pool) or 'none'}"))
+
+        states, services = list(self.states), list(self.services)
+        if len(self.states) > 127:
+            problems.append(("states", "at most 127 states"))
+        if len(self.flags) > 6:
+            problems.append(("flags", "at most 6 flags"))
+        if len(self.services) > 8:
+            problems.append(("services", "at most 8 services"))
+        if sum(isinstance(t, BinaryTrait) for t in self.traits.values()) > 8:
+            problems.append(("traits", "at most 8 binary traits"))
+        if "municipality" not in self.attributes:
+            problems.append(("attributes", "an attribute `municipality` is required"))
+        else:
+            cats = self.attributes["municipality"].categories
+            if cats != list(self.municipalities):
+                problems.append(("attributes.municipality.categories",
+                                 f"must list the municipalities in order: {list(self.municipalities)}"))
+        need("state", self.population.birth_state, "population.birth_state", states)
+        seen: list[str] = []
+        for name, a in self.attributes.items():
+            key = f"attributes.{name}"
+            if a.given is not None and a.given not in seen:
+                problems.append((f"{key}.given", f"must name an earlier attribute; earlier: {seen or 'none'}"))
+            conds = self.attributes[a.given].categories if a.given in self.attributes else ["all"]
+            for which in ("at_birth", "at_arrival"):
+                table = getattr(a, which)
+                for cond, shares in table.items():
+                    if cond not in conds:
+                        problems.append((f"{key}.{which}.{cond}", f"unknown condition; allowed: {conds}"))
+                    need("category", list(shares), f"{key}.{which}.{cond}", a.categories)
+                    total = sum(p.value for p in shares.values())
+                    if abs(total - 1.0) > 1e-6:
+                        problems.append((f"{key}.{which}.{cond}", f"shares sum to {total:.6g}, not 1"))
+                missing = [c for c in conds if c not in table]
+                if missing:
+                    problems.append((f"{key}.{which}", f"missing conditions {missing}"))
+            seen.append(name)
+        for name, t in self.transitions.items():
+            key = f"transitions.{name}"
+            need("state", t.from_, f"{key}.from", states)
+            need("state", t.to, f"{key}.to", states)
+            need("flag", t.set_flags, f"{key}.set_flags", list(self.flags))
+            for s in (t.gate, t.requires_service):
+                if s is not None:
+                    need("service", s, key, services)
+            if t.gate is not None and t.gate in self.services and self.services[t.gate].kind != "gate":
+                problems.append((f"{key}.gate", f"service {t.gate!r} is not a gate"))
+        for name, e in self.scheduled.items():
+            key = f"scheduled.{name}"
+            need("state", e.from_, f"{key}.from", states)
+            need("state", list(e.to), f"{key}.to", states)
+            need("flag", e.set_flags, f"{key}.set_flags", list(self.flags))
+        if self.population.immigration is not None:
+            imm = self.population.immigration
+            total = sum(s.share.value for s in imm.age_shares)
+            if abs(total - 1.0) > 1e-6:
+                problems.append(("population.immigration.age_shares", f"shares sum to {total:.6g}, not 1"))
+            for i, r in enumerate(imm.states):
+                need("state", list(r.to), f"population.immigration.states[{i}].to", states)
+        for name, s in self.services.items():
+            need("state", s.states, f"services.{name}.states", states)
+            for c in s.need:
+                if c.states is not None:
+                    need("state", c.states, f"services.{name}.need", states)
+                else:
+                    need("trait", c.trait, f"services.{name}.need", list(self.traits))
+        for a in self.report_by:
+            need("attribute", a, "report_by", list(self.attributes))
+        for name, h in self.handoffs.items():
+            key = f"handoffs.{name}"
+            need("service", [h.from_service, h.to_service], key, services)
+            need("state", h.from_states + h.to_states, key, states)
+        for key, cov in self._coefficient_names():
+            problem = self.covariate_problem(cov)
+            if problem:
+                problems.append((key, problem))
+        if problems:
+            key, msg = problems[0]
+            raise ValueError(f"[{key}] {msg}")
+        return self
+
+    def _coefficient_names(self):
+        def from_mapping(prefix: str, coefs: dict):
+            for c in coefs:
+                yield f"{prefix}.coefficients.{c}", c
+
+        for n, t in self.transitions.items():
+            yield from from_mapping(f"transitions.{n}", t.coefficients)
+        for n, e in self.exits.items():
+            yield from from_mapping(f"exits.{n}", e.coefficients)
+        for n, e in self.scheduled.items():
+            for d, dest in e.to.items():
+                yield from from_mapping(f"scheduled.{n}.to.{d}", dest.coefficients)
+        if self.population.immigration is not None:
+            for i, r in enumerate(self.population.immigration.states):
+                for d, dest in r.to.items():
+                    yield from from_mapping(f"population.immigration.states[{i}].to.{d}", dest.coefficients)
+        for n, t in self.traits.items():
+            if isinstance(t, ContinuousTrait):
+                yield from from_mapping(f"traits.{n}.initial.mean", t.initial.mean.coefficients)
+                for i, d in enumerate(t.dynamics):
+                    yield from from_mapping(f"traits.{n}.dynamics[{i}].target", d.target.coefficients)
+            else:
+                yield from from_mapping(f"traits.{n}.onset", t.onset.coefficients)
+                yield from from_mapping(f"traits.{n}.recovery", t.recovery.coefficients)
+
+    def covariate_problem(self, name: str) -> str | None:
+        """Why ``name`` is not a covariate of this model, or None if it is."""
+        allowed = ("ATTRIBUTE=CATEGORY, a trait, a flag, state:NAME, service:NAME, quality:NAME, "
+                   "programme:NAME, " + ", ".join(DERIVED_COVARIATES))
+        if name in DERIVED_COVARIATES or name in self.traits or name in self.flags:
+            return None
+        if "=" in name:
+            attr, cat = name.split("=", 1)
+            if attr not in self.attributes:
+                return f"unknown attribute {attr!r} in covariate {name!r}; allowed: {allowed}"
+            if cat not in self.attributes[attr].categories:
+                return (f"unknown category {cat!r} of {attr!r}; "
+                        f"allowed: {self.attributes[attr].categories}")
+            return None
+        if ":" in name:
+            kind, ref = name.split(":", 1)
+            pools = {"state": self.states, "service": self.services, "quality": self.services}
+            if kind == "programme":
+                return None  # resolved against the scenario's interventions
+            if kind in pools:
+                return None if ref in pools[kind] else f"unknown {kind} {ref!r} in covariate {name!r}"
+        return f"unknown covariate {name!r}; allowed: {allowed}"
+
+    # ---- derived views ------------------------------------------------------------------------
+    def is_neet(self, state: str) -> bool:
+        s = self.states[state]
+        if s.role == "nav_programme":
+            return self.neet_definition == "programmes_as_neet"
+        return s.neet
+
+    def states_with_role(self, role: str) -> list[str]:
+        return [n for n, s in self.states.items() if s.role == role]

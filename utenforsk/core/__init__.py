@@ -1,0 +1,1 @@
+"""The array core: counter-based random numbers, compiled tables, population arrays, kernels."""

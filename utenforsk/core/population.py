@@ -1,0 +1,87 @@
+"""The population as struct-of-arrays in a ring buffer, and the entry schedule.
+
+Everyone leaves by age 30, so the people alive in month ``t`` all entered (by birth or
+immigration) in months ``t-360 .. t``. Person ``pid`` (the order of entry, fixed by the seed and
+the config alone, never by a scenario) lives in slot ``pid % capacity``; ``capacity`` is the
+largest number of entries in any 361-month window, so a slot is reused only after its previous
+owner has certainly left. The kernel loops over the live window of ids, not over the dead.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+from numba import njit
+
+from utenforsk.core import rng
+from utenforsk.core.tables import MAX_MONTHS
+
+NEVER = np.int16(-32768)
+FLAG_LONG_NEET = 6  # bit set when a NEET spell reaches 12 consecutive months
+
+Pop = namedtuple("Pop", [
+    "alive", "birth", "attrs", "state", "tis", "ctraits", "btraits", "flags",
+    "clients", "waiting", "ref_service", "ref_due", "us_start", "months_neet", "neet_spell",
+    "programmes",
+])
+
+
+def allocate(capacity: int, n_attributes: int, n_ctraits: int) -> Pop:
+    """Preallocate every person array (narrow dtypes; see ``bytes_per_slot``)."""
+    c = capacity
+    return Pop(
+        alive=np.zeros(c, np.uint8), birth=np.zeros(c, np.int16),
+        attrs=np.zeros((max(n_attributes, 1), c), np.int8), state=np.zeros(c, np.int8),
+        tis=np.zeros(c, np.int16), ctraits=np.full((max(n_ctraits, 1), c), np.nan, np.float32),
+        btraits=np.zeros(c, np.uint8), flags=np.zeros(c, np.uint8),
+        clients=np.zeros(c, np.uint8), waiting=np.zeros(c, np.uint8),
+        ref_service=np.full(c, -1, np.int8), ref_due=np.zeros(c, np.int16),
+        us_start=np.full(c, NEVER, np.int16), months_neet=np.zeros(c, np.int16),
+        neet_spell=np.zeros(c, np.int16), programmes=np.zeros(c, np.uint16),
+    )
+
+
+def bytes_per_slot(pop: Pop) -> int:
+    return sum(a.nbytes for a in pop) // len(pop.alive)
+
+
+@njit(cache=True)
+def _stochastic_round(expected, key, decision, month):
+    whole = np.floor(expected)
+    k = rng.person_month_key(key, 0, month)
+    return int(whole) + (1 if rng.uniform(k, decision) < expected - whole else 0)
+
+
+@njit(cache=True)
+def entry_schedule(seed_key, n_months, births_per_month, arrivals_per_month_by_age):
+    """Number of births and of arrivals by single year of age, for each month (deterministic)."""
+    births = np.zeros(n_months, np.int64)
+    n_ages = arrivals_per_month_by_age.shape[0]
+    arrivals = np.zeros((n_months, n_ages), np.int64)
+    for m in range(n_months):
+        births[m] = _stochastic_round(births_per_month[m], seed_key, rng.D_BIRTHS, m)
+        for a in range(n_ages):
+            arrivals[m, a] = _stochastic_round(arrivals_per_month_by_age[a], seed_key,
+                                               rng.D_ARRIVALS + 1000 * (a + 1), m)
+    return births, arrivals
+
+
+def ring_capacity(entries_per_month: np.ndarray) -> int:
+    """Largest number of entries in any window of MAX_MONTHS + 1 months."""
+    c = np.concatenate([[0], np.cumsum(entries_per_month)])
+    w = MAX_MONTHS + 1
+    if len(entries_per_month) <= w:
+        return int(c[-1]) + 1
+    return int(np.max(c[w:] - c[:-w])) + 1
+
+
+@njit(cache=True)
+def arrival_birth_months(seed_key, ids, ages, month):
+    """Birth month of each arrival: age in whole years plus a uniform month within the year."""
+    out = np.empty(ids.shape[0], np.int64)
+    for j in range(ids.shape[0]):
+        k = rng.person_month_key(seed_key, ids[j], month)
+        extra = int(rng.uniform(k, rng.D_ARRIVAL_AGE) * 12.0)
+        out[j] = month - 12 * ages[j] - extra
+    return out

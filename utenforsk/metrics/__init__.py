@@ -1,0 +1,1 @@
+"""Metrics computed from the kernel's tallies (period, cohort) and from the population (snapshot)."""

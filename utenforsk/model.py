@@ -1,0 +1,235 @@
+"""UtenforskModel: the Mesa shell around the array core.
+
+``UtenforskModel(config="configs/norway/baseline.yaml", seed=1, scale=0.01)`` composes and
+validates the config, compiles it to tables, preallocates the population, and runs the burn-in
+(``calendar.burn_in_years`` from an empty population) in the constructor. Each ``step()`` then
+advances one policy month: entrants are born or arrive, service agents (``model.agents``) set
+admissions from last month's demand, the numba kernel moves everyone one month, and the
+``DataCollector`` records the headline metrics. ``model.running`` turns False after the horizon.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import mesa
+import numpy as np
+
+from utenforsk.config.loader import config_hash, load_model_config, validate
+from utenforsk.config.schema import ModelConfig
+from utenforsk.core import kernel, rng
+from utenforsk.core.population import (allocate, arrival_birth_months, bytes_per_slot,
+                                       entry_schedule, ring_capacity)
+from utenforsk.core.tables import MAX_MONTHS, CompiledModel
+from utenforsk.errors import ConfigError
+from utenforsk.metrics import headline
+from utenforsk.services import ServiceAgent
+
+OVERRIDABLE = ("scale", "start_year", "horizon_years", "burn_in_years", "neet_definition")
+
+
+def resolve_config(config, scale=None, overrides: dict | None = None, **calendar) -> ModelConfig:
+    """A ModelConfig from a path or object, with keyword and dotted-path overrides applied."""
+    if isinstance(config, (str, Path)):
+        cfg = load_model_config(config)
+        source = str(config)
+    elif isinstance(config, ModelConfig):
+        cfg, source = config, "<config object>"
+    else:
+        raise ConfigError("config must be a path or a ModelConfig", value=type(config).__name__)
+    data = cfg.model_dump(by_alias=True, exclude_none=True)
+    if scale is not None:
+        data["scale"] = scale
+    for k in ("start_year", "horizon_years", "burn_in_years"):
+        if calendar.get(k) is not None:
+            data.setdefault("calendar", {})[k] = calendar[k]
+    if calendar.get("neet_definition") is not None:
+        data["neet_definition"] = calendar["neet_definition"]
+    for dotted, value in (overrides or {}).items():
+        node = data
+        parts = dotted.split(".")
+        for p in parts[:-1]:
+            if not isinstance(node, dict) or p not in node:
+                raise ConfigError("override names no such key", key=dotted,
+                                  allowed="a dotted path into the config, e.g. "
+                                          "transitions.job_finding.probability.value")
+            node = node[p]
+        if not isinstance(node, dict) or parts[-1] not in node:
+            raise ConfigError("override names no such key", key=dotted)
+        node[parts[-1]] = value
+    return validate(ModelConfig, data, source)
+
+
+class UtenforskModel(mesa.Model):
+    """Life courses 0-29 in monthly steps, with services as Mesa agents.
+
+    Args:
+        config: path to a model YAML, or a validated :class:`ModelConfig`.
+        seed: the run's seed; every random number is a hash of (seed, decision, person, month).
+        scale: simulated persons per real person (overrides the config).
+        start_year, horizon_years, burn_in_years, neet_definition: calendar/definition overrides.
+        overrides: ``{"dotted.path": value}`` applied to the config before validation.
+        threads: worker threads for this model's kernels (results do not depend on it).
+        programmes: names of intervention programmes (bits a ``programme:NAME`` covariate reads).
+        on_month: called with the month index after every simulated month (progress bars).
+    """
+
+    def __init__(self, config="configs/norway/baseline.yaml", seed: int = 1, scale: float | None = None,
+                 *, start_year=None, horizon_years=None, burn_in_years=None, neet_definition=None,
+                 overrides: dict | None = None, threads: int | None = None,
+                 programmes: list[str] | None = None, on_month=None):
+        t0 = time.perf_counter()
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ConfigError("seed must be a non-negative integer", key="seed", value=seed)
+        super().__init__(seed=int(seed))
+        self.run_seed = int(seed)
+        self.config = resolve_config(config, scale, overrides, start_year=start_year,
+                                     horizon_years=horizon_years, burn_in_years=burn_in_years,
+                                     neet_definition=neet_definition)
+        self.config_hash = config_hash(self.config.model_dump(mode="json"))
+        cfg = self.config
+        self.n_threads = min(threads or kernel.n_threads(), kernel.n_threads())
+        self.compiled = CompiledModel(cfg, programmes)
+        c = self.compiled
+        self.seed_key = rng.seed_key(self.run_seed)
+        cal = cfg.calendar
+        self.first_year = cal.start_year - cal.burn_in_years
+        self.burn_in_months = cal.burn_in_years * 12
+        self.total_months = (cal.burn_in_years + cal.horizon_years) * 12
+        self.month = 0  # next month to simulate, counted from January of first_year
+
+        # entries: births and arrivals by single year of age, fixed by seed and config alone
+        births_pm = np.full(self.total_months, cfg.population.births_per_year.value * cfg.scale / 12.0)
+        arrivals_pm = np.zeros(30)
+        imm = cfg.population.immigration
+        if imm is not None:
+            for share in imm.age_shares:
+                a0, a1 = int(round(share.ages[0])), int(round(share.ages[1]))
+                arrivals_pm[a0:a1] += (imm.arrivals_per_year.value * cfg.scale / 12.0
+                                       * share.share.value / max(a1 - a0, 1))
+        self.births, self.arrivals = entry_schedule(self.seed_key, self.total_months, births_pm, arrivals_pm)
+        entries = self.births + self.arrivals.sum(axis=1)
+        self.cum_entries = np.concatenate([[0], np.cumsum(entries)])
+        self.capacity = ring_capacity(entries)
+        self.pop = allocate(self.capacity, len(c.attributes), len(c.ctraits))
+        self.muni_attr = c.attr_index["municipality"]
+        self.us_flag = c.flags.index("completed_upper_secondary") if "completed_upper_secondary" in c.flags else -1
+        self.us_states = np.array([cfg.states[s].role == "upper_secondary" for s in c.states])
+        self.hb_states = np.array([cfg.states[s].role == "health_benefit" for s in c.states])
+        kmax = max(len(a.categories) for a in cfg.attributes.values())
+        n_cohorts = (self.total_months + kernel.COHORT_OFFSET) // 12 + 2
+        self.tally = kernel.allocate_tally(len(c.states), len(c.municipalities), len(c.report_by), kmax,
+                                           len(c.services), len(cfg.exits), n_cohorts)
+        SV, M, H = max(len(c.services), 1), len(c.municipalities), max(len(c.handoffs), 1)
+        self.dyn = kernel.Dyn(admit_p=np.zeros((SV, M)), detect_p=np.zeros((SV, M)),
+                              quality=np.ones((SV, M)), ho_prob=np.zeros((H, M)),
+                              ho_delay=np.zeros((H, M), np.int64))
+        for h, ho in enumerate(cfg.handoffs.values()):
+            self.dyn.ho_prob[h, :] = ho.probability.value
+            self.dyn.ho_delay[h, :] = int(round(ho.delay_months.value))
+        nt = kernel.n_threads()
+        self._scratch = np.zeros((nt, max(c.n_covariates, 1)))
+        max_tr = max([int(e - s) for s, e in zip(c.tables.st_tr_start, c.tables.st_tr_end)]
+                     + [len(cfg.exits), 1])
+        self._lam_scratch = np.zeros((nt, max_tr))
+        for s, name in enumerate(c.services):
+            for m, muni in enumerate(c.municipalities):
+                ServiceAgent(self, name, s, muni, m)
+        self.last_month: dict | None = None
+        self.history: list[dict] = []  # one entry per policy month
+        self.datacollector = mesa.DataCollector(model_reporters={
+            name: (lambda mdl, name=name: mdl.current_metrics.get(name, float("nan")))
+            for name in headline.MONTHLY_METRICS})
+        self.current_metrics: dict = {}
+        self.on_month = on_month
+        self.timings = {"setup_s": time.perf_counter() - t0}
+        t1 = time.perf_counter()
+        while self.month < self.burn_in_months:
+            self._advance()
+        self.timings["burn_in_s"] = time.perf_counter() - t1
+        self.timings["horizon_s"] = 0.0
+        self.running = self.month < self.total_months
+
+    # ---- time ----------------------------------------------------------------------------------
+    @property
+    def year(self) -> int:
+        """Calendar year of the next month to simulate."""
+        return self.first_year + self.month // 12
+
+    @property
+    def policy_start_year(self) -> int:
+        return self.config.calendar.start_year
+
+    def _enter(self, month: int) -> None:
+        nb = int(self.births[month])
+        start = int(self.cum_entries[month])
+        t, c = self.tally, self.compiled
+        na = int(self.arrivals[month].sum())
+        for arrival, ids, births in (
+                (False, np.arange(start, start + nb, dtype=np.int64), np.full(nb, month, np.int64)),
+                (True, np.arange(start + nb, start + nb + na, dtype=np.int64), None)):
+            if len(ids) == 0:
+                continue
+            if arrival:
+                ages = np.repeat(np.arange(30), self.arrivals[month])
+                births = arrival_birth_months(self.seed_key, ids, ages, month)
+            kernel.run_chunks(kernel.enter_chunk, len(ids), self.n_threads, lambda a, b, tid: (
+                ids[a:b], births[a:b], tid, self.pop, c.tables, self.dyn, arrival, month,
+                self.seed_key, self.capacity, self.muni_attr, self._scratch, t))
+
+    def _advance(self) -> None:
+        """Simulate month ``self.month`` (burn-in or policy)."""
+        m = self.month
+        t = self.tally
+        for arr in (t.age_state, t.muni_pop, t.muni_state, t.grp, t.sv, t.events):
+            arr.fill(0)
+        self._enter(m)
+        self.agents.do("step")  # services set admissions from last month's demand
+        lo = int(self.cum_entries[max(0, m - MAX_MONTHS)])
+        hi = int(self.cum_entries[m + 1])
+        c = self.compiled
+        kernel.run_chunks(kernel.month_chunk, hi - lo, self.n_threads, lambda a, b, tid: (
+            lo + a, lo + b, tid, self.pop, c.tables, self.dyn, t, m, self.seed_key, self.capacity,
+            self.muni_attr, self._scratch, self._lam_scratch, self.us_flag, self.us_states,
+            self.hb_states))
+        self.last_month = {f: getattr(t, f).sum(axis=0) for f in
+                           ("age_state", "muni_pop", "muni_state", "grp", "sv", "events")}
+        self.month += 1
+        if self.on_month is not None:
+            self.on_month(m)
+        if m >= self.burn_in_months:
+            self.last_month["year"] = self.first_year + m // 12
+            self.last_month["month"] = m
+            self.history.append(self.last_month)
+
+    def step(self) -> None:
+        """Advance one policy month and collect the headline metrics."""
+        if self.month >= self.total_months:
+            self.running = False
+            return
+        t0 = time.perf_counter()
+        self._advance()
+        self.current_metrics = headline.monthly(self, self.last_month)
+        self.datacollector.collect(self)
+        self.timings["horizon_s"] += time.perf_counter() - t0
+        self.running = self.month < self.total_months
+
+    def run_model(self) -> None:
+        while self.running:
+            self.step()
+
+    # ---- introspection -------------------------------------------------------------------------
+    @property
+    def services(self):
+        return self.agents_by_type.get(ServiceAgent, mesa.agent.AgentSet([], random=self.random))
+
+    def alive_slots(self) -> np.ndarray:
+        lo = int(self.cum_entries[max(0, self.month - 1 - MAX_MONTHS)])
+        hi = int(self.cum_entries[self.month])
+        slots = np.arange(lo, hi) % self.capacity
+        return slots[self.pop.alive[slots] == 1]
+
+    @property
+    def bytes_per_person(self) -> float:
+        return bytes_per_slot(self.pop) * self.capacity / max(len(self.alive_slots()), 1)

@@ -1,0 +1,170 @@
+"""Tables of one run: periods (per policy year), cohorts (per birth year), snapshot (per person).
+
+Written as Parquet with the run's provenance (config hash, seed, version) in each file's schema
+metadata, plus ``run.json``. Period rates are person-month weighted means over the calendar year.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from utenforsk import __version__
+from utenforsk.core.kernel import (CO_AGED_OUT, CO_AGED_OUT_HB, CO_AGED_OUT_LONG, CO_ENTERED,
+                                   CO_EXPO_M, CO_NEET_M, CO_US_DONE, CO_US_DUE, COHORT_OFFSET,
+                                   SV_ADMITTED, SV_CLIENTS, SV_GATE_REFUSED, SV_GATE_TRIED,
+                                   SV_REF_ARRIVED, SV_REF_LOST, SV_WAITING)
+from utenforsk.metrics import headline
+
+
+def periods(model) -> pd.DataFrame:
+    """One row per policy year: NEET rates, benefit rate, coverage, state shares, services."""
+    rows = []
+    years = sorted({h["year"] for h in model.history})
+    c = model.compiled
+    for year in years:
+        months = [h for h in model.history if h["year"] == year]
+        age_state = sum(h["age_state"] for h in months)
+        row = {"year": year, "months": len(months)}
+        row.update(headline.rates(model, age_state))
+        total = age_state.sum()
+        for s, name in enumerate(c.states):
+            row[f"share_{name}"] = age_state[:, s].sum() / total if total else np.nan
+        row["population_0_29"] = total / len(months) / model.config.scale
+        sv = sum(h["sv"] for h in months)  # [service, municipality, field], summed over months
+        for s, name in enumerate(c.services):
+            tot = sv[s].sum(axis=0)
+            gate = model.config.services[name].kind == "gate"
+            waiting = tot[SV_GATE_REFUSED] if gate else tot[SV_WAITING]
+            admitted = tot[SV_GATE_TRIED] - tot[SV_GATE_REFUSED] if gate else tot[SV_ADMITTED]
+            row[f"clients_{name}"] = tot[SV_CLIENTS] / len(months) / model.config.scale
+            row[f"queue_{name}"] = waiting / len(months) / model.config.scale
+            row[f"wait_months_{name}"] = waiting / admitted if admitted else np.nan
+            sent = tot[SV_REF_ARRIVED] + tot[SV_REF_LOST]
+            row[f"referrals_lost_share_{name}"] = tot[SV_REF_LOST] / sent if sent else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def cohort_table(model, tally_cohort: np.ndarray) -> pd.DataFrame:
+    """Cohort metrics from cohort tallies ``[birth-year index, field]``; NaN where unobserved."""
+    first, last = model.first_year, model.first_year + model.month // 12 - 1
+    rows = []
+    for by in range(first, last + 1):
+        k = by - model.first_year + COHORT_OFFSET // 12
+        t = tally_cohort[k]
+        complete_5y = by + 21 <= last          # everyone starting at 16 has had 5 years
+        aged_out = by + 30 <= last             # everyone has reached 30
+        rows.append({
+            "birth_year": by,
+            "n": int(t[CO_ENTERED]),
+            "upper_secondary_completion_5y": (t[CO_US_DONE] / t[CO_US_DUE]
+                                              if complete_5y and t[CO_US_DUE] else np.nan),
+            "long_term_neet_share": (t[CO_AGED_OUT_LONG] / t[CO_AGED_OUT]
+                                     if aged_out and t[CO_AGED_OUT] else np.nan),
+            "exclusion_years_15_29": (15.0 * t[CO_NEET_M] / t[CO_EXPO_M]
+                                      if aged_out and t[CO_EXPO_M] else np.nan),
+            "health_benefit_at_29": (t[CO_AGED_OUT_HB] / t[CO_AGED_OUT]
+                                     if aged_out and t[CO_AGED_OUT] else np.nan),
+        })
+    return pd.DataFrame(rows)
+
+
+def cohorts(model) -> pd.DataFrame:
+    return cohort_table(model, model.tally.cohort.sum(axis=0))
+
+
+def cohorts_by_group(model) -> pd.DataFrame:
+    """The cohort table for each category of each ``report_by`` attribute (long format)."""
+    c, frames = model.compiled, []
+    grp = model.tally.cohort_grp.sum(axis=0)
+    for g, attr in enumerate(c.report_by):
+        for k, cat in enumerate(model.config.attributes[attr].categories):
+            df = cohort_table(model, grp[g, k])
+            df.insert(0, "category", cat)
+            df.insert(0, "attribute", attr)
+            frames.append(df)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def snapshot(model) -> pd.DataFrame:
+    """One row per person alive at the end of the last simulated month."""
+    c, cfg, pop = model.compiled, model.config, model.pop
+    slots = model.alive_slots()
+    last_month = model.month - 1
+    out = {"age": ((last_month - pop.birth[slots].astype(np.int64)) // 12).astype(np.int16)}
+    for a, name in enumerate(c.attributes):
+        cats = cfg.attributes[name].categories
+        codes = pop.attrs[a, slots]
+        if cats == ["no", "yes"]:
+            out[name] = codes == 1
+        else:
+            out[name] = pd.Categorical.from_codes(codes, categories=cats)
+    state = pop.state[slots]
+    out["state"] = pd.Categorical.from_codes(state, categories=c.states)
+    out["neet"] = c.tables.st_neet[state]
+    if "completed_upper_secondary" in c.flags:
+        bit = c.flags.index("completed_upper_secondary")
+        out["completed_upper_secondary"] = (pop.flags[slots] >> bit) & 1 == 1
+    out["months_neet"] = pop.months_neet[slots]
+    for t, name in enumerate(c.ctraits):
+        out[name] = pop.ctraits[t, slots]
+    for b, name in enumerate(c.btraits):
+        out[name] = (pop.btraits[slots] >> b) & 1 == 1
+    return pd.DataFrame(out)
+
+
+def provenance(model) -> dict:
+    import mesa
+    import numba
+
+    return {"config_name": model.config.name, "config_hash": model.config_hash,
+            "seed": model.run_seed, "scale": model.config.scale, "version": __version__,
+            "start_year": model.config.calendar.start_year,
+            "horizon_years": model.config.calendar.horizon_years,
+            "burn_in_years": model.config.calendar.burn_in_years,
+            "threads": model.n_threads, "python": platform.python_version(),
+            "numba": numba.__version__, "mesa": mesa.__version__, "numpy": np.__version__}
+
+
+def write_parquet(df: pd.DataFrame, path: Path, meta: dict) -> None:
+    """Write atomically (temp file + rename) with provenance in the schema metadata."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                           b"utenforsk": json.dumps(meta).encode()})
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json(obj: dict, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2, default=float)
+    os.replace(tmp, path)
+
+
+def write_run(model, out: Path, extra: dict | None = None) -> dict[str, pd.DataFrame]:
+    """Write periods, cohorts, cohorts_by_group, snapshot and run.json into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    meta = provenance(model)
+    tables = {"periods": periods(model), "cohorts": cohorts(model),
+              "cohorts_by_group": cohorts_by_group(model), "snapshot": snapshot(model)}
+    for name, df in tables.items():
+        write_parquet(df, out / f"{name}.parquet", meta)
+    write_json({**meta, "timings_s": model.timings, "persons_alive": int(len(tables["snapshot"])),
+                "bytes_per_person": model.bytes_per_person, **(extra or {})}, out / "run.json")
+    return tables

@@ -1,0 +1,68 @@
+"""A service in one municipality type: capacity, queue, admissions (MODEL.md: services are agents).
+
+The kernel does the per-person work (detection, waiting, admission draws, discharge, referrals)
+and tallies what happened. Each month, before the kernel runs, every service agent reads last
+month's tallies for its municipality and sets what the kernel applies next:
+
+- ``follow_up`` services admit each waiting person with probability ``free / waiting``, where
+  ``free = capacity - clients``, so admissions fill the free places in expectation;
+- ``gate`` services (kindergarten places, NAV programme places) let an attempted entry through
+  with probability ``free / attempts`` (attempts measured last month).
+
+Capacity is ``places per 1,000 residents in capacity_ages x residents / 1,000``, so it scales with
+the simulated population and with ``scale``.
+"""
+
+from __future__ import annotations
+
+import mesa
+import numpy as np
+
+from utenforsk.core.kernel import (SV_ADMITTED, SV_CLIENTS, SV_GATE_REFUSED, SV_GATE_TRIED,
+                                   SV_WAITING)
+
+
+class ServiceAgent(mesa.Agent):
+    """One service (e.g. ``nav``) in one municipality type (e.g. ``central_large``)."""
+
+    def __init__(self, model, service: str, s: int, municipality: str, m: int):
+        super().__init__(model)
+        spec = model.config.services[service]
+        muni = model.config.municipalities[municipality]
+        self.service, self.s = service, s
+        self.municipality, self.m = municipality, m
+        self.kind = spec.kind
+        self.places_per_1000 = spec.capacity.value * muni.capacity_factor.value
+        ages = spec.capacity_ages or spec.ages
+        self.capacity_ages = (int(round(ages[0])), int(round(ages[1])))
+        self.capacity = 0.0
+        self.clients = 0
+        self.waiting = 0
+        self.admitted = 0
+        self.admit_p = 0.0
+        if spec.kind == "follow_up":
+            model.dyn.detect_p[s, m] = min(1.0, spec.detection.value * muni.detection_factor.value)
+        model.dyn.quality[s, m] = spec.quality.value if spec.quality is not None else 1.0
+
+    @property
+    def wait_months(self) -> float:
+        """Mean wait by Little's law: people waiting / admissions per month."""
+        return self.waiting / self.admitted if self.admitted else float("nan")
+
+    def step(self) -> None:
+        last = self.model.last_month
+        if last is None:
+            self.model.dyn.admit_p[self.s, self.m] = 1.0
+            return
+        a0, a1 = self.capacity_ages
+        residents = last["muni_pop"][self.m, a0:a1].sum()
+        self.capacity = self.places_per_1000 * residents / 1000.0
+        row = last["sv"][self.s, self.m]
+        self.clients = int(row[SV_CLIENTS])
+        self.waiting = int(row[SV_WAITING] if self.kind == "follow_up" else row[SV_GATE_REFUSED])
+        self.admitted = int(row[SV_ADMITTED] if self.kind == "follow_up"
+                            else row[SV_GATE_TRIED] - row[SV_GATE_REFUSED])
+        free = max(self.capacity - self.clients, 0.0)
+        demand = row[SV_WAITING] if self.kind == "follow_up" else row[SV_GATE_TRIED]
+        self.admit_p = float(np.clip(free / demand, 0.0, 1.0)) if demand > 0 else (1.0 if free > 0 else 0.0)
+        self.model.dyn.admit_p[self.s, self.m] = self.admit_p
