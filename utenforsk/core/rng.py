@@ -71,5 +71,5 @@ def normal(key, decision):
 
 
 def seed_key(seed: int) -> np.uint64:
-    """The per-run key mixed into every draw."""
-    return mix(np.uint64(seed & 0xFFFFFFFFFFFFFFFF) ^ np.uint64(0x5DEECE66D))
+    """The per-run key mixed into every draw (always a numpy uint64, so the kernels type it so)."""
+    return np.uint64(mix(np.uint64(seed & 0xFFFFFFFFFFFFFFFF) ^ np.uint64(0x5DEECE66D)))
