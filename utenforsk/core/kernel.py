@@ -45,6 +45,8 @@ N_CO_FIELDS = 8
 COHORT_OFFSET = 372  # birth months start at -372 (arrivals aged 29 at month 0); index = (b+372)//12
 # event tally fields: 0 aged out, 1.. one per exit
 EV_AGED_OUT = 0
+#: fast-math without 'nnan'/'ninf': NaN marks a trait not yet started and must stay testable
+FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 
 _POOL: ThreadPoolExecutor | None = None
@@ -93,39 +95,38 @@ def _sigmoid(x):
 
 @njit(cache=True, inline="always")
 def _covariates(i, age, muni, pop, tab, dyn, x):
-    """Fill ``x`` with person ``i``'s covariate values (start of month)."""
-    for c in range(x.shape[0]):
-        k = tab.cov_kind[c]
-        a = tab.cov_a[c]
-        v = 0.0
-        if k == K_ATTR:
-            v = 1.0 if pop.attrs[a, i] == tab.cov_b[c] else 0.0
-        elif k == K_TRAIT:
-            t = pop.ctraits[a, i]
-            v = t if t == t else 0.0
-        elif k == K_BTRAIT:
-            v = float((pop.btraits[i] >> a) & 1)
-        elif k == K_FLAG:
-            v = float((pop.flags[i] >> a) & 1)
-        elif k == K_STATE:
-            v = 1.0 if pop.state[i] == a else 0.0
-        elif k == K_SERVICE:
-            if tab.sv_kind[a] == 1:
-                v = 1.0 if tab.sv_states[a, pop.state[i]] else 0.0
-            else:
-                v = float((pop.clients[i] >> a) & 1)
-        elif k == K_QUALITY:
-            client = tab.sv_states[a, pop.state[i]] if tab.sv_kind[a] == 1 else ((pop.clients[i] >> a) & 1) == 1
-            v = dyn.quality[a, muni] if client else 0.0
-        elif k == K_PROGRAMME:
-            v = float((pop.programmes[i] >> a) & 1)
-        elif k == K_AGE:
-            v = age / 12.0
-        elif k == K_SPELL:
-            v = min(pop.neet_spell[i], 36) / 12.0
-        elif k == K_TIS:
-            v = min(pop.tis[i], 120) / 12.0
-        x[c] = v
+    """Fill ``x`` with person ``i``'s covariate values (start of month); one loop per kind."""
+    ks, ke, ca, cb = tab.cov_kstart, tab.cov_kend, tab.cov_a, tab.cov_b
+    for c in range(ks[K_ATTR], ke[K_ATTR]):
+        x[c] = 1.0 if pop.attrs[ca[c], i] == cb[c] else 0.0
+    for c in range(ks[K_TRAIT], ke[K_TRAIT]):
+        t = pop.ctraits[ca[c], i]
+        x[c] = t if t == t else 0.0
+    for c in range(ks[K_BTRAIT], ke[K_BTRAIT]):
+        x[c] = float((pop.btraits[i] >> ca[c]) & 1)
+    for c in range(ks[K_FLAG], ke[K_FLAG]):
+        x[c] = float((pop.flags[i] >> ca[c]) & 1)
+    state = pop.state[i]
+    for c in range(ks[K_STATE], ke[K_STATE]):
+        x[c] = 1.0 if state == ca[c] else 0.0
+    for c in range(ks[K_SERVICE], ke[K_QUALITY]):  # service and quality: both need "is a client"
+        s = ca[c]
+        if tab.sv_kind[s] == 1:
+            client = tab.sv_states[s, state]
+        else:
+            client = ((pop.clients[i] >> s) & 1) == 1
+        if tab.cov_kind[c] == K_SERVICE:
+            x[c] = 1.0 if client else 0.0
+        else:
+            x[c] = dyn.quality[s, muni] if client else 0.0
+    for c in range(ks[K_PROGRAMME], ke[K_PROGRAMME]):
+        x[c] = float((pop.programmes[i] >> ca[c]) & 1)
+    for c in range(ks[K_AGE], ke[K_AGE]):
+        x[c] = age / 12.0
+    for c in range(ks[K_SPELL], ke[K_SPELL]):
+        x[c] = min(pop.neet_spell[i], 36) / 12.0
+    for c in range(ks[K_TIS], ke[K_TIS]):
+        x[c] = min(pop.tis[i], 120) / 12.0
 
 
 @njit(cache=True, inline="always")
@@ -212,7 +213,7 @@ def _init_traits_at(i, age, key, pop, tab, x, at_entry):
                 pop.btraits[i] &= np.uint8(~(1 << b) & 0xFF)
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@njit(cache=True, nogil=True, _nrt=False, error_model="numpy", fastmath=FAST)
 def enter_chunk(ids, births, tid, pop, tab, dyn, arrival, month, seed_key, cap, muni_attr, scratch, tal):
     """Initialise entrants ``ids`` (born, or arriving when ``arrival``) in ``month``."""
     A = tab.attr_given.shape[0]
@@ -264,7 +265,7 @@ def enter_chunk(ids, births, tid, pop, tab, dyn, arrival, month, seed_key, cap, 
             tal.cohort_grp[tid, g, pop.attrs[tab.grp_attr[g], i], co, CO_ENTERED] += 1
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@njit(cache=True, nogil=True, _nrt=False, error_model="numpy", fastmath=FAST)
 def month_chunk(id0, id1, tid, pop, tab, dyn, tal, month, seed_key, cap, muni_attr, scratch,
                  lam_scratch, us_flag, us_states, hb_states):
     """One month of life for ids ``[id0, id1)`` (see the module docstring for the order).

@@ -19,6 +19,7 @@ from utenforsk.config.schema import (BinaryTrait, ContinuousTrait, Destination, 
 
 # covariate kinds (cov_kind)
 K_ATTR, K_TRAIT, K_BTRAIT, K_FLAG, K_STATE, K_SERVICE, K_QUALITY, K_PROGRAMME, K_AGE, K_SPELL, K_TIS = range(11)
+N_KINDS = 11
 DERIVED = {"age_years": K_AGE, "neet_spell_years": K_SPELL, "years_in_state": K_TIS}
 AGE_YEARS = 30
 MAX_MONTHS = AGE_YEARS * 12
@@ -28,7 +29,7 @@ Tables = namedtuple("Tables", [
     # states
     "st_neet", "st_tr_start", "st_tr_end", "st_sc_start", "st_sc_end",
     # covariates and linear predictors
-    "cov_kind", "cov_a", "cov_b", "lp_start", "lp_end", "lp_cov", "lp_beta",
+    "cov_kind", "cov_a", "cov_b", "cov_kstart", "cov_kend", "lp_start", "lp_end", "lp_cov", "lp_beta",
     # hazards (transitions, exits, binary-trait onset/recovery)
     "hz_base", "hz_lo", "hz_hi", "hz_row",
     "tr_hz", "tr_to", "tr_gate", "tr_req", "tr_flags",
@@ -311,14 +312,25 @@ class CompiledModel:
             for st in h.to_states:
                 ho_to_states[hi, self.state_index[st]] = True
 
-        keys = sorted(lp.cov_index.items(), key=lambda kv: kv[1])
-        cov = np.array([k for k, _ in keys], dtype=np.int32).reshape(-1, 3)
+        # covariates sorted by kind, so the kernel fills each kind in one branch-free loop
+        keys = sorted(lp.cov_index, key=lambda k: (k[0], lp.cov_index[k]))
+        new_index = {k: j for j, k in enumerate(keys)}
+        remap = np.zeros(max(len(keys), 1), dtype=np.int32)
+        for k, old in lp.cov_index.items():
+            remap[old] = new_index[k]
+        lp.covs = [int(remap[c]) for c in lp.covs]
+        cov = np.array(keys, dtype=np.int32).reshape(-1, 3)
+        kinds = cov[:, 0] if len(keys) else np.zeros(0, np.int32)
+        cov_kstart = np.searchsorted(kinds, np.arange(N_KINDS), side="left").astype(np.int32)
+        cov_kend = np.searchsorted(kinds, np.arange(N_KINDS), side="right").astype(np.int32)
+        self.covariate_names = {k: j for j, k in enumerate(keys)}
         self.n_covariates = len(keys)
         return Tables(
             st_neet=np.array([cfg.is_neet(s) for s in self.states], dtype=np.bool_),
             st_tr_start=i32(st_tr_start), st_tr_end=i32(st_tr_end),
             st_sc_start=i32(st_sc_start), st_sc_end=i32(st_sc_end),
             cov_kind=i32(cov[:, 0]), cov_a=i32(cov[:, 1]), cov_b=i32(cov[:, 2]),
+            cov_kstart=cov_kstart, cov_kend=cov_kend,
             lp_start=i32(lp.starts), lp_end=i32(lp.ends), lp_cov=i32(lp.covs), lp_beta=f64(lp.betas),
             hz_base=np.asarray(hz_base, dtype=np.float64).reshape(-1, AGE_YEARS),
             hz_lo=i32(hz_lo), hz_hi=i32(hz_hi), hz_row=i32(hz_row),
