@@ -15,6 +15,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -31,7 +32,7 @@ STATE = {"debug": False}
 def _fail(exc: UserError) -> None:
     if STATE["debug"]:
         raise exc
-    err.print(f"[bold red]error:[/] {exc.render()}", highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(exc.render())}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -39,9 +40,11 @@ def _seed(value: str) -> int:
     try:
         seed = int(value)
     except ValueError:
-        raise typer.BadParameter(f"{value!r} is not an integer; allowed: an integer 0 .. 2**63-1") from None
+        raise typer.BadParameter(f"{value!r} is not an integer; allowed: an integer 0 .. 2**63-1",
+                                 param_hint="'--seed'") from None
     if not 0 <= seed < 2**63:
-        raise typer.BadParameter(f"{seed} is out of range; allowed: an integer 0 .. 2**63-1")
+        raise typer.BadParameter(f"{seed} is out of range; allowed: an integer 0 .. 2**63-1",
+                                 param_hint="'--seed'")
     return seed
 
 
@@ -51,19 +54,25 @@ def _scale(value: Optional[str]) -> Optional[float]:
     try:
         scale = float(value)
     except ValueError:
-        raise typer.BadParameter(f"{value!r} is not a number; allowed: a number in (0, 1]") from None
-    if not 0 < scale <= 1:
-        raise typer.BadParameter(f"{scale} is out of range; allowed: a number in (0, 1]")
+        raise typer.BadParameter(f"{value!r} is not a number; allowed: a number in (0, 1]",
+                                 param_hint="'--scale'") from None
+    if not 0 < scale <= 1:  # also rejects nan
+        raise typer.BadParameter(f"{value} is out of range; allowed: a number in (0, 1]",
+                                 param_hint="'--scale'")
     return scale
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"utenforsk {__version__}")
+        raise typer.Exit(0)
 
 
 @app.callback()
 def _main(debug: bool = typer.Option(False, "--debug", help="show tracebacks for errors"),
-          version: bool = typer.Option(False, "--version", help="print the version and exit")):
+          version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="print the version and exit")):
     STATE["debug"] = debug
-    if version:
-        out.print(f"utenforsk {__version__}")
-        raise typer.Exit(0)
 
 
 @app.command()
@@ -76,12 +85,16 @@ def run(model: Path = typer.Argument(..., help="model config YAML, e.g. configs/
     seed_v, scale_v = _seed(seed), _scale(scale)
     try:
         from utenforsk.config.loader import load_model_config
-        from utenforsk.model import UtenforskModel
-        from utenforsk.outputs import write_run
 
         cfg = load_model_config(model)  # validate before anything is written
         if out_dir.exists() and not out_dir.is_dir():
-            raise UserError("output path exists and is not a directory", key="--out", value=str(out_dir))
+            raise UserError("output path exists and is not a directory", key="--out", value=str(out_dir),
+                            allowed="a directory, or a path that does not exist yet")
+        from utenforsk.model import UtenforskModel  # slow imports (numba, mesa) only for valid input
+        from utenforsk.outputs import ensure_output_dir, write_run
+
+        ensure_output_dir(out_dir)
+
         t0 = time.perf_counter()
         total = (cfg.calendar.burn_in_years + cfg.calendar.horizon_years) * 12
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} months"),
@@ -133,24 +146,36 @@ def schema(kind: str = typer.Argument("model", help="which schema: model")):
 def main() -> None:
     """Entry point: maps bad command-line usage and UserError to exit status 2."""
     try:
-        app(standalone_mode=False)
+        # without standalone mode, typer.Exit(code) raised in a command comes back as the return value
+        code = app(standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
         err.print("aborted")
         sys.exit(130)
     except Exception as exc:  # click usage errors, user errors, bugs
-        import click
+        try:  # typer >= 0.2x vendors click
+            from typer._click import exceptions as click
+        except ImportError:
+            import click  # type: ignore[no-redef]
 
+        if isinstance(exc, getattr(click, "NoArgsIsHelpError", ())):  # help is already printed
+            sys.exit(2)
         if isinstance(exc, click.ClickException):
             if isinstance(exc, click.UsageError) and exc.ctx is not None:
-                err.print(exc.ctx.get_usage(), highlight=False)
-            err.print(f"[bold red]error:[/] {exc.format_message()}", highlight=False)
+                err.print(escape(exc.ctx.get_usage()), highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(exc.format_message())}", highlight=False, soft_wrap=True)
             sys.exit(2)
-        if isinstance(exc, UserError) and not STATE["debug"]:
-            err.print(f"[bold red]error:[/] {exc.render()}", highlight=False)
+        if isinstance(exc, UserError):
+            if STATE["debug"]:
+                import traceback
+
+                traceback.print_exc()
+            else:
+                err.print(f"[bold red]error:[/] {escape(exc.render())}", highlight=False, soft_wrap=True)
             sys.exit(2)
         raise
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

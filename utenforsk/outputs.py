@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from utenforsk import __version__
+from utenforsk.errors import UserError
 from utenforsk.core.kernel import (CO_AGED_OUT, CO_AGED_OUT_HB, CO_AGED_OUT_LONG, CO_ENTERED,
                                    CO_EXPO_M, CO_NEET_M, CO_US_DONE, CO_US_DUE, COHORT_OFFSET,
                                    SV_ADMITTED, SV_CLIENTS, SV_GATE_REFUSED, SV_GATE_TRIED,
@@ -135,6 +136,18 @@ def provenance(model) -> dict:
             "numba": numba.__version__, "mesa": mesa.__version__, "numpy": np.__version__}
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _publish(tmp: str, path: Path) -> None:
+    """Give a finished temp file normal permissions (mkstemp makes it 0600) and rename it."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, path)
+
+
 def write_parquet(df: pd.DataFrame, path: Path, meta: dict) -> None:
     """Write atomically (temp file + rename) with provenance in the schema metadata."""
     table = pa.Table.from_pandas(df, preserve_index=False)
@@ -144,7 +157,7 @@ def write_parquet(df: pd.DataFrame, path: Path, meta: dict) -> None:
     os.close(fd)
     try:
         pq.write_table(table, tmp)
-        os.replace(tmp, path)
+        _publish(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -154,12 +167,22 @@ def write_json(obj: dict, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         json.dump(obj, f, indent=2, default=float)
-    os.replace(tmp, path)
+    _publish(tmp, path)
+
+
+def ensure_output_dir(out: Path) -> None:
+    """Create ``out`` and prove it writable, before hours of simulation depend on it."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        tempfile.NamedTemporaryFile(dir=out, prefix=".write-test.").close()
+    except OSError as exc:
+        raise UserError(f"cannot write to the output directory ({exc.strerror or exc})", key="--out",
+                        value=str(out), allowed="a writable directory") from None
 
 
 def write_run(model, out: Path, extra: dict | None = None) -> dict[str, pd.DataFrame]:
     """Write periods, cohorts, cohorts_by_group, snapshot and run.json into ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_output_dir(out)
     meta = provenance(model)
     tables = {"periods": periods(model), "cohorts": cohorts(model),
               "cohorts_by_group": cohorts_by_group(model), "snapshot": snapshot(model)}

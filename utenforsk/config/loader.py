@@ -8,8 +8,12 @@ whole. A key set to ``null`` in an override deletes it. Paths are relative to th
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
+import re
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -21,25 +25,49 @@ from utenforsk.errors import ConfigError
 PARAM_KEYS = {"value", "range", "source"}
 
 
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """Safe YAML (the fast C parser where available) that rejects duplicate keys.
+
+    A key written twice in one mapping would otherwise be silently overwritten by the second.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # unhashable key: the safe constructor reports it below
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"found duplicate key {key!r} (each key may appear once in a mapping)",
+                    key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml_mapping(path: str | Path) -> dict:
     """Read one YAML file that must hold a mapping; every failure is a ConfigError."""
     path = Path(path)
     shown = str(path)
     if not path.exists():
-        raise ConfigError("file not found", file=shown)
+        raise ConfigError("file not found", file=shown, allowed="an existing YAML file")
     if path.is_dir():
-        raise ConfigError("is a directory, expected a YAML file", file=shown)
+        raise ConfigError("is a directory, expected a YAML file", file=shown,
+                          allowed="a YAML file, e.g. configs/norway/baseline.yaml")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read file ({exc.__class__.__name__}: {exc})", file=shown) from None
+        raise ConfigError(f"cannot read file ({exc.__class__.__name__}: {exc})", file=shown,
+                          allowed="a readable UTF-8 text file") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"YAML syntax error at {where}{problem}", file=shown) from None
+        raise ConfigError(_yaml_problem(exc, text), file=shown) from None
     if data is None:
         raise ConfigError("file is empty", file=shown, allowed="a YAML mapping of config keys")
     if not isinstance(data, dict):
@@ -48,26 +76,50 @@ def read_yaml_mapping(path: str | Path) -> dict:
     return data
 
 
-def _merge(base: Any, over: Any, origin: dict, over_file: str, path: tuple = ()) -> Any:
-    """Deep-merge ``over`` onto ``base``; records which file set each key path in ``origin``."""
+def _yaml_problem(exc: yaml.YAMLError, text: str) -> str:
+    def at(mark) -> str:
+        return f"line {mark.line + 1}, column {mark.column + 1}"
+
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    out = f"YAML syntax error at {at(mark)}: {problem}" if mark else f"YAML syntax error: {problem}"
+    lines = text.splitlines()
+    if mark is not None and mark.line < len(lines) and lines[mark.line][mark.column:mark.column + 1] == "\t":
+        out += " (a tab; YAML indents with spaces)"
+    context, cmark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and cmark is not None and (mark is None or cmark.line != mark.line):
+        out += f" ({context} that starts at {at(cmark)})"
+    return out
+
+
+def _merge(base: Any, over: Any) -> Any:
+    """Deep-merge ``over`` onto ``base`` (mappings key by key; anything else replaced whole)."""
     if isinstance(base, dict) and isinstance(over, dict) and not PARAM_KEYS & set(over):
         out = dict(base)
         for k, v in over.items():
             if v is None:
                 out.pop(k, None)
             else:
-                out[k] = _merge(base.get(k), v, origin, over_file, path + (str(k),))
+                out[k] = _merge(base.get(k), v)
         return out
-    origin[path] = over_file
     return over
 
 
-def compose(path: str | Path, origin: dict | None = None, _stack: tuple = ()) -> dict:
-    """Load ``path`` with its ``base:`` and ``include:`` files resolved."""
+def compose(path: str | Path, origin: dict | None = None, _stack: tuple = (),
+            _named_by: str | None = None) -> dict:
+    """Load ``path`` with its ``base:`` and ``include:`` files resolved.
+
+    ``origin`` (if given) is filled with key path (a tuple of strings) -> the file that last set
+    that key, for every mapping and value, so an error can name the file where the bad key is.
+    """
     path = Path(path)
     origin = {} if origin is None else origin
     if path.resolve() in _stack:
-        raise ConfigError("circular base/include", file=str(path))
+        raise ConfigError(f"circular base/include ({_named_by})", file=str(path),
+                          allowed="files that do not base or include themselves")
+    if _named_by is not None and not path.exists():
+        raise ConfigError(f"file not found ({_named_by})", file=str(path),
+                          allowed="a path relative to the file that names it, or an absolute path")
     raw = read_yaml_mapping(path)
     stack = _stack + (path.resolve(),)
     merged: dict = {}
@@ -75,36 +127,37 @@ def compose(path: str | Path, origin: dict | None = None, _stack: tuple = ()) ->
     includes = raw.pop("include", [])
     if base is not None:
         if not isinstance(base, str):
-            raise ConfigError("`base` must be a file path", file=str(path), key="base", value=base)
-        merged = compose(path.parent / base, origin, stack)
+            raise ConfigError("`base` must be a file path", file=str(path), key="base", value=base,
+                              allowed="one file path (string)")
+        merged = compose(path.parent / base, origin, stack, f"named by `base:` in {path}")
     if isinstance(includes, str):
         includes = [includes]
     if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
         raise ConfigError("`include` must be a list of file paths", file=str(path), key="include",
-                          value=includes)
+                          value=includes, allowed="a list of file paths (strings)")
     for inc in includes:
-        merged = _merge(merged, compose(path.parent / inc, origin, stack), origin, str(path.parent / inc))
-    origin_here: dict = {}
-    merged = _merge(merged, raw, origin_here, str(path))
-    # keys set by this file win; record them without erasing deeper origins
-    for k, v in origin_here.items():
-        origin[k] = v
-    _record_leaves(raw, (), str(path), origin)
+        merged = _merge(merged, compose(path.parent / inc, origin, stack, f"named by `include:` in {path}"))
+    merged = _merge(merged, raw)
+    # this file's keys win over its base and includes, which were recorded before
+    _record(raw, (), str(path), origin)
     return merged
 
 
-def _record_leaves(data: Any, path: tuple, file: str, origin: dict) -> None:
+def _record(data: Any, path: tuple, file: str, origin: dict) -> None:
+    """Note ``file`` as the origin of every key path in ``data`` (mappings and their values)."""
+    if path:
+        origin[path] = file
     if isinstance(data, dict) and not PARAM_KEYS & set(data):
         for k, v in data.items():
-            _record_leaves(v, path + (str(k),), file, origin)
-    else:
-        origin[path] = file
+            _record(v, path + (str(k),), file, origin)
 
 
 def _file_for(loc: tuple, origin: dict, default: str) -> str:
-    for n in range(len(loc), -1, -1):
-        if tuple(loc[:n]) in origin:
-            return origin[tuple(loc[:n])]
+    """The file that set ``loc`` (or its nearest parent that some file set)."""
+    loc = tuple(str(p) for p in loc)
+    for n in range(len(loc), 0, -1):
+        if loc[:n] in origin:
+            return origin[loc[:n]]
     return default
 
 
@@ -120,6 +173,8 @@ def _key_path(loc) -> str:
 
 def _value_at(data: Any, loc) -> Any:
     for part in loc:
+        if isinstance(data, dict) and part not in data:
+            part = next((k for k in data if str(k) == str(part)), part)
         try:
             data = data[part]
         except (KeyError, IndexError, TypeError):
@@ -127,33 +182,72 @@ def _value_at(data: Any, loc) -> Any:
     return data
 
 
+_ALLOWED_IN_MSG = re.compile(r"(?:\s*\(allowed: (.*)\)|; (?:allowed|known): (.*))$")
+
+
 def validate(model_cls: type[BaseModel], data: dict, file: str, origin: dict | None = None):
-    """Validate ``data``; the first problem becomes a ConfigError with file, key, value."""
+    """Validate ``data``; the first problem becomes one ConfigError with file, key, value, allowed."""
     origin = origin or {}
     try:
         return model_cls.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in
-                                                   ("ContinuousTrait", "BinaryTrait", "continuous", "binary")))
-        msg = err["msg"].removeprefix("Value error, ")
-        if msg.startswith("[") and "] " in msg:  # cross-reference problem: "[key.path] message"
-            extra, msg = msg[1:].split("] ", 1)
-            loc = loc + tuple(_split_key(extra))
+        errors = exc.errors(include_url=False)
+        first = errors[0]
+        if first["type"] == "missing":  # a misspelt key is missing and unknown: say "unknown", it helps more
+            first = next((e for e in errors if e["type"] == "extra_forbidden"
+                          and tuple(e["loc"][:-1]) == tuple(first["loc"][:-1])), first)
+        raise _config_error(model_cls, first, data, file, origin) from None
+
+
+def _config_error(model_cls: type[BaseModel], err: dict, data: dict, file: str, origin: dict) -> ConfigError:
+    loc, node = _resolve(model_cls, err["loc"])
+    kind = err["type"]
+    msg = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    value = err.get("input")
+    allowed = None
+    if msg.startswith("[") and "] " in msg:  # cross-reference problem: "[key.path] message"
+        extra, msg = msg[1:].split("] ", 1)
+        loc, node = _resolve(model_cls, tuple(err["loc"]) + tuple(_split_key(extra)))
         value = _value_at(data, loc)
-        if err["type"] == "extra_forbidden":
-            parent = _value_at(data, loc[:-1])
-            allowed = _allowed_keys(model_cls, loc[:-1], data)
-            msg = f"unknown key {loc[-1]!r}"
-            value = None
-            raise ConfigError(msg, file=_file_for(loc, origin, file), key=_key_path(loc),
-                              allowed=allowed) from None
-        if err["type"] == "missing":
-            value = None
-        if isinstance(value, (dict, list)) and len(repr(value)) > 80:
-            value = None
-        raise ConfigError(msg, file=_file_for(loc, origin, file), key=_key_path(loc),
-                          value=value) from None
+    if "[key]" in err["loc"]:  # a mapping key of the wrong type, e.g. an age that is not a number
+        msg = f"bad key: {msg}"
+        value = loc[-1] if loc else value
+    if kind == "extra_forbidden":
+        msg, value = f"unknown key {str(loc[-1])!r}", None
+        parent = _resolve(model_cls, err["loc"][:-1])[1]
+        allowed = _allowed_keys(parent)
+        if _is_model(parent):
+            names = [f.alias or n for n, f in parent.model_fields.items()]
+            close = difflib.get_close_matches(str(loc[-1]), names, 1)
+            msg += f" (did you mean {close[0]!r}?)" if close else ""
+    elif kind == "missing":
+        msg, value = f"missing required key {str(loc[-1])!r}", None
+        allowed = _allowed_keys(_resolve(model_cls, err["loc"][:-1])[1])
+    elif kind in ("union_tag_invalid", "union_tag_not_found"):
+        disc = str(err.get("ctx", {}).get("discriminator", "kind")).strip("'")
+        tags = node[1] if isinstance(node, tuple) else None
+        allowed = ", ".join(tags) if tags else err.get("ctx", {}).get("expected_tags")
+        loc = loc + (disc,)
+        if kind == "union_tag_not_found":
+            msg, value = f"missing required key {disc!r} (it says which kind of entry this is)", None
+        else:
+            msg, value = f"unknown {disc}", err.get("ctx", {}).get("tag", value)
+    elif kind in ("model_type", "model_attributes_type", "dict_type") and node is not None:
+        msg, allowed = "expected a mapping", _allowed_keys(node)
+        allowed = f"a mapping with keys {allowed}" if allowed else None
+    elif kind == "literal_error":
+        msg, allowed = "not one of the allowed values", err.get("ctx", {}).get("expected")
+    found = _ALLOWED_IN_MSG.search(msg)
+    if found and allowed is None:
+        allowed, msg = found.group(1) or found.group(2), msg[:found.start()]
+    if isinstance(value, dict) and (PARAM_KEYS & set(value) or len(repr(value)) > 80):
+        value = None  # a parameter or a big mapping: the message says what is wrong with it
+    elif isinstance(value, list) and len(repr(value)) > 80:
+        value = None
+    elif value is not None and not isinstance(value, (dict, list)) and repr(value) in msg:
+        value = None  # already named in the message
+    return ConfigError(msg, file=_file_for(loc, origin, file), key=_key_path(loc) or None,
+                       value=value, allowed=allowed)
 
 
 def _split_key(key: str) -> list:
@@ -170,33 +264,84 @@ def _split_key(key: str) -> list:
     return out
 
 
-def _allowed_keys(model_cls: type[BaseModel], loc: tuple, data: dict) -> str | None:
-    """The keys a mapping at ``loc`` accepts, found by walking the schema (best effort)."""
-    import typing
+# ---- walking the schema along an error location ---------------------------------------------
 
-    cls: Any = model_cls
-    for part in loc:
-        if isinstance(part, int) or cls is None:
-            continue
-        if isinstance(cls, type) and issubclass(cls, BaseModel):
-            field = next((f for n, f in cls.model_fields.items() if part in (n, f.alias)), None)
-            cls = _model_in(field.annotation) if field else None
+def _unwrap(ann: Any, disc: str | None = None):
+    """Strip ``Annotated`` and ``X | None``; a discriminated union becomes ``(union, {tag: model})``."""
+    while True:
+        origin = typing.get_origin(ann)
+        if origin is typing.Annotated:
+            args = typing.get_args(ann)
+            found = [m.discriminator for m in args[1:] if isinstance(getattr(m, "discriminator", None), str)]
+            disc = found[0] if found else disc
+            ann = args[0]
+        elif origin in (typing.Union, types.UnionType):
+            members = [a for a in typing.get_args(ann) if a is not type(None)]
+            if len(members) == 1:
+                ann = members[0]
+                continue
+            if disc is None:
+                return ann
+            tags: dict = {}
+            for m in members:
+                m = _unwrap(m)
+                field = m.model_fields.get(disc) if _is_model(m) else None
+                for tag in typing.get_args(field.annotation) if field else ():
+                    tags[str(tag)] = m
+            return (ann, tags)
         else:
-            cls = None
-    if isinstance(cls, type) and issubclass(cls, BaseModel):
-        return ", ".join(f.alias or n for n, f in cls.model_fields.items())
-    return None
+            return ann
 
 
-def _model_in(annotation):
-    import typing
+def _is_model(ann: Any) -> bool:
+    return isinstance(ann, type) and issubclass(ann, BaseModel)
 
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _model_in(arg)
-        if found is not None:
-            return found
+
+def _resolve(model_cls: type[BaseModel], loc: tuple) -> tuple[tuple, Any]:
+    """Follow ``loc`` (a pydantic error location) through the schema.
+
+    Returns the location as the user wrote it (without union tags and ``[key]`` markers; list
+    positions as ints, mapping keys as strings) and the type found there (a model class, a
+    ``(union, {tag: model})`` pair, another type, or None when the walk got lost).
+    """
+    node: Any = model_cls
+    out: list = []
+    for part in loc:
+        if part == "[key]":
+            continue
+        if isinstance(node, tuple):  # discriminated union: pydantic puts the tag in the location
+            union, tags = node
+            if str(part) in tags:
+                node = tags[str(part)]
+                continue
+            node = None
+        if _is_model(node):
+            field = next((f for n, f in node.model_fields.items() if part in (n, f.alias)), None)
+            out.append(str(part))
+            disc = field.discriminator if field and isinstance(field.discriminator, str) else None
+            node = _unwrap(field.annotation, disc) if field else None
+            continue
+        origin, args = typing.get_origin(node), typing.get_args(node)
+        if origin is dict and len(args) == 2:
+            out.append(str(part))
+            node = _unwrap(args[1])
+        elif origin in (list, tuple) and args and isinstance(part, int):
+            out.append(part)
+            one = origin is list or (len(args) == 2 and args[1] is Ellipsis)
+            node = _unwrap(args[0] if one else args[part]) if one or part < len(args) else None
+        else:
+            out.append(part if isinstance(part, int) else str(part))
+            node = None
+    return tuple(out), node
+
+
+def _allowed_keys(node: Any) -> str | None:
+    """The keys a mapping of type ``node`` accepts (for an unknown-key message)."""
+    if isinstance(node, tuple):  # a discriminated union whose kind is not known yet
+        union, tags = node
+        return f"kind ({' or '.join(tags)}) and the keys of that kind"
+    if _is_model(node):
+        return ", ".join(f.alias or n for n, f in node.model_fields.items())
     return None
 
 

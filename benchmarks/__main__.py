@@ -1,0 +1,169 @@
+"""Benchmarks: ``python -m benchmarks [--quick] [--out DIR] [--national]`` (or ``make bench``).
+
+Measures, on the full Norway baseline:
+
+- ``kernel_person_months_per_s_{1,2}threads`` at 10^4, 10^5 (and 10^6 unless --quick) persons
+  alive: the whole monthly step (entries, service agents, kernel, tallies), median of repeated
+  12-month blocks after a warm-up block;
+- ``parallel_speedup_2threads`` at the largest size;
+- ``scaling_exponent``: log-log slope of time per month against population size;
+- ``bytes_per_person`` of simulation state (all person arrays / people alive);
+- ``compile_cold_s`` and ``compile_cached_s``: time to the first step in a fresh process with an
+  empty numba cache, and again with the cache filled;
+- with ``--national``: one run at scale 1.0 (≈2 million alive, 30-year burn-in + 20 years), its
+  wall time and peak memory (max RSS).
+
+Writes ``DIR/latest.json`` (default ``results/benchmarks``) with machine info, and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+BASELINE = ROOT / "configs" / "norway" / "baseline.yaml"
+ALIVE_AT_SCALE_1 = 1.92e6  # people alive aged 0-29 in the baseline at scale 1 (measured)
+
+
+def machine() -> dict:
+    import mesa
+    import numba
+
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "numba": numba.__version__, "numpy": np.__version__, "mesa": mesa.__version__,
+            "platform": platform.platform()}
+
+
+def throughput(alive: float, months: int, reps: int, seed: int = 1) -> dict:
+    """Person-months per second of the full monthly step, 1 and 2 threads, same model."""
+    from utenforsk.model import UtenforskModel
+
+    scale = min(1.0, alive / ALIVE_AT_SCALE_1)
+    model = UtenforskModel(BASELINE, seed=seed, scale=scale, horizon_years=80)
+    out = {"scale": scale, "alive": int(len(model.alive_slots())),
+           "bytes_per_person": model.bytes_per_person}
+    for threads in (1, 2):
+        model.n_threads = threads
+        for _ in range(months):  # warm-up block (thread pool, caches)
+            model._advance()
+        rates = []
+        for _ in range(reps):
+            pm = 0
+            t0 = time.perf_counter()
+            for _ in range(months):
+                pm += int(model.pop.alive.sum())
+                model._advance()
+            rates.append(pm / (time.perf_counter() - t0))
+        out[f"pm_per_s_{threads}t"] = statistics.median(rates)
+    return out
+
+
+COMPILE_PROBE = textwrap.dedent("""
+    import time, json
+    t0 = time.perf_counter()
+    from utenforsk.model import UtenforskModel
+    m = UtenforskModel({path!r}, seed=1, scale=0.001, burn_in_years=0, horizon_years=1)
+    m.step()
+    print(json.dumps({{"first_step_s": time.perf_counter() - t0}}))
+""")
+
+
+def compile_times() -> dict:
+    """Time to first step in fresh processes: empty numba cache, then the filled cache."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        out = {}
+        for label in ("compile_cold_s", "compile_cached_s"):
+            res = subprocess.run([sys.executable, "-c", COMPILE_PROBE.format(path=str(BASELINE))],
+                                 env=env, capture_output=True, text=True, check=True, cwd=ROOT)
+            out[label] = json.loads(res.stdout.strip().splitlines()[-1])["first_step_s"]
+        return out
+
+
+NATIONAL_PROBE = textwrap.dedent("""
+    import json, resource, time
+    t0 = time.perf_counter()
+    from utenforsk.model import UtenforskModel
+    m = UtenforskModel({path!r}, seed=1, scale=1.0)
+    m.run_model()
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({{"national_run_s": time.perf_counter() - t0, "national_peak_rss_bytes": rss,
+                      "national_alive": int(len(m.alive_slots())),
+                      "national_person_months": int(sum(h["age_state"].sum() for h in m.history)),
+                      "national_timings": m.timings}}))
+""")
+
+
+def national() -> dict:
+    res = subprocess.run([sys.executable, "-c", NATIONAL_PROBE.format(path=str(BASELINE))],
+                         capture_output=True, text=True, check=True, cwd=ROOT)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes only (< 2 minutes)")
+    ap.add_argument("--national", action="store_true", help="also one national-scale run")
+    ap.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks")
+    ap.add_argument("--sizes", type=float, nargs="*", help="override population sizes (people alive)")
+    args = ap.parse_args(argv)
+
+    sizes = args.sizes or ([1e4, 1e5] if args.quick else [1e4, 1e5, 1e6])
+    months, reps = (6, 2) if args.quick else (12, 3)
+    result: dict = {"machine": machine(), "command": "python -m benchmarks " + " ".join(argv or sys.argv[1:]),
+                    "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+    result.update(compile_times())
+    rows = []
+    for n in sizes:
+        r = throughput(n, months, reps)
+        rows.append(r)
+        print(f"  {r['alive']:>9,} alive: {r['pm_per_s_1t'] / 1e6:6.2f} M pm/s (1 thread), "
+              f"{r['pm_per_s_2t'] / 1e6:6.2f} M pm/s (2 threads)", flush=True)
+    result["sizes"] = rows
+    top = rows[-1]
+    result["kernel_person_months_per_s_1thread"] = top["pm_per_s_1t"]
+    result["kernel_person_months_per_s_2threads"] = top["pm_per_s_2t"]
+    result["parallel_speedup_2threads"] = top["pm_per_s_2t"] / top["pm_per_s_1t"]
+    result["bytes_per_person"] = top["bytes_per_person"]
+    if len(rows) >= 2:  # time per month ~ alive^k  <=>  log(alive / rate) vs log(alive)
+        x = np.log([r["alive"] for r in rows])
+        y = np.log([r["alive"] / r["pm_per_s_1t"] for r in rows])
+        result["scaling_exponent"] = float(np.polyfit(x, y, 1)[0])
+    if args.national:
+        result.update(national())
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "latest.json").write_text(json.dumps(result, indent=2))
+    print()
+    print(f"{'figure':45s} value")
+    for key in ("kernel_person_months_per_s_1thread", "kernel_person_months_per_s_2threads",
+                "parallel_speedup_2threads", "scaling_exponent", "bytes_per_person",
+                "compile_cold_s", "compile_cached_s", "national_run_s", "national_peak_rss_bytes"):
+        if key in result:
+            print(f"{key:45s} {result[key]:,.3f}")
+    print(f"\nwrote {args.out / 'latest.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
