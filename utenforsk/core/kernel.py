@@ -146,6 +146,30 @@ def _hazard_p(h, age, tab, x):
 
 
 @njit(cache=True, inline="always")
+def _hazard_rate(h, age, tab, x):
+    """Monthly rate -log(1 - p) of hazard ``h`` = softplus(eta), 0 outside its age window.
+
+    For small exp(eta) (most hazards, most months) the log1p is replaced by its series, exact to
+    a relative 2e-10; rates are capped at -log(1e-6) as before (p <= 0.999999).
+    """
+    if age < tab.hz_lo[h] or age >= tab.hz_hi[h]:
+        return 0.0
+    y = math.exp(tab.hz_base[h, age // 12] + _lp(tab.hz_row[h], tab, x))
+    if y < 0.015625:
+        return y * (1.0 - y * (0.5 - y * (0.3333333333333333 - y * (0.25 - y * 0.2))))
+    return min(math.log1p(y), 13.815510557964274)
+
+
+@njit(cache=True, inline="always")
+def _event(u, lam_tot):
+    """Does an event happen this month, given U[0,1) ``u`` and total rate ``lam_tot``?
+
+    P = 1 - exp(-lam_tot) <= lam_tot, so ``u >= lam_tot`` answers "no" without the exponential.
+    """
+    return lam_tot > 0.0 and u < lam_tot and u < -math.expm1(-lam_tot)
+
+
+@njit(cache=True, inline="always")
 def _choose_destination(ds, de, tab, x, u):
     """Multinomial logit over destinations ``ds..de``; returns the state index."""
     total = 0.0
@@ -312,10 +336,9 @@ def month_chunk(id0, id1, tid, pop, tab, dyn, tal, month, seed_key, cap, muni_at
         if n_ex > 0:
             lam_tot = 0.0
             for e in range(n_ex):
-                p = _hazard_p(tab.ex_hz[e], age, tab, x)
-                lams[e] = -math.log1p(-min(p, 0.999999))
+                lams[e] = _hazard_rate(tab.ex_hz[e], age, tab, x)
                 lam_tot += lams[e]
-            if lam_tot > 0.0 and rng.uniform(key, rng.D_EXIT) < -math.expm1(-lam_tot):
+            if _event(rng.uniform(key, rng.D_EXIT), lam_tot):
                 target = rng.uniform(key, rng.D_EXIT + 64) * lam_tot
                 acc = 0.0
                 which = n_ex - 1
@@ -369,12 +392,10 @@ def month_chunk(id0, id1, tid, pop, tab, dyn, tal, month, seed_key, cap, muni_at
                     req = tab.tr_req[r]
                     if req >= 0 and ((pop.clients[i] >> req) & 1) == 0:
                         continue
-                    p = _hazard_p(tab.tr_hz[r], age, tab, x)
-                    if p > 0.0:
-                        lam = -math.log1p(-min(p, 0.999999))
-                        lams[r - t0] = lam
-                        lam_tot += lam
-                if lam_tot > 0.0 and rng.uniform(key, rng.D_TRANSITION) < -math.expm1(-lam_tot):
+                    lam = _hazard_rate(tab.tr_hz[r], age, tab, x)
+                    lams[r - t0] = lam
+                    lam_tot += lam
+                if _event(rng.uniform(key, rng.D_TRANSITION), lam_tot):
                     target = rng.uniform(key, rng.D_DESTINATION) * lam_tot
                     acc = 0.0
                     chosen = t1 - 1
