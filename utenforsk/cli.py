@@ -132,6 +132,81 @@ def _summary(mdl, tables, out_dir: Path) -> None:
               f"{tm['total_s']:.1f} s; config {mdl.config_hash}, {len(tables['snapshot']):,} persons alive")
 
 
+def _shard(value: Optional[str]) -> tuple[int, int]:
+    if value is None:
+        return (1, 1)
+    try:
+        k, n = (int(x) for x in value.split("/"))
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not K/N; allowed: K/N with 1 <= K <= N, e.g. 2/4") from None
+    if not 1 <= k <= n:
+        raise typer.BadParameter(f"{value!r} is out of range; allowed: K/N with 1 <= K <= N")
+    return (k, n)
+
+
+@app.command()
+def experiment(file: Path = typer.Argument(..., help="experiment YAML, e.g. experiments/quickstart.yaml"),
+               out_dir: Optional[Path] = typer.Option(None, "--out", help="output directory (default results/NAME)"),
+               replicates: Optional[int] = typer.Option(None, "--replicates", min=1, help="override the replicate count"),
+               workers: int = typer.Option(1, "--workers", min=1, help="parallel worker processes"),
+               shard: Optional[str] = typer.Option(None, "--shard", help="run only shard K of N (K/N)")):
+    """Run scenarios x replicates (resumable), then write runs.parquet, effects.csv and report.md."""
+    shard_v = _shard(shard)
+    try:
+        from utenforsk.experiment.runner import Plan, run as run_tasks
+
+        plan = Plan(file, replicates)
+        out_dir = out_dir or Path("results") / plan.exp.name
+        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} tasks"),
+                      TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True) as bar:
+            task = bar.add_task(f"{plan.exp.name} (shard {shard_v[0]}/{shard_v[1]})", total=None)
+
+            def progress(done, total, seconds):
+                bar.update(task, total=total, completed=done)
+
+            counts = run_tasks(plan, out_dir, workers=workers, shard=shard_v, progress=progress)
+        out.print(f"{counts['ran']} tasks run, {counts['skipped']} already done, in {out_dir}/runs/")
+        if shard_v != (1, 1):
+            from utenforsk.experiment.runner import missing
+
+            if missing(out_dir, plan):
+                out.print(f"shard {shard_v[0]}/{shard_v[1]} done; when every shard is, run "
+                          f"`utenforsk report {out_dir} --experiment {file}`")
+                return
+        _finalize(out_dir, plan)
+    except UserError as exc:
+        _fail(exc)
+
+
+def _finalize(out_dir: Path, plan) -> None:
+    from utenforsk.experiment.finalize import finalize
+
+    res = finalize(out_dir, plan)
+    out.print(f"wrote {out_dir}/runs.parquet, effects.csv, economics.csv, hypotheses.csv, "
+              f"report.md and figures/ ({res['runs']:,} rows)")
+
+
+@app.command()
+def report(out_dir: Path = typer.Argument(..., help="an experiment's output directory"),
+           experiment_file: Optional[Path] = typer.Option(None, "--experiment",
+                                                          help="the experiment YAML (default: as recorded in DIR)")):
+    """Rebuild runs.parquet, effects, economics, hypotheses and the report from stored tasks."""
+    try:
+        from utenforsk.experiment.runner import Plan, check_store
+
+        marker = out_dir / "experiment.json"
+        if experiment_file is None:
+            if not marker.exists():
+                raise UserError("not an experiment directory (no experiment.json)", key="DIR", value=str(out_dir),
+                                allowed="a directory written by `utenforsk experiment`")
+            experiment_file = Path(json.loads(marker.read_text())["file"])
+        plan = Plan(experiment_file)
+        check_store(out_dir, plan)
+        _finalize(out_dir, plan)
+    except UserError as exc:
+        _fail(exc)
+
+
 @app.command()
 def schema(kind: str = typer.Argument("model", help="which schema: model")):
     """Print the JSON Schema of model configs (for editors that complete and check YAML)."""

@@ -23,6 +23,7 @@ from utenforsk.core.population import (allocate, arrival_birth_months, bytes_per
                                        entry_schedule, ring_capacity)
 from utenforsk.core.tables import MAX_MONTHS, CompiledModel
 from utenforsk.errors import ConfigError
+from utenforsk.interventions import engine
 from utenforsk.metrics import headline
 from utenforsk.services import ServiceAgent
 
@@ -71,14 +72,15 @@ class UtenforskModel(mesa.Model):
         start_year, horizon_years, burn_in_years, neet_definition: calendar/definition overrides.
         overrides: ``{"dotted.path": value}`` applied to the config before validation.
         threads: worker threads for this model's kernels (results do not depend on it).
-        programmes: names of intervention programmes (bits a ``programme:NAME`` covariate reads).
+        interventions: library names, YAML paths, mappings or Intervention objects; their effects
+            start at their ``when.start_year`` (see utenforsk/interventions/engine.py).
         on_month: called with the month index after every simulated month (progress bars).
     """
 
     def __init__(self, config="configs/norway/baseline.yaml", seed: int = 1, scale: float | None = None,
                  *, start_year=None, horizon_years=None, burn_in_years=None, neet_definition=None,
                  overrides: dict | None = None, threads: int | None = None,
-                 programmes: list[str] | None = None, on_month=None):
+                 interventions: list | None = None, on_month=None):
         t0 = time.perf_counter()
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ConfigError("seed must be a non-negative integer", key="seed", value=seed)
@@ -87,10 +89,12 @@ class UtenforskModel(mesa.Model):
         self.config = resolve_config(config, scale, overrides, start_year=start_year,
                                      horizon_years=horizon_years, burn_in_years=burn_in_years,
                                      neet_definition=neet_definition)
-        self.config_hash = config_hash(self.config.model_dump(mode="json"))
+        self.interventions = [engine.load_intervention(iv) for iv in (interventions or [])]
+        self.config_hash = config_hash({"model": self.config.model_dump(mode="json"),
+                                        "interventions": [iv.model_dump(mode="json") for iv in self.interventions]})
         cfg = self.config
         self.n_threads = min(threads or kernel.n_threads(), kernel.n_threads())
-        self.compiled = CompiledModel(cfg, programmes)
+        self.compiled = CompiledModel(engine.apply_to_config(cfg, self.interventions), self.interventions)
         c = self.compiled
         self.seed_key = rng.seed_key(self.run_seed)
         cal = cfg.calendar
@@ -120,11 +124,12 @@ class UtenforskModel(mesa.Model):
         kmax = max(len(a.categories) for a in cfg.attributes.values())
         n_cohorts = (self.total_months + kernel.COHORT_OFFSET) // 12 + 2
         self.tally = kernel.allocate_tally(len(c.states), len(c.municipalities), len(c.report_by), kmax,
-                                           len(c.services), len(cfg.exits), n_cohorts)
+                                           len(c.services), len(cfg.exits), n_cohorts, len(c.programmes))
         SV, M, H = max(len(c.services), 1), len(c.municipalities), max(len(c.handoffs), 1)
         self.dyn = kernel.Dyn(admit_p=np.zeros((SV, M)), detect_p=np.zeros((SV, M)),
                               quality=np.ones((SV, M)), ho_prob=np.zeros((H, M)),
-                              ho_delay=np.zeros((H, M), np.int64))
+                              ho_delay=np.zeros((H, M), np.int64),
+                              pg_cover=np.zeros(max(len(c.programmes), 1)))
         for h, ho in enumerate(cfg.handoffs.values()):
             self.dyn.ho_prob[h, :] = ho.probability.value
             self.dyn.ho_delay[h, :] = int(round(ho.delay_months.value))
@@ -136,6 +141,9 @@ class UtenforskModel(mesa.Model):
         for s, name in enumerate(c.services):
             for m, muni in enumerate(c.municipalities):
                 ServiceAgent(self, name, s, muni, m)
+        self._base = {"detect_p": self.dyn.detect_p.copy(), "quality": self.dyn.quality.copy(),
+                      "ho_prob": self.dyn.ho_prob.copy(), "ho_delay": self.dyn.ho_delay.copy(),
+                      "places": {(a.s, a.m): a.places_per_1000 for a in self.agents}}
         self.last_month: dict | None = None
         self.history: list[dict] = []  # one entry per policy month
         self.datacollector = mesa.DataCollector(model_reporters={
@@ -182,9 +190,11 @@ class UtenforskModel(mesa.Model):
         """Simulate month ``self.month`` (burn-in or policy)."""
         m = self.month
         t = self.tally
-        for arr in (t.age_state, t.muni_pop, t.muni_state, t.grp, t.sv, t.events):
-            arr.fill(0)
+        for name in kernel.MONTHLY_TALLIES:
+            getattr(t, name).fill(0)
         self._enter(m)
+        if self.interventions:
+            self._apply_interventions(m)
         self.agents.do("step")  # services set admissions from last month's demand
         lo = int(self.cum_entries[max(0, m - MAX_MONTHS)])
         hi = int(self.cum_entries[m + 1])
@@ -193,15 +203,49 @@ class UtenforskModel(mesa.Model):
             lo + a, lo + b, tid, self.pop, c.tables, self.dyn, t, m, self.seed_key, self.capacity,
             self.muni_attr, self._scratch, self._lam_scratch, self.us_flag, self.us_states,
             self.hb_states))
-        self.last_month = {f: getattr(t, f).sum(axis=0) for f in
-                           ("age_state", "muni_pop", "muni_state", "grp", "sv", "events")}
+        self.last_month = {f: getattr(t, f).sum(axis=0) for f in kernel.MONTHLY_TALLIES}
         self.month += 1
         if self.on_month is not None:
             self.on_month(m)
         if m >= self.burn_in_months:
+            self.last_month["pg_cover"] = self.dyn.pg_cover.copy()
             self.last_month["year"] = self.first_year + m // 12
             self.last_month["month"] = m
             self.history.append(self.last_month)
+
+    def _apply_interventions(self, month: int) -> None:
+        """Set this month's coverage of each programme and its service and handoff changes."""
+        c, d, base = self.compiled, self.dyn, self._base
+        year, moy = self.first_year + month // 12, month % 12
+        d.detect_p[:] = base["detect_p"]
+        d.quality[:] = base["quality"]
+        d.ho_prob[:] = base["ho_prob"]
+        d.ho_delay[:] = base["ho_delay"]
+        places = dict(base["places"])
+        for k, iv in enumerate(self.interventions):
+            cov = engine.coverage(iv, year, moy)
+            d.pg_cover[k] = cov
+            if cov <= 0.0:
+                continue
+            munis = engine.covered_municipalities(iv, c.municipalities)
+            for name, change in iv.what.services.items():
+                s = c.service_index[name]
+                for m in munis:
+                    if change.detection is not None:
+                        d.detect_p[s, m] = min(1.0, d.detect_p[s, m] * (1 + cov * (change.detection.value - 1)))
+                    if change.quality is not None:
+                        d.quality[s, m] *= 1 + cov * (change.quality.value - 1)
+                    if change.capacity is not None:
+                        places[(s, m)] *= 1 + cov * (change.capacity.value - 1)
+            for name, change in iv.what.handoffs.items():
+                h = c.handoffs.index(name)
+                for m in munis:
+                    if change.probability is not None:
+                        d.ho_prob[h, m] += cov * (change.probability.value - d.ho_prob[h, m])
+                    if change.delay_months is not None:
+                        d.ho_delay[h, m] = int(round(d.ho_delay[h, m] + cov * (change.delay_months.value - d.ho_delay[h, m])))
+        for a in self.agents:
+            a.places_per_1000 = places[(a.s, a.m)]
 
     def step(self) -> None:
         """Advance one policy month and collect the headline metrics."""

@@ -29,10 +29,13 @@ from utenforsk.core.tables import (K_AGE, K_ATTR, K_BTRAIT, K_FLAG, K_PROGRAMME,
                                    K_SERVICE, K_SPELL, K_STATE, K_TIS, K_TRAIT, MAX_MONTHS)
 
 #: per-month dynamic inputs set by the service agents (and, later, interventions)
-Dyn = namedtuple("Dyn", ["admit_p", "detect_p", "quality", "ho_prob", "ho_delay"])
+Dyn = namedtuple("Dyn", ["admit_p", "detect_p", "quality", "ho_prob", "ho_delay", "pg_cover"])
 #: per-thread integer tallies; ``cohort*`` accumulate over the run, the rest are reset monthly
 Tally = namedtuple("Tally", ["age_state", "muni_pop", "muni_state", "grp", "sv", "events",
-                             "cohort", "cohort_grp"])
+                             "prog", "cohort", "cohort_grp"])
+MONTHLY_TALLIES = ("age_state", "muni_pop", "muni_state", "grp", "sv", "events", "prog")
+PG_ENROLLED, PG_MONTHS = 0, 1  # programme tally fields: new participants, participant-months
+PERSON_MONTH = -1  # the "month" of draws that belong to a person, not to a month
 
 # service tally fields
 SV_CLIENTS, SV_WAITING, SV_ADMITTED, SV_DETECTED, SV_IN_NEED, SV_REF_ARRIVED, SV_REF_LOST, \
@@ -79,12 +82,13 @@ def run_chunks(fn, n_items: int, threads: int, make_args) -> None:
         f.result()
 
 
-def allocate_tally(n_states, n_munis, n_groups, kmax, n_services, n_exits, n_cohorts) -> Tally:
+def allocate_tally(n_states, n_munis, n_groups, kmax, n_services, n_exits, n_cohorts,
+                   n_programmes=0) -> Tally:
     t = n_threads()
     z = lambda *shape: np.zeros((t,) + shape, np.int64)  # noqa: E731
     return Tally(age_state=z(30, n_states), muni_pop=z(n_munis, 30), muni_state=z(n_munis, n_states),
                  grp=z(max(n_groups, 1), kmax, 30, n_states), sv=z(max(n_services, 1), n_munis, N_SV_FIELDS),
-                 events=z(1 + n_exits), cohort=z(n_cohorts, N_CO_FIELDS),
+                 events=z(1 + n_exits), prog=z(max(n_programmes, 1), 2), cohort=z(n_cohorts, N_CO_FIELDS),
                  cohort_grp=z(max(n_groups, 1), kmax, n_cohorts, N_CO_FIELDS))
 
 
@@ -143,6 +147,54 @@ def _hazard_p(h, age, tab, x):
     if age < tab.hz_lo[h] or age >= tab.hz_hi[h]:
         return 0.0
     return _sigmoid(tab.hz_base[h, age // 12] + _lp(tab.hz_row[h], tab, x))
+
+
+@njit(cache=True, inline="always")
+def _programme_match(k, i, pop, tab):
+    """Does person ``i`` meet programme ``k``'s attribute and trait conditions?"""
+    for a in range(pop.attrs.shape[0]):
+        if not tab.pg_attr_ok[k, a, pop.attrs[a, i]]:
+            return False
+    for c in range(tab.pg_tstart[k], tab.pg_tend[k]):
+        if tab.pg_tkind[c] == 0:
+            v = pop.ctraits[tab.pg_tidx[c], i]
+            if v != v:
+                return False
+        else:
+            v = float((pop.btraits[i] >> tab.pg_tidx[c]) & 1)
+        if tab.pg_tbelow[c]:
+            if not v < tab.pg_tthr[c]:
+                return False
+        elif not v > tab.pg_tthr[c]:
+            return False
+    return True
+
+
+@njit(cache=True, inline="always")
+def _programmes(i, pid, tid, age, state, pop, tab, dyn, tal, seed_key):
+    """Enrol or keep person ``i`` in the scenario's programmes (interventions).
+
+    Enrolled while matching ``who`` and ``u_k < coverage * take_up``, where ``u_k`` is the
+    person's own draw for programme ``k`` (the same every month and in every scenario).
+    """
+    pkey = rng.person_month_key(seed_key, pid, PERSON_MONTH)
+    for k in range(tab.pg_lo.shape[0]):
+        bit = np.uint16(1 << k)
+        cover = dyn.pg_cover[k]
+        inside = cover > 0.0 and tab.pg_lo[k] <= age < tab.pg_hi[k] and tab.pg_states[k, state]
+        if pop.programmes[i] & bit:
+            keep = inside and (tab.pg_sticky[k] or _programme_match(k, i, pop, tab))
+            if keep:
+                tal.prog[tid, k, PG_MONTHS] += 1
+            else:
+                pop.programmes[i] &= ~bit
+        elif inside and rng.uniform(pkey, rng.D_PROGRAMME + k) < cover and _programme_match(k, i, pop, tab):
+            pop.programmes[i] |= bit
+            tal.prog[tid, k, PG_ENROLLED] += 1
+            tal.prog[tid, k, PG_MONTHS] += 1
+            for t in range(pop.ctraits.shape[0]):
+                if tab.pg_shift[k, t] != 0.0 and pop.ctraits[t, i] == pop.ctraits[t, i]:
+                    pop.ctraits[t, i] = np.float32(pop.ctraits[t, i] + tab.pg_shift[k, t])
 
 
 @njit(cache=True, inline="always")
@@ -329,6 +381,8 @@ def month_chunk(id0, id1, tid, pop, tab, dyn, tal, month, seed_key, cap, muni_at
                 tal.cohort_grp[tid, g, c, co, CO_AGED_OUT_LONG] += long_neet
                 tal.cohort_grp[tid, g, c, co, CO_AGED_OUT_HB] += hb
             continue
+        if tab.pg_lo.shape[0] > 0:
+            _programmes(i, pid, tid, age, state, pop, tab, dyn, tal, seed_key)
         key = rng.person_month_key(seed_key, pid, month)
         _covariates(i, age, muni, pop, tab, dyn, x)
         # ---- exits (competing: death, emigration)

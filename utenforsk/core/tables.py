@@ -48,6 +48,9 @@ Tables = namedtuple("Tables", [
     "sv_kind", "sv_lo", "sv_hi", "sv_states", "sv_discharge",
     "sv_nstart", "sv_nend", "nd_kind", "nd_idx", "nd_thr", "nd_below",
     "ho_kind", "ho_from", "ho_to", "ho_from_states", "ho_to_states", "ho_lo", "ho_hi",
+    # intervention programmes (who may enrol; one-off trait shifts)
+    "pg_lo", "pg_hi", "pg_states", "pg_attr_ok", "pg_tstart", "pg_tend", "pg_tkind", "pg_tidx",
+    "pg_tthr", "pg_tbelow", "pg_sticky", "pg_shift",
     # output groups
     "grp_attr",
     # misc scalars as 0-d arrays
@@ -96,7 +99,8 @@ class _LP:
 class CompiledModel:
     """Names and numeric tables of one model config (optionally with interventions' programmes)."""
 
-    def __init__(self, cfg: ModelConfig, programmes: list[str] | None = None):
+    def __init__(self, cfg: ModelConfig, programmes: list | None = None):
+        """``programmes``: Intervention objects (or bare names, for covariates only)."""
         self.cfg = cfg
         self.states = list(cfg.states)
         self.state_index = {s: i for i, s in enumerate(self.states)}
@@ -109,7 +113,11 @@ class CompiledModel:
         self.services = list(cfg.services)
         self.service_index = {s: i for i, s in enumerate(self.services)}
         self.handoffs = list(cfg.handoffs)
-        self.programmes = list(programmes or [])
+        self.programme_specs = [p for p in (programmes or []) if not isinstance(p, str)]
+        self.programmes = [p if isinstance(p, str) else p.name for p in (programmes or [])]
+        if len(self.programmes) > 16:
+            from utenforsk.errors import ConfigError
+            raise ConfigError("at most 16 interventions in one scenario", value=len(self.programmes))
         self.report_by = list(cfg.report_by)
         self.tables = self._build()
 
@@ -141,6 +149,47 @@ class CompiledModel:
                                   allowed=", ".join(self.programmes) or "none")
             return (K_PROGRAMME, self.programmes.index(ref), 0)
         raise KeyError(name)
+
+    # ---- programmes ----------------------------------------------------------------------------
+    def _programme_tables(self, S: int, kmax: int) -> dict:
+        """Eligibility tables of the scenario's interventions (see utenforsk/interventions)."""
+        K, A, CT = len(self.programmes), len(self.attributes), len(self.ctraits)
+        out = {"pg_lo": np.zeros(K, np.int32), "pg_hi": np.zeros(K, np.int32),
+               "pg_states": np.ones((max(K, 1), S), np.bool_),
+               "pg_attr_ok": np.ones((max(K, 1), max(A, 1), kmax), np.bool_),
+               "pg_tstart": np.zeros(K, np.int32), "pg_tend": np.zeros(K, np.int32),
+               "pg_sticky": np.zeros(K, np.bool_), "pg_shift": np.zeros((max(K, 1), max(CT, 1)))}
+        tk, ti, tt, tb = [], [], [], []
+        specs = {p.name: p for p in self.programme_specs}
+        for k, name in enumerate(self.programmes):
+            if name not in specs:  # a bare name: nobody is ever enrolled by the kernel
+                out["pg_lo"][k], out["pg_hi"][k] = 0, 0
+                continue
+            who, what = specs[name].who, specs[name].what
+            out["pg_lo"][k], out["pg_hi"][k] = months(who.ages[0]), months(who.ages[1])
+            out["pg_sticky"][k] = who.sticky
+            if who.states is not None:
+                out["pg_states"][k, :] = False
+                for st in who.states:
+                    out["pg_states"][k, self.state_index[st]] = True
+            for attr, cats in who.attributes.items():
+                a = self.attr_index[attr]
+                out["pg_attr_ok"][k, a, :] = False
+                for c in cats:
+                    out["pg_attr_ok"][k, a, self.cfg.attributes[attr].categories.index(c)] = True
+            out["pg_tstart"][k] = len(tk)
+            for cond in who.traits:
+                binary = cond.trait in self.btraits
+                tk.append(1 if binary else 0)
+                ti.append(self.btraits.index(cond.trait) if binary else self.ctraits.index(cond.trait))
+                tt.append(cond.below if cond.below is not None else cond.above)
+                tb.append(cond.below is not None)
+            out["pg_tend"][k] = len(tk)
+            for trait, shift in what.trait_shift.items():
+                out["pg_shift"][k, self.ctraits.index(trait)] = shift.value
+        out.update(pg_tkind=np.asarray(tk, np.int32), pg_tidx=np.asarray(ti, np.int32),
+                   pg_tthr=np.asarray(tt, np.float64), pg_tbelow=np.asarray(tb, np.bool_))
+        return out
 
     # ---- build -------------------------------------------------------------------------------
     def _build(self) -> Tables:  # noqa: C901 - one linear pass over the config
@@ -313,6 +362,7 @@ class CompiledModel:
                 ho_to_states[hi, self.state_index[st]] = True
 
         # covariates sorted by kind, so the kernel fills each kind in one branch-free loop
+        pg = self._programme_tables(S, kmax)
         keys = sorted(lp.cov_index, key=lambda k: (k[0], lp.cov_index[k]))
         new_index = {k: j for j, k in enumerate(keys)}
         remap = np.zeros(max(len(keys), 1), dtype=np.int32)
@@ -354,6 +404,7 @@ class CompiledModel:
             ho_kind=i32(ho["kind"]), ho_from=i32(ho["from"]), ho_to=i32(ho["to"]),
             ho_from_states=ho_from_states, ho_to_states=ho_to_states,
             ho_lo=i32(ho["lo"]), ho_hi=i32(ho["hi"]),
+            **pg,
             grp_attr=i32([self.attr_index[a] for a in self.report_by]),
             birth_state=np.int32(self.state_index[cfg.population.birth_state]),
         )

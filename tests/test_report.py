@@ -1,0 +1,171 @@
+"""Report layer on small synthetic tables (no simulation): report.md and the five figures."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from utenforsk.report import write_report
+from utenforsk.report.figures import FILES
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+YEARS = list(range(2025, 2031))
+STATES = ["home", "kindergarten", "school", "upper_secondary_academic",
+          "upper_secondary_vocational", "higher_education", "employed", "unemployed", "inactive",
+          "nav_programme", "health_benefit"]
+META = {"experiment": "synthetic", "config_hash": "cafebabe1234", "seed": 7, "version": "0.1.0",
+        "replicates": 4, "scale": 0.002, "start_year": 2025, "horizon_years": 6}
+
+
+def make_runs(scenarios: list[str], n_rep: int = 4, seed: int = 1) -> pd.DataFrame:
+    """Long runs table. Effects: index 0 after baseline acts early (youth), the next late."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for r in range(n_rep):
+        common = rng.normal(0, 1, len(YEARS))  # common random numbers: shared by scenarios
+        for k, s in enumerate(scenarios):
+            t = np.arange(len(YEARS))
+            if s == "baseline":
+                eff = np.zeros(len(YEARS))
+            elif k % 2 == 1:
+                eff = np.full(len(YEARS), 0.004 * k)
+            else:
+                eff = 0.01 * k * np.clip(t - 3, 0, None) / 2  # prevention: shows late
+            noise = rng.normal(0, 0.0005, len(YEARS))
+            rate = 0.10 + 0.002 * common - eff + noise
+            py = rate * 800_000
+            cost = 0.0 if s == "baseline" else 50e6 * k * (1 + 0.05 * rng.normal())
+            for y, rt, p in zip(YEARS, rate, py):
+                rows += [(s, r, f"neet_rate_15_29@{y}", rt), (s, r, f"neet_person_years_15_29@{y}", p),
+                         (s, r, f"programme_cost_nok@{y}", cost / len(YEARS))]
+            rows += [(s, r, "neet_rate_15_29", rate.mean()), (s, r, "exclusion_years_15_29", py.sum()),
+                     (s, r, "programme_cost_nok", cost),
+                     (s, r, "upper_secondary_completion_5y", 0.8 + eff.mean() + noise[0])]
+    return pd.DataFrame(rows, columns=["scenario", "replicate", "metric", "value"])
+
+
+def make_effects(runs: pd.DataFrame) -> pd.DataFrame:
+    table = runs.pivot(index=["scenario", "replicate"], columns="metric", values="value")
+    base = table.xs("baseline", level="scenario")
+    rows = []
+    for s in [s for s in pd.unique(runs["scenario"]) if s != "baseline"]:
+        this = table.xs(s, level="scenario")
+        for m in table.columns:
+            d = (this[m] - base[m]).to_numpy()
+            n, mean = len(d), d.mean()
+            half = stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / np.sqrt(n)
+            bm = base[m].mean()
+            rows.append((s, m, bm, this[m].mean(), mean, mean - half, mean + half,
+                         mean / bm if bm else np.nan, n))
+    return pd.DataFrame(rows, columns=["scenario", "metric", "baseline_mean", "scenario_mean",
+                                       "difference", "ci_low", "ci_high", "relative_change",
+                                       "n_replicates"])
+
+
+def make_economics(effects: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for s, d in effects.groupby("scenario", sort=False):
+        ex = d.set_index("metric").loc["exclusion_years_15_29"]
+        co = d.set_index("metric").loc["programme_cost_nok"]
+        pv = 0.9 * co["difference"]
+        avoided = -ex["difference"]
+        rows.append({"scenario": s, "pv_programme_cost_nok": pv,
+                     "pv_programme_cost_nok_low": 0.9 * co["ci_low"],
+                     "pv_programme_cost_nok_high": 0.9 * co["ci_high"],
+                     "exclusion_years_avoided": avoided,
+                     "exclusion_years_avoided_low": -ex["ci_high"],
+                     "exclusion_years_avoided_high": -ex["ci_low"],
+                     "npv_nok": avoided * 400_000 - pv, "npv_nok_low": np.nan, "npv_nok_high": np.nan,
+                     "cost_per_exclusion_year_avoided_nok": pv / avoided if avoided > 0 else np.nan,
+                     "benefit_cost_ratio": avoided * 400_000 / pv, "n_replicates": 4,
+                     "price_year": 2024})
+    return pd.DataFrame(rows)
+
+
+def make_pathways() -> pd.DataFrame:
+    age = np.arange(30)
+    raw = np.stack([np.exp(-((age - c) / w) ** 2) for c, w in
+                    [(0, 1.5), (3, 2), (10, 4), (17, 1.5), (17.5, 1.8), (22, 3), (27, 5), (22, 5),
+                     (24, 6), (23, 4), (27, 6)]], axis=1) + 1e-3
+    shares = raw / raw.sum(axis=1, keepdims=True)
+    return pd.DataFrame(shares, columns=STATES).assign(age=age)[["age", *STATES]]
+
+
+def make_hypotheses() -> pd.DataFrame:
+    return pd.DataFrame([
+        {"name": "youth_lowers_neet", "statement": "Youth guarantee lowers NEET 15-29",
+         "verdict": "supported", "probability": 0.99, "estimate": -0.004, "ci_low": -0.005,
+         "ci_high": -0.003, "n_replicates": 4},
+        {"name": "prevention_cheap", "statement": "Prevention costs < NOK 100 m | per year",
+         "verdict": "inconclusive", "probability": 0.55, "estimate": 1.2, "ci_low": -0.3,
+         "ci_high": 2.7, "n_replicates": 4}])
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    runs = make_runs(["baseline", "youth_guarantee", "thousand_days"])
+    effects = make_effects(runs)
+    return dict(runs=runs, effects=effects, economics=make_economics(effects),
+                hypotheses=make_hypotheses(), baseline_pathways=make_pathways(), meta=META)
+
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory, inputs):
+    out = tmp_path_factory.mktemp("report")
+    return write_report(out, **inputs)
+
+
+def _png_ok(path) -> bool:
+    data = path.read_bytes()
+    return len(data) > 1000 and data[:8] == PNG_MAGIC
+
+
+def test_writes_report_and_five_pngs(full_report):
+    assert full_report.name == "report.md" and full_report.is_file()
+    for name in FILES.values():
+        p = full_report.parent / "figures" / name
+        assert p.is_file() and _png_ok(p), name
+
+
+def test_report_content(full_report, inputs):
+    text = full_report.read_text()
+    for s in ["baseline", "youth_guarantee", "thousand_days"]:
+        assert s in text
+    assert "cafebabe1234" in text
+    assert "supported" in text and "inconclusive" in text
+    for name in FILES.values():
+        assert f"](figures/{name})" in text
+    assert "2024" in text  # price year from the economics table
+    assert "%" in text and " pp" in text  # rates as percentages, differences in points
+    assert "Prevention costs < NOK 100 m \\| per year" in text  # pipes escaped in tables
+    # thousands separators for large NOK / person-year numbers
+    assert any("," in cell for cell in text.split("|") if any(ch.isdigit() for ch in cell))
+
+
+def test_empty_hypotheses_and_economics(tmp_path, inputs):
+    args = {**inputs, "hypotheses": pd.DataFrame(columns=["name", "statement", "verdict"]),
+            "economics": pd.DataFrame()}
+    text = write_report(tmp_path, **args).read_text()
+    assert "no hypotheses" in text.lower()
+    assert "no economics" in text.lower()
+    # cost-effect plane falls back to the (undiscounted) effects table
+    assert _png_ok(tmp_path / "figures" / "cost_effect.png")
+
+
+def test_single_intervention_scenario(tmp_path):
+    runs = make_runs(["baseline", "youth_guarantee"], seed=3)
+    effects = make_effects(runs)
+    report = write_report(tmp_path, runs, effects, make_economics(effects), None, None,
+                          dict(META), main_metrics=["neet_rate_15_29", "exclusion_years_15_29"])
+    text = report.read_text()
+    for key in ("neet_by_year", "effects_forest", "cost_effect", "effect_timing"):
+        assert _png_ok(tmp_path / "figures" / FILES[key]), key
+    assert not (tmp_path / "figures" / FILES["pathways"]).exists()
+    assert "Not drawn" in text and "no hypotheses" in text.lower()
+    assert "youth_guarantee" in text

@@ -1,0 +1,14 @@
+"""Analysis of experiment results (tables only; nothing here runs a simulation).
+
+Input is the long ``runs`` table written by the experiment runner: columns ``scenario``,
+``replicate``, ``metric``, ``value``. Replicate *r* of every scenario used the same seed (common
+random numbers), so every comparison is paired by replicate.
+"""
+
+from utenforsk.analysis.economics import (Valuation, discount_factors, economics,
+                                          economics_by_replicate)
+from utenforsk.analysis.effects import paired_effects
+from utenforsk.analysis.hypotheses import Hypothesis, evaluate, validate_hypotheses
+
+__all__ = ["Hypothesis", "Valuation", "discount_factors", "economics", "economics_by_replicate",
+           "evaluate", "paired_effects", "validate_hypotheses"]

@@ -1,0 +1,113 @@
+"""Schema of an intervention: who, what, how much, when, and what it costs (MODEL.md).
+
+*Who* (eligibility) is separate from *what* (the product), as in Starsim's interventions. A person
+is enrolled while they match ``who`` and their personal, scenario-independent draw ``u`` is below
+``coverage(t) * take_up``; so raising coverage adds people without reshuffling who is in, and a
+coverage of 0 changes nothing, bit for bit. With ``sticky: true`` (default) an enrolled person
+stays enrolled while inside the age window and states, even if a trait or attribute condition no
+longer holds.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from utenforsk.config.params import Coefficient, NonNegative, Param, Probability, Strict
+
+Ages = tuple[float, float]
+
+
+class TraitCondition(Strict):
+    trait: str
+    below: float | None = None
+    above: float | None = None
+
+    @model_validator(mode="after")
+    def _one_side(self):
+        if (self.below is None) == (self.above is None):
+            raise ValueError("give exactly one of `below` or `above`")
+        return self
+
+
+class Who(Strict):
+    """Eligibility: all conditions must hold."""
+
+    ages: Ages = (0.0, 30.0)
+    states: list[str] | None = Field(None, description="eligible states (default: any)")
+    attributes: dict[str, list[str]] = Field(
+        default_factory=dict, description="allowed categories per attribute, e.g. municipality for pilots")
+    traits: list[TraitCondition] = Field(default_factory=list)
+    sticky: bool = Field(True, description="once enrolled, stay while inside ages and states")
+
+    @model_validator(mode="after")
+    def _ages(self):
+        lo, hi = self.ages
+        if not 0 <= lo < hi <= 30:
+            raise ValueError(f"ages must satisfy 0 <= low < high <= 30, got {list(self.ages)}")
+        return self
+
+
+class ServiceChange(Strict):
+    """Multipliers on a service in the covered municipalities (1 = unchanged)."""
+
+    detection: NonNegative | None = None
+    capacity: NonNegative | None = None
+    quality: NonNegative | None = None
+
+
+class HandoffChange(Strict):
+    """New handoff values (not multipliers): probability and delay."""
+
+    probability: Probability | None = None
+    delay_months: NonNegative | None = None
+
+
+class What(Strict):
+    """The product. Odds ratios act while enrolled; trait shifts once, at enrolment."""
+
+    trait_target: dict[str, Coefficient] = Field(
+        default_factory=dict, description="shift of a trait's dynamics target while enrolled (SD)")
+    trait_shift: dict[str, Coefficient] = Field(
+        default_factory=dict, description="one-off shift of a trait at enrolment (SD)")
+    odds: dict[str, NonNegative] = Field(
+        default_factory=dict, description="odds ratio on a hazard transition while enrolled")
+    outcome_odds: dict[str, dict[str, NonNegative]] = Field(
+        default_factory=dict, description="odds ratio on a scheduled event's outcome while enrolled")
+    services: dict[str, ServiceChange] = Field(
+        default_factory=dict, description="service changes, weighted by coverage")
+    handoffs: dict[str, HandoffChange] = Field(
+        default_factory=dict, description="handoff changes, weighted by coverage")
+
+
+class When(Strict):
+    start_year: int
+    end_year: int | None = Field(None, description="last active year (default: to the end)")
+    ramp_up_years: float = Field(0.0, ge=0, description="coverage rises linearly over these years")
+
+
+class Cost(Strict):
+    """Costs in NOK at ``price_year`` prices (EVIDENCE.md: costs and valuation)."""
+
+    price_year: int = 2024
+    per_participant: NonNegative | None = Field(None, description="NOK per new participant")
+    per_participant_month: NonNegative | None = Field(None, description="NOK per enrolled month")
+    fixed_per_year: NonNegative | None = Field(None, description="NOK per active year, national")
+    staff_positions: NonNegative | None = Field(None, description="full-time positions, national")
+    cost_per_position: NonNegative | None = Field(None, description="NOK per position-year")
+
+
+class Intervention(Strict):
+    """One intervention, written in YAML (configs/interventions/NAME.yaml)."""
+
+    name: str
+    description: str
+    evidence: str = Field(description="what is known, with sources; say plainly where it is missing")
+    who: Who = Field(default_factory=Who)
+    what: What
+    coverage: Probability = Field(description="share of the eligible who are offered it")
+    take_up: Probability = Field(description="share of those offered who take it up")
+    when: When
+    cost: Cost = Field(default_factory=Cost)
+    kind: Literal["yaml"] = "yaml"

@@ -1,0 +1,92 @@
+"""The metrics of one finished task (scenario x replicate), in the long format of runs.parquet.
+
+Summary metrics are horizon means (rates) or horizon totals at national scale (person-years,
+NOK); yearly metrics carry ``@YEAR``. Programme costs follow each intervention's ``cost`` block:
+per new participant, per participant-month, and fixed or staff costs per active month.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from utenforsk.core.kernel import PG_ENROLLED, PG_MONTHS
+from utenforsk.metrics import headline
+from utenforsk.outputs import cohorts
+
+YEARLY = ("neet_rate_15_29", "health_benefit_rate_18_29", "neet_person_years_15_29",
+          "health_benefit_person_years_18_29", "programme_cost_nok")
+GAPS = {"parental_education": ("compulsory", "higher"), "immigrant_background": ("immigrant", "other")}
+
+
+def _param(p) -> float:
+    return 0.0 if p is None else p.value
+
+
+def monthly_programme_cost(model, month: dict) -> float:
+    """NOK (at the interventions' price year) spent on all programmes in one month, national."""
+    total = 0.0
+    scale = model.config.scale
+    for k, iv in enumerate(model.interventions):
+        c = iv.cost
+        enrolled, months = month["prog"][k, PG_ENROLLED], month["prog"][k, PG_MONTHS]
+        total += _param(c.per_participant) * enrolled / scale
+        total += _param(c.per_participant_month) * months / scale
+        if month["pg_cover"][k] > 0:
+            total += (_param(c.fixed_per_year) + _param(c.staff_positions) * _param(c.cost_per_position)) / 12.0
+    return total
+
+
+def pathway_shares(model) -> dict[str, float]:
+    """State shares by single year of age over the horizon: ``pathway:AGE:STATE``."""
+    total = sum(h["age_state"] for h in model.history).astype(float)
+    shares = total / np.maximum(total.sum(axis=1, keepdims=True), 1)
+    return {f"pathway:{a}:{s}": shares[a, j] for a in range(shares.shape[0])
+            for j, s in enumerate(model.compiled.states)}
+
+
+def task_metrics(model) -> dict[str, float]:
+    """Every metric of a finished run, as {name: value}."""
+    masks = headline.state_masks(model)
+    scale = model.config.scale
+    out: dict[str, float] = {}
+    years = sorted({h["year"] for h in model.history})
+    total_age_state = sum(h["age_state"] for h in model.history)
+    out.update(headline.rates(model, total_age_state))
+    neet_py = hb_py = cost = 0.0
+    for year in years:
+        months = [h for h in model.history if h["year"] == year]
+        age_state = sum(h["age_state"] for h in months)
+        rates = headline.rates(model, age_state)
+        y_neet = age_state[15:30][:, masks["neet"]].sum() / 12.0 / scale
+        y_hb = age_state[18:30][:, masks["health_benefit"]].sum() / 12.0 / scale
+        y_cost = sum(monthly_programme_cost(model, h) for h in months)
+        out[f"neet_rate_15_29@{year}"] = rates["neet_rate_15_29"]
+        out[f"health_benefit_rate_18_29@{year}"] = rates["health_benefit_rate_18_29"]
+        out[f"neet_person_years_15_29@{year}"] = y_neet
+        out[f"health_benefit_person_years_18_29@{year}"] = y_hb
+        out[f"programme_cost_nok@{year}"] = y_cost
+        neet_py, hb_py, cost = neet_py + y_neet, hb_py + y_hb, cost + y_cost
+    out["exclusion_years_15_29"] = neet_py
+    out["health_benefit_person_years_18_29"] = hb_py
+    out["programme_cost_nok"] = cost
+    co = cohorts(model)
+    start = model.config.calendar.start_year
+    treated = co[co.birth_year >= start - 16]  # started upper secondary inside the horizon
+    out["upper_secondary_completion_5y"] = float(treated.upper_secondary_completion_5y.mean())
+    out["long_term_neet_share"] = float(co.long_term_neet_share.dropna().tail(5).mean()) \
+        if co.long_term_neet_share.notna().any() else float("nan")
+    grp = sum(h["grp"] for h in model.history)  # [group, category, age, state]
+    for g, attr in enumerate(model.compiled.report_by):
+        if attr not in GAPS:
+            continue
+        cats = model.config.attributes[attr].categories
+        hi, lo = (cats.index(c) for c in GAPS[attr])
+        rate = lambda k: _rate(grp[g, k], masks["neet"])  # noqa: E731
+        out[f"gap_neet_rate_15_29_{attr}"] = rate(hi) - rate(lo)
+    return out
+
+
+def _rate(age_state: np.ndarray, mask: np.ndarray) -> float:
+    block = age_state[15:30]
+    total = block.sum()
+    return float(block[:, mask].sum() / total) if total else float("nan")

@@ -1,0 +1,259 @@
+"""Run an experiment: scenarios x replicates, paired by common random numbers, resumable.
+
+- Tasks are (scenario, replicate); replicate ``r`` has one seed for every scenario.
+- ``--shard K/N`` takes the replicates with ``r % N == K - 1`` (all their scenarios), so N
+  machines share an experiment and a replicate's scenarios stay together.
+- Each finished task is written by the worker itself, atomically, to
+  ``DIR/runs/SCENARIO/rNNNNNN.parquet``; a rerun skips finished tasks (and recomputes unreadable
+  ones), so a SIGKILL loses at most the tasks in flight.
+- Everything is validated before the first task runs: the model, every scenario's interventions
+  and overrides, hypotheses, and the uncertainty parameters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from utenforsk import __version__
+from utenforsk.config.experiment import Experiment
+from utenforsk.config.loader import compose, config_hash, validate
+from utenforsk.errors import ConfigError, UserError
+
+RUNS = "runs"
+
+
+@dataclass(frozen=True)
+class Task:
+    scenario: str
+    replicate: int
+
+    def path(self, out: Path) -> Path:
+        return out / RUNS / self.scenario / f"r{self.replicate:06d}.parquet"
+
+
+def load_experiment(path: str | Path) -> tuple[Experiment, Path]:
+    path = Path(path)
+    origin: dict = {}
+    exp = validate(Experiment, compose(path, origin), str(path), origin)
+    return exp, path.parent.resolve()
+
+
+def replicate_seed(seed: int, replicate: int) -> int:
+    from utenforsk.core import rng
+
+    mixed = (seed ^ ((replicate + 1) * int(rng.GOLDEN))) & 0xFFFFFFFFFFFFFFFF
+    return int(rng.mix(np.uint64(mixed))) & (2**63 - 1)
+
+
+def experiment_hash(exp: Experiment) -> str:
+    """What makes stored tasks comparable: everything but the number of replicates."""
+    return config_hash(exp.model_dump(mode="json", exclude={"replicates", "description"}))
+
+
+class Plan:
+    """A validated experiment, ready to run: model path, resolved scenarios, tasks."""
+
+    def __init__(self, path: str | Path, replicates: int | None = None):
+        self.file = str(path)
+        self.exp, self.base = load_experiment(path)
+        if replicates is not None:
+            if replicates < 1:
+                raise UserError("must be at least 1", key="--replicates", value=replicates)
+            self.exp = self.exp.model_copy(update={"replicates": replicates})
+        self.model_path = (self.base / self.exp.model).resolve()
+        self.hash = experiment_hash(self.exp)
+        self.scenarios = {name: self._resolve_interventions(name, sc.interventions)
+                          for name, sc in self.exp.scenarios.items()}
+        self._validate()
+
+    def _resolve_interventions(self, scenario: str, refs: list) -> list:
+        out = []
+        for ref in refs:
+            if isinstance(ref, str) and ref.endswith((".yaml", ".yml")):
+                out.append(str((self.base / ref).resolve()))
+            else:
+                out.append(ref)
+        return out
+
+    def model_kwargs(self) -> dict:
+        e = self.exp
+        return {"scale": e.scale, "start_year": e.start_year, "horizon_years": e.horizon_years,
+                "burn_in_years": e.burn_in_years}
+
+    def _validate(self) -> None:
+        """Build every scenario's compiled model once (cheap), so bad input fails before any run."""
+        from utenforsk.analysis.hypotheses import validate_hypotheses
+        from utenforsk.core.tables import CompiledModel
+        from utenforsk.interventions import engine
+        from utenforsk.model import resolve_config
+
+        if not self.model_path.exists():
+            raise ConfigError("model file not found", file=self.file, key="model", value=self.exp.model)
+        self.config = resolve_config(self.model_path, self.exp.scale, None, **{
+            k: v for k, v in self.model_kwargs().items() if k != "scale"})
+        for name, sc in self.exp.scenarios.items():
+            where = f"scenarios.{name}"
+            try:
+                cfg = resolve_config(self.config, None, sc.overrides)
+                ivs = [engine.load_intervention(r, where=self.file) for r in self.scenarios[name]]
+                CompiledModel(engine.apply_to_config(cfg, ivs), ivs)
+            except ConfigError as exc:
+                raise ConfigError(exc.detail, file=exc.file or self.file,
+                                  key=f"{where}: {exc.key}" if exc.key else where,
+                                  value=exc.value, allowed=exc.allowed) from None
+        data = self.config.model_dump(by_alias=True)
+        for i, dotted in enumerate(self.exp.uncertainty.parameters):
+            node = data
+            for part in dotted.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            if not (isinstance(node, dict) and {"value", "range", "source"} <= set(node)):
+                raise ConfigError("not the dotted path of a parameter in the model", file=self.file,
+                                  key=f"uncertainty.parameters[{i}]", value=dotted,
+                                  allowed="a path such as transitions.job_finding.probability")
+        from utenforsk.config.experiment import DEFAULT_METRICS
+        from utenforsk.experiment.metrics import YEARLY
+
+        known = set(DEFAULT_METRICS) | set(YEARLY) | {
+            "kindergarten_coverage_1_2", "kindergarten_coverage_3_5", "health_benefit_person_years_18_29"}
+        for i, m in enumerate(self.exp.metrics):
+            if m.split("@")[0] not in known:
+                raise ConfigError("unknown metric", file=self.file, key=f"metrics[{i}]", value=m,
+                                  allowed=", ".join(sorted(known)))
+        self.hypotheses = validate_hypotheses(self.exp.hypotheses, known, set(self.exp.scenarios), self.file)
+
+    def tasks(self, shard: tuple[int, int] = (1, 1)) -> list[Task]:
+        k, n = shard
+        return [Task(s, r) for r in range(self.exp.replicates) if r % n == k - 1 for s in self.exp.scenarios]
+
+    def parameter_overrides(self, replicate: int) -> dict:
+        """Parameter mode: one draw per listed parameter, uniform over its range, per replicate."""
+        if self.exp.uncertainty.mode != "parameter":
+            return {}
+        rng = np.random.default_rng([self.exp.seed, replicate, 0x5EED])
+        data = self.config.model_dump(by_alias=True)
+        out = {}
+        for dotted in self.exp.uncertainty.parameters:
+            node = data
+            for part in dotted.split("."):
+                node = node[part]
+            lo, hi = node["range"]
+            out[f"{dotted}.value"] = float(rng.uniform(lo, hi)) if hi > lo else float(lo)
+        return out
+
+    def task_spec(self, task: Task) -> dict:
+        sc = self.exp.scenarios[task.scenario]
+        return {"model": str(self.model_path), "seed": replicate_seed(self.exp.seed, task.replicate),
+                "kwargs": self.model_kwargs(), "interventions": self.scenarios[task.scenario],
+                "overrides": {**self.parameter_overrides(task.replicate), **sc.overrides},
+                "scenario": task.scenario, "replicate": task.replicate,
+                "meta": {"experiment": self.exp.name, "experiment_hash": self.hash,
+                         "seed": self.exp.seed, "version": __version__}}
+
+
+def run_task(spec: dict, path: str, threads: int | None = None) -> float:
+    """Run one task and write its metrics atomically to ``path``; returns seconds taken."""
+    from utenforsk.experiment.metrics import pathway_shares, task_metrics
+    from utenforsk.model import UtenforskModel
+    from utenforsk.outputs import write_parquet
+
+    t0 = time.perf_counter()
+    model = UtenforskModel(spec["model"], seed=spec["seed"], overrides=spec["overrides"],
+                           interventions=spec["interventions"], threads=threads, **spec["kwargs"])
+    model.run_model()
+    metrics = task_metrics(model)
+    if spec["scenario"] == "baseline":
+        metrics.update(pathway_shares(model))
+    df = pd.DataFrame({"scenario": spec["scenario"], "replicate": spec["replicate"],
+                       "metric": list(metrics), "value": np.array(list(metrics.values()), dtype=float)})
+    meta = {**spec["meta"], "replicate_seed": spec["seed"], "config_hash": model.config_hash}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_parquet(df, Path(path), meta)
+    return time.perf_counter() - t0
+
+
+def is_done(path: Path, exp_hash: str) -> bool:
+    """A finished, readable task file of this experiment (a corrupt one is removed)."""
+    if not path.exists():
+        return False
+    try:
+        meta = pq.read_metadata(path).metadata or {}
+        info = json.loads(meta.get(b"utenforsk", b"{}"))
+        if info.get("experiment_hash") == exp_hash:
+            return True
+    except Exception:  # truncated or corrupt: recompute
+        pass
+    path.unlink(missing_ok=True)
+    return False
+
+
+def _worker_init() -> None:
+    os.environ["UTENFORSK_THREADS"] = "1"
+
+
+def check_store(out: Path, plan: Plan) -> None:
+    """Refuse to mix two experiments in one directory."""
+    marker = out / "experiment.json"
+    if marker.exists():
+        stored = json.loads(marker.read_text())
+        if stored.get("experiment_hash") != plan.hash:
+            raise UserError("this directory holds results of a different experiment (or an edited one)",
+                            key="--out", value=str(out),
+                            allowed=f"a new directory, or the experiment with hash {stored.get('experiment_hash')}")
+
+
+def run(plan: Plan, out: Path, workers: int = 1, shard: tuple[int, int] = (1, 1), progress=None) -> dict:
+    """Run the missing tasks of this shard; returns counts. ``progress(done, total, seconds)``."""
+    from utenforsk.outputs import ensure_output_dir, write_json
+
+    check_store(out, plan)
+    ensure_output_dir(out)
+    write_json({"experiment_hash": plan.hash, "name": plan.exp.name, "file": str(Path(plan.file).resolve()),
+                "version": __version__, "seed": plan.exp.seed}, out / "experiment.json")
+    tasks = plan.tasks(shard)
+    todo = [t for t in tasks if not is_done(t.path(out), plan.hash)]
+    done, t0 = 0, time.perf_counter()
+    if progress:
+        progress(0, len(todo), 0.0)
+    if workers <= 1:
+        for t in todo:
+            run_task(plan.task_spec(t), str(t.path(out)))
+            done += 1
+            if progress:
+                progress(done, len(todo), time.perf_counter() - t0)
+    else:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                                 initializer=_worker_init) as pool:
+            pending = {pool.submit(run_task, plan.task_spec(t), str(t.path(out)), 1) for t in todo}
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    f.result()
+                    done += 1
+                if progress:
+                    progress(done, len(todo), time.perf_counter() - t0)
+    return {"tasks": len(tasks), "ran": len(todo), "skipped": len(tasks) - len(todo)}
+
+
+def collect(out: Path, plan: Plan | None = None) -> pd.DataFrame:
+    """All stored task files under ``out/runs`` as one long table (sorted, deterministic)."""
+    files = sorted((out / RUNS).glob("*/r*.parquet"))
+    if not files:
+        raise UserError("no finished tasks found", key="DIR", value=str(out),
+                        allowed="a directory written by `utenforsk experiment`")
+    frames = [pd.read_parquet(f) for f in files]
+    runs = pd.concat(frames, ignore_index=True)
+    return runs.sort_values(["scenario", "replicate", "metric"], kind="stable").reset_index(drop=True)
+
+
+def missing(out: Path, plan: Plan) -> list[Task]:
+    return [t for t in plan.tasks() if not t.path(out).exists()]

@@ -1,0 +1,356 @@
+"""The experiment report: markdown tables, seaborn figures, ``report.md``.
+
+Built from tables only (runs, effects, economics, hypotheses, baseline pathways, run metadata);
+nothing here runs a simulation. :func:`write_report` is the entry point; the figures live in
+:mod:`utenforsk.report.figures`, one function each.
+
+Number formats: rates as percentages with 2 decimals (their differences in percentage points),
+NOK in millions with thousands separators (cost per exclusion-year in whole NOK), years and
+counts with thousands separators.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from utenforsk.report import figures as fig
+from utenforsk.report.figures import BASELINE, metric_kind, metric_label, ordered_scenarios
+
+__all__ = ["write_report", "DEFAULT_MAIN_METRICS", "effects_tables", "economics_table",
+           "hypotheses_table"]
+
+DEFAULT_MAIN_METRICS = ("neet_rate_15_29", "exclusion_years_15_29", "upper_secondary_completion_5y",
+                        "health_benefit_rate_18_29", "long_term_neet_share", "programme_cost_nok")
+DASH = "–"
+
+FIGURE_TEXT = {
+    "pathways": ("Baseline pathways",
+                 "Share of persons in each activity state at every age from 0 to 29 in the baseline "
+                 "scenario (stacked, summing to 100%)."),
+    "neet_by_year": ("NEET rate by year",
+                     "NEET rate at ages 15-29 in each calendar year for every scenario: mean across "
+                     "replicates with its 95% interval; the baseline is drawn in black."),
+    "effects_forest": ("Effects on the main metrics",
+                       "Paired difference from the baseline with its 95% interval for each main "
+                       "metric (one panel each; rates in percentage points, NOK in millions); "
+                       "a filled marker means the interval excludes zero."),
+    "cost_effect": ("Cost-effect plane",
+                    "Each scenario's exclusion-years avoided against its programme cost (NOK "
+                    "million), with 95% intervals as error bars; lower right is cheaper and more "
+                    "effective."),
+    "effect_timing": ("When each effect shows",
+                      "NEET person-years avoided each year (baseline minus scenario, paired by "
+                      "replicate) against years since the policy start; the dotted red line marks "
+                      "the first year whose 95% band excludes zero, so early-childhood prevention "
+                      "shows as a curve that rises only late."),
+}
+
+
+# ------------------------------------------------------------------------------------- formatting
+def _finite(x) -> bool:
+    try:
+        return x is not None and math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def fmt_number(x, decimals: int | None = None) -> str:
+    """Thousands separators; decimals chosen by size unless given."""
+    if not _finite(x):
+        return DASH
+    x = float(x)
+    if decimals is None:
+        a = abs(x)
+        decimals = 0 if a >= 100 else 1 if a >= 10 else 2 if a >= 0.01 or a == 0 else 4
+    return f"{x:,.{decimals}f}"
+
+
+def fmt_value(x, metric: str) -> str:
+    """A level of ``metric``: rates as %, NOK in millions, the rest as numbers."""
+    kind = metric_kind(metric)
+    if not _finite(x):
+        return DASH
+    if kind == "rate":
+        return f"{100 * float(x):.2f}%"
+    if kind == "nok":
+        return fmt_number(float(x) / 1e6, 1)
+    return fmt_number(x)
+
+
+def fmt_diff(x, metric: str) -> str:
+    """A difference of ``metric``: rates in percentage points, NOK in millions, signed."""
+    if not _finite(x):
+        return DASH
+    kind = metric_kind(metric)
+    if kind == "rate":
+        return f"{100 * float(x):+.2f} pp"
+    if kind == "nok":
+        return f"{float(x) / 1e6:+,.1f}"
+    s = fmt_number(x)
+    return s if s.startswith("-") else "+" + s
+
+
+def fmt_interval(lo, hi, fmt) -> str:
+    if not (_finite(lo) and _finite(hi)):
+        return DASH
+    return f"[{fmt(lo)}, {fmt(hi)}]"
+
+
+def fmt_pct(x, decimals: int = 2, signed: bool = False) -> str:
+    if not _finite(x):
+        return DASH
+    return f"{100 * float(x):{'+' if signed else ''}.{decimals}f}%"
+
+
+def unit_of(metric: str) -> str:
+    kind = metric_kind(metric)
+    if kind == "rate":
+        return "%; differences in percentage points"
+    if kind == "nok":
+        return "NOK million"
+    return "person-years" if "year" in metric.lower() else "count"
+
+
+def _cell(x) -> str:
+    s = DASH if x is None or (isinstance(x, float) and math.isnan(x)) else str(x)
+    return s.replace("|", "\\|").replace("\n", " ").strip() or DASH
+
+
+def md_table(header: Sequence[str], rows: Sequence[Sequence], align: str | None = None) -> str:
+    """A GitHub markdown table; ``align`` one char per column, ``l`` or ``r``."""
+    align = align or "l" + "r" * (len(header) - 1)
+    sep = ["---:" if a == "r" else ":---" for a in align]
+    lines = ["| " + " | ".join(_cell(h) for h in header) + " |", "| " + " | ".join(sep) + " |"]
+    lines += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------- tables
+def choose_main_metrics(effects: pd.DataFrame | None, main_metrics=None) -> list[str]:
+    """Requested (or default) metrics present in ``effects``; else all its summary metrics."""
+    if effects is None or effects.empty:
+        return []
+    present = list(pd.unique(effects["metric"].astype(str)))
+    wanted = list(main_metrics) if main_metrics is not None else list(DEFAULT_MAIN_METRICS)
+    chosen = [m for m in wanted if m in present]
+    if not chosen and main_metrics is None:
+        chosen = [m for m in present if "@" not in m]
+    return chosen
+
+
+def effects_tables(effects: pd.DataFrame | None, metrics: Sequence[str],
+                   baseline: str = BASELINE) -> str:
+    """One markdown table per main metric: rows are scenarios."""
+    if effects is None or effects.empty or not metrics:
+        return "No effects to report (the effects table is empty or has none of the main metrics)."
+    eff = effects[effects["scenario"].astype(str) != baseline]
+    order = ordered_scenarios(eff["scenario"].astype(str), baseline)
+    parts = []
+    for m in metrics:
+        d = eff[eff["metric"] == m].copy()
+        if d.empty:
+            continue
+        d["_o"] = d["scenario"].astype(str).map(order.index)
+        rows = []
+        for _, r in d.sort_values("_o").iterrows():
+            rows.append([r["scenario"], fmt_value(r.get("baseline_mean"), m),
+                         fmt_value(r.get("scenario_mean"), m), fmt_diff(r.get("difference"), m),
+                         fmt_interval(r.get("ci_low"), r.get("ci_high"),
+                                      lambda v, m=m: fmt_diff(v, m)),
+                         fmt_pct(r.get("relative_change"), 1, signed=True),
+                         int(r["n_replicates"]) if _finite(r.get("n_replicates")) else DASH])
+        parts.append(f"#### {metric_label(m)} (`{m}`; {unit_of(m)})\n\n" + md_table(
+            ["Scenario", "Baseline", "Scenario mean", "Difference", "95% interval",
+             "Relative change", "Replicates"], rows))
+    return "\n\n".join(parts) if parts else "No effects to report for the main metrics."
+
+
+ECON_COLUMNS = [  # (column, header, formatter, low column, high column)
+    ("pv_programme_cost_nok", "PV programme cost (NOK million)",
+     lambda v: fmt_number(float(v) / 1e6, 1), "pv_programme_cost_nok_low",
+     "pv_programme_cost_nok_high"),
+    ("exclusion_years_avoided", "Exclusion-years avoided", fmt_number,
+     "exclusion_years_avoided_low", "exclusion_years_avoided_high"),
+    ("npv_nok", "NPV (NOK million)", lambda v: fmt_number(float(v) / 1e6, 1), "npv_nok_low",
+     "npv_nok_high"),
+    ("cost_per_exclusion_year_avoided_nok", "Cost per exclusion-year avoided (NOK)",
+     lambda v: fmt_number(v, 0), None, None),
+    ("benefit_cost_ratio", "Benefit-cost ratio", lambda v: fmt_number(v, 2), None, None),
+    ("n_replicates", "Replicates", lambda v: str(int(v)), None, None),
+]
+
+
+def _cost_per_year_cell(r) -> str:
+    v = r.get("cost_per_exclusion_year_avoided_nok")
+    avoided = r.get("exclusion_years_avoided")
+    if _finite(avoided) and float(avoided) <= 0:
+        return "n/a (none avoided)"
+    return fmt_number(v, 0) if _finite(v) else DASH
+
+
+def economics_table(economics: pd.DataFrame | None, baseline: str = BASELINE) -> str:
+    """Economics per scenario: the columns present among :data:`ECON_COLUMNS`, with intervals."""
+    if economics is None or economics.empty or "scenario" not in economics.columns:
+        return "No economics to report (the economics table is empty)."
+    e = economics[economics["scenario"].astype(str) != baseline]
+    if e.empty:
+        return "No economics to report (no scenario other than the baseline)."
+    order = ordered_scenarios(e["scenario"].astype(str), baseline)
+    e = e.assign(_o=e["scenario"].astype(str).map(order.index)).sort_values("_o")
+    cols = [c for c in ECON_COLUMNS if c[0] in e.columns]
+    if not cols:
+        return "No economics to report (the economics table has none of the expected columns)."
+    header = ["Scenario"]
+    for col, head, _, lo, hi in cols:
+        header.append(head)
+        if lo in e.columns and hi in e.columns:
+            header.append("95% interval")
+    rows = []
+    for _, r in e.iterrows():
+        row = [r["scenario"]]
+        for col, _, f, lo, hi in cols:
+            if col == "cost_per_exclusion_year_avoided_nok":
+                row.append(_cost_per_year_cell(r))
+            else:
+                row.append(f(r[col]) if _finite(r[col]) else DASH)
+            if lo in e.columns and hi in e.columns:
+                row.append(fmt_interval(r[lo], r[hi], f))
+        rows.append(row)
+    return md_table(header, rows)
+
+
+def _fmt_estimate(x, metric) -> str:
+    if metric is not None and isinstance(metric, str) and metric:
+        return fmt_diff(x, metric)
+    return fmt_number(x, None if not _finite(x) or abs(float(x)) >= 0.01 else 5)
+
+
+def hypotheses_table(hypotheses: pd.DataFrame | None) -> str:
+    if hypotheses is None or len(hypotheses) == 0:
+        return "No hypotheses were tested in this experiment."
+    rows = []
+    for _, r in hypotheses.iterrows():
+        metric = r.get("metric") if "metric" in hypotheses.columns else None
+        f = lambda v, m=metric: _fmt_estimate(v, m)  # noqa: E731
+        verdict = r.get("verdict")
+        rows.append([r.get("name", DASH), r.get("statement", DASH),
+                     f"**{verdict}**" if isinstance(verdict, str) and verdict else DASH,
+                     fmt_pct(r.get("probability"), 1), f(r.get("estimate")),
+                     fmt_interval(r.get("ci_low"), r.get("ci_high"), f),
+                     int(r["n_replicates"]) if _finite(r.get("n_replicates")) else DASH])
+    return md_table(["Hypothesis", "Statement", "Verdict", "Probability", "Estimate",
+                     "95% interval", "Replicates"], rows, align="lllrrrr")
+
+
+# ----------------------------------------------------------------------------------------- report
+def _price_year(meta: dict, economics: pd.DataFrame | None):
+    if meta.get("price_year") is not None:
+        return meta["price_year"]
+    if economics is not None and "price_year" in getattr(economics, "columns", []):
+        years = pd.unique(economics["price_year"].dropna())
+        if len(years):
+            return ", ".join(str(int(y)) if _finite(y) else str(y) for y in years)
+    return None
+
+
+def _meta_section(meta: dict, price_year, scenarios: list[str], n_reps) -> str:
+    known = [("experiment", "Experiment"), ("config_hash", "Config hash"), ("seed", "Seed"),
+             ("version", "utenforsk version"), ("replicates", "Replicates"), ("scale", "Scale"),
+             ("start_year", "Policy start year"), ("horizon_years", "Horizon (years)")]
+    rows = [[label, f"`{meta[k]}`" if k == "config_hash" else meta[k]]
+            for k, label in known if meta.get(k) is not None]
+    if meta.get("replicates") is None and n_reps:
+        rows.append(["Replicates", n_reps])
+    rows.append(["Price year (NOK)", price_year if price_year is not None else "not stated"])
+    if meta.get("discount_rate") is not None:
+        rows.append(["Discount rate", fmt_pct(meta["discount_rate"], 1)])
+    skip = {k for k, _ in known} | {"name", "price_year", "discount_rate"}
+    for k, v in meta.items():  # anything else simple, for provenance
+        if k not in skip and isinstance(v, (str, int, float, bool)):
+            rows.append([k.replace("_", " "), v])
+    rows.append(["Scenarios", ", ".join(f"`{s}`" for s in scenarios) or DASH])
+    return md_table(["Item", "Value"], rows, align="ll")
+
+
+def _how_to_read(price_year, baseline: str, meta: dict) -> str:
+    rate = (f"{fmt_pct(meta['discount_rate'], 1)} a year" if meta.get("discount_rate") is not None
+            else "the real discount rate of the Ministry of Finance circular R-109/2021 (4% a year "
+                 "for the first 40 years)")
+    prices = f"{price_year} prices" if price_year is not None else "the stated price year"
+    return (
+        f"Every scenario is compared with the reference scenario `{baseline}`. Replicate *r* of "
+        "every scenario uses the same random numbers (common random numbers), so each effect is "
+        "the mean of paired, replicate-by-replicate differences (scenario minus baseline); this "
+        "removes most of the Monte Carlo noise that two independent runs would show. Intervals "
+        "are 95% t-intervals of that mean across replicates: they describe simulation "
+        "uncertainty, not uncertainty about the model's parameters. Rates are shown as "
+        "percentages and their differences in percentage points (pp); relative change is the "
+        f"difference divided by the baseline mean. Money is in real NOK at {prices}, in millions "
+        "unless stated. The effects tables and the yearly figures are undiscounted (totals or "
+        "rates over the horizon); in the economics table, money (PV programme cost, NPV) is "
+        f"discounted to the policy start at {rate}, while exclusion-years avoided are counted "
+        "undiscounted. Discounting weighs late gains least, so prevention in early childhood, "
+        "whose benefits come years after its costs, fares worse on NPV than its undiscounted "
+        "effects suggest.")
+
+
+def write_report(out_dir: Path, runs: pd.DataFrame, effects: pd.DataFrame,
+                 economics: pd.DataFrame | None, hypotheses: pd.DataFrame | None,
+                 baseline_pathways: pd.DataFrame | None, meta: dict,
+                 main_metrics: Sequence[str] | None = None) -> Path:
+    """Write ``out_dir/report.md`` and its figures under ``out_dir/figures/``; return the path.
+
+    ``main_metrics`` selects the summary metrics shown in the effects tables and the forest plot
+    (default :data:`DEFAULT_MAIN_METRICS` where present, else every non-yearly metric). Figures
+    whose input is missing are left out, with a line saying so.
+    """
+    out_dir = Path(out_dir)
+    fig_dir = out_dir / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    meta = dict(meta or {})
+    baseline = meta.get("baseline", BASELINE)
+    runs = runs if runs is not None else pd.DataFrame(columns=["scenario", "replicate", "metric",
+                                                               "value"])
+    price_year = _price_year(meta, economics)
+    metrics = choose_main_metrics(effects, main_metrics)
+    names = list(runs["scenario"].astype(str))
+    for t in (effects, economics):
+        if t is not None and "scenario" in getattr(t, "columns", []):
+            names += list(t["scenario"].astype(str))
+    scenarios = ordered_scenarios(names, baseline)
+    n_reps = runs["replicate"].nunique() if len(runs) else None
+
+    paths = {
+        "pathways": fig.plot_pathways(baseline_pathways, fig_dir),
+        "neet_by_year": fig.plot_neet_by_year(runs, fig_dir, baseline),
+        "effects_forest": fig.plot_effects_forest(effects, metrics, fig_dir, baseline),
+        "cost_effect": fig.plot_cost_effect(economics, fig_dir, effects,
+                                            price_year if _finite(price_year) else None, baseline),
+        "effect_timing": fig.plot_effect_timing(runs, fig_dir, meta.get("start_year"), baseline),
+    }
+
+    title = meta.get("experiment") or meta.get("name") or "experiment"
+    lines = [f"# utenforsk experiment report: {title}", "", _meta_section(meta, price_year,
+                                                                          scenarios, n_reps), "",
+             "## How to read this", "", _how_to_read(price_year, baseline, meta), "",
+             "## Main effects (scenario minus baseline)", "", effects_tables(effects, metrics,
+                                                                            baseline), "",
+             "## Economics", "", economics_table(economics, baseline), "",
+             "## Hypotheses", "", hypotheses_table(hypotheses), "", "## Figures", ""]
+    for key, path in paths.items():
+        heading, sentence = FIGURE_TEXT[key]
+        lines += [f"### {heading}", ""]
+        if path is None:
+            lines += [f"Not drawn: the input for this figure ({fig.FILES[key]}) is not available.",
+                      ""]
+        else:
+            lines += [f"![{heading}](figures/{path.name})", "", sentence, ""]
+    report = out_dir / "report.md"
+    tmp = report.with_name(report.name + ".tmp")
+    tmp.write_text("\n".join(lines), encoding="utf-8")
+    tmp.replace(report)
+    return report
