@@ -101,3 +101,36 @@ def test_common_random_numbers_shrink_the_variance_of_differences(baseline_path)
         indep.append(other - base)
     assert np.var(crn, ddof=1) * 4 < np.var(indep, ddof=1)
     assert np.mean(crn) < 0
+
+
+def test_python_plugin_acts_without_touching_kernels(baseline_path):
+    """A registered plugin doubles NAV capacity from 2026 and adds a cost; YAML only names it."""
+    from utenforsk.experiment.metrics import task_metrics
+    from utenforsk.interventions.registry import Plugin, register
+
+    @register
+    class DoubleNav(Plugin):
+        name = "double_nav_test"
+
+        def before_month(self, model, year, month_of_year):
+            if year >= 2026:
+                for agent in model.agents:
+                    if agent.service == "nav":
+                        agent.places_per_1000 = self.options["factor"] * 60.0
+
+        def monthly_cost(self, model, month):
+            return 1e6
+
+    base = _run(baseline_path)
+    plug = _run(baseline_path, interventions=[{"plugin": "double_nav_test", "options": {"factor": 2.0}}])
+    nav_b = [a.capacity for a in base.agents if a.service == "nav"]
+    nav_p = [a.capacity for a in plug.agents if a.service == "nav"]
+    assert sum(nav_p) > 1.8 * sum(nav_b)
+    assert task_metrics(plug)["programme_cost_nok"] == pytest.approx(1e6 * 36)
+
+
+def test_unknown_plugin_is_a_config_error(baseline_path):
+    from utenforsk.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown plugin"):
+        UtenforskModel(baseline_path, seed=1, interventions=[{"plugin": "no_such_plugin"}], **SMALL)

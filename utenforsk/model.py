@@ -24,6 +24,7 @@ from utenforsk.core.population import (allocate, arrival_birth_months, bytes_per
 from utenforsk.core.tables import MAX_MONTHS, CompiledModel
 from utenforsk.errors import ConfigError
 from utenforsk.interventions import engine
+from utenforsk.interventions.registry import make_plugin
 from utenforsk.metrics import headline
 from utenforsk.services import ServiceAgent
 
@@ -89,9 +90,18 @@ class UtenforskModel(mesa.Model):
         self.config = resolve_config(config, scale, overrides, start_year=start_year,
                                      horizon_years=horizon_years, burn_in_years=burn_in_years,
                                      neet_definition=neet_definition)
-        self.interventions = [engine.load_intervention(iv) for iv in (interventions or [])]
+        refs = list(interventions or [])
+        self.plugins = [make_plugin(r) for r in refs if isinstance(r, dict) and "plugin" in r]
+        self.interventions = [engine.load_intervention(r) for r in refs
+                              if not (isinstance(r, dict) and "plugin" in r)]
+        if self.plugins:
+            data = self.config.model_dump(by_alias=True, exclude_none=True)
+            for plugin in self.plugins:
+                data = plugin.modify_config(data)
+            self.config = validate(ModelConfig, data, "<plugins>")
         self.config_hash = config_hash({"model": self.config.model_dump(mode="json"),
-                                        "interventions": [iv.model_dump(mode="json") for iv in self.interventions]})
+                                        "interventions": [iv.model_dump(mode="json") for iv in self.interventions],
+                                        "plugins": [[p.name, p.options] for p in self.plugins]})
         cfg = self.config
         self.n_threads = min(threads or kernel.n_threads(), kernel.n_threads())
         self.compiled = CompiledModel(engine.apply_to_config(cfg, self.interventions), self.interventions)
@@ -195,6 +205,8 @@ class UtenforskModel(mesa.Model):
         self._enter(m)
         if self.interventions:
             self._apply_interventions(m)
+        for plugin in self.plugins:
+            plugin.before_month(self, self.first_year + m // 12, m % 12)
         self.agents.do("step")  # services set admissions from last month's demand
         lo = int(self.cum_entries[max(0, m - MAX_MONTHS)])
         hi = int(self.cum_entries[m + 1])

@@ -33,6 +33,8 @@ def monthly_programme_cost(model, month: dict) -> float:
         total += _param(c.per_participant_month) * months / scale
         if month["pg_cover"][k] > 0:
             total += (_param(c.fixed_per_year) + _param(c.staff_positions) * _param(c.cost_per_position)) / 12.0
+    for plugin in getattr(model, "plugins", []):
+        total += plugin.monthly_cost(model, month)
     return total
 
 

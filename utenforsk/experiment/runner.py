@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from utenforsk import __version__
 from utenforsk.config.experiment import Experiment
+from utenforsk.config.schema import ModelConfig
 from utenforsk.config.loader import compose, config_hash, validate
 from utenforsk.errors import ConfigError, UserError
 
@@ -105,7 +106,17 @@ class Plan:
             where = f"scenarios.{name}"
             try:
                 cfg = resolve_config(self.config, None, sc.overrides)
-                ivs = [engine.load_intervention(r, where=self.file) for r in self.scenarios[name]]
+                from utenforsk.interventions.registry import make_plugin
+
+                refs = self.scenarios[name]
+                plugins = [make_plugin(r, where=self.file) for r in refs if isinstance(r, dict) and "plugin" in r]
+                ivs = [engine.load_intervention(r, where=self.file) for r in refs
+                       if not (isinstance(r, dict) and "plugin" in r)]
+                if plugins:
+                    data = cfg.model_dump(by_alias=True, exclude_none=True)
+                    for p in plugins:
+                        data = p.modify_config(data)
+                    cfg = validate(ModelConfig, data, self.file)
                 CompiledModel(engine.apply_to_config(cfg, ivs), ivs)
             except ConfigError as exc:
                 raise ConfigError(exc.detail, file=exc.file or self.file,
