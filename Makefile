@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/utenforsk run configs/norway/baseline.yaml --seed 1 --out results/demo
+	$(BIN)/utenforsk experiment experiments/quickstart.yaml --workers 2 --out results/quickstart
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -22,4 +22,4 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) results/demo
+	rm -rf $(VENV) results/demo results/quickstart
