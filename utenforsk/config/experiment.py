@@ -31,6 +31,9 @@ class Uncertainty(Strict):
     mode: Literal["monte_carlo", "parameter"] = "monte_carlo"
     parameters: list[str] = Field(
         default_factory=list, description="dotted paths of Params drawn per replicate in parameter mode")
+    seeds_per_draw: int = Field(2, ge=1, le=100, description=(
+        "parameter mode: replicates sharing one parameter draw (different seeds), so the report can "
+        "separate Monte Carlo noise from parameter uncertainty"))
 
     @model_validator(mode="after")
     def _params_for_mode(self):

@@ -40,7 +40,7 @@ def finalize(out: Path, plan: Plan) -> dict:
                         f"{gaps[0].scenario} replicate {gaps[0].replicate})", key="DIR", value=str(out),
                         allowed="run the remaining shards first (`utenforsk experiment ... --shard K/N`)")
     runs = collect(out)
-    main = runs[~runs.metric.str.startswith("pathway:")]
+    main = runs[~runs.metric.str.startswith(("pathway:", "parameter:"))]
     meta = {"experiment": plan.exp.name, "experiment_hash": plan.hash, "seed": plan.exp.seed,
             "replicates": plan.exp.replicates, "scale": plan.config.scale,
             "start_year": plan.config.calendar.start_year, "horizon_years": plan.config.calendar.horizon_years,
@@ -52,9 +52,16 @@ def finalize(out: Path, plan: Plan) -> dict:
     effects = paired_effects(main, metrics=report_metrics)
     econ = economics(main)
     hyps = evaluate(plan.hypotheses, main)
+    from utenforsk.analysis.uncertainty import variance_decomposition
+
+    draw_of = ({r: plan.draw_of(r) for r in range(plan.exp.replicates)}
+               if plan.exp.uncertainty.mode == "parameter" else None)
+    spread = variance_decomposition(main, [m for m in plan.exp.metrics if m in set(main.metric)], draw_of)
+    spread.to_csv(out / "uncertainty.csv", index=False)
     effects.to_csv(out / "effects.csv", index=False)
     econ.to_csv(out / "economics.csv", index=False)
     hyps.to_csv(out / "hypotheses.csv", index=False)
-    report = write_report(out, main, effects, econ, hyps, pathways(runs), meta, main_metrics=plan.exp.metrics)
+    report = write_report(out, main, effects, econ, hyps, pathways(runs), meta, main_metrics=plan.exp.metrics,
+                          uncertainty=spread)
     write_json(meta, out / "results.json")
     return {"runs": len(runs), "report": str(report)}

@@ -79,9 +79,14 @@ class Plan:
 
     def _resolve_interventions(self, scenario: str, refs: list) -> list:
         out = []
-        for ref in refs:
+        for i, ref in enumerate(refs):
             if isinstance(ref, str) and ref.endswith((".yaml", ".yml")):
-                out.append(str((self.base / ref).resolve()))
+                path = (self.base / ref).resolve()
+                if not path.is_file():  # name the experiment file and key, not only the missing file
+                    raise ConfigError(f"intervention file not found: {path}", file=self.file,
+                                      key=f"scenarios.{scenario}.interventions[{i}]", value=ref,
+                                      allowed="a library name, or a YAML path relative to the experiment file")
+                out.append(str(path))
             else:
                 out.append(ref)
         return out
@@ -150,7 +155,7 @@ class Plan:
         """Parameter mode: one draw per listed parameter, uniform over its range, per replicate."""
         if self.exp.uncertainty.mode != "parameter":
             return {}
-        rng = np.random.default_rng([self.exp.seed, replicate, 0x5EED])
+        rng = np.random.default_rng([self.exp.seed, self.draw_of(replicate), 0x5EED])
         data = self.config.model_dump(by_alias=True)
         out = {}
         for dotted in self.exp.uncertainty.parameters:
@@ -161,11 +166,16 @@ class Plan:
             out[f"{dotted}.value"] = float(rng.uniform(lo, hi)) if hi > lo else float(lo)
         return out
 
+    def draw_of(self, replicate: int) -> int:
+        """The parameter draw a replicate uses (parameter mode: ``seeds_per_draw`` share one)."""
+        return replicate // self.exp.uncertainty.seeds_per_draw
+
     def task_spec(self, task: Task) -> dict:
         sc = self.exp.scenarios[task.scenario]
+        drawn = self.parameter_overrides(task.replicate)
         return {"model": str(self.model_path), "seed": replicate_seed(self.exp.seed, task.replicate),
                 "kwargs": self.model_kwargs(), "interventions": self.scenarios[task.scenario],
-                "overrides": {**self.parameter_overrides(task.replicate), **sc.overrides},
+                "overrides": {**drawn, **sc.overrides}, "drawn": drawn,
                 "scenario": task.scenario, "replicate": task.replicate,
                 "meta": {"experiment": self.exp.name, "experiment_hash": self.hash,
                          "seed": self.exp.seed, "version": __version__}}
@@ -184,6 +194,7 @@ def run_task(spec: dict, path: str, threads: int | None = None) -> float:
     metrics = task_metrics(model)
     if spec["scenario"] == "baseline":
         metrics.update(pathway_shares(model))
+    metrics.update({f"parameter:{k.removesuffix('.value')}": v for k, v in spec.get("drawn", {}).items()})
     df = pd.DataFrame({"scenario": spec["scenario"], "replicate": spec["replicate"],
                        "metric": list(metrics), "value": np.array(list(metrics.values()), dtype=float)})
     meta = {**spec["meta"], "replicate_seed": spec["seed"], "config_hash": model.config_hash}
@@ -267,4 +278,5 @@ def collect(out: Path, plan: Plan | None = None) -> pd.DataFrame:
 
 
 def missing(out: Path, plan: Plan) -> list[Task]:
-    return [t for t in plan.tasks() if not t.path(out).exists()]
+    """Tasks without a finished, readable file (an unreadable one is removed, as a rerun would)."""
+    return [t for t in plan.tasks() if not is_done(t.path(out), plan.hash)]

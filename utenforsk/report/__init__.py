@@ -281,13 +281,16 @@ def _how_to_read(price_year, baseline: str, meta: dict) -> str:
             else "the real discount rate of the Ministry of Finance circular R-109/2021 (4% a year "
                  "for the first 40 years)")
     prices = f"{price_year} prices" if price_year is not None else "the stated price year"
+    spread = ("they include both Monte Carlo noise and uncertainty about the drawn parameters "
+              "(parameter mode; the split is in the section on uncertainty below)"
+              if meta.get("uncertainty") == "parameter" else
+              "they describe simulation uncertainty, not uncertainty about the model's parameters")
     return (
         f"Every scenario is compared with the reference scenario `{baseline}`. Replicate *r* of "
         "every scenario uses the same random numbers (common random numbers), so each effect is "
         "the mean of paired, replicate-by-replicate differences (scenario minus baseline); this "
         "removes most of the Monte Carlo noise that two independent runs would show. Intervals "
-        "are 95% t-intervals of that mean across replicates: they describe simulation "
-        "uncertainty, not uncertainty about the model's parameters. Rates are shown as "
+        f"are 95% t-intervals of that mean across replicates: {spread}. Rates are shown as "
         "percentages and their differences in percentage points (pp); relative change is the "
         f"difference divided by the baseline mean. Money is in real NOK at {prices}, in millions "
         "unless stated. The effects tables and the yearly figures are undiscounted (totals or "
@@ -298,10 +301,29 @@ def _how_to_read(price_year, baseline: str, meta: dict) -> str:
         "effects suggest.")
 
 
+def uncertainty_table(spread: pd.DataFrame | None) -> str:
+    """SD of one replicate's paired difference split into Monte Carlo and parameter parts."""
+    if spread is None or len(spread) == 0:
+        return "No decomposition available (fewer than two replicates)."
+    mode = spread["mode"].iloc[0]
+    intro = ("Parameter mode: replicates sharing a parameter draw differ only by their seeds, so the "
+             "within-draw spread is Monte Carlo noise and the rest is parameter uncertainty."
+             if mode == "parameter" else
+             "Monte Carlo mode: every replicate has the same parameters, so all of the spread below "
+             "is Monte Carlo noise; run with `uncertainty: {mode: parameter, ...}` to add parameter "
+             "uncertainty.")
+    rows = [[r.scenario, f"`{r.metric}`", fmt_number(r.sd_monte_carlo, 4), fmt_number(r.sd_parameter, 4),
+             fmt_pct(r.parameter_share, 0) if _finite(r.parameter_share) else "n/a", int(r.n_draws)]
+            for r in spread.itertuples()]
+    return intro + "\n\n" + md_table(["Scenario", "Metric", "SD Monte Carlo", "SD parameters",
+                                       "Parameter share of variance", "Draws"], rows)
+
+
 def write_report(out_dir: Path, runs: pd.DataFrame, effects: pd.DataFrame,
                  economics: pd.DataFrame | None, hypotheses: pd.DataFrame | None,
                  baseline_pathways: pd.DataFrame | None, meta: dict,
-                 main_metrics: Sequence[str] | None = None) -> Path:
+                 main_metrics: Sequence[str] | None = None,
+                 uncertainty: pd.DataFrame | None = None) -> Path:
     """Write ``out_dir/report.md`` and its figures under ``out_dir/figures/``; return the path.
 
     ``main_metrics`` selects the summary metrics shown in the effects tables and the forest plot
@@ -340,7 +362,9 @@ def write_report(out_dir: Path, runs: pd.DataFrame, effects: pd.DataFrame,
              "## Main effects (scenario minus baseline)", "", effects_tables(effects, metrics,
                                                                             baseline), "",
              "## Economics", "", economics_table(economics, baseline), "",
-             "## Hypotheses", "", hypotheses_table(hypotheses), "", "## Figures", ""]
+             "## Hypotheses", "", hypotheses_table(hypotheses), "",
+             "## Monte Carlo noise and parameter uncertainty", "", uncertainty_table(uncertainty), "",
+             "## Figures", ""]
     for key, path in paths.items():
         heading, sentence = FIGURE_TEXT[key]
         lines += [f"### {heading}", ""]
