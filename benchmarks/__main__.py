@@ -10,6 +10,8 @@ Measures, on the full Norway baseline:
 - ``bytes_per_person`` of simulation state (all person arrays / people alive);
 - ``compile_cold_s`` and ``compile_cached_s``: time to the first step in a fresh process with an
   empty numba cache, and again with the cache filled;
+- ``experiment_tasks_per_minute`` (full mode): the quickstart experiment at scale 0.02 on 2 workers,
+  and the projected minutes for 1,000 replicates x 5 scenarios;
 - with ``--national``: one run at scale 1.0 (≈2 million alive, 30-year burn-in + 20 years), its
   wall time and peak memory (max RSS).
 
@@ -120,19 +122,39 @@ def national() -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def experiment_throughput(scale: float = 0.02, replicates: int = 2, workers: int = 2) -> dict:
+    """Tasks per minute of the quickstart experiment at ``scale`` (20-year horizon, 5 scenarios),
+    with compiled kernels cached; and the implied time for 1,000 replicates x 5 scenarios."""
+    from utenforsk.experiment.runner import Plan, run
+
+    with tempfile.TemporaryDirectory() as tmp:
+        plan = Plan(ROOT / "experiments" / "quickstart.yaml", replicates)
+        plan.exp = plan.exp.model_copy(update={"scale": scale})
+        t0 = time.perf_counter()
+        counts = run(plan, Path(tmp), workers=workers)
+        seconds = time.perf_counter() - t0
+    per_min = counts["ran"] / seconds * 60.0
+    return {"experiment_tasks_per_minute": per_min, "experiment_scale": scale,
+            "experiment_workers": workers,
+            "experiment_1000x5_minutes_projected": 5000 / per_min}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes only (< 2 minutes)")
     ap.add_argument("--national", action="store_true", help="also one national-scale run")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks")
     ap.add_argument("--sizes", type=float, nargs="*", help="override population sizes (people alive)")
+    ap.add_argument("--no-compile-times", action="store_true",
+                    help="skip the cold/cached compile measurement (two fresh processes)")
     args = ap.parse_args(argv)
 
     sizes = args.sizes or ([1e4, 1e5] if args.quick else [1e4, 1e5, 1e6])
     months, reps = (6, 2) if args.quick else (12, 3)
     result: dict = {"machine": machine(), "command": "python -m benchmarks " + " ".join(argv or sys.argv[1:]),
                     "date": time.strftime("%Y-%m-%d %H:%M:%S")}
-    result.update(compile_times())
+    if not args.no_compile_times:
+        result.update(compile_times())
     rows = []
     for n in sizes:
         r = throughput(n, months, reps)
@@ -149,6 +171,8 @@ def main(argv=None) -> int:
         x = np.log([r["alive"] for r in rows])
         y = np.log([r["alive"] / r["pm_per_s_1t"] for r in rows])
         result["scaling_exponent"] = float(np.polyfit(x, y, 1)[0])
+    if not args.quick:
+        result.update(experiment_throughput())
     if args.national:
         result.update(national())
 
@@ -158,7 +182,8 @@ def main(argv=None) -> int:
     print(f"{'figure':45s} value")
     for key in ("kernel_person_months_per_s_1thread", "kernel_person_months_per_s_2threads",
                 "parallel_speedup_2threads", "scaling_exponent", "bytes_per_person",
-                "compile_cold_s", "compile_cached_s", "national_run_s", "national_peak_rss_bytes"):
+                "compile_cold_s", "compile_cached_s", "experiment_tasks_per_minute",
+                "experiment_1000x5_minutes_projected", "national_run_s", "national_peak_rss_bytes"):
         if key in result:
             print(f"{key:45s} {result[key]:,.3f}")
     print(f"\nwrote {args.out / 'latest.json'}")
