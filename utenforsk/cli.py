@@ -138,9 +138,11 @@ def _shard(value: Optional[str]) -> tuple[int, int]:
     try:
         k, n = (int(x) for x in value.split("/"))
     except ValueError:
-        raise typer.BadParameter(f"{value!r} is not K/N; allowed: K/N with 1 <= K <= N, e.g. 2/4") from None
+        raise typer.BadParameter(f"{value!r} is not K/N; allowed: K/N with 1 <= K <= N, e.g. 2/4",
+                                 param_hint="'--shard'") from None
     if not 1 <= k <= n:
-        raise typer.BadParameter(f"{value!r} is out of range; allowed: K/N with 1 <= K <= N")
+        raise typer.BadParameter(f"{value!r} is out of range; allowed: K/N with 1 <= K <= N",
+                                 param_hint="'--shard'")
     return (k, n)
 
 

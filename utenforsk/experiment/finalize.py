@@ -39,7 +39,7 @@ def finalize(out: Path, plan: Plan) -> dict:
         raise UserError(f"{len(gaps)} of {len(plan.tasks())} tasks are missing (first: "
                         f"{gaps[0].scenario} replicate {gaps[0].replicate})", key="DIR", value=str(out),
                         allowed="run the remaining shards first (`utenforsk experiment ... --shard K/N`)")
-    runs = collect(out)
+    runs = collect(out, plan)
     main = runs[~runs.metric.str.startswith(("pathway:", "parameter:"))]
     meta = {"experiment": plan.exp.name, "experiment_hash": plan.hash, "seed": plan.exp.seed,
             "replicates": plan.exp.replicates, "scale": plan.config.scale,

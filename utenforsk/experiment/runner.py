@@ -56,11 +56,6 @@ def replicate_seed(seed: int, replicate: int) -> int:
     return int(rng.mix(np.uint64(mixed))) & (2**63 - 1)
 
 
-def experiment_hash(exp: Experiment) -> str:
-    """What makes stored tasks comparable: everything but the number of replicates."""
-    return config_hash(exp.model_dump(mode="json", exclude={"replicates", "description"}))
-
-
 class Plan:
     """A validated experiment, ready to run: model path, resolved scenarios, tasks."""
 
@@ -72,10 +67,10 @@ class Plan:
                 raise UserError("must be at least 1", key="--replicates", value=replicates)
             self.exp = self.exp.model_copy(update={"replicates": replicates})
         self.model_path = (self.base / self.exp.model).resolve()
-        self.hash = experiment_hash(self.exp)
         self.scenarios = {name: self._resolve_interventions(name, sc.interventions)
                           for name, sc in self.exp.scenarios.items()}
         self._validate()
+        self.hash = self._content_hash()
 
     def _resolve_interventions(self, scenario: str, refs: list) -> list:
         out = []
@@ -146,6 +141,19 @@ class Plan:
                 raise ConfigError("unknown metric", file=self.file, key=f"metrics[{i}]", value=m,
                                   allowed=", ".join(sorted(known)))
         self.hypotheses = validate_hypotheses(self.exp.hypotheses, known, set(self.exp.scenarios), self.file)
+
+    def _content_hash(self) -> str:
+        """The experiment (less its replicate count) plus the *contents* of the model and of every
+        scenario's interventions, so editing a file cannot silently mix old and new tasks."""
+        from utenforsk.interventions import engine
+
+        scenarios = {}
+        for name, refs in self.scenarios.items():
+            scenarios[name] = [r if isinstance(r, dict) and "plugin" in r
+                               else engine.load_intervention(r, where=self.file).model_dump(mode="json")
+                               for r in refs]
+        return config_hash({"experiment": self.exp.model_dump(mode="json", exclude={"replicates", "description"}),
+                            "model": self.config.model_dump(mode="json"), "interventions": scenarios})
 
     def tasks(self, shard: tuple[int, int] = (1, 1)) -> list[Task]:
         k, n = shard
@@ -241,6 +249,8 @@ def run(plan: Plan, out: Path, workers: int = 1, shard: tuple[int, int] = (1, 1)
     ensure_output_dir(out)
     write_json({"experiment_hash": plan.hash, "name": plan.exp.name, "file": str(Path(plan.file).resolve()),
                 "version": __version__, "seed": plan.exp.seed}, out / "experiment.json")
+    for stale in (out / RUNS).glob("*/.*.tmp"):  # left by a worker killed mid-write
+        stale.unlink(missing_ok=True)
     tasks = plan.tasks(shard)
     todo = [t for t in tasks if not is_done(t.path(out), plan.hash)]
     done, t0 = 0, time.perf_counter()
@@ -267,8 +277,12 @@ def run(plan: Plan, out: Path, workers: int = 1, shard: tuple[int, int] = (1, 1)
 
 
 def collect(out: Path, plan: Plan | None = None) -> pd.DataFrame:
-    """All stored task files under ``out/runs`` as one long table (sorted, deterministic)."""
-    files = sorted((out / RUNS).glob("*/r*.parquet"))
+    """The plan's stored task files (all under ``out/runs`` without a plan) as one long table,
+    sorted, so the result does not depend on which worker or shard wrote which file."""
+    if plan is not None:
+        files = sorted(t.path(out) for t in plan.tasks())
+    else:
+        files = sorted((out / RUNS).glob("*/r*.parquet"))
     if not files:
         raise UserError("no finished tasks found", key="DIR", value=str(out),
                         allowed="a directory written by `utenforsk experiment`")
