@@ -199,3 +199,19 @@ def test_hypothesis_errors_name_the_key():
     assert err.value.key == "hypotheses[0].per_nok"
     ok = validate_hypotheses([hyp("a", "good")], metrics, scenarios, "exp.yaml")
     assert ok[0].per_nok is False and ok[0].margin == 0.0
+
+
+def test_cost_per_exclusion_year_is_a_ratio_of_means():
+    """One replicate avoids nothing; the ICER-style ratio of means is still defined."""
+    from utenforsk.analysis.economics import economics
+
+    rows = []
+    for r, avoided in enumerate([4.0, 0.0]):  # NEET person-years avoided in 2025, per replicate
+        for scen, neet, cost in (("baseline", 10.0, 0.0), ("s", 10.0 - avoided, 1_000_000.0)):
+            rows += [(scen, r, "neet_person_years_15_29@2025", neet),
+                     (scen, r, "health_benefit_person_years_18_29@2025", 0.0),
+                     (scen, r, "programme_cost_nok@2025", cost)]
+    runs = pd.DataFrame(rows, columns=["scenario", "replicate", "metric", "value"])
+    row = economics(runs).iloc[0]
+    # mean PV cost 1.2 MNOK (20% tax cost, year 0 undiscounted) over mean avoided 2 person-years
+    assert row.cost_per_exclusion_year_avoided_nok == pytest.approx(1_200_000 / 2.0)

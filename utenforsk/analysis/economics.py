@@ -176,9 +176,12 @@ def economics(runs: pd.DataFrame, baseline: str = "baseline",
     """One row per non-baseline scenario: mean and paired t-interval of each quantity.
 
     Columns: ``scenario``; for each of :data:`QUANTITIES` the mean under the quantity's own name
-    plus ``<name>_low`` and ``<name>_high``; then ``n_replicates`` and ``price_year``. For the two
-    ratios, if the ratio is undefined (NaN) in any replicate its mean and interval are NaN (see
-    :func:`economics_by_replicate` for the per-replicate values).
+    plus ``<name>_low`` and ``<name>_high``; then ``n_replicates`` and ``price_year``. The two
+    ratios are ratios of means (as an incremental cost-effectiveness ratio is): mean PV cost over
+    mean exclusion-years avoided (NaN unless avoided > 0), and mean PV benefits over mean PV cost
+    (NaN unless cost > 0); a mean of per-replicate ratios would be undefined as soon as one
+    replicate avoids nothing. Their intervals are left NaN (per-replicate values are in
+    :func:`economics_by_replicate`).
     """
     per = economics_by_replicate(runs, baseline, valuation)
     columns = ["scenario"] + [f"{q}{s}" for q in QUANTITIES for s in ("", "_low", "_high")] + [
@@ -189,6 +192,12 @@ def economics(runs: pd.DataFrame, baseline: str = "baseline",
         row: dict = {"scenario": scenario}
         for q in QUANTITIES:
             row[q], row[f"{q}_low"], row[f"{q}_high"], _ = mean_ci(group[q].to_numpy(), level)
+        cost, avoided = row["pv_programme_cost_nok"], row["exclusion_years_avoided"]
+        gains = row["pv_benefit_savings_nok"] + row["pv_production_gain_nok"]
+        row["cost_per_exclusion_year_avoided_nok"] = cost / avoided if avoided > 0 else np.nan
+        row["benefit_cost_ratio"] = gains / cost if cost > 0 else np.nan
+        for q in ("cost_per_exclusion_year_avoided_nok", "benefit_cost_ratio"):
+            row[f"{q}_low"] = row[f"{q}_high"] = np.nan
         row["n_replicates"] = len(group)
         row["price_year"] = valuation.price_year
         rows.append(row)

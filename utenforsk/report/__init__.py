@@ -312,6 +312,10 @@ def uncertainty_table(spread: pd.DataFrame | None) -> str:
              "Monte Carlo mode: every replicate has the same parameters, so all of the spread below "
              "is Monte Carlo noise; run with `uncertainty: {mode: parameter, ...}` to add parameter "
              "uncertainty.")
+    headline = spread[spread.metric.isin(["neet_rate_15_29", "exclusion_years_15_29"])]
+    if len(headline):
+        spread = headline
+        intro += " Headline metrics only; every metric is in `uncertainty.csv`."
     rows = [[r.scenario, f"`{r.metric}`", fmt_number(r.sd_monte_carlo, 4), fmt_number(r.sd_parameter, 4),
              fmt_pct(r.parameter_share, 0) if _finite(r.parameter_share) else "n/a", int(r.n_draws)]
             for r in spread.itertuples()]
