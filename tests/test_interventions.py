@@ -134,3 +134,19 @@ def test_unknown_plugin_is_a_config_error(baseline_path):
 
     with pytest.raises(ConfigError, match="unknown plugin"):
         UtenforskModel(baseline_path, seed=1, interventions=[{"plugin": "no_such_plugin"}], **SMALL)
+
+
+def test_forked_burn_in_gives_identical_results(baseline_path):
+    """A scenario started from a copy of a finished baseline burn-in equals one simulated whole."""
+    kw = dict(scale=0.003, horizon_years=2)
+    burned = UtenforskModel(baseline_path, seed=4, **kw)
+    assert burned.month == burned.burn_in_months
+    whole = _run(baseline_path, seed=4, interventions=["nav_youth_guarantee", "ips_youth"], **kw)
+    forked = UtenforskModel(baseline_path, seed=4, interventions=["nav_youth_guarantee", "ips_youth"],
+                            burn_in_from=burned, **kw)
+    forked.run_model()
+    for f in (periods, cohorts, snapshot):
+        pd.testing.assert_frame_equal(f(whole), f(forked), check_exact=True)
+    # the baseline itself can continue from the same burn-in
+    burned.run_model()
+    pd.testing.assert_frame_equal(snapshot(burned), snapshot(_run(baseline_path, seed=4, **kw)), check_exact=True)

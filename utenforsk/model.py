@@ -76,12 +76,15 @@ class UtenforskModel(mesa.Model):
         interventions: library names, YAML paths, mappings or Intervention objects; their effects
             start at their ``when.start_year`` (see utenforsk/interventions/engine.py).
         on_month: called with the month index after every simulated month (progress bars).
+        burn_in_from: a model whose burn-in is finished, with the same config, seed and overrides
+            and no intervention active before the policy start: its state is copied instead of
+            simulating the burn-in again (see :meth:`can_fork_burn_in`). Results are identical.
     """
 
     def __init__(self, config="configs/norway/baseline.yaml", seed: int = 1, scale: float | None = None,
                  *, start_year=None, horizon_years=None, burn_in_years=None, neet_definition=None,
                  overrides: dict | None = None, threads: int | None = None,
-                 interventions: list | None = None, on_month=None):
+                 interventions: list | None = None, on_month=None, burn_in_from=None):
         t0 = time.perf_counter()
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ConfigError("seed must be a non-negative integer", key="seed", value=seed)
@@ -163,11 +166,39 @@ class UtenforskModel(mesa.Model):
         self.on_month = on_month
         self.timings = {"setup_s": time.perf_counter() - t0}
         t1 = time.perf_counter()
+        if burn_in_from is not None:
+            self._fork_burn_in(burn_in_from)
         while self.month < self.burn_in_months:
             self._advance()
         self.timings["burn_in_s"] = time.perf_counter() - t1
         self.timings["horizon_s"] = 0.0
         self.running = self.month < self.total_months
+
+    # ---- forking a shared burn-in ----------------------------------------------------------------
+    def burn_in_key(self) -> str:
+        """What the burn-in depends on: the model config, seed and scale (not interventions)."""
+        return config_hash({"model": self.config.model_dump(mode="json"), "seed": self.run_seed})
+
+    def can_fork_burn_in(self) -> bool:
+        """True when no intervention or plugin can act before the policy start."""
+        start = self.config.calendar.start_year
+        return not self.plugins and all(iv.when.start_year >= start for iv in self.interventions)
+
+    def _fork_burn_in(self, other: "UtenforskModel") -> None:
+        if other.month != other.burn_in_months or other.history:
+            raise ValueError("burn_in_from must be a model right at the end of its burn-in")
+        if other.burn_in_key() != self.burn_in_key() or not self.can_fork_burn_in():
+            raise ValueError("burn_in_from has another config or seed, or an intervention starts "
+                             "before the policy start: simulate the burn-in instead")
+        for mine, theirs in zip(self.pop, other.pop):
+            mine[...] = theirs
+        self.tally.cohort[...] = other.tally.cohort
+        self.tally.cohort_grp[...] = other.tally.cohort_grp
+        self.dyn.admit_p[...] = other.dyn.admit_p
+        self.last_month = {k: (v.copy() if hasattr(v, "copy") else v) for k, v in other.last_month.items()}
+        if "prog" in self.last_month:  # programme tallies are shaped by this model's interventions
+            self.last_month["prog"] = np.zeros_like(self.tally.prog[0])
+        self.month = other.month
 
     # ---- time ----------------------------------------------------------------------------------
     @property

@@ -3,6 +3,8 @@
 - Tasks are (scenario, replicate); replicate ``r`` has one seed for every scenario.
 - ``--shard K/N`` takes the replicates with ``r % N == K - 1`` (all their scenarios), so N
   machines share an experiment and a replicate's scenarios stay together.
+- A replicate's tasks run in one worker and share one simulated burn-in (forked), unless a
+  scenario has its own overrides or plugins.
 - Each finished task is written by the worker itself, atomically, to
   ``DIR/runs/SCENARIO/rNNNNNN.parquet``; a rerun skips finished tasks (and recomputes unreadable
   ones), so a SIGKILL loses at most the tasks in flight.
@@ -189,15 +191,41 @@ class Plan:
                          "seed": self.exp.seed, "version": __version__}}
 
 
-def run_task(spec: dict, path: str, threads: int | None = None) -> float:
-    """Run one task and write its metrics atomically to ``path``; returns seconds taken."""
-    from utenforsk.experiment.metrics import pathway_shares, task_metrics
+def run_replicate(items: list[tuple[dict, str]], threads: int | None = None) -> int:
+    """Run the tasks of one replicate (``(spec, path)`` pairs), writing each file as it finishes.
+
+    Scenarios without their own overrides or plugins share one simulated burn-in (forked:
+    bit-for-bit the same results as simulating it again, see tests/test_interventions.py).
+    """
     from utenforsk.model import UtenforskModel
+
+    donor = None
+    for spec, path in items:
+        forkable = spec["overrides"] == spec["drawn"] and not any(
+            isinstance(r, dict) and "plugin" in r for r in spec["interventions"])
+        model = None
+        if forkable:
+            if donor is None:
+                donor = UtenforskModel(spec["model"], seed=spec["seed"], overrides=spec["drawn"],
+                                       threads=threads, **spec["kwargs"])
+            try:
+                model = UtenforskModel(spec["model"], seed=spec["seed"], overrides=spec["overrides"],
+                                       interventions=spec["interventions"], threads=threads,
+                                       burn_in_from=donor, **spec["kwargs"])
+            except ValueError:  # an intervention acts during the burn-in: simulate it
+                model = None
+        if model is None:
+            model = UtenforskModel(spec["model"], seed=spec["seed"], overrides=spec["overrides"],
+                                   interventions=spec["interventions"], threads=threads, **spec["kwargs"])
+        _finish_task(model, spec, path)
+    return len(items)
+
+
+def _finish_task(model, spec: dict, path: str) -> None:
+    """Run the policy horizon and write the task's metrics atomically to ``path``."""
+    from utenforsk.experiment.metrics import pathway_shares, task_metrics
     from utenforsk.outputs import write_parquet
 
-    t0 = time.perf_counter()
-    model = UtenforskModel(spec["model"], seed=spec["seed"], overrides=spec["overrides"],
-                           interventions=spec["interventions"], threads=threads, **spec["kwargs"])
     model.run_model()
     metrics = task_metrics(model)
     if spec["scenario"] == "baseline":
@@ -208,7 +236,6 @@ def run_task(spec: dict, path: str, threads: int | None = None) -> float:
     meta = {**spec["meta"], "replicate_seed": spec["seed"], "config_hash": model.config_hash}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_parquet(df, Path(path), meta)
-    return time.perf_counter() - t0
 
 
 def is_done(path: Path, exp_hash: str) -> bool:
@@ -253,24 +280,25 @@ def run(plan: Plan, out: Path, workers: int = 1, shard: tuple[int, int] = (1, 1)
         stale.unlink(missing_ok=True)
     tasks = plan.tasks(shard)
     todo = [t for t in tasks if not is_done(t.path(out), plan.hash)]
+    groups: dict[int, list] = {}
+    for t in todo:  # one unit of work per replicate: its scenarios share the burn-in
+        groups.setdefault(t.replicate, []).append((plan.task_spec(t), str(t.path(out))))
     done, t0 = 0, time.perf_counter()
     if progress:
         progress(0, len(todo), 0.0)
     if workers <= 1:
-        for t in todo:
-            run_task(plan.task_spec(t), str(t.path(out)))
-            done += 1
+        for items in groups.values():
+            done += run_replicate(items)
             if progress:
                 progress(done, len(todo), time.perf_counter() - t0)
     else:
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
                                  initializer=_worker_init) as pool:
-            pending = {pool.submit(run_task, plan.task_spec(t), str(t.path(out)), 1) for t in todo}
+            pending = {pool.submit(run_replicate, items, 1) for items in groups.values()}
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for f in finished:
-                    f.result()
-                    done += 1
+                    done += f.result()
                 if progress:
                     progress(done, len(todo), time.perf_counter() - t0)
     return {"tasks": len(tasks), "ran": len(todo), "skipped": len(tasks) - len(todo)}
