@@ -85,7 +85,9 @@ def test_economics_hand_computed():
     out = economics(econ_runs()).set_index("scenario")
     row = out.loc["prog"]
     cost = 1_000_000 * 1.2
-    savings = (1 * 280_000 + 2 * 120_000) / 1.04 * 1.2
+    # 2 NEET years avoided, 1 of them a health-benefit year (benefit 280k); the other NEET year
+    # saves the general transfer (120k); health-benefit years are not valued twice
+    savings = (1 * 280_000 + 1 * 120_000) / 1.04 * 1.2
     production = 2 * 550_000 / 1.04
     assert row["pv_programme_cost_nok"] == pytest.approx(cost)
     assert row["exclusion_years_avoided"] == pytest.approx(2.0)

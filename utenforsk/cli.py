@@ -173,7 +173,7 @@ def experiment(file: Path = typer.Argument(..., help="experiment YAML, e.g. expe
 
             if missing(out_dir, plan):
                 out.print(f"shard {shard_v[0]}/{shard_v[1]} done; when every shard is, run "
-                          f"`utenforsk report {out_dir} --experiment {file}`")
+                          f"`utenforsk report {out_dir}`")
                 return
         _finalize(out_dir, plan)
     except UserError as exc:
@@ -202,7 +202,8 @@ def report(out_dir: Path = typer.Argument(..., help="an experiment's output dire
                 raise UserError("not an experiment directory (no experiment.json)", key="DIR", value=str(out_dir),
                                 allowed="a directory written by `utenforsk experiment`")
             experiment_file = Path(json.loads(marker.read_text())["file"])
-        plan = Plan(experiment_file)
+        recorded = json.loads(marker.read_text()).get("replicates") if marker.exists() else None
+        plan = Plan(experiment_file, recorded)
         check_store(out_dir, plan)
         _finalize(out_dir, plan)
     except UserError as exc:

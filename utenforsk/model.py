@@ -147,7 +147,7 @@ class UtenforskModel(mesa.Model):
             self.dyn.ho_prob[h, :] = ho.probability.value
             self.dyn.ho_delay[h, :] = int(round(ho.delay_months.value))
         nt = kernel.n_threads()
-        self._scratch = np.zeros((nt, max(c.n_covariates, 1)))
+        self._scratch = np.zeros((nt, 2, max(c.n_covariates, 1)))
         max_tr = max([int(e - s) for s, e in zip(c.tables.st_tr_start, c.tables.st_tr_end)]
                      + [len(cfg.exits), 1])
         self._lam_scratch = np.zeros((nt, max_tr))
@@ -223,9 +223,9 @@ class UtenforskModel(mesa.Model):
             if arrival:
                 ages = np.repeat(np.arange(30), self.arrivals[month])
                 births = arrival_birth_months(self.seed_key, ids, ages, month)
-            kernel.run_chunks(kernel.enter_chunk, len(ids), self.n_threads, lambda a, b, tid: (
+            kernel.run_chunks(kernel.enter_chunk, len(ids), min(self.n_threads, t.age_state.shape[0]), lambda a, b, tid: (
                 ids[a:b], births[a:b], tid, self.pop, c.tables, self.dyn, arrival, month,
-                self.seed_key, self.capacity, self.muni_attr, self._scratch, t))
+                self.seed_key, self.capacity, self.muni_attr, self._scratch, t, self.us_states))
 
     def _advance(self) -> None:
         """Simulate month ``self.month`` (burn-in or policy)."""
@@ -242,7 +242,8 @@ class UtenforskModel(mesa.Model):
         lo = int(self.cum_entries[max(0, m - MAX_MONTHS)])
         hi = int(self.cum_entries[m + 1])
         c = self.compiled
-        kernel.run_chunks(kernel.month_chunk, hi - lo, self.n_threads, lambda a, b, tid: (
+        threads = min(self.n_threads, t.age_state.shape[0])  # never more workers than tally rows
+        kernel.run_chunks(kernel.month_chunk, hi - lo, threads, lambda a, b, tid: (
             lo + a, lo + b, tid, self.pop, c.tables, self.dyn, t, m, self.seed_key, self.capacity,
             self.muni_attr, self._scratch, self._lam_scratch, self.us_flag, self.us_states,
             self.hb_states))

@@ -111,7 +111,7 @@ def snapshot(model) -> pd.DataFrame:
             out[name] = pd.Categorical.from_codes(codes, categories=cats)
     state = pop.state[slots]
     out["state"] = pd.Categorical.from_codes(state, categories=c.states)
-    out["neet"] = c.tables.st_neet[state]
+    out["neet"] = headline.state_masks(model)["neet"][state]  # the reporting definition
     if "completed_upper_secondary" in c.flags:
         bit = c.flags.index("completed_upper_secondary")
         out["completed_upper_secondary"] = (pop.flags[slots] >> bit) & 1 == 1

@@ -61,8 +61,8 @@ class Valuation:
       average.
     - ``public_cost_per_neet_year_nok`` = 120 000: ASSUMPTION. Public transfers per NEET
       person-year (unemployment benefit, social assistance/økonomisk sosialhjelp, qualification
-      benefit), averaged over NEET states; does not include the health benefit, which is counted
-      separately.
+      benefit), averaged over NEET states; applied to NEET person-years that are *not*
+      health-benefit years (those are NEET too, and valued by the line above).
     - ``production_per_neet_year_nok`` = 550 000: ASSUMPTION. Value added (wage plus employer
       costs) of a young worker, i.e. production lost per NEET person-year.
     - ``price_year`` = 2024: the year whose prices all NOK amounts are in (no inflation applied).
@@ -153,8 +153,10 @@ def economics_by_replicate(runs: pd.DataFrame, baseline: str = "baseline",
                                  f"{baseline!r} in replicate {rep}")
         d_cost, d_health, d_neet = (delta[b].to_numpy() for b in YEARLY_BASES)
         cost = (d_cost @ df) * tax
+        # health-benefit years are NEET years too (ages 18-29 within 15-29): the general NEET
+        # transfer applies only to the NEET years that are not health-benefit years
         savings = ((-d_health * v.benefit_per_health_benefit_year_nok
-                    - d_neet * v.public_cost_per_neet_year_nok) @ df) * tax
+                    - (d_neet - d_health) * v.public_cost_per_neet_year_nok) @ df) * tax
         production = (-d_neet * v.production_per_neet_year_nok) @ df
         avoided = -d_neet.sum(axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -7,6 +7,7 @@ every listed parameter (uniform over its range), shared by all scenarios of that
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -61,6 +62,10 @@ class Experiment(Strict):
 
     @model_validator(mode="after")
     def _baseline(self):
+        for name in self.scenarios:
+            if not re.fullmatch(r"[A-Za-z0-9_\-]+", name):
+                raise ValueError(f"[scenarios.{name}] a scenario name may use only letters, digits, "
+                                 "'_' and '-' (it names a directory)")
         if "baseline" not in self.scenarios:
             raise ValueError("[scenarios] a scenario named `baseline` is required (the reference); "
                              "write `baseline: {}` for the model as it is")

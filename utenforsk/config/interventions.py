@@ -63,6 +63,12 @@ class HandoffChange(Strict):
     probability: Probability | None = None
     delay_months: NonNegative | None = None
 
+    @model_validator(mode="after")
+    def _delay(self):
+        if self.delay_months is not None and self.delay_months.range[1] > 120:
+            raise ValueError("delay_months must be at most 120 (allowed: [0, 120] months)")
+        return self
+
 
 class What(Strict):
     """The product. Odds ratios act while enrolled; trait shifts once, at enrolment."""

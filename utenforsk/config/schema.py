@@ -287,6 +287,8 @@ class Handoff(Strict):
     @model_validator(mode="after")
     def _states_for_transition(self):
         _check_ages(self.ages)
+        if self.delay_months.range[1] > 120:
+            raise ValueError("delay_months must be at most 120 (allowed: [0, 120] months)")
         if self.trigger == "transition" and not (self.from_states and self.to_states):
             raise ValueError("`trigger: transition` needs from_states and to_states")
         return self
@@ -329,6 +331,10 @@ class ModelConfig(Strict):
             problems.append(("states", "at most 127 states"))
         if len(self.flags) > 6:
             problems.append(("flags", "at most 6 flags"))
+        if sum(isinstance(t, ContinuousTrait) for t in self.traits.values()) > 16:
+            problems.append(("traits", "at most 16 continuous traits"))
+        if len(self.attributes) > 32:
+            problems.append(("attributes", "at most 32 attributes"))
         if len(self.services) > 8:
             problems.append(("services", "at most 8 services"))
         if sum(isinstance(t, BinaryTrait) for t in self.traits.values()) > 8:
@@ -453,10 +459,15 @@ class ModelConfig(Strict):
         return f"unknown covariate {name!r}; allowed: {allowed}"
 
     # ---- derived views ------------------------------------------------------------------------
-    def is_neet(self, state: str) -> bool:
+    def is_neet(self, state: str, definition: str | None = None) -> bool:
+        """NEET by ``definition`` (default: the config's ``neet_definition``, used for reporting).
+
+        The kernel's NEET bookkeeping (spells, months NEET, the 12-month flag) always uses the
+        register definition, so choosing a reporting definition never changes a simulated life.
+        """
         s = self.states[state]
         if s.role == "nav_programme":
-            return self.neet_definition == "programmes_as_neet"
+            return (definition or self.neet_definition) == "programmes_as_neet"
         return s.neet
 
     def states_with_role(self, role: str) -> list[str]:

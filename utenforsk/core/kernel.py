@@ -3,7 +3,7 @@
 One pass over the live window per month, split into one block per worker thread
 (:func:`run_chunks`; the kernels release the GIL). Each person's month is:
 age out at 30 -> exits (death, emigration) -> traits (start, mean reversion, binary onset and
-recovery) -> one activity transition (a scheduled event, else competing hazards, possibly gated by
+recovery) -> intervention enrolment -> one activity transition (a scheduled event, else competing hazards, possibly gated by
 a service's places) -> referrals triggered by the transition -> services (discharge, admission from
 the queue, detection, referral arrival) -> NEET and completion bookkeeping -> tallies.
 
@@ -273,27 +273,34 @@ def _send(i, h, muni, month, key, pop, tab, dyn, tal, tid):
 
 
 @njit(cache=True, inline="always")
-def _init_traits_at(i, age, key, pop, tab, x, at_entry):
-    """Start traits whose start age is now (or, on arrival, already passed)."""
+def _init_traits_at(i, age, muni, key, pop, tab, dyn, xi, at_entry):
+    """Start traits whose start age is now (or, on arrival, already passed).
+
+    Covariates are re-read (into ``xi``) before each trait starts, so a trait can depend on one
+    started just before it (achievement on early development) and on the arrival state. A
+    continuous trait that has started (not NaN) is never restarted.
+    """
     for t in range(tab.ct_init_age.shape[0]):
         a0 = tab.ct_init_age[t]
-        if age == a0 or (at_entry and age > a0):
-            pop.ctraits[t, i] = np.float32(tab.ct_init_icpt[t] + _lp(tab.ct_init_row[t], tab, x)
+        if (age == a0 or (at_entry and age > a0)) and pop.ctraits[t, i] != pop.ctraits[t, i]:
+            _covariates(i, age, muni, pop, tab, dyn, xi)
+            pop.ctraits[t, i] = np.float32(tab.ct_init_icpt[t] + _lp(tab.ct_init_row[t], tab, xi)
                                            + tab.ct_init_sd[t] * rng.normal(key, rng.D_TRAIT_INIT + t))
     for b in range(tab.bt_init_age.shape[0]):
         a0 = tab.bt_init_age[b]
         if age == a0 or (at_entry and age > a0):
-            if rng.uniform(key, rng.D_TRAIT_INIT + 16 + b) < tab.bt_init_p[b]:
+            if rng.uniform(key, rng.D_BTRAIT_INIT + b) < tab.bt_init_p[b]:
                 pop.btraits[i] |= np.uint8(1 << b)
             else:
                 pop.btraits[i] &= np.uint8(~(1 << b) & 0xFF)
 
 
 @njit(cache=True, nogil=True, _nrt=False, error_model="numpy", fastmath=FAST)
-def enter_chunk(ids, births, tid, pop, tab, dyn, arrival, month, seed_key, cap, muni_attr, scratch, tal):
+def enter_chunk(ids, births, tid, pop, tab, dyn, arrival, month, seed_key, cap, muni_attr, scratch, tal,
+                us_states):
     """Initialise entrants ``ids`` (born, or arriving when ``arrival``) in ``month``."""
     A = tab.attr_given.shape[0]
-    x = scratch[tid]
+    x = scratch[tid, 0]
     for j in range(ids.shape[0]):
         pid = ids[j]
         birth = births[j]
@@ -326,15 +333,16 @@ def enter_chunk(ids, births, tid, pop, tab, dyn, arrival, month, seed_key, cap, 
         for t in range(pop.ctraits.shape[0]):
             pop.ctraits[t, i] = np.nan
         muni = pop.attrs[muni_attr, i]
-        _covariates(i, age, muni, pop, tab, dyn, x)
-        _init_traits_at(i, age, key, pop, tab, x, True)
-        if arrival:
+        if arrival:  # the arrival state first: traits that start on arrival may depend on it
             _covariates(i, age, muni, pop, tab, dyn, x)
             for r in range(tab.ar_lo.shape[0]):
                 if tab.ar_lo[r] <= age < tab.ar_hi[r]:
                     pop.state[i] = _choose_destination(tab.ar_dstart[r], tab.ar_dend[r], tab, x,
                                                        rng.uniform(key, rng.D_ARRIVAL_STATE))
                     break
+            if us_states[pop.state[i]]:
+                pop.us_start[i] = month
+        _init_traits_at(i, age, muni, key, pop, tab, dyn, x, True)
         co = (birth + COHORT_OFFSET) // 12
         tal.cohort[tid, co, CO_ENTERED] += 1
         for g in range(tab.grp_attr.shape[0]):
@@ -356,7 +364,8 @@ def month_chunk(id0, id1, tid, pop, tab, dyn, tal, month, seed_key, cap, muni_at
     """
     SV = tab.sv_kind.shape[0]
     H = tab.ho_kind.shape[0]
-    x = scratch[tid]
+    x = scratch[tid, 0]   # covariates at the start of the month
+    xi = scratch[tid, 1]  # covariates re-read when a trait starts
     lams = lam_scratch[tid]
     for pid in range(id0, id1):
         i = pid % cap
@@ -381,8 +390,6 @@ def month_chunk(id0, id1, tid, pop, tab, dyn, tal, month, seed_key, cap, muni_at
                 tal.cohort_grp[tid, g, c, co, CO_AGED_OUT_LONG] += long_neet
                 tal.cohort_grp[tid, g, c, co, CO_AGED_OUT_HB] += hb
             continue
-        if tab.pg_lo.shape[0] > 0:
-            _programmes(i, pid, tid, age, state, pop, tab, dyn, tal, seed_key)
         key = rng.person_month_key(seed_key, pid, month)
         _covariates(i, age, muni, pop, tab, dyn, x)
         # ---- exits (competing: death, emigration)
@@ -393,7 +400,7 @@ def month_chunk(id0, id1, tid, pop, tab, dyn, tal, month, seed_key, cap, muni_at
                 lams[e] = _hazard_rate(tab.ex_hz[e], age, tab, x)
                 lam_tot += lams[e]
             if _event(rng.uniform(key, rng.D_EXIT), lam_tot):
-                target = rng.uniform(key, rng.D_EXIT + 64) * lam_tot
+                target = rng.uniform(key, rng.D_EXIT_WHICH) * lam_tot
                 acc = 0.0
                 which = n_ex - 1
                 for e in range(n_ex):
@@ -405,7 +412,7 @@ def month_chunk(id0, id1, tid, pop, tab, dyn, tal, month, seed_key, cap, muni_at
                 tal.events[tid, 1 + which] += 1
                 continue
         # ---- traits
-        _init_traits_at(i, age, key, pop, tab, x, False)
+        _init_traits_at(i, age, muni, key, pop, tab, dyn, xi, False)
         for t in range(tab.ct_dstart.shape[0]):
             v = pop.ctraits[t, i]
             if v != v:
@@ -425,6 +432,9 @@ def month_chunk(id0, id1, tid, pop, tab, dyn, tal, month, seed_key, cap, muni_at
             elif age >= tab.bt_init_age[b]:
                 if u < _hazard_p(tab.bt_onset[b], age, tab, x):
                     pop.btraits[i] |= bit
+        # ---- interventions: enrol or keep (acts through covariates from next month)
+        if tab.pg_lo.shape[0] > 0:
+            _programmes(i, pid, tid, age, state, pop, tab, dyn, tal, seed_key)
         # ---- one activity transition
         new = -1
         for e in range(tab.st_sc_start[state], tab.st_sc_end[state]):

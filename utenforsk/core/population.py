@@ -18,6 +18,7 @@ from utenforsk.core import rng
 from utenforsk.core.tables import MAX_MONTHS
 
 NEVER = np.int16(-32768)
+SCHEDULE_ID = 2**62  # the "person" whose draws set the entry schedule: no real id comes near it
 FLAG_LONG_NEET = 6  # bit set when a NEET spell reaches 12 consecutive months
 
 Pop = namedtuple("Pop", [
@@ -49,7 +50,7 @@ def bytes_per_slot(pop: Pop) -> int:
 @njit(cache=True)
 def _stochastic_round(expected, key, decision, month):
     whole = np.floor(expected)
-    k = rng.person_month_key(key, 0, month)
+    k = rng.person_month_key(key, SCHEDULE_ID, month)
     return int(whole) + (1 if rng.uniform(k, decision) < expected - whole else 0)
 
 

@@ -31,10 +31,14 @@ D_ARRIVAL_AGE = 7
 D_ARRIVAL_STATE = 8
 D_HANDOFF = 9
 D_GATE = 10
-D_TRAIT = 16      # + trait index (continuous noise, binary onset/recovery)
-D_TRAIT_INIT = 48  # + trait index
+D_EXIT_WHICH = 11
+# blocks below are disjoint given the schema's caps: 16 continuous traits, 8 binary traits,
+# 32 attributes, 8 services, 16 programmes; handoffs use D_HANDOFF * 64 + h (>= 576)
+D_TRAIT = 16      # + continuous trait index (noise); binary onset/recovery at D_TRAIT + 16 + b
+D_TRAIT_INIT = 48  # + continuous trait index
+D_BTRAIT_INIT = 64  # + binary trait index
 D_ATTRIBUTE = 80   # + attribute index
-D_SERVICE = 112    # + 4 * service index + {0: admit, 1: detect, 2: discharge, 3: refer}
+D_SERVICE = 112    # + 4 * service index + {0: admit, 1: detect, 2: discharge}
 D_PROGRAMME = 160  # + programme index (interventions)
 
 

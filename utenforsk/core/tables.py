@@ -376,7 +376,7 @@ class CompiledModel:
         self.covariate_names = {k: j for j, k in enumerate(keys)}
         self.n_covariates = len(keys)
         return Tables(
-            st_neet=np.array([cfg.is_neet(s) for s in self.states], dtype=np.bool_),
+            st_neet=np.array([cfg.is_neet(s, "register") for s in self.states], dtype=np.bool_),
             st_tr_start=i32(st_tr_start), st_tr_end=i32(st_tr_end),
             st_sc_start=i32(st_sc_start), st_sc_end=i32(st_sc_end),
             cov_kind=i32(cov[:, 0]), cov_a=i32(cov[:, 1]), cov_b=i32(cov[:, 2]),

@@ -145,8 +145,8 @@ class Plan:
         self.hypotheses = validate_hypotheses(self.exp.hypotheses, known, set(self.exp.scenarios), self.file)
 
     def _content_hash(self) -> str:
-        """The experiment (less its replicate count) plus the *contents* of the model and of every
-        scenario's interventions, so editing a file cannot silently mix old and new tasks."""
+        """The experiment plus the *contents* of the model and of every scenario's interventions,
+        and the package version, so editing a file or upgrading cannot silently mix tasks."""
         from utenforsk.interventions import engine
 
         scenarios = {}
@@ -154,8 +154,11 @@ class Plan:
             scenarios[name] = [r if isinstance(r, dict) and "plugin" in r
                                else engine.load_intervention(r, where=self.file).model_dump(mode="json")
                                for r in refs]
-        return config_hash({"experiment": self.exp.model_dump(mode="json", exclude={"replicates", "description"}),
-                            "model": self.config.model_dump(mode="json"), "interventions": scenarios})
+        # what tasks depend on: not the replicate count, nor what only the report reads
+        exp = self.exp.model_dump(mode="json", exclude={"replicates", "description", "metrics",
+                                                        "report_years", "hypotheses"})
+        return config_hash({"experiment": exp, "model": self.config.model_dump(mode="json"),
+                            "interventions": scenarios, "version": __version__})
 
     def tasks(self, shard: tuple[int, int] = (1, 1)) -> list[Task]:
         k, n = shard
@@ -260,6 +263,9 @@ def _worker_init() -> None:
 def check_store(out: Path, plan: Plan) -> None:
     """Refuse to mix two experiments in one directory."""
     marker = out / "experiment.json"
+    if not marker.exists() and (out / RUNS).exists():
+        raise UserError("this directory holds task files but no experiment.json", key="--out",
+                        value=str(out), allowed="a new directory (nothing here is overwritten)")
     if marker.exists():
         stored = json.loads(marker.read_text())
         if stored.get("experiment_hash") != plan.hash:
@@ -275,9 +281,12 @@ def run(plan: Plan, out: Path, workers: int = 1, shard: tuple[int, int] = (1, 1)
     check_store(out, plan)
     ensure_output_dir(out)
     write_json({"experiment_hash": plan.hash, "name": plan.exp.name, "file": str(Path(plan.file).resolve()),
-                "version": __version__, "seed": plan.exp.seed}, out / "experiment.json")
-    for stale in (out / RUNS).glob("*/.*.tmp"):  # left by a worker killed mid-write
-        stale.unlink(missing_ok=True)
+                "version": __version__, "seed": plan.exp.seed, "replicates": plan.exp.replicates},
+               out / "experiment.json")
+    now = time.time()
+    for stale in (out / RUNS).glob("*/.*.tmp"):  # left by a worker killed mid-write; a live
+        if now - stale.stat().st_mtime > 600:   # writer (another shard) holds one for seconds
+            stale.unlink(missing_ok=True)
     tasks = plan.tasks(shard)
     todo = [t for t in tasks if not is_done(t.path(out), plan.hash)]
     groups: dict[int, list] = {}
