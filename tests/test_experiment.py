@@ -321,3 +321,18 @@ def test_editing_the_model_file_changes_the_experiment_hash(tmp_path):
     (model_dir / "pathways.yaml").write_text(text.replace(
         "probability: {value: 0.12, range: [0.07, 0.16]", "probability: {value: 0.11, range: [0.07, 0.16]", 1))
     assert Plan(exp).hash != before
+
+
+@pytest.mark.parametrize("extra, key", [
+    ("report_years: [1999]\n", "report_years[0]"),
+    ("uncertainty: {mode: parameter, parameters: [attributes.sex.at_birth.all.female]}\n",
+     "uncertainty.parameters[0]"),
+])
+def test_report_years_and_drawn_shares_are_checked_before_running(tmp_path, extra, key):
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(f"name: v\nmodel: {Path(__file__).resolve().parents[1] / 'configs/norway/baseline.yaml'}\n"
+                   "scale: 0.002\nscenarios: {baseline: {}}\n" + extra)
+    res = subprocess.run([sys.executable, "-m", "utenforsk.cli", "experiment", str(exp), "--out",
+                          str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and key in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "out").exists()

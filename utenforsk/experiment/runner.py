@@ -124,8 +124,19 @@ class Plan:
                 raise ConfigError(exc.detail, file=exc.file or self.file,
                                   key=f"{where}: {exc.key}" if exc.key else where,
                                   value=exc.value, allowed=exc.allowed) from None
+        cal = self.config.calendar
+        last = cal.start_year + cal.horizon_years - 1
+        for i, year in enumerate(self.exp.report_years):
+            if not cal.start_year <= year <= last:
+                raise ConfigError("report year outside the policy horizon", file=self.file,
+                                  key=f"report_years[{i}]", value=year,
+                                  allowed=f"a year in {cal.start_year}..{last}")
         data = self.config.model_dump(by_alias=True)
         for i, dotted in enumerate(self.exp.uncertainty.parameters):
+            if dotted.startswith("attributes.") or ".age_shares" in dotted:
+                raise ConfigError("shares must sum to 1, so one cannot be drawn on its own",
+                                  file=self.file, key=f"uncertainty.parameters[{i}]", value=dotted,
+                                  allowed="a hazard, coefficient, service or handoff parameter")
             node = data
             for part in dotted.split("."):
                 node = node.get(part) if isinstance(node, dict) else None
