@@ -133,6 +133,13 @@ def _covariates(i, age, muni, pop, tab, dyn, x):
         x[c] = min(pop.tis[i], 120) / 12.0
 
 
+@njit(cache=True)
+def _covariates_rare(i, age, muni, pop, tab, dyn, x):
+    """:func:`_covariates` as a real call, for rare events (a trait starting): inlining the
+    large routine a second time doubled the kernels' compile time."""
+    _covariates(i, age, muni, pop, tab, dyn, x)
+
+
 @njit(cache=True, inline="always")
 def _lp(row, tab, x):
     s = 0.0
@@ -283,7 +290,7 @@ def _init_traits_at(i, age, muni, key, pop, tab, dyn, xi, at_entry):
     for t in range(tab.ct_init_age.shape[0]):
         a0 = tab.ct_init_age[t]
         if (age == a0 or (at_entry and age > a0)) and pop.ctraits[t, i] != pop.ctraits[t, i]:
-            _covariates(i, age, muni, pop, tab, dyn, xi)
+            _covariates_rare(i, age, muni, pop, tab, dyn, xi)
             pop.ctraits[t, i] = np.float32(tab.ct_init_icpt[t] + _lp(tab.ct_init_row[t], tab, xi)
                                            + tab.ct_init_sd[t] * rng.normal(key, rng.D_TRAIT_INIT + t))
     for b in range(tab.bt_init_age.shape[0]):
