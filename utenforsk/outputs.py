@@ -21,8 +21,9 @@ from utenforsk import __version__
 from utenforsk.errors import UserError
 from utenforsk.core.kernel import (CO_AGED_OUT, CO_AGED_OUT_HB, CO_AGED_OUT_LONG, CO_ENTERED,
                                    CO_EXPO_M, CO_NEET_M, CO_US_DONE, CO_US_DUE, COHORT_OFFSET,
-                                   SV_ADMITTED, SV_CLIENTS, SV_GATE_REFUSED, SV_GATE_TRIED,
-                                   SV_REF_ARRIVED, SV_REF_LOST, SV_WAITING)
+                                   SV_ADMITTED, SV_CLIENTS, SV_DETECTED, SV_DISCHARGED,
+                                   SV_GATE_REFUSED, SV_GATE_TRIED, SV_IN_NEED, SV_REF_ARRIVED,
+                                   SV_REF_EXPIRED, SV_REF_LOST, SV_WAITING)
 from utenforsk.metrics import headline
 
 
@@ -51,6 +52,10 @@ def periods(model) -> pd.DataFrame:
             row[f"wait_months_{name}"] = waiting / admitted if admitted else np.nan
             sent = tot[SV_REF_ARRIVED] + tot[SV_REF_LOST]
             row[f"referrals_lost_share_{name}"] = tot[SV_REF_LOST] / sent if sent else np.nan
+            if not gate:  # unserved need found per month, discharges, referrals that came too late
+                row[f"detection_rate_{name}"] = tot[SV_DETECTED] / tot[SV_IN_NEED] if tot[SV_IN_NEED] else np.nan
+                row[f"discharges_{name}"] = tot[SV_DISCHARGED] / len(months) / model.config.scale
+                row[f"referrals_expired_{name}"] = tot[SV_REF_EXPIRED] / len(months) / model.config.scale
         rows.append(row)
     return pd.DataFrame(rows)
 

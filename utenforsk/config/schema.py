@@ -469,6 +469,3 @@ class ModelConfig(Strict):
         if s.role == "nav_programme":
             return (definition or self.neet_definition) == "programmes_as_neet"
         return s.neet
-
-    def states_with_role(self, role: str) -> list[str]:
-        return [n for n, s in self.states.items() if s.role == role]

@@ -373,7 +373,6 @@ class CompiledModel:
         kinds = cov[:, 0] if len(keys) else np.zeros(0, np.int32)
         cov_kstart = np.searchsorted(kinds, np.arange(N_KINDS), side="left").astype(np.int32)
         cov_kend = np.searchsorted(kinds, np.arange(N_KINDS), side="right").astype(np.int32)
-        self.covariate_names = {k: j for j, k in enumerate(keys)}
         self.n_covariates = len(keys)
         return Tables(
             st_neet=np.array([cfg.is_neet(s, "register") for s in self.states], dtype=np.bool_),

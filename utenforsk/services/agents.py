@@ -44,11 +44,6 @@ class ServiceAgent(mesa.Agent):
             model.dyn.detect_p[s, m] = min(1.0, spec.detection.value * muni.detection_factor.value)
         model.dyn.quality[s, m] = spec.quality.value if spec.quality is not None else 1.0
 
-    @property
-    def wait_months(self) -> float:
-        """Mean wait by Little's law: people waiting / admissions per month."""
-        return self.waiting / self.admitted if self.admitted else float("nan")
-
     def step(self) -> None:
         last = self.model.last_month
         if last is None:
