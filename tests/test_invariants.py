@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from utenforsk.core import kernel
-from utenforsk.outputs import periods, snapshot
+from utenforsk.outputs import snapshot
 
 
 def test_people_are_neither_created_nor_lost(small_run):

@@ -24,7 +24,6 @@ from utenforsk.core.population import (allocate, arrival_birth_months, bytes_per
 from utenforsk.core.tables import MAX_MONTHS, CompiledModel
 from utenforsk.errors import ConfigError
 from utenforsk.interventions import engine
-from utenforsk.interventions.registry import make_plugin
 from utenforsk.metrics import headline
 from utenforsk.services import ServiceAgent
 
@@ -93,15 +92,8 @@ class UtenforskModel(mesa.Model):
         self.config = resolve_config(config, scale, overrides, start_year=start_year,
                                      horizon_years=horizon_years, burn_in_years=burn_in_years,
                                      neet_definition=neet_definition)
-        refs = list(interventions or [])
-        self.plugins = [make_plugin(r) for r in refs if isinstance(r, dict) and "plugin" in r]
-        self.interventions = [engine.load_intervention(r) for r in refs
-                              if not (isinstance(r, dict) and "plugin" in r)]
-        if self.plugins:
-            data = self.config.model_dump(by_alias=True, exclude_none=True)
-            for plugin in self.plugins:
-                data = plugin.modify_config(data)
-            self.config = validate(ModelConfig, data, "<plugins>")
+        self.config, self.interventions, self.plugins = engine.resolve_scenario(
+            self.config, list(interventions or []))
         self.config_hash = config_hash({"model": self.config.model_dump(mode="json"),
                                         "interventions": [iv.model_dump(mode="json") for iv in self.interventions],
                                         "plugins": [[p.name, p.options] for p in self.plugins]})

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from utenforsk.config.params import Coefficient, NonNegative, Param, Probability, Strict
+from utenforsk.config.params import Coefficient, NonNegative, Probability, Strict
 
 Ages = tuple[float, float]
 

@@ -28,7 +28,6 @@ import pyarrow.parquet as pq
 
 from utenforsk import __version__
 from utenforsk.config.experiment import Experiment
-from utenforsk.config.schema import ModelConfig
 from utenforsk.config.loader import compose, config_hash, validate
 from utenforsk.errors import ConfigError, UserError
 
@@ -108,17 +107,7 @@ class Plan:
             where = f"scenarios.{name}"
             try:
                 cfg = resolve_config(self.config, None, sc.overrides)
-                from utenforsk.interventions.registry import make_plugin
-
-                refs = self.scenarios[name]
-                plugins = [make_plugin(r, where=self.file) for r in refs if isinstance(r, dict) and "plugin" in r]
-                ivs = [engine.load_intervention(r, where=self.file) for r in refs
-                       if not (isinstance(r, dict) and "plugin" in r)]
-                if plugins:
-                    data = cfg.model_dump(by_alias=True, exclude_none=True)
-                    for p in plugins:
-                        data = p.modify_config(data)
-                    cfg = validate(ModelConfig, data, self.file)
+                cfg, ivs, _ = engine.resolve_scenario(cfg, self.scenarios[name], where=self.file)
                 CompiledModel(engine.apply_to_config(cfg, ivs), ivs)
             except ConfigError as exc:
                 raise ConfigError(exc.detail, file=exc.file or self.file,
@@ -162,7 +151,7 @@ class Plan:
 
         scenarios = {}
         for name, refs in self.scenarios.items():
-            scenarios[name] = [r if isinstance(r, dict) and "plugin" in r
+            scenarios[name] = [r if engine.is_plugin_ref(r)
                                else engine.load_intervention(r, where=self.file).model_dump(mode="json")
                                for r in refs]
         # what tasks depend on: not the replicate count, nor what only the report reads
@@ -215,8 +204,9 @@ def run_replicate(items: list[tuple[dict, str]], threads: int | None = None) -> 
 
     donor = None
     for spec, path in items:
-        forkable = spec["overrides"] == spec["drawn"] and not any(
-            isinstance(r, dict) and "plugin" in r for r in spec["interventions"])
+        from utenforsk.interventions.engine import is_plugin_ref
+
+        forkable = spec["overrides"] == spec["drawn"] and not any(map(is_plugin_ref, spec["interventions"]))
         model = None
         if forkable:
             if donor is None:

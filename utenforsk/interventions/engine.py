@@ -47,9 +47,29 @@ def load_intervention(ref, library: Path | None = None, where: str | None = None
     return validate(Intervention, compose(path, origin), str(path), origin)
 
 
+def is_plugin_ref(ref) -> bool:
+    return isinstance(ref, dict) and "plugin" in ref
+
+
+def resolve_scenario(cfg: ModelConfig, refs: list, where: str | None = None):
+    """Split a scenario's intervention list into YAML interventions and plugins, and apply the
+    plugins' config changes: returns ``(config, interventions, plugins)``."""
+    from utenforsk.config.loader import validate
+    from utenforsk.interventions.registry import make_plugin
+
+    plugins = [make_plugin(r, where=where) for r in refs if is_plugin_ref(r)]
+    interventions = [load_intervention(r, where=where) for r in refs if not is_plugin_ref(r)]
+    if plugins:
+        data = cfg.model_dump(by_alias=True, exclude_none=True)
+        for plugin in plugins:
+            data = plugin.modify_config(data)
+        cfg = validate(ModelConfig, data, where or "<plugins>")
+    return cfg, interventions, plugins
+
+
 def _log_param(p: Param, what: str) -> Param:
     if p.range[0] <= 0:
-        raise ConfigError(f"an odds ratio must be > 0 over its whole range", key=what,
+        raise ConfigError("an odds ratio must be > 0 over its whole range", key=what,
                           value=list(p.range), allowed="a range of positive numbers")
     return Param(value=math.log(p.value), range=(math.log(p.range[0]), math.log(p.range[1])),
                  source=p.source, unit="log odds ratio", note=f"log of the odds ratio {p.value}")
