@@ -16,7 +16,7 @@ from pathlib import Path
 import mesa
 import numpy as np
 
-from utenforsk.config.loader import config_hash, load_model_config, validate
+from utenforsk.config.loader import config_hash, load_model_config, node_at, validate
 from utenforsk.config.schema import ModelConfig
 from utenforsk.core import kernel, rng
 from utenforsk.core.population import (allocate, arrival_birth_months, bytes_per_slot,
@@ -39,6 +39,8 @@ def resolve_config(config, scale=None, overrides: dict | None = None, **calendar
         cfg, source = config, "<config object>"
     else:
         raise ConfigError("config must be a path or a ModelConfig", value=type(config).__name__)
+    if scale is None and not overrides and not any(v is not None for v in calendar.values()):
+        return cfg  # already validated: nothing to change
     data = cfg.model_dump(by_alias=True, exclude_none=True)
     if scale is not None:
         data["scale"] = scale
@@ -48,17 +50,13 @@ def resolve_config(config, scale=None, overrides: dict | None = None, **calendar
     if calendar.get("neet_definition") is not None:
         data["neet_definition"] = calendar["neet_definition"]
     for dotted, value in (overrides or {}).items():
-        node = data
-        parts = dotted.split(".")
-        for p in parts[:-1]:
-            if not isinstance(node, dict) or p not in node:
-                raise ConfigError("override names no such key", key=dotted,
-                                  allowed="a dotted path into the config, e.g. "
-                                          "transitions.job_finding.probability.value")
-            node = node[p]
-        if not isinstance(node, dict) or parts[-1] not in node:
-            raise ConfigError("override names no such key", key=dotted)
-        node[parts[-1]] = value
+        parent, _, last = dotted.rpartition(".")
+        node = node_at(data, parent) if parent else data
+        if not isinstance(node, dict) or last not in node:
+            raise ConfigError("override names no such key", key=dotted,
+                              allowed="a dotted path into the config, e.g. "
+                                      "transitions.job_finding.probability.value")
+        node[last] = value
     return validate(ModelConfig, data, source)
 
 
@@ -124,8 +122,9 @@ class UtenforskModel(mesa.Model):
         self.pop = allocate(self.capacity, len(c.attributes), len(c.ctraits))
         self.muni_attr = c.attr_index["municipality"]
         self.us_flag = c.flags.index("completed_upper_secondary") if "completed_upper_secondary" in c.flags else -1
-        self.us_states = np.array([cfg.states[s].role == "upper_secondary" for s in c.states])
-        self.hb_states = np.array([cfg.states[s].role == "health_benefit" for s in c.states])
+        self.state_masks = headline.state_masks(cfg, c.states)
+        self.us_states = self.state_masks["upper_secondary"]
+        self.hb_states = self.state_masks["health_benefit"]
         kmax = max(len(a.categories) for a in cfg.attributes.values())
         n_cohorts = (self.total_months + kernel.COHORT_OFFSET) // 12 + 2
         self.tally = kernel.allocate_tally(len(c.states), len(c.municipalities), len(c.report_by), kmax,

@@ -21,19 +21,17 @@ from utenforsk import __version__
 from utenforsk.errors import UserError
 from utenforsk.core.kernel import (CO_AGED_OUT, CO_AGED_OUT_HB, CO_AGED_OUT_LONG, CO_ENTERED,
                                    CO_EXPO_M, CO_NEET_M, CO_US_DONE, CO_US_DUE, COHORT_OFFSET,
-                                   SV_ADMITTED, SV_CLIENTS, SV_DETECTED, SV_DISCHARGED,
-                                   SV_GATE_REFUSED, SV_GATE_TRIED, SV_IN_NEED, SV_REF_ARRIVED,
-                                   SV_REF_EXPIRED, SV_REF_LOST, SV_WAITING)
+                                   SV_CLIENTS, SV_DETECTED, SV_DISCHARGED, SV_IN_NEED,
+                                   SV_REF_ARRIVED, SV_REF_EXPIRED, SV_REF_LOST)
 from utenforsk.metrics import headline
+from utenforsk.services.agents import queue_flow
 
 
 def periods(model) -> pd.DataFrame:
     """One row per policy year: NEET rates, benefit rate, coverage, state shares, services."""
     rows = []
-    years = sorted({h["year"] for h in model.history})
     c = model.compiled
-    for year in years:
-        months = [h for h in model.history if h["year"] == year]
+    for year, months in headline.history_by_year(model).items():
         age_state = sum(h["age_state"] for h in months)
         row = {"year": year, "months": len(months)}
         row.update(headline.rates(model, age_state))
@@ -44,15 +42,14 @@ def periods(model) -> pd.DataFrame:
         sv = sum(h["sv"] for h in months)  # [service, municipality, field], summed over months
         for s, name in enumerate(c.services):
             tot = sv[s].sum(axis=0)
-            gate = model.config.services[name].kind == "gate"
-            waiting = tot[SV_GATE_REFUSED] if gate else tot[SV_WAITING]
-            admitted = tot[SV_GATE_TRIED] - tot[SV_GATE_REFUSED] if gate else tot[SV_ADMITTED]
+            kind = model.config.services[name].kind
+            waiting, admitted, _ = queue_flow(kind, tot)
             row[f"clients_{name}"] = tot[SV_CLIENTS] / len(months) / model.config.scale
             row[f"queue_{name}"] = waiting / len(months) / model.config.scale
             row[f"wait_months_{name}"] = waiting / admitted if admitted else np.nan
             sent = tot[SV_REF_ARRIVED] + tot[SV_REF_LOST]
             row[f"referrals_lost_share_{name}"] = tot[SV_REF_LOST] / sent if sent else np.nan
-            if not gate:  # unserved need found per month, discharges, referrals that came too late
+            if kind == "follow_up":  # unserved need found per month, discharges, referrals that came too late
                 row[f"detection_rate_{name}"] = tot[SV_DETECTED] / tot[SV_IN_NEED] if tot[SV_IN_NEED] else np.nan
                 row[f"discharges_{name}"] = tot[SV_DISCHARGED] / len(months) / model.config.scale
                 row[f"referrals_expired_{name}"] = tot[SV_REF_EXPIRED] / len(months) / model.config.scale
@@ -116,7 +113,7 @@ def snapshot(model) -> pd.DataFrame:
             out[name] = pd.Categorical.from_codes(codes, categories=cats)
     state = pop.state[slots]
     out["state"] = pd.Categorical.from_codes(state, categories=c.states)
-    out["neet"] = headline.state_masks(model)["neet"][state]  # the reporting definition
+    out["neet"] = model.state_masks["neet"][state]  # the reporting definition
     if "completed_upper_secondary" in c.flags:
         bit = c.flags.index("completed_upper_secondary")
         out["completed_upper_secondary"] = (pop.flags[slots] >> bit) & 1 == 1

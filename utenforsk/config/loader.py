@@ -345,6 +345,14 @@ def _allowed_keys(node: Any) -> str | None:
     return None
 
 
+def node_at(data, dotted: str):
+    """The value at a dotted key path in nested mappings (``a.b.c``), or None if there is none."""
+    node = data
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
 def config_hash(data: dict) -> str:
     """Stable hash of a composed, validated config (what made a result)."""
     blob = json.dumps(data, sort_keys=True, default=str).encode()

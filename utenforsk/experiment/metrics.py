@@ -48,15 +48,13 @@ def pathway_shares(model) -> dict[str, float]:
 
 def task_metrics(model) -> dict[str, float]:
     """Every metric of a finished run, as {name: value}."""
-    masks = headline.state_masks(model)
+    masks = model.state_masks
     scale = model.config.scale
     out: dict[str, float] = {}
-    years = sorted({h["year"] for h in model.history})
     total_age_state = sum(h["age_state"] for h in model.history)
     out.update(headline.rates(model, total_age_state))
     neet_py = hb_py = cost = 0.0
-    for year in years:
-        months = [h for h in model.history if h["year"] == year]
+    for year, months in headline.history_by_year(model).items():
         age_state = sum(h["age_state"] for h in months)
         rates = headline.rates(model, age_state)
         y_neet = age_state[15:30][:, masks["neet"]].sum() / 12.0 / scale
@@ -83,12 +81,7 @@ def task_metrics(model) -> dict[str, float]:
             continue
         cats = model.config.attributes[attr].categories
         hi, lo = (cats.index(c) for c in GAPS[attr])
-        rate = lambda k: _rate(grp[g, k], masks["neet"])  # noqa: E731
+        rate = lambda k: headline.share(grp[g, k], masks["neet"], 15, 30)  # noqa: E731
         out[f"gap_neet_rate_15_29_{attr}"] = rate(hi) - rate(lo)
     return out
 
-
-def _rate(age_state: np.ndarray, mask: np.ndarray) -> float:
-    block = age_state[15:30]
-    total = block.sum()
-    return float(block[:, mask].sum() / total) if total else float("nan")

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from utenforsk import __version__
 from utenforsk.config.experiment import Experiment
-from utenforsk.config.loader import compose, config_hash, validate
+from utenforsk.config.loader import compose, config_hash, node_at, validate
 from utenforsk.errors import ConfigError, UserError
 
 RUNS = "runs"
@@ -126,9 +126,7 @@ class Plan:
                 raise ConfigError("shares must sum to 1, so one cannot be drawn on its own",
                                   file=self.file, key=f"uncertainty.parameters[{i}]", value=dotted,
                                   allowed="a hazard, coefficient, service or handoff parameter")
-            node = data
-            for part in dotted.split("."):
-                node = node.get(part) if isinstance(node, dict) else None
+            node = node_at(data, dotted)
             if not (isinstance(node, dict) and {"value", "range", "source"} <= set(node)):
                 raise ConfigError("not the dotted path of a parameter in the model", file=self.file,
                                   key=f"uncertainty.parameters[{i}]", value=dotted,
@@ -172,10 +170,7 @@ class Plan:
         data = self.config.model_dump(by_alias=True)
         out = {}
         for dotted in self.exp.uncertainty.parameters:
-            node = data
-            for part in dotted.split("."):
-                node = node[part]
-            lo, hi = node["range"]
+            lo, hi = node_at(data, dotted)["range"]
             out[f"{dotted}.value"] = float(rng.uniform(lo, hi)) if hi > lo else float(lo)
         return out
 

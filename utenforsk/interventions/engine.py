@@ -77,6 +77,8 @@ def _log_param(p: Param, what: str) -> Param:
 
 def apply_to_config(cfg: ModelConfig, interventions: list[Intervention]) -> ModelConfig:
     """The model config with every intervention's effects as ``programme:NAME`` coefficients."""
+    if not interventions:
+        return cfg
     data = cfg.model_dump(by_alias=True, exclude_none=True)
     names = [iv.name for iv in interventions]
     if len(set(names)) != len(names):

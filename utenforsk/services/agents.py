@@ -22,6 +22,18 @@ from utenforsk.core.kernel import (SV_ADMITTED, SV_CLIENTS, SV_GATE_REFUSED, SV_
                                    SV_WAITING)
 
 
+def queue_flow(kind: str, row) -> tuple[int, int, int]:
+    """(waiting, admitted, demand) of one service from its tally row.
+
+    Follow-up services: the queue, admissions from it, and the queue as demand. Gate services:
+    entry attempts refused, attempts let through, and all attempts as demand.
+    """
+    if kind == "follow_up":
+        return int(row[SV_WAITING]), int(row[SV_ADMITTED]), int(row[SV_WAITING])
+    tried, refused = int(row[SV_GATE_TRIED]), int(row[SV_GATE_REFUSED])
+    return refused, tried - refused, tried
+
+
 class ServiceAgent(mesa.Agent):
     """One service (e.g. ``nav``) in one municipality type (e.g. ``central_large``)."""
 
@@ -54,10 +66,7 @@ class ServiceAgent(mesa.Agent):
         self.capacity = self.places_per_1000 * residents / 1000.0
         row = last["sv"][self.s, self.m]
         self.clients = int(row[SV_CLIENTS])
-        self.waiting = int(row[SV_WAITING] if self.kind == "follow_up" else row[SV_GATE_REFUSED])
-        self.admitted = int(row[SV_ADMITTED] if self.kind == "follow_up"
-                            else row[SV_GATE_TRIED] - row[SV_GATE_REFUSED])
+        self.waiting, self.admitted, demand = queue_flow(self.kind, row)
         free = max(self.capacity - self.clients, 0.0)
-        demand = row[SV_WAITING] if self.kind == "follow_up" else row[SV_GATE_TRIED]
         self.admit_p = float(np.clip(free / demand, 0.0, 1.0)) if demand > 0 else (1.0 if free > 0 else 0.0)
         self.model.dyn.admit_p[self.s, self.m] = self.admit_p
