@@ -221,6 +221,10 @@ def schema(kind: str = typer.Argument("model", help="which schema: model")):
     out.print_json(json.dumps(schemas[kind].model_json_schema(by_alias=True)))
 
 
+# Command groups in their own modules; importing them registers their commands on ``app``.
+from utenforsk import cli_hpc, cli_calibration  # noqa: E402,F401
+
+
 def main() -> None:
     """Entry point: maps bad command-line usage and UserError to exit status 2."""
     try:

@@ -1,0 +1,3 @@
+"""HPC commands (``utenforsk slurm``, ``utenforsk status``): registered on :data:`utenforsk.cli.app`."""
+
+from __future__ import annotations
