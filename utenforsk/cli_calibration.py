@@ -1,3 +1,226 @@
-"""Calibration commands (``validate``, ``calibrate``, ``sensitivity``): registered on :data:`utenforsk.cli.app`."""
+"""Calibration commands (``validate``, ``calibrate``, ``sensitivity``): registered on :data:`utenforsk.cli.app`.
+
+Bad target, parameter or experiment files exit with status 2 and one line (file, key, value,
+allowed) before anything runs or is written. ``validate`` exits 1 when a target is missed.
+"""
 
 from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from utenforsk.cli import _fail, _scale, _seed, app, err, out
+from utenforsk.errors import UserError
+
+
+def _progress():
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True)
+
+
+def _simulation(sim, cfg, replicates, scale, horizon_years, seed):
+    """The targets' simulation settings with flags applied and defaults resolved from the model."""
+    upd = {"replicates": replicates, "scale": scale, "horizon_years": horizon_years, "seed": seed}
+    sim = sim.model_copy(update={k: v for k, v in upd.items() if v is not None})
+    return sim.model_copy(update={"scale": sim.scale or cfg.scale,
+                                  "burn_in_years": sim.burn_in_years if sim.burn_in_years is not None
+                                  else cfg.calendar.burn_in_years})
+
+
+def _check_out_dir(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise UserError("output path exists and is not a directory", key="--out", value=str(path),
+                        allowed="a directory, or a path that does not exist yet")
+
+
+@app.command()
+def validate(model: Path = typer.Argument(..., help="model config YAML, e.g. configs/norway/baseline.yaml"),
+             targets: Path = typer.Option(..., "--targets", help="targets YAML, e.g. configs/norway/targets.yaml"),
+             replicates: Optional[int] = typer.Option(None, "--replicates", min=2, help="replicates (default: the targets file's)"),
+             scale: Optional[str] = typer.Option(None, "--scale", help="simulated persons per real person, in (0, 1]"),
+             horizon_years: Optional[int] = typer.Option(None, "--horizon-years", min=1, max=80,
+                                                         help="policy years averaged (default: the targets file's)"),
+             seed: Optional[str] = typer.Option(None, "--seed", help="base seed of the replicates"),
+             workers: int = typer.Option(2, "--workers", min=1, help="parallel worker processes"),
+             out_dir: Path = typer.Option(Path("results/validation"), "--out", help="output directory")):
+    """Simulated vs observed targets with replicate intervals; writes validation.md, .csv and a figure.
+
+    Exit status 0 when every target is within its tolerance, 1 when one is not, 2 on bad input."""
+    scale_v = _scale(scale)
+    seed_v = _seed(seed) if seed is not None else None
+    try:
+        from utenforsk.calibration import simulate
+        from utenforsk.calibration.targets import load_targets
+        from utenforsk.config.loader import load_model_config
+
+        cfg = load_model_config(model)
+        tf = load_targets(targets, cfg)
+        _check_out_dir(out_dir)
+        sim = _simulation(tf.simulation, cfg, replicates, scale_v, horizon_years, seed_v)
+        rcfg = simulate.resolved(model, sim)
+        from utenforsk.outputs import ensure_output_dir
+
+        ensure_output_dir(out_dir)
+        seeds = simulate.replicate_seeds(sim.seed, sim.replicates)
+        specs = list(tf.targets.values())
+        t0 = time.perf_counter()
+        with _progress() as bar, simulate.Pool(workers) as pool:
+            task = bar.add_task(f"validate: {sim.replicates} replicates", total=len(seeds))
+            rows = []
+            for i in range(0, len(seeds), pool.workers):  # in batches, for progress
+                rows.append(simulate.simulate(rcfg, specs, seeds[i:i + pool.workers], None, pool))
+                bar.update(task, completed=min(i + pool.workers, len(seeds)))
+        import numpy as np
+
+        from utenforsk.calibration.validate import fit_table, fmt, passed, write_report
+
+        table = fit_table(tf, np.vstack(rows))
+        write_report(table, tf, out_dir, model_path=str(model), targets_path=str(targets), sim=sim,
+                     command="utenforsk " + " ".join(sys.argv[1:]))
+    except UserError as exc:
+        _fail(exc)
+    t = Table(title=f"{model.name} vs {targets.name}: {sim.replicates} replicates, scale {sim.scale}, "
+                    f"{sim.horizon_years}-year window")
+    for c, j in (("target", "left"), ("observed", "right"), ("tolerance", "right"), ("simulated", "right"),
+                 ("95% CI", "right"), ("status", "left")):
+        t.add_column(c, justify=j, overflow="fold")
+    for r in table.itertuples():
+        style = "bold red" if r.status == "FAIL" else ("dim" if r.status.startswith("monitor") else "")
+        t.add_row(r.target, fmt(r.observed, r.unit), fmt(r.tolerance, r.unit), fmt(r.simulated, r.unit, 2),
+                  f"{fmt(r.ci_low, r.unit, 2)}-{fmt(r.ci_high, r.unit, 2)}", r.status, style=style)
+    out.print(t)
+    ok = passed(table)
+    failing = list(table.target[table.status == "FAIL"])
+    out.print(f"{'all targets within tolerance' if ok else 'outside tolerance: ' + ', '.join(failing)}; "
+              f"wrote {out_dir}/validation.md, validation.csv, figures/validation.png "
+              f"in {time.perf_counter() - t0:.0f} s")
+    if not ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def calibrate(model: Path = typer.Argument(..., help="model config YAML to calibrate"),
+              targets: Path = typer.Option(..., "--targets", help="targets YAML"),
+              params: Path = typer.Option(..., "--params", help="PARAMS YAML: free parameters, targets, optimiser"),
+              out_file: Path = typer.Option(..., "--out", help="calibrated config to write (YAML, `base:` MODEL)"),
+              trials: Optional[int] = typer.Option(None, "--trials", min=1, help="total trials (default: the PARAMS file's)"),
+              replicates: Optional[int] = typer.Option(None, "--replicates", min=1, help="replicates per evaluation"),
+              scale: Optional[str] = typer.Option(None, "--scale", help="simulated persons per real person, in (0, 1]"),
+              workers: int = typer.Option(2, "--workers", min=1, help="parallel worker processes"),
+              storage: Optional[Path] = typer.Option(None, "--storage",
+                                                     help="Optuna journal file (default: OUT with .journal); rerun to resume")):
+    """Fit free parameters to targets with Optuna (CRN replicates, parallel, resumable)."""
+    scale_v = _scale(scale)
+    try:
+        from utenforsk.calibration import calibrate as cal
+        from utenforsk.calibration import simulate
+        from utenforsk.calibration.targets import load_params, load_targets
+        from utenforsk.config.loader import load_model_config
+
+        cfg = load_model_config(model)
+        tf = load_targets(targets, cfg)
+        pf, ranges = load_params(params, cfg, tf)
+        if out_file.exists() and out_file.is_dir():
+            raise UserError("is a directory, expected a YAML file path", key="--out", value=str(out_file),
+                            allowed="a file path, e.g. configs/norway/calibrated.yaml")
+        if out_file.suffix not in (".yaml", ".yml"):
+            raise UserError("the calibrated config must be a YAML file", key="--out", value=str(out_file),
+                            allowed="a path ending in .yaml or .yml")
+        if trials is not None:
+            pf = pf.model_copy(update={"optimizer": pf.optimizer.model_copy(update={"trials": trials})})
+        sim = _simulation(pf.simulation or tf.simulation, cfg, replicates, scale_v, None, None)
+        rcfg = simulate.resolved(model, sim)
+        storage = storage or out_file.with_suffix(".journal")
+        t0 = time.perf_counter()
+        with _progress() as bar:
+            task = bar.add_task("calibrate", total=pf.optimizer.trials)
+
+            def progress(done, total, best):
+                bar.update(task, completed=done, total=total, description=f"calibrate (best loss {best:.4g})")
+
+            study, names = cal.run(rcfg, tf, pf, ranges, sim, storage, workers=workers, progress=progress)
+        record = cal.fit_record(study, tf, names, sim, command="utenforsk " + " ".join(sys.argv[1:]),
+                                targets_file=targets, params_file=params)
+        cal.write_config(out_file, model, dict(study.best_trial.params), record)
+    except UserError as exc:
+        _fail(exc)
+    t = Table(title=f"fit: loss {record['loss']:.4g} (start {record['start_loss']:.4g}), "
+                    f"{record['trials']} trials, best #{record['best_trial']}")
+    for c in ("target", "observed", "simulated", "z"):
+        t.add_column(c, justify="left" if c == "target" else "right")
+    for name, r in record["fit"].items():
+        t.add_row(name, f"{r['observed']:.4g}", f"{r['simulated']:.4g}", f"{r['z']:+.2f}")
+    out.print(t)
+    for k, v in study.best_trial.params.items():
+        out.print(f"  {k} = {v:.6g}  (start {record['start'].get(k, float('nan')):.6g})")
+    out.print(f"wrote {out_file} and {out_file.with_name(out_file.stem + '.fit.json')}; study in {storage} "
+              f"({time.perf_counter() - t0:.0f} s)")
+
+
+@app.command()
+def sensitivity(experiment: Path = typer.Argument(..., help="experiment YAML; uncertainty.parameters are varied"),
+                method: str = typer.Option("morris", "--method", help="morris or sobol"),
+                metric: str = typer.Option("neet_rate_15_29", "--metric", help="an experiment metric"),
+                samples: int = typer.Option(10, "--samples", min=2,
+                                            help="morris: trajectories; sobol: base samples (a power of 2)"),
+                scenario: Optional[list[str]] = typer.Option(None, "--scenario", help="scenarios to analyse (default: all)"),
+                replicates: int = typer.Option(1, "--replicates", min=1, help="seeds per sample point (CRN)"),
+                seed: Optional[str] = typer.Option(None, "--seed", help="base seed (default: the experiment's)"),
+                workers: int = typer.Option(2, "--workers", min=1, help="parallel worker processes"),
+                out_dir: Optional[Path] = typer.Option(None, "--out", help="output directory (default results/sensitivity-NAME)")):
+    """Morris or Sobol' sensitivity (SALib) of each intervention's paired effect and the baseline level."""
+    if method not in ("morris", "sobol"):
+        _fail(UserError("unknown method", key="--method", value=method, allowed="morris, sobol"))
+    seed_v = _seed(seed) if seed is not None else None
+    try:
+        from utenforsk.calibration import sensitivity as sa
+        from utenforsk.calibration.simulate import replicate_seeds
+
+        setup = sa.Setup(experiment, metric, scenario)
+        if method == "sobol" and not sa.is_power_of_two(samples):
+            raise UserError("Sobol' sampling needs a power of 2", key="--samples", value=samples,
+                            allowed="2, 4, 8, 16, 32, ...")
+        out_dir = out_dir or Path("results") / f"sensitivity-{setup.exp.name}"
+        _check_out_dir(out_dir)
+        from utenforsk.outputs import ensure_output_dir
+
+        ensure_output_dir(out_dir)
+        base_seed = seed_v if seed_v is not None else setup.exp.seed
+        X = sa.sample(setup, method, samples, base_seed % 2**32)
+        seeds = replicate_seeds(base_seed, replicates)
+        t0 = time.perf_counter()
+        with _progress() as bar:
+            task = bar.add_task(f"{method}: {len(X)} points x {len(setup.outputs)} scenarios", total=len(X))
+            Y = sa.evaluate(setup, X, seeds, workers, progress=lambda d, n: bar.update(task, completed=d))
+        table = sa.analyse(setup, method, X, Y, base_seed % 2**32)
+        import pandas as pd
+
+        (out_dir / "figures").mkdir(exist_ok=True)
+        pts = pd.DataFrame(X, columns=setup.names)
+        for k, o in enumerate(setup.outputs):
+            pts[o if o == "baseline" else f"{o} - baseline"] = Y[:, k]
+        pts.to_csv(out_dir / "samples.csv", index=False)
+        table.to_csv(out_dir / "sensitivity.csv", index=False)
+        sa.figure(table, out_dir / "figures" / "sensitivity.png", method)
+        command = "utenforsk " + " ".join(sys.argv[1:])
+        (out_dir / "sensitivity.md").write_text(
+            sa.markdown(table, method, command, len(X), len(seeds)) + "\n![sensitivity](figures/sensitivity.png)\n",
+            encoding="utf-8")
+    except UserError as exc:
+        _fail(exc)
+    idx = "mu_star" if method == "morris" else "ST"
+    for output in dict.fromkeys(table.output):
+        t = Table(title=f"{output}: {metric} ({method}, {len(X)} points)")
+        for c in ("rank", "parameter", idx, "95% CI"):
+            t.add_column(c, justify="left" if c == "parameter" else "right", overflow="fold")
+        for r in table[table.output == output].itertuples():
+            t.add_row(str(r.rank), r.parameter, f"{r.index:.4g}", f"{r.ci_low:.3g} to {r.ci_high:.3g}")
+        out.print(t)
+    out.print(f"wrote {out_dir}/sensitivity.md, sensitivity.csv, samples.csv, figures/sensitivity.png "
+              f"in {time.perf_counter() - t0:.0f} s")

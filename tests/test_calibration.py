@@ -1,0 +1,303 @@
+"""Calibration, validation and sensitivity (utenforsk/calibration/, the three CLI commands).
+
+Small models only: the exact Markov model (tests/configs/markov_ranges.yaml) at scale 0.01 for
+recovery and sensitivity, the baseline at scale 0.005 for validation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from utenforsk.calibration.metrics import MetricSpec
+from utenforsk.calibration.simulate import replicate_seeds, simulate
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "tests" / "configs"
+MARKOV = CONFIGS / "markov_ranges.yaml"
+TARGETS = ROOT / "configs" / "norway" / "targets.yaml"
+BASELINE = ROOT / "configs" / "norway" / "baseline.yaml"
+ENV = {**os.environ, "UTENFORSK_THREADS": "1"}
+
+
+def cli(*args, timeout=600):
+    # not `python -m utenforsk.cli`: run as __main__, cli.py would not see the commands that
+    # cli_calibration registers on the imported utenforsk.cli module
+    return subprocess.run([sys.executable, "-c", "from utenforsk.cli import main; main()", *map(str, args)],
+                          capture_output=True,
+                          text=True, cwd=ROOT, env=ENV, timeout=timeout)
+
+
+def write(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+# ---- metrics --------------------------------------------------------------------------------------
+def test_probe_matches_the_model_outputs():
+    """Period metrics from the probe equal the model's own tallies (same people, ages, states)."""
+    from utenforsk.calibration.metrics import Probe, probed_model
+    from utenforsk.experiment.metrics import task_metrics
+    from utenforsk.model import resolve_config
+    from utenforsk.outputs import cohorts
+
+    cfg = resolve_config(BASELINE, 0.003, None, horizon_years=2)
+    specs = [MetricSpec(metric="neet_rate"), MetricSpec(metric="health_benefit_rate"),
+             MetricSpec(metric="kindergarten_coverage", ages=(1, 3)), MetricSpec(metric="population"),
+             MetricSpec(metric="upper_secondary_completion_5y")]
+    probe = Probe(specs, cfg)
+    model = probed_model(cfg, probe, seed=3)
+    model.run_model()
+    v = probe.values()
+    tm = task_metrics(model)
+    assert v[0] == pytest.approx(tm["neet_rate_15_29"], abs=1e-12)
+    assert v[1] == pytest.approx(tm["health_benefit_rate_18_29"], abs=1e-12)
+    assert v[2] == pytest.approx(tm["kindergarten_coverage_1_2"], abs=1e-12)
+    # completion: people due in the window; the cohort table counts the same people by birth year
+    co = cohorts(model).dropna(subset=["upper_secondary_completion_5y"])
+    assert abs(v[4] - co.upper_secondary_completion_5y.tail(5).mean()) < 0.08
+
+
+# ---- validation -----------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_shipped_baseline_passes_its_targets(tmp_path):
+    # the targets file's scale (0.01) with half its replicates: the fit is checked where it was made
+    r = cli("validate", BASELINE, "--targets", TARGETS, "--replicates", 4, "--workers", 2, "--out", tmp_path / "v")
+    assert r.returncode == 0, r.stdout + r.stderr
+    md = (tmp_path / "v" / "validation.md").read_text()
+    assert "targets within tolerance" in md and "FAIL" not in md
+    assert (tmp_path / "v" / "figures" / "validation.png").stat().st_size > 1000
+    table = (tmp_path / "v" / "validation.csv").read_text()
+    assert "neet_rate_15_29" in table and "child_welfare_0_17" in table
+
+
+@pytest.mark.slow
+def test_mis_set_parameter_fails_naming_the_target(tmp_path):
+    # vocational dropout at the top of its range: vocational completion falls far below Udir's 70%
+    bad = write(tmp_path / "bad.yaml", {"base": str(BASELINE), "transitions": {"vocational_dropout": {
+        "probability": {"value": 0.009, "range": [0.004, 0.009], "source": "test: deliberately mis-set"}}}})
+    r = cli("validate", bad, "--targets", TARGETS, "--replicates", 2, "--scale", 0.005,
+            "--workers", 2, "--out", tmp_path / "v")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "completion_vocational" in r.stdout
+    csv = (tmp_path / "v" / "validation.csv").read_text().splitlines()
+    row = next(line for line in csv if line.startswith("completion_vocational,"))
+    assert ",FAIL," in row
+
+
+# ---- calibration: recovery ------------------------------------------------------------------------
+def _markov_targets(tmp_path, truth_seed=777):
+    """Targets made from the Markov model at its true values (a_to_b 0.02, b_to_c 0.03), with
+    seeds independent of the calibration's, so the recovery also faces Monte Carlo error."""
+    from utenforsk.model import resolve_config
+
+    specs = {"b_young": MetricSpec(metric="neet_rate", ages=(1, 10)),
+             "b_teen": MetricSpec(metric="neet_rate", ages=(10, 20))}
+    cfg = resolve_config(MARKOV, 0.01, None, horizon_years=1, burn_in_years=20)
+    obs = simulate(cfg, list(specs.values()), replicate_seeds(truth_seed, 4)).mean(axis=0)
+    targets = {"name": "markov", "tolerance_rule": "test", "simulation":
+               {"scale": 0.01, "horizon_years": 1, "burn_in_years": 20, "replicates": 2, "seed": 11},
+               "targets": {n: {**s.model_dump(exclude_none=True, exclude={"subgroup"}), "value": float(v),
+                               "tolerance": 0.01, "year": "test", "definition": "share in b", "source": "the model",
+                               "tolerance_basis": "test"} for (n, s), v in zip(specs.items(), obs)}}
+    for t in targets["targets"].values():
+        t["ages"] = list(t["ages"])
+    return write(tmp_path / "targets.yaml", targets)
+
+
+@pytest.mark.slow
+def test_calibration_recovers_known_parameters(tmp_path):
+    """Start away from the truth (a_to_b 0.035, b_to_c 0.045) and recover (0.02, 0.03).
+
+    Tolerance. The share in b at 1-9 moves by ~7.4 per unit of a_to_b (finite differences at
+    scale 0.02, 6 replicates); the share at 10-19 also falls with b_to_c (active from age 10). The
+    Monte Carlo SE of each target mean (4 replicates for the targets, 2 for the fit, independent
+    seeds, scale 0.01) is ~0.002 in share, i.e. ~0.0003 in a_to_b: 3 SE ~0.001. TPE's resolution
+    with 20 trials over ranges 0.045 and 0.05 wide is ~5% of the range (~0.0025). Tolerance: the
+    two added and rounded up, 0.004 for a_to_b and 0.006 for b_to_c (20% of the true values),
+    against a start 0.015 away (75% and 50%). Measured: 0.0215 and 0.0296.
+    """
+    targets = _markov_targets(tmp_path)
+    start = write(tmp_path / "start.yaml", {"base": str(MARKOV), "transitions": {
+        "a_to_b": {"probability": {"value": 0.035, "range": [0.005, 0.05], "source": "start"}},
+        "b_to_c": {"probability": {"value": 0.045, "range": [0.01, 0.06], "source": "start"}}}})
+    params = write(tmp_path / "params.yaml", {
+        "parameters": {"transitions.a_to_b.probability": {}, "transitions.b_to_c.probability": {}},
+        "optimizer": {"sampler": "tpe", "trials": 20, "seed": 3, "startup_trials": 6}})
+    out = tmp_path / "calibrated.yaml"
+    r = cli("calibrate", start, "--targets", targets, "--params", params, "--out", out, "--workers", 1)
+    assert r.returncode == 0, r.stdout + r.stderr
+    from utenforsk.config.loader import load_model_config
+
+    fitted = load_model_config(out)
+    a = fitted.transitions["a_to_b"].probability
+    b = fitted.transitions["b_to_c"].probability
+    assert abs(a.value - 0.02) < 0.004, a
+    assert abs(b.value - 0.03) < 0.006, b
+    assert a.source.startswith("calibrated: utenforsk calibrate") and a.range == (0.005, 0.05)
+    text = out.read_text()
+    assert "# loss" in text and "b_young" in text and "utenforsk 0." in text
+    record = json.loads(out.with_name("calibrated.fit.json").read_text())
+    print("recovered", a.value, b.value, "loss", record["loss"], "start", record["start_loss"])
+    assert record["loss"] < record["start_loss"] and record["trials"] == 20
+    # resumable: the same command finds the finished study and runs nothing more
+    r2 = cli("calibrate", start, "--targets", targets, "--params", params, "--out", out, "--workers", 1)
+    assert r2.returncode == 0, r2.stderr
+    assert json.loads(out.with_name("calibrated.fit.json").read_text())["trials"] == 20
+
+
+def test_interrupted_study_resumes_with_the_missing_trials(tmp_path):
+    """Trials already in the journal are kept; a rerun adds only the missing ones."""
+    from utenforsk.calibration import calibrate as cal
+    from utenforsk.calibration.targets import load_params, load_targets
+    from utenforsk.config.loader import load_model_config
+    from utenforsk.model import resolve_config
+
+    targets = write(tmp_path / "t.yaml", {
+        "name": "t", "tolerance_rule": "test", "simulation": {"scale": 0.005, "horizon_years": 1, "replicates": 1,
+                                                              "burn_in_years": 12},
+        "targets": {"b": {"metric": "neet_rate", "ages": [1, 10], "value": 0.2, "tolerance": 0.02, "year": "-",
+                          "definition": "-", "source": "-", "tolerance_basis": "-"}}})
+    params = write(tmp_path / "p.yaml", {"parameters": {"transitions.a_to_b.probability": {}},
+                                         "optimizer": {"sampler": "random", "trials": 2}})
+    cfg = load_model_config(MARKOV)
+    tf = load_targets(targets, cfg)
+    pf, ranges = load_params(params, cfg, tf)
+    sim = tf.simulation.model_copy(update={"scale": 0.005})
+    rcfg = resolve_config(MARKOV, 0.005, None, horizon_years=1, burn_in_years=12)
+    journal = tmp_path / "study.journal"
+    study, _ = cal.run(rcfg, tf, pf, ranges, sim, journal)
+    first = [t.params for t in study.trials]
+    assert len(first) == 2
+    # as after an interruption, or asking for more: the same study grows to 4 trials
+    pf4 = pf.model_copy(update={"optimizer": pf.optimizer.model_copy(update={"trials": 4})})
+    study4, _ = cal.run(rcfg, tf, pf4, ranges, sim, journal)
+    assert len(study4.trials) == 4 and [t.params for t in study4.trials[:2]] == first
+    # an edited input (another target value) is another study in the same journal file
+    tf2 = tf.model_copy(update={"targets": {"b": tf.targets["b"].model_copy(update={"value": 0.3})}})
+    assert cal.study_name(rcfg, tf2, ["b"], pf, ranges, sim) != cal.study_name(rcfg, tf, ["b"], pf, ranges, sim)
+
+
+# ---- sensitivity ----------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_dominant_parameter_ranks_first(tmp_path):
+    r = cli("sensitivity", CONFIGS / "sensitivity_markov.yaml", "--method", "morris", "--samples", 6,
+            "--metric", "neet_rate_15_29", "--workers", 2, "--out", tmp_path / "s")
+    assert r.returncode == 0, r.stdout + r.stderr
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "s" / "sensitivity.csv")
+    base = table[table.output == "baseline"].sort_values("rank")
+    assert base.parameter.iloc[0] == "transitions.a_to_b.probability"
+    top, second = base.mu_star.iloc[0], base.mu_star.iloc[1]
+    assert top > 5 * second                       # by construction: a 10-100x wider range
+    assert base.ci_low.iloc[0] > 0                # its interval excludes no effect
+    assert (tmp_path / "s" / "figures" / "sensitivity.png").exists()
+    assert "rank" in (tmp_path / "s" / "sensitivity.md").read_text()
+
+
+def test_intervention_parameters_and_paired_effects(tmp_path):
+    """An intervention parameter is named interventions.NAME.PATH; the effect is paired (CRN):
+    with coverage 0 the effect is exactly zero."""
+    from utenforsk.calibration import sensitivity as sa
+
+    exp = write(tmp_path / "exp.yaml", {
+        "name": "s", "model": str(BASELINE), "scale": 0.002, "horizon_years": 2, "burn_in_years": 20, "seed": 1,
+        "scenarios": {"baseline": {}, "coord": {"interventions": ["cross_sector_coordination"]}},
+        "uncertainty": {"parameters": ["interventions.cross_sector_coordination.coverage",
+                                       "handoffs.school_to_ot_at_dropout.probability"]}})
+    setup = sa.Setup(exp, "neet_rate_15_29")
+    assert setup.bounds == [(0.5, 1.0), (0.4, 0.9)] and setup.outputs == ["baseline", "coord"]
+    mv, iv = setup.point_spec(np.array([0.0, 0.7]))
+    assert iv == {"cross_sector_coordination": {"coverage": 0.0}} and mv == {"handoffs.school_to_ot_at_dropout.probability": 0.7}
+    base, effect = sa.run_point(setup.cfg, setup.scenarios, setup.outputs, setup.metric, mv, iv, [5])
+    assert effect == 0.0 and 0 < base < 0.3
+
+
+# ---- bad input ------------------------------------------------------------------------------------
+def _target(**kw):
+    t = {"metric": "neet_rate", "value": 0.1, "tolerance": 0.01, "year": "2022", "definition": "d",
+         "source": "s", "tolerance_basis": "b"}
+    t.update(kw)
+    return t
+
+
+@pytest.mark.parametrize("targets,needle", [
+    ({"name": "x", "tolerance_rule": "r", "targets": {"n": _target(metric="neet_ratio")}}, "targets.n.metric"),
+    ({"name": "x", "tolerance_rule": "r", "targets": {"n": _target(tolerance=-1)}}, "targets.n.tolerance"),
+    ({"name": "x", "tolerance_rule": "r", "targets": {"n": _target(sourse="typo")}}, "unknown key 'sourse'"),
+    ({"name": "x", "tolerance_rule": "r", "targets": {"n": _target(metric="state_share", states=["nowhere"])}},
+     "targets.n.states"),
+    ({"name": "x", "tolerance_rule": "r", "targets": {"n": _target(metric="trait_ever")}}, "needs `trait`"),
+    ({"name": "x", "tolerance_rule": "r", "targets": {"n": _target(subgroup={"sex": ["other"]})}},
+     "targets.n.subgroup.sex"),
+    ({"name": "x", "targets": {"n": _target()}}, "tolerance_rule"),
+])
+def test_bad_targets_file_is_one_clear_error(tmp_path, targets, needle):
+    from utenforsk.calibration.targets import load_targets
+    from utenforsk.config.loader import load_model_config
+    from utenforsk.errors import ConfigError
+
+    bad = write(tmp_path / "targets.yaml", targets)
+    with pytest.raises(ConfigError) as exc:
+        load_targets(bad, load_model_config(BASELINE))
+    assert needle in exc.value.render() and "targets.yaml" in exc.value.render()
+
+
+@pytest.mark.parametrize("params,needle", [
+    ({"parameters": {"transitions.job_finding.probabilty": {}}}, "not the dotted path of a parameter"),
+    ({"parameters": {"transitions.job_finding.probability": {"range": [0.0, 0.5]}}}, "leaves the parameter's"),
+    ({"parameters": {"exits.death.age_profile.1": {}}}, "single value"),
+    ({"parameters": {"attributes.sex.at_birth.all.female": {}}}, "shares must sum to 1"),
+    ({"parameters": {"transitions.job_finding.probability": {}}, "targets": ["nope"]}, "unknown target"),
+    ({"parameters": {}}, "parameters"),
+    ({"parameters": {"transitions.job_finding.probability": {}}, "optimizer": {"sampler": "magic"}}, "sampler"),
+])
+def test_bad_params_file_is_one_clear_error(tmp_path, params, needle):
+    from utenforsk.calibration.targets import load_params, load_targets
+    from utenforsk.config.loader import load_model_config
+    from utenforsk.errors import ConfigError
+
+    cfg = load_model_config(BASELINE)
+    bad = write(tmp_path / "params.yaml", params)
+    with pytest.raises(ConfigError) as exc:
+        load_params(bad, cfg, load_targets(TARGETS, cfg))
+    assert needle in exc.value.render() and "params.yaml" in exc.value.render()
+
+
+def test_bad_files_exit_2_through_the_cli_and_write_nothing(tmp_path):
+    bad_t = write(tmp_path / "targets.yaml", {"name": "x", "tolerance_rule": "r",
+                                               "targets": {"n": _target(metric="neet_ratio")}})
+    r = cli("validate", BASELINE, "--targets", bad_t, "--out", tmp_path / "v")
+    assert r.returncode == 2 and "targets.n.metric" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "v").exists()
+    bad_p = write(tmp_path / "params.yaml", {"parameters": {"transitions.job_finding.probabilty": {}}})
+    out = tmp_path / "cal.yaml"
+    r = cli("calibrate", BASELINE, "--targets", TARGETS, "--params", bad_p, "--out", out)
+    assert r.returncode == 2 and "parameters.transitions.job_finding.probabilty" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not out.exists() and not out.with_suffix(".journal").exists()
+
+
+def test_bad_sensitivity_input_exits_2(tmp_path):
+    r = cli("sensitivity", CONFIGS / "sensitivity_markov.yaml", "--method", "fast", "--out", tmp_path / "s")
+    assert r.returncode == 2 and "morris, sobol" in r.stderr
+    from utenforsk.calibration.sensitivity import Setup
+    from utenforsk.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown metric"):
+        Setup(CONFIGS / "sensitivity_markov.yaml", "happiness")
+    with pytest.raises(ConfigError, match="unknown scenario"):
+        Setup(CONFIGS / "sensitivity_markov.yaml", "neet_rate_15_29", ["nope"])
+    exp = write(tmp_path / "e.yaml", {"name": "e", "model": str(MARKOV), "scenarios": {"baseline": {}},
+                                      "uncertainty": {"parameters": ["transitions.a_to_b.prob"]}})
+    r = cli("sensitivity", exp, "--out", tmp_path / "s")
+    assert r.returncode == 2 and "uncertainty.parameters[0]" in r.stderr
+    assert not (tmp_path / "s").exists()

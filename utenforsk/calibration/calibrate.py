@@ -1,0 +1,191 @@
+"""Fit free parameters to targets with Optuna; resumable; the written config records the fit.
+
+Loss of a parameter set ``theta`` (``m_j``: mean over the replicates, all with the same seeds):
+
+    L(theta) = sum_j w_j ((m_j(theta) - observed_j) / tolerance_j)^2 / sum_j w_j
+
+so a loss below 1 means the targets are, on average, inside their tolerances. Every evaluation
+uses the same replicate seeds (common random numbers), so differences in ``L`` between
+parameter sets are not Monte Carlo noise of a fresh draw.
+
+The study lives in an Optuna ``JournalStorage`` file (an append-only log with file locks, which
+works on NFS/Lustre, unlike SQLite): rerunning the same command resumes it and runs only the
+missing trials; several processes (or nodes) may run the same command at once. The study name is a
+hash of what the loss depends on (model, targets, parameters, simulation, optimiser, version; not
+the number of trials, so ``--trials`` can extend a finished study), so an edited input starts a
+new study in the same file instead of mixing trials.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from utenforsk import __version__
+from utenforsk.calibration import simulate
+from utenforsk.calibration.params import _child, param_node, split_path
+from utenforsk.config.loader import compose, config_hash
+
+
+def fitted_targets(targets, params) -> list[str]:
+    names = params.targets or [n for n, t in targets.targets.items() if not t.monitor_only]
+    return [n for n in names if targets.targets[n].weight > 0]
+
+
+def loss(targets, names: list[str], means: dict[str, float]) -> float:
+    w = np.array([targets.targets[n].weight for n in names])
+    z = np.array([(means[n] - targets.targets[n].value) / targets.targets[n].tolerance for n in names])
+    if not np.all(np.isfinite(z)):
+        return float("inf")
+    return float((w * z**2).sum() / w.sum())
+
+
+def study_name(cfg, targets, names, params, ranges, sim) -> str:
+    return "calibrate-" + config_hash({
+        "model": cfg.model_dump(mode="json"), "targets": {n: targets.targets[n].model_dump(mode="json") for n in names},
+        "parameters": {k: [list(ranges[k]), params.parameters[k].log] for k in ranges},
+        "simulation": sim.model_dump(mode="json"),
+        "optimizer": params.optimizer.model_dump(mode="json", exclude={"trials"}),  # more trials extend a study
+        "version": __version__})
+
+
+def open_study(storage_path: Path, name: str, optimizer):
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage_path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # experimental-feature warnings
+        backend = JournalFileBackend(str(storage_path), lock_obj=JournalFileOpenLock(str(storage_path)))
+        storage = JournalStorage(backend)
+        if optimizer.sampler == "random":
+            sampler = optuna.samplers.RandomSampler(seed=optimizer.seed)
+        elif optimizer.sampler == "qmc":
+            sampler = optuna.samplers.QMCSampler(seed=optimizer.seed, scramble=True)
+        else:
+            startup = optimizer.startup_trials or max(5, min(10, optimizer.trials // 4))
+            sampler = optuna.samplers.TPESampler(seed=optimizer.seed, multivariate=True,
+                                                 n_startup_trials=startup)
+        return optuna.create_study(study_name=name, storage=storage, sampler=sampler,
+                                   direction="minimize", load_if_exists=True)
+
+
+def run(cfg, targets, params, ranges, sim, storage_path: Path, workers: int = 1, progress=None):
+    """Run the missing trials of the study; returns ``(study, names)``."""
+    import optuna
+
+    names = fitted_targets(targets, params)
+    all_names = list(targets.targets)
+    specs = list(targets.targets.values())
+    seeds = simulate.replicate_seeds(sim.seed, sim.replicates)
+    study = open_study(storage_path, study_name(cfg, targets, names, params, ranges, sim), params.optimizer)
+    if not study.trials:  # start from the model's own values (clipped into the search ranges)
+        data = cfg.model_dump(by_alias=True)
+        start = {k: float(np.clip(param_node(data, k)["value"], *ranges[k])) for k in ranges}
+        study.enqueue_trial(start)
+    complete = lambda: sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)  # noqa: E731
+    with simulate.Pool(workers) as pool:
+        def objective(trial):
+            values = {k: trial.suggest_float(k, lo, hi, log=params.parameters[k].log) for k, (lo, hi) in ranges.items()}
+            out = simulate.simulate(cfg, specs, seeds, values, pool)
+            means = {n: float(np.nanmean(out[:, j])) for j, n in enumerate(all_names)}
+            trial.set_user_attr("means", means)
+            return loss(targets, names, means)
+
+        def callback(study_, trial):
+            if progress is not None:
+                progress(complete(), params.optimizer.trials, study_.best_value if complete() else float("nan"))
+
+        if progress is not None:
+            progress(complete(), params.optimizer.trials, study.best_value if complete() else float("nan"))
+        while complete() < params.optimizer.trials:
+            study.optimize(objective, n_trials=params.optimizer.trials - complete(), callbacks=[callback],
+                           catch=())
+    return study, names
+
+
+def override_tree(composed: dict, values: dict[str, float], source: str, note: str) -> dict:
+    """The mapping that, under ``base: MODEL``, sets the fitted values (lists copied whole)."""
+    tree: dict = {}
+    for dotted, v in values.items():
+        parts = split_path(dotted)
+        src, dst = composed, tree
+        for i, part in enumerate(parts[:-1]):
+            ok, key = _child(src, part)
+            nxt = src[key]
+            if isinstance(dst, dict):
+                if key not in dst:
+                    dst[key] = copy.deepcopy(nxt) if isinstance(nxt, list) else {}
+                dst = dst[key]
+            else:  # inside a copied list
+                dst = dst[key]
+            src = nxt
+        ok, key = _child(src, parts[-1])
+        old = src[key]
+        new = {"value": float(v), "range": list(old["range"]),
+               "source": f"{source} (before: {old['value']}; {old['source']})"}
+        for k in ("unit",):
+            if k in old:
+                new[k] = old[k]
+        new["note"] = note
+        dst[key] = new
+    return tree
+
+
+def write_config(out: Path, model_path: Path, best_values: dict[str, float], record: dict) -> None:
+    """CALIBRATED.yaml: ``base: MODEL`` plus the fitted parameters; the fit in its header."""
+    from utenforsk.outputs import _publish
+
+    composed = compose(model_path)
+    date = record["date"]
+    source = f"calibrated: utenforsk calibrate {model_path.name} on {date}"
+    note = f"loss {record['loss']:.4g} on targets {', '.join(record['targets'])} ({record['targets_file']})"
+    tree = override_tree(composed, best_values, source, note)
+    try:
+        rel = Path(__import__("os").path.relpath(model_path.resolve(), out.resolve().parent))
+    except ValueError:
+        rel = model_path.resolve()
+    header = ["# Calibrated by `utenforsk calibrate` (utenforsk/calibration/calibrate.py).",
+              f"# date: {date}; utenforsk {record['version']}; command: {record['command']}",
+              f"# targets file: {record['targets_file']}; params file: {record['params_file']}",
+              f"# loss (mean squared error in tolerance units): {record['loss']:.6g} "
+              f"(start {record['start_loss']:.6g}); trials {record['trials']}; "
+              f"{record['replicates']} replicates x scale {record['scale']}, {record['horizon_years']}-year window",
+              "# fit: target  observed  simulated  (simulated-observed)/tolerance"]
+    for name, row in record["fit"].items():
+        header.append(f"#   {name}: {row['observed']:.6g}  {row['simulated']:.6g}  {row['z']:+.2f}")
+    header.append(f"# fitted: {json.dumps(best_values)}")
+    body = {"base": str(rel), **tree}
+    text = "\n".join(header) + "\n" + yaml.safe_dump(body, sort_keys=False, width=200, allow_unicode=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    _publish(str(tmp), out)
+    side = out.with_name(out.stem + ".fit.json")
+    tmp2 = side.with_name(f".{side.name}.tmp")
+    tmp2.write_text(json.dumps({**record, "fitted": best_values}, indent=2, default=float), encoding="utf-8")
+    _publish(str(tmp2), side)
+
+
+def fit_record(study, targets, names, sim, *, command, targets_file, params_file) -> dict:
+    import optuna
+
+    best = study.best_trial
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    start = done[0] if done else best
+    means = best.user_attrs["means"]
+    fit = {n: {"observed": targets.targets[n].value, "simulated": means[n], "tolerance": targets.targets[n].tolerance,
+               "z": (means[n] - targets.targets[n].value) / targets.targets[n].tolerance} for n in names}
+    return {"date": dt.date.today().isoformat(), "version": __version__, "command": command,
+            "targets_file": str(targets_file), "params_file": str(params_file), "targets": names,
+            "loss": float(best.value), "start_loss": float(start.value), "start": dict(start.params),
+            "trials": len(done), "best_trial": best.number, "replicates": sim.replicates, "scale": sim.scale,
+            "horizon_years": sim.horizon_years, "seed": sim.seed, "fit": fit}
