@@ -8,12 +8,19 @@ Measures, on the full Norway baseline:
 - ``parallel_speedup_2threads`` at the largest size;
 - ``scaling_exponent``: log-log slope of time per month against population size;
 - ``bytes_per_person`` of simulation state (all person arrays / people alive);
-- ``compile_cold_s`` and ``compile_cached_s``: time to the first step in a fresh process with an
-  empty numba cache, and again with the cache filled;
-- ``experiment_tasks_per_minute`` (full mode): the quickstart experiment at scale 0.02 on 2 workers,
-  and the projected minutes for 1,000 replicates x 5 scenarios;
-- with ``--national``: one run at scale 1.0 (≈2 million alive, 30-year burn-in + 20 years), its
-  wall time and peak memory (max RSS).
+- ``mesa_reference_ratio``: engine speed / speed of the per-agent Mesa reference
+  (``benchmarks/reference_mesa.py``) on the same population in the same run, one thread each,
+  the engine's time without compilation (CPU seconds of this process; wall-clock in
+  ``mesa_reference_ratio_wall``);
+- ``time_to_first_step_cold_s`` and ``..._cached_s``: a fresh process from ``import`` to the end of
+  the first month, with an empty numba cache and with the filled cache; ``compile_cold_s`` is
+  their difference (the compilation alone);
+- ``pool_efficiency_2workers``: the local experiment pool's speed-up from 1 to 2 worker
+  processes, divided by 2, on the same small experiment;
+- ``experiment_tasks_per_minute``: the quickstart experiment at scale 0.02 (``--quick``: 0.002)
+  on 2 workers, and the projected minutes for 1,000 replicates x 5 scenarios;
+- full mode (unless ``--no-national``): one run at scale 1.0 (≈2 million alive, 30-year burn-in
+  + 20 years), its wall time and peak memory (max RSS).
 
 Writes ``DIR/latest.json`` (default ``results/benchmarks``) with machine info, and prints a table.
 """
@@ -80,6 +87,15 @@ def throughput(alive: float, months: int, reps: int, seed: int = 1) -> dict:
     return out
 
 
+def reference_ratio(alive: float, months: int) -> dict:
+    """Engine vs the per-agent Mesa reference on the same population, same process, one thread."""
+    from benchmarks.reference_mesa import speed
+
+    r = speed(alive, months)
+    return {"mesa_reference_ratio": r["speedup_cpu_time"], "mesa_reference_ratio_wall": r["speedup_engine_over_reference"],
+            "mesa_reference": r}
+
+
 COMPILE_PROBE = textwrap.dedent("""
     import time, json
     t0 = time.perf_counter()
@@ -95,10 +111,11 @@ def compile_times() -> dict:
     with tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "NUMBA_CACHE_DIR": cache}
         out = {}
-        for label in ("compile_cold_s", "compile_cached_s"):
+        for label in ("time_to_first_step_cold_s", "time_to_first_step_cached_s"):
             res = subprocess.run([sys.executable, "-c", COMPILE_PROBE.format(path=str(BASELINE))],
                                  env=env, capture_output=True, text=True, check=True, cwd=ROOT)
             out[label] = json.loads(res.stdout.strip().splitlines()[-1])["first_step_s"]
+        out["compile_cold_s"] = out["time_to_first_step_cold_s"] - out["time_to_first_step_cached_s"]
         return out
 
 
@@ -122,9 +139,8 @@ def national() -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def experiment_throughput(scale: float = 0.02, replicates: int = 2, workers: int = 2) -> dict:
-    """Tasks per minute of the quickstart experiment at ``scale`` (20-year horizon, 5 scenarios),
-    with compiled kernels cached; and the implied time for 1,000 replicates x 5 scenarios."""
+def _experiment_seconds(scale: float, replicates: int, workers: int) -> tuple[int, float]:
+    """Run the quickstart experiment at ``scale`` in a scratch directory: (tasks, wall seconds)."""
     from utenforsk.experiment.runner import Plan, run
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -132,17 +148,38 @@ def experiment_throughput(scale: float = 0.02, replicates: int = 2, workers: int
         plan.exp = plan.exp.model_copy(update={"scale": scale})
         t0 = time.perf_counter()
         counts = run(plan, Path(tmp), workers=workers)
-        seconds = time.perf_counter() - t0
-    per_min = counts["ran"] / seconds * 60.0
+        return counts["ran"], time.perf_counter() - t0
+
+
+def experiment_throughput(scale: float = 0.02, replicates: int = 2, workers: int = 2) -> dict:
+    """Tasks per minute of the quickstart experiment at ``scale`` (20-year horizon, 5 scenarios),
+    with compiled kernels cached; and the implied time for 1,000 replicates x 5 scenarios."""
+    tasks, seconds = _experiment_seconds(scale, replicates, workers)
+    per_min = tasks / seconds * 60.0
     return {"experiment_tasks_per_minute": per_min, "experiment_scale": scale,
             "experiment_workers": workers,
             "experiment_1000x5_minutes_projected": 5000 / per_min}
 
 
+def pool_efficiency(scale: float, replicates: int = 2) -> dict:
+    """The local pool's efficiency: (time on 1 worker / time on 2 workers) / 2, same experiment.
+
+    Replicates, not scenarios, are the pool's unit (a replicate's scenarios share one burn-in),
+    so ``replicates`` should be a multiple of 2. Each worker process loads the cached kernels.
+    """
+    _, t1 = _experiment_seconds(scale, replicates, 1)
+    _, t2 = _experiment_seconds(scale, replicates, 2)
+    return {"pool_seconds_1worker": t1, "pool_seconds_2workers": t2, "pool_scale": scale,
+            "pool_efficiency_2workers": t1 / t2 / 2.0}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes only (< 2 minutes)")
-    ap.add_argument("--national", action="store_true", help="also one national-scale run")
+    ap.add_argument("--national", action="store_true", help="the national-scale run also with --quick")
+    ap.add_argument("--experiment-scale", type=float,
+                    help="scale of the experiment throughput and pool runs (default 0.02; --quick 0.002)")
+    ap.add_argument("--no-national", action="store_true", help="skip the national-scale run (full mode)")
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks")
     ap.add_argument("--sizes", type=float, nargs="*", help="override population sizes (people alive)")
     ap.add_argument("--no-compile-times", action="store_true",
@@ -162,6 +199,11 @@ def main(argv=None) -> int:
         print(f"  {r['alive']:>9,} alive: {r['pm_per_s_1t'] / 1e6:6.2f} M pm/s (1 thread), "
               f"{r['pm_per_s_2t'] / 1e6:6.2f} M pm/s (2 threads)", flush=True)
     result["sizes"] = rows
+    ref_alive = min(sizes[0], 1e4)
+    result.update(reference_ratio(ref_alive, 3 if args.quick else 12))
+    print(f"  Mesa reference at {result['mesa_reference']['alive']:,} alive: "
+          f"{result['mesa_reference']['reference_pm_per_cpu_s'] / 1e3:.1f} k pm/s; engine "
+          f"{result['mesa_reference']['engine_pm_per_cpu_s'] / 1e6:.2f} M pm/s (per CPU second)", flush=True)
     top = rows[-1]
     result["kernel_person_months_per_s_1thread"] = top["pm_per_s_1t"]
     result["kernel_person_months_per_s_2threads"] = top["pm_per_s_2t"]
@@ -171,9 +213,10 @@ def main(argv=None) -> int:
         x = np.log([r["alive"] for r in rows])
         y = np.log([r["alive"] / r["pm_per_s_1t"] for r in rows])
         result["scaling_exponent"] = float(np.polyfit(x, y, 1)[0])
-    if not args.quick:
-        result.update(experiment_throughput())
-    if args.national:
+    exp_scale = args.experiment_scale or (0.002 if args.quick else 0.02)
+    result.update(experiment_throughput(scale=exp_scale))
+    result.update(pool_efficiency(scale=exp_scale))
+    if args.national or not (args.quick or args.no_national):
         result.update(national())
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -181,9 +224,11 @@ def main(argv=None) -> int:
     print()
     print(f"{'figure':45s} value")
     for key in ("kernel_person_months_per_s_1thread", "kernel_person_months_per_s_2threads",
-                "parallel_speedup_2threads", "scaling_exponent", "bytes_per_person",
-                "compile_cold_s", "compile_cached_s", "experiment_tasks_per_minute",
-                "experiment_1000x5_minutes_projected", "national_run_s", "national_peak_rss_bytes"):
+                "parallel_speedup_2threads", "scaling_exponent", "mesa_reference_ratio",
+                "mesa_reference_ratio_wall", "bytes_per_person", "time_to_first_step_cold_s",
+                "time_to_first_step_cached_s", "compile_cold_s", "pool_efficiency_2workers",
+                "experiment_tasks_per_minute", "experiment_1000x5_minutes_projected",
+                "national_run_s", "national_peak_rss_bytes"):
         if key in result:
             print(f"{key:45s} {result[key]:,.3f}")
     print(f"\nwrote {args.out / 'latest.json'}")
