@@ -151,12 +151,28 @@ def experiment(file: Path = typer.Argument(..., help="experiment YAML, e.g. expe
                out_dir: Optional[Path] = typer.Option(None, "--out", help="output directory (default results/NAME)"),
                replicates: Optional[int] = typer.Option(None, "--replicates", min=1, help="override the replicate count"),
                workers: int = typer.Option(1, "--workers", min=1, help="parallel worker processes"),
-               shard: Optional[str] = typer.Option(None, "--shard", help="run only shard K of N (K/N)")):
-    """Run scenarios x replicates (resumable), then write runs.parquet, effects.csv and report.md."""
+               shard: Optional[str] = typer.Option(None, "--shard", help="run only shard K of N (K/N)"),
+               executor: str = typer.Option("local", "--executor",
+                                            help="local (a process pool of --workers) or dask (see docs/hpc.md)"),
+               scheduler: Optional[str] = typer.Option(None, "--scheduler",
+                                                       help="Dask scheduler address (tcp://host:8786), or local")):
+    """Run scenarios x replicates (resumable), then write runs.parquet, effects.csv and report.md.
+
+    SIGTERM stops it cleanly (exit 143; rerun to continue). Several runs may share one --out.
+    """
     shard_v = _shard(shard)
     try:
-        from utenforsk.experiment.runner import Plan, run as run_tasks
+        from utenforsk.experiment.runner import Plan, WorkerLost, run as run_tasks
+        from utenforsk.hpc.stop import EXIT_STOPPED, Stopped
 
+        if executor not in ("local", "dask"):
+            raise UserError("unknown executor", key="--executor", value=executor, allowed="local, dask")
+        if scheduler is not None and executor != "dask":
+            raise UserError("a scheduler is only used with --executor dask", key="--scheduler",
+                            value=scheduler, allowed="--executor dask --scheduler ADDRESS")
+        if executor == "dask" and not scheduler:
+            raise UserError("the Dask executor needs a scheduler", key="--scheduler", value=None,
+                            allowed="an address such as tcp://host:8786, or local")
         plan = Plan(file, replicates)
         out_dir = out_dir or Path("results") / plan.exp.name
         with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} tasks"),
@@ -166,15 +182,31 @@ def experiment(file: Path = typer.Argument(..., help="experiment YAML, e.g. expe
             def progress(done, total, seconds):
                 bar.update(task, total=total, completed=done)
 
-            counts = run_tasks(plan, out_dir, workers=workers, shard=shard_v, progress=progress)
-        out.print(f"{counts['ran']} tasks run, {counts['skipped']} already done, in {out_dir}/runs/")
-        if shard_v != (1, 1):
-            from utenforsk.experiment.runner import missing
+            try:
+                counts = run_tasks(plan, out_dir, workers=workers, shard=shard_v, progress=progress,
+                                   executor=executor, scheduler=scheduler)
+            except Stopped as stopped:
+                bar.stop()
+                err.print(f"utenforsk: {stopped} (exit {EXIT_STOPPED})", highlight=False, soft_wrap=True)
+                raise typer.Exit(EXIT_STOPPED)
+            except WorkerLost as lost:
+                bar.stop()
+                err.print(f"[bold red]error:[/] {escape(str(lost))}", highlight=False, soft_wrap=True)
+                raise typer.Exit(1)
+        elsewhere = counts.get("elsewhere", 0)
+        out.print(f"{counts['ran']} tasks run, {counts['skipped']} already done"
+                  + (f", {elsewhere} run by other runners" if elsewhere else "") + f", in {out_dir}/runs/")
+        from utenforsk.experiment.runner import missing
 
+        if shard_v != (1, 1):
             if missing(out_dir, plan):
                 out.print(f"shard {shard_v[0]}/{shard_v[1]} done; when every shard is, run "
                           f"`utenforsk report {out_dir}`")
                 return
+        elif elsewhere and (gaps := missing(out_dir, plan)):
+            out.print(f"{len(gaps)} tasks are still being run by other runners sharing {out_dir}; the last "
+                      f"to finish writes the results (`utenforsk status {out_dir}`, `utenforsk report {out_dir}`)")
+            return
         _finalize(out_dir, plan)
     except UserError as exc:
         _fail(exc)
@@ -261,4 +293,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # ``python -m utenforsk.cli``: this file runs as ``__main__``, a second copy of the module, while
+    # cli_hpc and cli_calibration register their commands on ``utenforsk.cli.app``; run that one.
+    from utenforsk.cli import main as _installed_main
+
+    _installed_main()

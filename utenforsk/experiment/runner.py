@@ -8,6 +8,12 @@
 - Each finished task is written by the worker itself, atomically, to
   ``DIR/runs/SCENARIO/rNNNNNN.parquet``; a rerun skips finished tasks (and recomputes unreadable
   ones), so a SIGKILL loses at most the tasks in flight.
+- A worker claims a task before running it (``DIR/claims/``, see :mod:`utenforsk.hpc.claims`), so
+  several runners can share one directory: each skips the tasks another live runner holds.
+- SIGTERM stops a runner cleanly (:mod:`utenforsk.hpc.stop`): tasks in flight are abandoned, no
+  partial file is left, and :class:`~utenforsk.hpc.stop.Stopped` says how many are done and left.
+- Executors: the local process pool (``workers``) or a Dask distributed cluster
+  (``executor="dask"``, :mod:`utenforsk.hpc.dask_executor`); the results are the same bytes.
 - Everything is validated before the first task runs: the model, every scenario's interventions
   and overrides, hypotheses, and the uncertainty parameters.
 """
@@ -16,8 +22,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -189,24 +197,72 @@ class Plan:
                          "seed": self.exp.seed, "version": __version__}}
 
 
-def run_replicate(items: list[tuple[dict, str]], threads: int | None = None) -> int:
-    """Run the tasks of one replicate (``(spec, path)`` pairs), writing each file as it finishes.
+def run_replicate(items: list[tuple[dict, str]], threads: int | None = None, claim: bool = False) -> int:
+    """Run the tasks of one replicate (``(spec, path)`` pairs), writing each file as it finishes;
+    returns how many tasks were run.
 
     Scenarios without their own overrides or plugins share one simulated burn-in (forked:
     bit-for-bit the same results as simulating it again, see tests/test_interventions.py).
+    With ``claim``, tasks already done or held by another live runner are skipped, the others
+    are claimed first (:mod:`utenforsk.hpc.claims`) and a task that raises is recorded as failed.
     """
+    from utenforsk.hpc import stop
+
+    with stop.in_task():
+        if not claim:
+            return _run_items(items, threads)
+        return _run_claimed(items, threads)
+
+
+def _run_claimed(items: list[tuple[dict, str]], threads: int | None) -> int:
+    from utenforsk.hpc import claims
+
+    held: dict[str, str] = {}  # task path -> claim token
+    try:
+        for spec, path in items:
+            exp_hash = spec["meta"]["experiment_hash"]
+            if is_done(Path(path), exp_hash):
+                continue
+            token = claims.try_claim(path)
+            if token is None:
+                continue  # another live runner has it
+            if is_done(Path(path), exp_hash):  # finished just before we claimed it
+                claims.release(path, token)
+                continue
+            claims.clear_failure(path)
+            held[path] = token
+        if not held:
+            return 0
+        with claims.Heartbeat(claims.claim_path(p) for p in held) as beat:
+            def done(path: str) -> None:
+                beat.discard(claims.claim_path(path))
+                claims.release(path, held.pop(path))
+
+            return _run_items([(spec, path) for spec, path in items if path in held], threads, done)
+    except BaseException as exc:
+        if held and isinstance(exc, Exception):  # a bug or a bad task: say which one, for `status`
+            claims.record_failure(next(iter(held)), exc)
+        for path, token in held.items():  # abandoned (SIGTERM, error): free them for a rerun
+            claims.release(path, token)
+        raise
+
+
+def _run_items(items: list[tuple[dict, str]], threads: int | None, on_done=None) -> int:
+    from utenforsk.interventions.engine import is_plugin_ref
     from utenforsk.model import UtenforskModel
 
-    donor = None
-    for spec, path in items:
-        from utenforsk.interventions.engine import is_plugin_ref
-
-        forkable = spec["overrides"] == spec["drawn"] and not any(map(is_plugin_ref, spec["interventions"]))
+    forkable = [spec["overrides"] == spec["drawn"] and not any(map(is_plugin_ref, spec["interventions"]))
+                for spec, _ in items]
+    donor, donor_share = None, 0.0  # the shared burn-in's time, split over the tasks that fork it
+    for (spec, path), fork in zip(items, forkable):
+        t0 = time.perf_counter()
         model = None
-        if forkable:
+        if fork:
             if donor is None:
                 donor = UtenforskModel(spec["model"], seed=spec["seed"], overrides=spec["drawn"],
                                        threads=threads, **spec["kwargs"])
+                donor_share = (time.perf_counter() - t0) / sum(forkable)
+                t0 = time.perf_counter()
             try:
                 model = UtenforskModel(spec["model"], seed=spec["seed"], overrides=spec["overrides"],
                                        interventions=spec["interventions"], threads=threads,
@@ -216,12 +272,15 @@ def run_replicate(items: list[tuple[dict, str]], threads: int | None = None) -> 
         if model is None:
             model = UtenforskModel(spec["model"], seed=spec["seed"], overrides=spec["overrides"],
                                    interventions=spec["interventions"], threads=threads, **spec["kwargs"])
-        _finish_task(model, spec, path)
+        _finish_task(model, spec, path, t0 - (donor_share if fork else 0.0))
+        if on_done is not None:
+            on_done(path)
     return len(items)
 
 
-def _finish_task(model, spec: dict, path: str) -> None:
-    """Run the policy horizon and write the task's metrics atomically to ``path``."""
+def _finish_task(model, spec: dict, path: str, t0: float | None = None) -> None:
+    """Run the policy horizon and write the task's metrics atomically to ``path``; the file's
+    metadata records the task's wall seconds since ``t0`` (read by ``utenforsk status``)."""
     from utenforsk.experiment.metrics import pathway_shares, task_metrics
     from utenforsk.outputs import write_parquet
 
@@ -233,6 +292,8 @@ def _finish_task(model, spec: dict, path: str) -> None:
     df = pd.DataFrame({"scenario": spec["scenario"], "replicate": spec["replicate"],
                        "metric": list(metrics), "value": np.array(list(metrics.values()), dtype=float)})
     meta = {**spec["meta"], "replicate_seed": spec["seed"], "config_hash": model.config_hash}
+    if t0 is not None:
+        meta["seconds"] = round(time.perf_counter() - t0, 4)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_parquet(df, Path(path), meta)
 
@@ -252,8 +313,20 @@ def is_done(path: Path, exp_hash: str) -> bool:
     return False
 
 
+def task_info(path: Path) -> dict | None:
+    """The provenance of a readable task file (None if absent or unreadable); never removes it."""
+    try:
+        meta = pq.read_metadata(path).metadata or {}
+        return json.loads(meta.get(b"utenforsk", b"{}"))
+    except Exception:
+        return None
+
+
 def _worker_init() -> None:
+    from utenforsk.hpc import stop
+
     os.environ["UTENFORSK_THREADS"] = "1"
+    stop.install_in_worker()
 
 
 def check_store(out: Path, plan: Plan) -> None:
@@ -270,43 +343,134 @@ def check_store(out: Path, plan: Plan) -> None:
                             allowed=f"a new directory, or the experiment with hash {stored.get('experiment_hash')}")
 
 
-def run(plan: Plan, out: Path, workers: int = 1, shard: tuple[int, int] = (1, 1), progress=None) -> dict:
-    """Run the missing tasks of this shard; returns counts. ``progress(done, total, seconds)``."""
+def write_marker(out: Path, plan: Plan) -> None:
+    """``DIR/experiment.json``: which experiment this directory holds (see :func:`check_store`)."""
     from utenforsk.outputs import ensure_output_dir, write_json
 
-    check_store(out, plan)
     ensure_output_dir(out)
     write_json({"experiment_hash": plan.hash, "name": plan.exp.name, "file": str(Path(plan.file).resolve()),
                 "version": __version__, "seed": plan.exp.seed, "replicates": plan.exp.replicates},
                out / "experiment.json")
-    now = time.time()
-    for stale in (out / RUNS).glob("*/.*.tmp"):  # left by a worker killed mid-write; a live
-        if now - stale.stat().st_mtime > 600:   # writer (another shard) holds one for seconds
-            stale.unlink(missing_ok=True)
-    tasks = plan.tasks(shard)
-    todo = [t for t in tasks if not is_done(t.path(out), plan.hash)]
-    groups: dict[int, list] = {}
-    for t in todo:  # one unit of work per replicate: its scenarios share the burn-in
-        groups.setdefault(t.replicate, []).append((plan.task_spec(t), str(t.path(out))))
-    done, t0 = 0, time.perf_counter()
-    if progress:
-        progress(0, len(todo), 0.0)
-    if workers <= 1:
-        for items in groups.values():
-            done += run_replicate(items)
+
+
+class WorkerLost(RuntimeError):
+    """A worker process died (``kill -9``, out of memory): rerun to finish."""
+
+
+def run(plan: Plan, out: Path, workers: int = 1, shard: tuple[int, int] = (1, 1), progress=None,
+        executor: str = "local", scheduler: str | None = None) -> dict:
+    """Run the missing tasks of this shard; returns counts. ``progress(done, total, seconds)``.
+
+    ``executor`` is ``"local"`` (``workers`` processes; 1 = in this process) or ``"dask"`` (the
+    Dask scheduler at ``scheduler``, or ``"local"`` for a LocalCluster of ``workers`` processes).
+    Tasks held by another live runner are left to it (counted as ``elsewhere``). SIGTERM raises
+    :class:`utenforsk.hpc.stop.Stopped` with the tasks done and left; a dead pool worker raises
+    :class:`WorkerLost`.
+    """
+    from utenforsk.hpc import stop
+
+    if executor not in ("local", "dask"):
+        raise UserError("unknown executor", key="--executor", value=executor, allowed="local, dask")
+    if executor == "dask" and not scheduler:
+        raise UserError("the Dask executor needs a scheduler", key="--scheduler", value=scheduler,
+                        allowed="an address such as tcp://host:8786, or local")
+    check_store(out, plan)
+    client = None
+    if executor == "dask":  # connect before writing anything: an unreachable scheduler is bad input
+        from utenforsk.hpc.dask_executor import connect
+
+        client = connect(scheduler, workers)
+    try:
+        write_marker(out, plan)
+        now = time.time()
+        for stale in (out / RUNS).glob("*/.*.tmp"):  # left by a worker killed mid-write; a live
+            if now - stale.stat().st_mtime > 600:   # writer (another shard) holds one for seconds
+                stale.unlink(missing_ok=True)
+        tasks = plan.tasks(shard)
+        todo = [t for t in tasks if not is_done(t.path(out), plan.hash)]
+        groups: dict[int, list] = {}
+        for t in todo:  # one unit of work per replicate: its scenarios share the burn-in
+            groups.setdefault(t.replicate, []).append((plan.task_spec(t), str(t.path(out))))
+        units = list(groups.values())
+        if progress:
+            progress(0, len(todo), 0.0)
+        with stop.on_sigterm():
+            try:
+                if client is not None:
+                    from utenforsk.hpc.dask_executor import run_units
+
+                    ran = run_units(client, units, len(todo), progress)
+                elif workers <= 1:
+                    ran = _run_serial(units, len(todo), progress)
+                else:
+                    ran = _run_pool(units, workers, len(todo), progress)
+            except stop.Stopped as exc:
+                stop.mark_requested()
+                left = sum(not is_done(t.path(out), plan.hash) for t in tasks)
+                # tasks finished since the start (also those of a replicate stopped half-way)
+                done = max(exc.done, len(todo) - left)
+                raise stop.Stopped(done, left) from None
+    finally:
+        if client is not None:
+            from utenforsk.hpc.dask_executor import close
+
+            close(client)
+    return {"tasks": len(tasks), "ran": ran, "skipped": len(tasks) - len(todo), "elsewhere": len(todo) - ran}
+
+
+def _run_serial(units: list, total: int, progress) -> int:
+    from utenforsk.hpc import stop
+
+    ran, t0 = 0, time.perf_counter()
+    try:
+        for items in units:
+            ran += run_replicate(items, claim=True)
             if progress:
-                progress(done, len(todo), time.perf_counter() - t0)
-    else:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                                 initializer=_worker_init) as pool:
-            pending = {pool.submit(run_replicate, items, 1) for items in groups.values()}
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for f in finished:
-                    done += f.result()
-                if progress:
-                    progress(done, len(todo), time.perf_counter() - t0)
-    return {"tasks": len(tasks), "ran": len(todo), "skipped": len(tasks) - len(todo)}
+                progress(ran, total, time.perf_counter() - t0)
+    except stop.Stopped:
+        raise stop.Stopped(ran) from None
+    return ran
+
+
+def _run_pool(units: list, workers: int, total: int, progress) -> int:
+    from utenforsk.hpc import stop
+
+    t0 = time.perf_counter()
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_worker_init)
+    futures = [pool.submit(run_replicate, items, 1, True) for items in units]
+
+    def finished() -> int:
+        return sum(f.result() for f in futures if f.done() and not f.cancelled() and f.exception() is None)
+
+    try:
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in done:
+                f.result()  # a task's error (or a worker's Stopped) ends the run here
+            if progress:
+                progress(finished(), total, time.perf_counter() - t0)
+    except stop.Stopped:
+        stop.mark_requested()  # a second SIGTERM while stopping is ignored
+        for f in futures:
+            f.cancel()
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            try:  # workers abandon their task at the end of the month in progress
+                os.kill(proc.pid, signal.SIGTERM)
+            except (ProcessLookupError, AttributeError):
+                pass
+        try:
+            pool.shutdown(wait=True, cancel_futures=True)
+        except BrokenProcessPool:
+            pass
+        raise stop.Stopped(finished()) from None
+    except BrokenProcessPool:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise WorkerLost(f"a worker process died (killed, or out of memory) after {finished()} tasks; "
+                         "rerun the same command to finish the rest") from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return finished()
 
 
 def collect(out: Path, plan: Plan | None = None) -> pd.DataFrame:
