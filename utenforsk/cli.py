@@ -62,6 +62,13 @@ def _scale(value: Optional[str]) -> Optional[float]:
     return scale
 
 
+def progress_bar(unit: str = "") -> Progress:
+    """A transient progress bar on stderr: description, bar, done/total UNIT, elapsed, remaining."""
+    return Progress(TextColumn("{task.description}"), BarColumn(),
+                    TextColumn("{task.completed}/{task.total}" + (f" {unit}" if unit else "")),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True)
+
+
 def _version(value: bool) -> None:
     if value:
         out.print(f"utenforsk {__version__}")
@@ -87,18 +94,14 @@ def run(model: Path = typer.Argument(..., help="model config YAML, e.g. configs/
         from utenforsk.config.loader import load_model_config
 
         cfg = load_model_config(model)  # validate before anything is written
-        if out_dir.exists() and not out_dir.is_dir():
-            raise UserError("output path exists and is not a directory", key="--out", value=str(out_dir),
-                            allowed="a directory, or a path that does not exist yet")
-        from utenforsk.model import UtenforskModel  # slow imports (numba, mesa) only for valid input
         from utenforsk.outputs import ensure_output_dir, write_run
 
         ensure_output_dir(out_dir)
+        from utenforsk.model import UtenforskModel  # slow imports (numba, mesa) only for valid input
 
         t0 = time.perf_counter()
         total = (cfg.calendar.burn_in_years + cfg.calendar.horizon_years) * 12
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} months"),
-                      TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True) as bar:
+        with progress_bar("months") as bar:
             task = bar.add_task("compiling + burn-in", total=total)
             mdl = UtenforskModel(cfg, seed=seed_v, scale=scale_v, threads=threads,
                                  on_month=lambda m: bar.update(task, completed=m + 1))
@@ -175,8 +178,7 @@ def experiment(file: Path = typer.Argument(..., help="experiment YAML, e.g. expe
                             allowed="an address such as tcp://host:8786, or local")
         plan = Plan(file, replicates)
         out_dir = out_dir or Path("results") / plan.exp.name
-        with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} tasks"),
-                      TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True) as bar:
+        with progress_bar("tasks") as bar:
             task = bar.add_task(f"{plan.exp.name} (shard {shard_v[0]}/{shard_v[1]})", total=None)
 
             def progress(done, total, seconds):

@@ -12,16 +12,10 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from utenforsk.cli import _fail, _scale, _seed, app, err, out
+from utenforsk.cli import _fail, _scale, _seed, app, out, progress_bar
 from utenforsk.errors import UserError
-
-
-def _progress():
-    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True)
 
 
 def _simulation(sim, cfg, replicates, scale, horizon_years, seed):
@@ -31,12 +25,6 @@ def _simulation(sim, cfg, replicates, scale, horizon_years, seed):
     return sim.model_copy(update={"scale": sim.scale or cfg.scale,
                                   "burn_in_years": sim.burn_in_years if sim.burn_in_years is not None
                                   else cfg.calendar.burn_in_years})
-
-
-def _check_out_dir(path: Path) -> None:
-    if path.exists() and not path.is_dir():
-        raise UserError("output path exists and is not a directory", key="--out", value=str(path),
-                        allowed="a directory, or a path that does not exist yet")
 
 
 @app.command()
@@ -61,7 +49,6 @@ def validate(model: Path = typer.Argument(..., help="model config YAML, e.g. con
 
         cfg = load_model_config(model)
         tf = load_targets(targets, cfg)
-        _check_out_dir(out_dir)
         sim = _simulation(tf.simulation, cfg, replicates, scale_v, horizon_years, seed_v)
         rcfg = simulate.resolved(model, sim)
         from utenforsk.outputs import ensure_output_dir
@@ -70,7 +57,7 @@ def validate(model: Path = typer.Argument(..., help="model config YAML, e.g. con
         seeds = simulate.replicate_seeds(sim.seed, sim.replicates)
         specs = list(tf.targets.values())
         t0 = time.perf_counter()
-        with _progress() as bar, simulate.Pool(workers) as pool:
+        with progress_bar() as bar, simulate.Pool(workers) as pool:
             task = bar.add_task(f"validate: {sim.replicates} replicates", total=len(seeds))
             rows = []
             for i in range(0, len(seeds), pool.workers):  # in batches, for progress
@@ -138,7 +125,7 @@ def calibrate(model: Path = typer.Argument(..., help="model config YAML to calib
         rcfg = simulate.resolved(model, sim)
         storage = storage or out_file.with_suffix(".journal")
         t0 = time.perf_counter()
-        with _progress() as bar:
+        with progress_bar() as bar:
             task = bar.add_task("calibrate", total=pf.optimizer.trials)
 
             def progress(done, total, best):
@@ -187,7 +174,6 @@ def sensitivity(experiment: Path = typer.Argument(..., help="experiment YAML; un
             raise UserError("Sobol' sampling needs a power of 2", key="--samples", value=samples,
                             allowed="2, 4, 8, 16, 32, ...")
         out_dir = out_dir or Path("results") / f"sensitivity-{setup.exp.name}"
-        _check_out_dir(out_dir)
         from utenforsk.outputs import ensure_output_dir
 
         ensure_output_dir(out_dir)
@@ -195,7 +181,7 @@ def sensitivity(experiment: Path = typer.Argument(..., help="experiment YAML; un
         X = sa.sample(setup, method, samples, base_seed % 2**32)
         seeds = replicate_seeds(base_seed, replicates)
         t0 = time.perf_counter()
-        with _progress() as bar:
+        with progress_bar() as bar:
             task = bar.add_task(f"{method}: {len(X)} points x {len(setup.outputs)} scenarios", total=len(X))
             Y = sa.evaluate(setup, X, seeds, workers, progress=lambda d, n: bar.update(task, completed=d))
         table = sa.analyse(setup, method, X, Y, base_seed % 2**32)

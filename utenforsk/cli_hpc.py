@@ -34,15 +34,14 @@ def slurm(file: Path = typer.Argument(..., help="experiment YAML"),
     try:
         from utenforsk.experiment.runner import Plan, check_store, write_marker
         from utenforsk.hpc import slurm as sl
+        from utenforsk.outputs import check_output_path
 
         if replicates is not None and replicates < 1:
             raise UserError("must be at least 1", key="--replicates", value=replicates)
         sl.validate(array, max_running, partition, time_limit, mem, cpus)  # flags first: quick
         plan = Plan(file, replicates)
         sl.validate(array, max_running, partition, time_limit, mem, cpus, plan.exp.replicates)
-        if out_dir.exists() and not out_dir.is_dir():
-            raise UserError("output path exists and is not a directory", key="--out", value=str(out_dir),
-                            allowed="a directory, or a path that does not exist yet")
+        check_output_path(out_dir)
         check_store(out_dir, plan)
         write_marker(out_dir, plan)  # so that `utenforsk status DIR` works before the first task starts
         paths = sl.write_scripts(plan, out_dir, array, max_running, partition, time_limit, mem, cpus,

@@ -172,8 +172,16 @@ def write_json(obj: dict, path: Path) -> None:
     _publish(tmp, path)
 
 
+def check_output_path(out: Path) -> None:
+    """``--out`` must be a directory or not exist yet (checked before anything is read or written)."""
+    if out.exists() and not out.is_dir():
+        raise UserError("output path exists and is not a directory", key="--out", value=str(out),
+                        allowed="a directory, or a path that does not exist yet")
+
+
 def ensure_output_dir(out: Path) -> None:
     """Create ``out`` and prove it writable, before hours of simulation depend on it."""
+    check_output_path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
         tempfile.NamedTemporaryFile(dir=out, prefix=".write-test.").close()
