@@ -25,43 +25,27 @@ Outcomes (all proportions; NaN where the denominator is 0):
 - ``share_<state>_age<A>`` for ``A`` in :data:`SHARE_AGES`: share of person-months at whole age
   ``A`` spent in ``<state>`` (pooled over the policy months: far more power than one snapshot).
 
-``*_n`` entries give the denominators (person-months or evaluations) for reference.
+The rates are :func:`utenforsk.metrics.headline.rates`, with the register NEET mask.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from utenforsk.core.kernel import COHORT_OFFSET
+from utenforsk.metrics.headline import rates, state_masks
+
 SHARE_AGES = (6, 16, 20, 25, 29)
-NEET_GROUPS = {"15_29": (15, 30), "15_19": (15, 20), "20_24": (20, 25), "25_29": (25, 30)}
-COHORT_OFFSET_YEARS = 31  # engine cohort index k <-> birth year first_year + k - 31
-
-
-def _share(age_state: np.ndarray, mask: np.ndarray, a0: int, a1: int) -> tuple[float, int]:
-    block = age_state[a0:a1]
-    total = int(block.sum())
-    return (float(block[:, mask].sum() / total) if total else float("nan")), total
 
 
 def headline(cfg, states: list[str], age_state: np.ndarray, us_due: int, us_done: int) -> dict:
     """The outcome dict from summed ``age_state`` [30, len(states)] and completion counts."""
     age_state = np.asarray(age_state, dtype=np.int64)
-    neet = np.array([cfg.is_neet(s, "register") for s in states])
-    role = lambda r: np.array([cfg.states[s].role == r for s in states])  # noqa: E731
-    out: dict = {}
-    for k, (a0, a1) in NEET_GROUPS.items():
-        out[f"neet_rate_{k}"], out[f"neet_rate_{k}_n"] = _share(age_state, neet, a0, a1)
-    out["health_benefit_rate_18_29"], out["health_benefit_rate_18_29_n"] = \
-        _share(age_state, role("health_benefit"), 18, 30)
-    out["kindergarten_coverage_1_2"], out["kindergarten_coverage_1_2_n"] = \
-        _share(age_state, role("kindergarten"), 1, 3)
-    out["kindergarten_coverage_3_5"], out["kindergarten_coverage_3_5_n"] = \
-        _share(age_state, role("kindergarten"), 3, 6)
+    masks = dict(state_masks(cfg, states), neet=np.array([cfg.is_neet(s, "register") for s in states]))
+    out = rates(masks, age_state)
     out["upper_secondary_completion_5y"] = us_done / us_due if us_due else float("nan")
-    out["upper_secondary_completion_5y_n"] = int(us_due)
     for a in SHARE_AGES:
         total = int(age_state[a].sum())
-        out[f"age{a}_n"] = total
         for s, name in enumerate(states):
             out[f"share_{name}_age{a}"] = float(age_state[a, s] / total) if total else float("nan")
     return out
@@ -88,7 +72,7 @@ def engine_outcomes(model, years=None) -> dict:
     n_states = len(model.compiled.states)
     age_state = sum((h["age_state"] for h in months), np.zeros((30, n_states), np.int64))
     cohort = model.tally.cohort.sum(axis=0)
-    by_year = {model.first_year + k - COHORT_OFFSET_YEARS: (int(cohort[k, CO_US_DUE]), int(cohort[k, CO_US_DONE]))
+    by_year = {model.first_year + k - COHORT_OFFSET // 12: (int(cohort[k, CO_US_DUE]), int(cohort[k, CO_US_DONE]))
                for k in range(cohort.shape[0])}
     last_year = model.first_year + model.month // 12 - 1
     due, done = completion_counts(by_year, model.first_year, last_year)

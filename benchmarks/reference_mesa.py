@@ -718,7 +718,7 @@ class ReferenceModel(mesa.Model):
         own, so futures differ), person ids, and the entry schedule (the reference draws its own
         births and arrivals from now on). Interventions are not supported. Each person built
         here carries ``engine_slot``, its slot in ``engine.pop`` (to pair the two in tests)."""
-        from utenforsk.core.kernel import (CO_US_DONE, CO_US_DUE, SV_ADMITTED, SV_CLIENTS,
+        from utenforsk.core.kernel import (CO_US_DONE, CO_US_DUE, COHORT_OFFSET, SV_ADMITTED, SV_CLIENTS,
                                            SV_GATE_REFUSED, SV_GATE_TRIED, SV_WAITING)
         from utenforsk.core.population import FLAG_LONG_NEET, NEVER
 
@@ -766,7 +766,7 @@ class ReferenceModel(mesa.Model):
         cohort = engine.tally.cohort.sum(axis=0)
         for k in range(cohort.shape[0]):
             if cohort[k, CO_US_DUE]:
-                ref.us_cohorts[engine.first_year + k - 31] = [int(cohort[k, CO_US_DUE]),
+                ref.us_cohorts[engine.first_year + k - COHORT_OFFSET // 12] = [int(cohort[k, CO_US_DUE]),
                                                               int(cohort[k, CO_US_DONE])]
         ref.running = ref.month < ref.total_months
         return ref

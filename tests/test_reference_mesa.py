@@ -80,14 +80,19 @@ HEADLINE = ("neet_rate_15_19", "neet_rate_20_24", "neet_rate_25_29", "neet_rate_
             "upper_secondary_completion_5y")
 
 
-def _outcome_keys(runs):
-    return [k for k in runs[0] if not k.endswith("_n") and not k.startswith("age")]
+def _holm(pvalues: dict, alpha=ALPHA) -> dict:
+    """Holm's step-down adjusted p-values."""
+    m, running, adjusted = len(pvalues), 0.0, {}
+    for i, (k, p) in enumerate(sorted(pvalues.items(), key=lambda kv: kv[1])):
+        running = max(running, min(1.0, p * (m - i)))
+        adjusted[k] = running
+    return adjusted
 
 
 def compare(ref_runs, eng_runs, alpha=ALPHA):
     """Per-outcome Student t-tests with Holm's correction; returns (rows, failures)."""
     rows, failures = [], []
-    for k in _outcome_keys(eng_runs):
+    for k in eng_runs[0]:
         a = np.array([r[k] for r in ref_runs], float)
         b = np.array([r[k] for r in eng_runs], float)
         if np.isnan(a).any() or np.isnan(b).any():
@@ -110,12 +115,11 @@ def compare(ref_runs, eng_runs, alpha=ALPHA):
     m = len(rows)
     for r in rows:  # minimum detectable difference, 80% power, Bonferroni level
         r["mdd80"] = (stats.t.ppf(1 - alpha / (2 * m), r["df"]) + stats.t.ppf(0.8, r["df"])) * r["se"]
-    running = 0.0
-    for i, r in enumerate(sorted(rows, key=lambda r: r["p"])):  # Holm step-down
-        running = max(running, min(1.0, r["p"] * (m - i)))
-        r["p_holm"] = running
-        if running < alpha:
-            failures.append((r["outcome"], f"diff {r['diff']:+.4f} (se {r['se']:.4f}), Holm p {running:.2g}"))
+    adjusted = _holm({r["outcome"]: r["p"] for r in rows}, alpha)
+    for r in rows:
+        r["p_holm"] = adjusted[r["outcome"]]
+        if r["p_holm"] < alpha:
+            failures.append((r["outcome"], f"diff {r['diff']:+.4f} (se {r['se']:.4f}), Holm p {r['p_holm']:.2g}"))
     return rows, failures
 
 
@@ -225,14 +229,6 @@ def test_from_engine_maps_the_population():
 
 # ---- one month from the same population, person by person -------------------------------------------
 PAIRED_MONTHS = 6
-
-
-def _holm(pvalues: dict, alpha=ALPHA) -> dict:
-    m, running, adjusted = len(pvalues), 0.0, {}
-    for i, (k, p) in enumerate(sorted(pvalues.items(), key=lambda kv: kv[1])):
-        running = max(running, min(1.0, p * (m - i)))
-        adjusted[k] = running
-    return adjusted
 
 
 @pytest.mark.slow

@@ -34,7 +34,7 @@ def periods(model) -> pd.DataFrame:
     for year, months in headline.history_by_year(model).items():
         age_state = sum(h["age_state"] for h in months)
         row = {"year": year, "months": len(months)}
-        row.update(headline.rates(model, age_state))
+        row.update(headline.rates(model.state_masks, age_state))
         total = age_state.sum()
         for s, name in enumerate(c.states):
             row[f"share_{name}"] = age_state[:, s].sum() / total if total else np.nan

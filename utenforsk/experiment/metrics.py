@@ -52,11 +52,11 @@ def task_metrics(model) -> dict[str, float]:
     scale = model.config.scale
     out: dict[str, float] = {}
     total_age_state = sum(h["age_state"] for h in model.history)
-    out.update(headline.rates(model, total_age_state))
+    out.update(headline.rates(model.state_masks, total_age_state))
     neet_py = hb_py = cost = 0.0
     for year, months in headline.history_by_year(model).items():
         age_state = sum(h["age_state"] for h in months)
-        rates = headline.rates(model, age_state)
+        rates = headline.rates(model.state_masks, age_state)
         y_neet = age_state[15:30][:, masks["neet"]].sum() / 12.0 / scale
         y_hb = age_state[18:30][:, masks["health_benefit"]].sum() / 12.0 / scale
         y_cost = sum(monthly_programme_cost(model, h) for h in months)

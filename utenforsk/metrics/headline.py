@@ -38,8 +38,8 @@ def history_by_year(model) -> dict[int, list[dict]]:
     return years
 
 
-def rates(model, age_state: np.ndarray) -> dict[str, float]:
-    masks = model.state_masks
+def rates(masks: dict[str, np.ndarray], age_state: np.ndarray) -> dict[str, float]:
+    """Headline rates from person-months by age and state; ``masks`` as :func:`state_masks`."""
     out = {f"neet_rate_{k}": share(age_state, masks["neet"], *v) for k, v in AGE_GROUPS.items()}
     out["health_benefit_rate_18_29"] = share(age_state, masks["health_benefit"], 18, 30)
     out["kindergarten_coverage_1_2"] = share(age_state, masks["kindergarten"], 1, 3)
@@ -48,6 +48,6 @@ def rates(model, age_state: np.ndarray) -> dict[str, float]:
 
 
 def monthly(model, month: dict) -> dict[str, float]:
-    out = rates(model, month["age_state"])
+    out = rates(model.state_masks, month["age_state"])
     out["population_0_29"] = float(month["age_state"].sum() / model.config.scale)
     return out
