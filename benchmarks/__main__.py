@@ -44,9 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-BASELINE = ROOT / "configs" / "norway" / "baseline.yaml"
-ALIVE_AT_SCALE_1 = 1.92e6  # people alive aged 0-29 in the baseline at scale 1 (measured)
+from benchmarks import ALIVE_AT_SCALE_1, BASELINE, ROOT
 
 
 def machine() -> dict:

@@ -33,13 +33,13 @@ from pathlib import Path
 import mesa
 import numpy as np
 
+from benchmarks import ROOT
 from benchmarks.outcomes import completion_counts, engine_outcomes, headline
 from utenforsk.config.schema import BinaryTrait, ContinuousTrait, ModelConfig
 from utenforsk.model import resolve_config
 
 __all__ = ["ReferenceModel", "Person", "Service", "Spec", "engine_outcomes", "speed"]
 
-ROOT = Path(__file__).resolve().parents[1]
 MAX_AGE_MONTHS = 360
 LOGIT_CAP = 30.0                  # logit(0), logit(1) clipped to -/+30 (docs: Hazards)
 RATE_CAP = -math.log(1e-6)        # ENGINE: a monthly rate is capped at -log(1e-6) (p <= 0.999999)
@@ -718,8 +718,16 @@ class ReferenceModel(mesa.Model):
         own, so futures differ), person ids, and the entry schedule (the reference draws its own
         births and arrivals from now on). Interventions are not supported. Each person built
         here carries ``engine_slot``, its slot in ``engine.pop`` (to pair the two in tests)."""
-        from utenforsk.core.kernel import (CO_US_DONE, CO_US_DUE, COHORT_OFFSET, SV_ADMITTED, SV_CLIENTS,
-                                           SV_GATE_REFUSED, SV_GATE_TRIED, SV_WAITING)
+        from utenforsk.core.kernel import (
+            CO_US_DONE,
+            CO_US_DUE,
+            COHORT_OFFSET,
+            SV_ADMITTED,
+            SV_CLIENTS,
+            SV_GATE_REFUSED,
+            SV_GATE_TRIED,
+            SV_WAITING,
+        )
         from utenforsk.core.population import FLAG_LONG_NEET, NEVER
 
         if engine.interventions or engine.plugins:
@@ -785,7 +793,7 @@ def speed(alive: float = 1e4, months: int = 12, seed: int = 1) -> dict:
     machine; both run single-threaded)."""
     import time
 
-    from benchmarks.__main__ import ALIVE_AT_SCALE_1, BASELINE
+    from benchmarks import ALIVE_AT_SCALE_1, BASELINE
     from utenforsk.model import UtenforskModel
 
     scale = min(1.0, alive / ALIVE_AT_SCALE_1)
