@@ -42,17 +42,25 @@ def write(path: Path, data: dict) -> Path:
 
 # ---- metrics --------------------------------------------------------------------------------------
 def test_probe_matches_the_model_outputs():
-    """Period metrics from the probe equal the model's own tallies (same people, ages, states)."""
+    """Metrics from the probe equal the model's own tallies (same people, ages, states)."""
     from utenforsk.calibration.metrics import Probe, probed_model
+    from utenforsk.core.kernel import CO_US_DONE, CO_US_DUE
     from utenforsk.experiment.metrics import task_metrics
     from utenforsk.model import resolve_config
-    from utenforsk.outputs import cohorts
+    from utenforsk.outputs import periods
+
+    class Recording(Probe):  # also keeps the cohort tallies at the end of the burn-in
+        def __call__(self, model, month):
+            if month == self.first_month - 1:
+                self.before = model.tally.cohort.sum(axis=(0, 1)).copy()
+            super().__call__(model, month)
 
     cfg = resolve_config(BASELINE, 0.003, None, horizon_years=2)
     specs = [MetricSpec(metric="neet_rate"), MetricSpec(metric="health_benefit_rate"),
              MetricSpec(metric="kindergarten_coverage", ages=(1, 3)), MetricSpec(metric="population"),
-             MetricSpec(metric="upper_secondary_completion_5y")]
-    probe = Probe(specs, cfg)
+             MetricSpec(metric="upper_secondary_completion_5y"),
+             MetricSpec(metric="upper_secondary_completion_5y", ages=(0, 1))]
+    probe = Recording(specs, cfg)
     model = probed_model(cfg, probe, seed=3)
     model.run_model()
     v = probe.values()
@@ -60,9 +68,11 @@ def test_probe_matches_the_model_outputs():
     assert v[0] == pytest.approx(tm["neet_rate_15_29"], abs=1e-12)
     assert v[1] == pytest.approx(tm["health_benefit_rate_18_29"], abs=1e-12)
     assert v[2] == pytest.approx(tm["kindergarten_coverage_1_2"], abs=1e-12)
-    # completion: people due in the window; the cohort table counts the same people by birth year
-    co = cohorts(model).dropna(subset=["upper_secondary_completion_5y"])
-    assert abs(v[4] - co.upper_secondary_completion_5y.tail(5).mean()) < 0.08
+    assert v[3] == pytest.approx(periods(model).population_0_29.mean(), rel=1e-9)
+    # completion: the people the kernel's cohort tally finds due in the window (by difference)
+    d = model.tally.cohort.sum(axis=(0, 1)) - probe.before
+    assert d[CO_US_DUE] > 0 and v[4] == pytest.approx(d[CO_US_DONE] / d[CO_US_DUE], abs=1e-12)
+    assert np.isnan(v[5])  # `ages` applies: nobody is due 5 years after starting at age 0
 
 
 # ---- validation -----------------------------------------------------------------------------------
@@ -151,6 +161,12 @@ def test_calibration_recovers_known_parameters(tmp_path):
     r2 = cli("calibrate", start, "--targets", targets, "--params", params, "--out", out, "--workers", 1)
     assert r2.returncode == 0, r2.stderr
     assert json.loads(out.with_name("calibrated.fit.json").read_text())["trials"] == 20
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    summaries = optuna.get_all_study_summaries(JournalStorage(JournalFileBackend(str(out.with_suffix(".journal")))))
+    assert [s.n_trials for s in summaries] == [20]
 
 
 def test_interrupted_study_resumes_with_the_missing_trials(tmp_path):
@@ -180,6 +196,7 @@ def test_interrupted_study_resumes_with_the_missing_trials(tmp_path):
     pf4 = pf.model_copy(update={"optimizer": pf.optimizer.model_copy(update={"trials": 4})})
     study4, _ = cal.run(rcfg, tf, pf4, ranges, sim, journal)
     assert len(study4.trials) == 4 and [t.params for t in study4.trials[:2]] == first
+    assert len({t.params["transitions.a_to_b.probability"] for t in study4.trials}) == 4  # new points
     # an edited input (another target value) is another study in the same journal file
     tf2 = tf.model_copy(update={"targets": {"b": tf.targets["b"].model_copy(update={"value": 0.3})}})
     assert cal.study_name(rcfg, tf2, ["b"], pf, ranges, sim) != cal.study_name(rcfg, tf, ["b"], pf, ranges, sim)
@@ -239,6 +256,11 @@ def _target(**kw):
     ({"name": "x", "tolerance_rule": "r", "targets": {"n": _target(subgroup={"sex": ["other"]})}},
      "targets.n.subgroup.sex"),
     ({"name": "x", "targets": {"n": _target()}}, "tolerance_rule"),
+    ({"name": "x", "tolerance_rule": "r", "targets": {"n": _target(metric="births_per_year", ages=[0, 10])}},
+     "takes no `ages`"),
+    ({"name": "x", "tolerance_rule": "r", "targets": {"n": _target(metric="births_per_year",
+                                                                   subgroup={"sex": ["female"]})}},
+     "takes no `subgroup`"),
 ])
 def test_bad_targets_file_is_one_clear_error(tmp_path, targets, needle):
     from utenforsk.calibration.targets import load_targets
@@ -272,6 +294,25 @@ def test_bad_params_file_is_one_clear_error(tmp_path, params, needle):
     assert needle in exc.value.render() and "params.yaml" in exc.value.render()
 
 
+@pytest.mark.parametrize("target,named", [({"weight": 0}, None), ({"monitor_only": True}, None),
+                                          ({"weight": 0, "monitor_only": True}, ["n"])])
+def test_params_without_a_fitted_target_is_one_clear_error(tmp_path, target, named):
+    """Nothing to fit (every target weight 0 or monitor_only) would make every loss NaN."""
+    from utenforsk.calibration.targets import load_params, load_targets
+    from utenforsk.config.loader import load_model_config
+    from utenforsk.errors import ConfigError
+
+    cfg = load_model_config(BASELINE)
+    tf = load_targets(write(tmp_path / "targets.yaml", {"name": "x", "tolerance_rule": "r",
+                                                        "targets": {"n": _target(**target)}}), cfg)
+    params = {"parameters": {"transitions.job_finding.probability": {}}}
+    if named:
+        params["targets"] = named
+    with pytest.raises(ConfigError) as exc:
+        load_params(write(tmp_path / "params.yaml", params), cfg, tf)
+    assert "no target to fit" in exc.value.render() and "params.yaml" in exc.value.render()
+
+
 def test_bad_files_exit_2_through_the_cli_and_write_nothing(tmp_path):
     bad_t = write(tmp_path / "targets.yaml", {"name": "x", "tolerance_rule": "r",
                                                "targets": {"n": _target(metric="neet_ratio")}})
@@ -294,6 +335,12 @@ def test_bad_sensitivity_input_exits_2(tmp_path):
 
     with pytest.raises(ConfigError, match="unknown metric"):
         Setup(CONFIGS / "sensitivity_markov.yaml", "happiness")
+    # a yearly metric exists only as NAME@YEAR: not a horizon metric a sensitivity run can use
+    r = cli("sensitivity", CONFIGS / "sensitivity_markov.yaml", "--metric", "neet_person_years_15_29",
+            "--out", tmp_path / "s")
+    assert r.returncode == 2 and "--metric" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert Setup(CONFIGS / "sensitivity_markov.yaml", "health_benefit_person_years_18_29").metric \
+        == "health_benefit_person_years_18_29"
     with pytest.raises(ConfigError, match="unknown scenario"):
         Setup(CONFIGS / "sensitivity_markov.yaml", "neet_rate_15_29", ["nope"])
     exp = write(tmp_path / "e.yaml", {"name": "e", "model": str(MARKOV), "scenarios": {"baseline": {}},

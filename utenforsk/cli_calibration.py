@@ -50,7 +50,7 @@ def validate(model: Path = typer.Argument(..., help="model config YAML, e.g. con
         cfg = load_model_config(model)
         tf = load_targets(targets, cfg)
         sim = _simulation(tf.simulation, cfg, replicates, scale_v, horizon_years, seed_v)
-        rcfg = simulate.resolved(model, sim)
+        rcfg = simulate.resolved(cfg, sim)
         from utenforsk.outputs import ensure_output_dir
 
         ensure_output_dir(out_dir)
@@ -122,7 +122,7 @@ def calibrate(model: Path = typer.Argument(..., help="model config YAML to calib
         if trials is not None:
             pf = pf.model_copy(update={"optimizer": pf.optimizer.model_copy(update={"trials": trials})})
         sim = _simulation(pf.simulation or tf.simulation, cfg, replicates, scale_v, None, None)
-        rcfg = simulate.resolved(model, sim)
+        rcfg = simulate.resolved(cfg, sim)
         storage = storage or out_file.with_suffix(".journal")
         t0 = time.perf_counter()
         with progress_bar() as bar:

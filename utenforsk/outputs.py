@@ -172,6 +172,14 @@ def write_json(obj: dict, path: Path) -> None:
     _publish(tmp, path)
 
 
+def write_text(text: str, path: Path) -> None:
+    """Write a text file atomically (a unique temp file + rename), as :func:`write_json`."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    _publish(tmp, path)
+
+
 def check_output_path(out: Path) -> None:
     """``--out`` must be a directory or not exist yet (checked before anything is read or written)."""
     if out.exists() and not out.is_dir():

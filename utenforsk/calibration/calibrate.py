@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import os
 import warnings
 from pathlib import Path
 
@@ -55,7 +56,22 @@ def study_name(cfg, targets, names, params, ranges, sim) -> str:
         "version": __version__})
 
 
+def _make_sampler(optimizer, seed: int):
+    import optuna
+
+    if optimizer.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if optimizer.sampler == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed, scramble=True)
+    startup = optimizer.startup_trials or max(5, min(10, optimizer.trials // 4))
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=startup)
+
+
 def open_study(storage_path: Path, name: str, optimizer):
+    """Create or load the study; its sampler is seeded with ``optimizer.seed`` plus the number of
+    trials already in the study, so a resumed run proposes new points (deterministically for one
+    process at a time). Processes that open the same study at the same instant see the same trial
+    count and may propose the same first points (harmless: a duplicate evaluation)."""
     import optuna
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
@@ -66,16 +82,11 @@ def open_study(storage_path: Path, name: str, optimizer):
         warnings.simplefilter("ignore")  # experimental-feature warnings
         backend = JournalFileBackend(str(storage_path), lock_obj=JournalFileOpenLock(str(storage_path)))
         storage = JournalStorage(backend)
-        if optimizer.sampler == "random":
-            sampler = optuna.samplers.RandomSampler(seed=optimizer.seed)
-        elif optimizer.sampler == "qmc":
-            sampler = optuna.samplers.QMCSampler(seed=optimizer.seed, scramble=True)
-        else:
-            startup = optimizer.startup_trials or max(5, min(10, optimizer.trials // 4))
-            sampler = optuna.samplers.TPESampler(seed=optimizer.seed, multivariate=True,
-                                                 n_startup_trials=startup)
-        return optuna.create_study(study_name=name, storage=storage, sampler=sampler,
-                                   direction="minimize", load_if_exists=True)
+        study = optuna.create_study(study_name=name, storage=storage,
+                                    sampler=_make_sampler(optimizer, optimizer.seed),
+                                    direction="minimize", load_if_exists=True)
+        study.sampler = _make_sampler(optimizer, optimizer.seed + len(study.trials))
+        return study
 
 
 def run(cfg, targets, params, ranges, sim, storage_path: Path, workers: int = 1, progress=None):
@@ -106,9 +117,14 @@ def run(cfg, targets, params, ranges, sim, storage_path: Path, workers: int = 1,
 
         if progress is not None:
             progress(complete(), params.optimizer.trials, study.best_value if complete() else float("nan"))
+        # an exception propagates (catch=()); trials failed by a NaN loss are retried, but a round
+        # that completes none ends the loop (bounded even if every trial fails)
         while complete() < params.optimizer.trials:
+            before = complete()
             study.optimize(objective, n_trials=params.optimizer.trials - complete(), callbacks=[callback],
                            catch=())
+            if complete() == before:
+                break
     return study, names
 
 
@@ -118,23 +134,18 @@ def override_tree(composed: dict, values: dict[str, float], source: str, note: s
     for dotted, v in values.items():
         parts = split_path(dotted)
         src, dst = composed, tree
-        for i, part in enumerate(parts[:-1]):
-            ok, key = _child(src, part)
+        for part in parts[:-1]:
+            key = _child(src, part)[1]
             nxt = src[key]
-            if isinstance(dst, dict):
-                if key not in dst:
-                    dst[key] = copy.deepcopy(nxt) if isinstance(nxt, list) else {}
-                dst = dst[key]
-            else:  # inside a copied list
-                dst = dst[key]
-            src = nxt
-        ok, key = _child(src, parts[-1])
+            if isinstance(dst, dict) and key not in dst:
+                dst[key] = copy.deepcopy(nxt) if isinstance(nxt, list) else {}
+            dst, src = dst[key], nxt
+        key = _child(src, parts[-1])[1]
         old = src[key]
         new = {"value": float(v), "range": list(old["range"]),
                "source": f"{source} (before: {old['value']}; {old['source']})"}
-        for k in ("unit",):
-            if k in old:
-                new[k] = old[k]
+        if "unit" in old:
+            new["unit"] = old["unit"]
         new["note"] = note
         dst[key] = new
     return tree
@@ -142,7 +153,7 @@ def override_tree(composed: dict, values: dict[str, float], source: str, note: s
 
 def write_config(out: Path, model_path: Path, best_values: dict[str, float], record: dict) -> None:
     """CALIBRATED.yaml: ``base: MODEL`` plus the fitted parameters; the fit in its header."""
-    from utenforsk.outputs import _publish
+    from utenforsk.outputs import write_json, write_text
 
     composed = compose(model_path)
     date = record["date"]
@@ -150,7 +161,7 @@ def write_config(out: Path, model_path: Path, best_values: dict[str, float], rec
     note = f"loss {record['loss']:.4g} on targets {', '.join(record['targets'])} ({record['targets_file']})"
     tree = override_tree(composed, best_values, source, note)
     try:
-        rel = Path(__import__("os").path.relpath(model_path.resolve(), out.resolve().parent))
+        rel = Path(os.path.relpath(model_path.resolve(), out.resolve().parent))
     except ValueError:
         rel = model_path.resolve()
     header = ["# Calibrated by `utenforsk calibrate` (utenforsk/calibration/calibrate.py).",
@@ -166,13 +177,8 @@ def write_config(out: Path, model_path: Path, best_values: dict[str, float], rec
     body = {"base": str(rel), **tree}
     text = "\n".join(header) + "\n" + yaml.safe_dump(body, sort_keys=False, width=200, allow_unicode=True)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    _publish(str(tmp), out)
-    side = out.with_name(out.stem + ".fit.json")
-    tmp2 = side.with_name(f".{side.name}.tmp")
-    tmp2.write_text(json.dumps({**record, "fitted": best_values}, indent=2, default=float), encoding="utf-8")
-    _publish(str(tmp2), side)
+    write_text(text, out)
+    write_json({**record, "fitted": best_values}, out.with_name(out.stem + ".fit.json"))
 
 
 def fit_record(study, targets, names, sim, *, command, targets_file, params_file) -> dict:

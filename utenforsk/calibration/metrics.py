@@ -71,6 +71,10 @@ class MetricSpec(Strict):
         for k in need:
             if getattr(self, k) is None:
                 raise ValueError(f"[{k}] metric {self.metric} needs `{k}`")
+        if self.metric == "births_per_year":
+            for k in ("ages", "subgroup"):
+                if getattr(self, k):
+                    raise ValueError(f"[{k}] births_per_year counts all births: it takes no `{k}`")
         if self.ages is not None and not 0 <= self.ages[0] < self.ages[1] <= 30:
             raise ValueError("[ages] ages must satisfy 0 <= low < high <= 30 (allowed: whole years 0..30)")
         return self
@@ -142,14 +146,7 @@ class Probe:
         cal = cfg.calendar
         self.first_month = cal.burn_in_years * 12                  # first policy month (model index)
         self.end_month = (cal.burn_in_years + cal.horizon_years) * 12
-        states = list(cfg.states)
-        self.neet = np.array([cfg.is_neet(s) for s in states])
-        self.role = {r: np.array([cfg.states[s].role == r for s in states]) for r in
-                     ("health_benefit", "kindergarten", "upper_secondary")}
-        self.state_index = {s: i for i, s in enumerate(states)}
-        self.attr_index = {a: i for i, a in enumerate(cfg.attributes)}
-        self.services = list(cfg.services)
-        self.btraits = [n for n, t in cfg.traits.items() if t.kind == "binary"]
+        self.masks: dict[str, np.ndarray] = {}  # set by attach: the model's state masks and orders
         # how far before the window each spec must start following people
         self.lookback = 0
         for s in specs:
@@ -164,6 +161,13 @@ class Probe:
 
     def attach(self, model) -> None:
         self.model = model
+        c = model.compiled
+        self.masks = model.state_masks  # NEET: the reporting (register) definition, as the outputs
+        self.state_index = {s: i for i, s in enumerate(c.states)}
+        self.attr_index = {a: i for i, a in enumerate(c.attributes)}
+        self.services = list(c.services)
+        self.btraits = list(c.btraits)
+        self.us_flag = model.us_flag
         cap = model.capacity
         self._track = np.full(cap, -1, np.int16)
         for j, s in enumerate(self.specs):
@@ -199,18 +203,19 @@ class Probe:
         if started.any():
             self._track[slots[started]] = state[started]
         due = (us != NEVER) & (month - us.astype(np.int64) == 60)
+        done = None  # completion flag of the alive slots, read once per month when needed
         for j, spec in enumerate(self.specs):
             acc = self.acc[j]
             k = spec.metric
             if k == "upper_secondary_completion_5y":
                 if not in_window:
                     continue
-                m = due & self._mask(spec, slots, age_m, cache) if spec.subgroup else due.copy()
+                m = due & self._mask(spec, slots, age_m, cache)
                 if spec.track is not None:
                     m &= self._track[slots] == self.state_index[spec.track]
-                flag = model.compiled.flags.index("completed_upper_secondary") \
-                    if "completed_upper_secondary" in model.compiled.flags else -1
-                done = ((pop.flags[slots] >> flag) & 1) == 1 if flag >= 0 else np.zeros(len(slots), bool)
+                if done is None:
+                    done = (((pop.flags[slots] >> self.us_flag) & 1) == 1 if self.us_flag >= 0
+                            else np.zeros(len(slots), bool))
                 acc.num += float((m & done).sum())
                 acc.den += float(m.sum())
                 continue
@@ -233,11 +238,11 @@ class Probe:
                 continue
             m = self._mask(spec, slots, age_m, cache)
             if k == "neet_rate":
-                acc.num += float((m & self.neet[state]).sum())
+                acc.num += float((m & self.masks["neet"][state]).sum())
                 acc.den += float(m.sum())
             elif k in ("health_benefit_rate", "kindergarten_coverage"):
                 role = "health_benefit" if k == "health_benefit_rate" else "kindergarten"
-                acc.num += float((m & self.role[role][state]).sum())
+                acc.num += float((m & self.masks[role][state]).sum())
                 acc.den += float(m.sum())
             elif k == "state_share":
                 sel = np.isin(state, [self.state_index[s] for s in spec.states])

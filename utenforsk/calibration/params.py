@@ -12,14 +12,10 @@ intervention of the experiment's scenarios, the rest a path inside its YAML.
 from __future__ import annotations
 
 import copy
-import re
 from typing import Any
 
 from utenforsk.config.loader import PARAM_KEYS, validate
 from utenforsk.errors import ConfigError
-
-_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
-
 
 def split_path(dotted: str) -> list:
     """``a.b[0].c`` -> ``["a", "b", 0, "c"]``."""

@@ -35,8 +35,7 @@ class Setup:
     """A validated sensitivity run: model config, scenarios, parameters and their ranges."""
 
     def __init__(self, experiment_path, metric: str, scenarios: list[str] | None = None):
-        from utenforsk.config.experiment import DEFAULT_METRICS
-        from utenforsk.experiment.metrics import YEARLY
+        from utenforsk.experiment.metrics import TASK_METRICS
         from utenforsk.experiment.runner import load_experiment
         from utenforsk.interventions import engine
         from utenforsk.model import resolve_config
@@ -49,9 +48,11 @@ class Setup:
             raise ConfigError("model file not found", file=self.file, key="model", value=exp.model)
         self.cfg = resolve_config(model_path, exp.scale, None, start_year=exp.start_year,
                                   horizon_years=exp.horizon_years, burn_in_years=exp.burn_in_years)
-        known = set(DEFAULT_METRICS) | set(YEARLY) | {"kindergarten_coverage_1_2", "kindergarten_coverage_3_5"}
+        known = [m for m in TASK_METRICS  # a gap only when the model reports by its attribute
+                 if not m.startswith("gap_") or m.removeprefix("gap_neet_rate_15_29_") in self.cfg.report_by]
         if metric not in known:
-            raise ConfigError("unknown metric", key="--metric", value=metric, allowed=", ".join(sorted(known)))
+            raise ConfigError("unknown metric (a horizon metric of the experiment)", key="--metric", value=metric,
+                              allowed=", ".join(known))
         self.metric = metric
         self.scenarios: dict[str, list] = {}
         for name, sc in exp.scenarios.items():

@@ -22,11 +22,11 @@ def replicate_seeds(seed: int, n: int) -> list[int]:
     return [replicate_seed(seed, r) for r in range(n)]
 
 
-def resolved(model_path, sim) -> object:
-    """The model config at the simulation's scale and calendar (validated)."""
+def resolved(config, sim) -> object:
+    """The model config (a path or a loaded ModelConfig) at the simulation's scale and calendar."""
     from utenforsk.model import resolve_config
 
-    return resolve_config(model_path, sim.scale, None, horizon_years=sim.horizon_years,
+    return resolve_config(config, sim.scale, None, horizon_years=sim.horizon_years,
                           burn_in_years=sim.burn_in_years)
 
 

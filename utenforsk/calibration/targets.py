@@ -119,4 +119,10 @@ def load_params(path, cfg, targets: TargetsFile) -> tuple[ParamsFile, dict[str, 
         if name not in targets.targets:
             raise ConfigError("unknown target", file=str(path), key=f"targets[{i}]", value=name,
                               allowed=", ".join(targets.targets))
+    names = pf.targets or [n for n, t in targets.targets.items() if not t.monitor_only]
+    if not any(targets.targets[n].weight > 0 for n in names):
+        raise ConfigError("no target to fit: every target named is monitor_only or has weight 0",
+                          file=str(path), key="targets", value=names or None,
+                          allowed="at least one target with weight > 0 (not monitor_only unless named here), "
+                                  "of " + ", ".join(targets.targets))
     return pf, ranges

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-
 from utenforsk import __version__
+from utenforsk.analysis.effects import mean_ci
 
 COLUMNS = ["target", "metric", "year", "observed", "tolerance", "simulated", "ci_low", "ci_high",
            "replicate_min", "replicate_max", "difference", "z", "status", "unit", "source"]
@@ -27,16 +26,12 @@ def fit_table(targets, values: np.ndarray) -> pd.DataFrame:
     for j, (name, t) in enumerate(targets.targets.items()):
         v = values[:, j]
         v = v[np.isfinite(v)]
-        mean = float(v.mean()) if len(v) else float("nan")
-        if len(v) > 1:
-            half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
-        else:
-            half = float("nan")
+        mean, ci_low, ci_high, _ = mean_ci(v)
         diff = mean - t.value
         inside = bool(np.isfinite(diff) and abs(diff) <= t.tolerance)
         status = ("monitor: inside" if inside else "monitor: outside") if t.monitor_only \
             else ("pass" if inside else "FAIL")
-        rows.append([name, t.label(), t.year, t.value, t.tolerance, mean, mean - half, mean + half,
+        rows.append([name, t.label(), t.year, t.value, t.tolerance, mean, ci_low, ci_high,
                      float(v.min()) if len(v) else np.nan, float(v.max()) if len(v) else np.nan,
                      diff, diff / t.tolerance, status, t.unit, t.source])
     df = pd.DataFrame(rows, columns=COLUMNS)
@@ -81,7 +76,7 @@ def figure(table: pd.DataFrame, path: Path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 0.35 * len(t) + 1.4))
     ax.axvspan(-1, 1, color="#dfe9d8", label="within tolerance")
     ax.axvline(0, color="grey", lw=0.8)
-    z = t.difference / t.tolerance
+    z = t.z
     err = np.vstack([(t.simulated - t.ci_low) / t.tolerance, (t.ci_high - t.simulated) / t.tolerance])
     colours = ["#b2182b" if s == "FAIL" else ("#888888" if s.startswith("monitor") else "#2166ac") for s in t.status]
     ax.errorbar(z, y, xerr=np.nan_to_num(err), fmt="none", ecolor="black", lw=1, capsize=2)
@@ -99,9 +94,7 @@ def figure(table: pd.DataFrame, path: Path, title: str) -> None:
 
 def write_report(table: pd.DataFrame, targets, out: Path, *, model_path: str, targets_path: str,
                  sim, command: str) -> None:
-    from utenforsk.outputs import ensure_output_dir
-
-    ensure_output_dir(out)
+    """Into ``out``, which exists (the CLI's ensure_output_dir)."""
     (out / "figures").mkdir(exist_ok=True)
     table.to_csv(out / "validation.csv", index=False)
     figure(table, out / "figures" / "validation.png", f"{Path(model_path).name} vs {Path(targets_path).name}")

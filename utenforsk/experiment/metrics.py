@@ -16,6 +16,12 @@ from utenforsk.outputs import cohorts
 YEARLY = ("neet_rate_15_29", "health_benefit_rate_18_29", "neet_person_years_15_29",
           "health_benefit_person_years_18_29", "programme_cost_nok")
 GAPS = {"parental_education": ("compulsory", "higher"), "immigrant_background": ("immigrant", "other")}
+# the plain (not @YEAR) metric names task_metrics produces; a gap metric only when the model
+# reports by its attribute (outputs.report_by)
+TASK_METRICS = (*(f"neet_rate_{k}" for k in headline.AGE_GROUPS), "health_benefit_rate_18_29",
+                "kindergarten_coverage_1_2", "kindergarten_coverage_3_5", "exclusion_years_15_29",
+                "health_benefit_person_years_18_29", "programme_cost_nok", "upper_secondary_completion_5y",
+                "long_term_neet_share", *(f"gap_neet_rate_15_29_{a}" for a in GAPS))
 
 
 def _param(p) -> float:
