@@ -33,3 +33,13 @@ def small_run():
         entries.append(int(model.births[m] + model.arrivals[m].sum()))
     model.alive_trace = (alive, events, entries)
     return model
+
+
+@pytest.fixture(scope="module")
+def exp_file(tmp_path_factory) -> Path:
+    """The tiny experiment of tests/test_experiment.py (2 scenarios x 4 replicates), one per module."""
+    from test_experiment import experiment_text
+
+    path = tmp_path_factory.mktemp("exp") / "tiny.yaml"
+    path.write_text(experiment_text(), encoding="utf-8")
+    return path

@@ -111,13 +111,6 @@ def snapshot(out: Path) -> dict[str, tuple]:
 
 
 @pytest.fixture(scope="module")
-def exp_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("exp") / "tiny.yaml"
-    path.write_text(experiment_text(), encoding="utf-8")
-    return path
-
-
-@pytest.fixture(scope="module")
 def reference(exp_file, tmp_path_factory) -> Path:
     """The uninterrupted, unsharded run with one worker."""
     out = tmp_path_factory.mktemp("ref") / "out"

@@ -161,21 +161,15 @@ def experiment(file: Path = typer.Argument(..., help="experiment YAML, e.g. expe
                                                        help="Dask scheduler address (tcp://host:8786), or local")):
     """Run scenarios x replicates (resumable), then write runs.parquet, effects.csv and report.md.
 
-    SIGTERM stops it cleanly (exit 143; rerun to continue). Several runs may share one --out.
+    SIGTERM stops it cleanly (exit 143; rerun to continue). Several runs may share one --out; a
+    shard whose tasks another runner still holds exits 75 (resubmit later).
     """
     shard_v = _shard(shard)
     try:
         from utenforsk.experiment.runner import Plan, WorkerLost, run as run_tasks
+        from utenforsk.hpc import claims
         from utenforsk.hpc.stop import EXIT_STOPPED, Stopped
 
-        if executor not in ("local", "dask"):
-            raise UserError("unknown executor", key="--executor", value=executor, allowed="local, dask")
-        if scheduler is not None and executor != "dask":
-            raise UserError("a scheduler is only used with --executor dask", key="--scheduler",
-                            value=scheduler, allowed="--executor dask --scheduler ADDRESS")
-        if executor == "dask" and not scheduler:
-            raise UserError("the Dask executor needs a scheduler", key="--scheduler", value=None,
-                            allowed="an address such as tcp://host:8786, or local")
         plan = Plan(file, replicates)
         out_dir = out_dir or Path("results") / plan.exp.name
         with progress_bar("tasks") as bar:
@@ -201,9 +195,17 @@ def experiment(file: Path = typer.Argument(..., help="experiment YAML, e.g. expe
         from utenforsk.experiment.runner import missing
 
         if shard_v != (1, 1):
-            if missing(out_dir, plan):
-                out.print(f"shard {shard_v[0]}/{shard_v[1]} done; when every shard is, run "
-                          f"`utenforsk report {out_dir}`")
+            gaps = missing(out_dir, plan)
+            k, n = shard_v
+            if held := [t for t in gaps if t.replicate % n == k - 1]:
+                # claimed by a runner that may be dead on another node: not done, so that
+                # SLURM's afterok does not start the report job
+                err.print(f"utenforsk: {len(held)} tasks of this shard are held by other runners (claims in "
+                          f"{out_dir}/claims); not done here — resubmit after UTENFORSK_CLAIM_STALE_S "
+                          f"({claims.stale_s():g} s) (exit {claims.EXIT_HELD})", highlight=False, soft_wrap=True)
+                raise typer.Exit(claims.EXIT_HELD)
+            if gaps:
+                out.print(f"shard {k}/{n} done; when every shard is, run `utenforsk report {out_dir}`")
                 return
         elif elsewhere and (gaps := missing(out_dir, plan)):
             out.print(f"{len(gaps)} tasks are still being run by other runners sharing {out_dir}; the last "

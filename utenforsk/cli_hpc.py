@@ -36,8 +36,6 @@ def slurm(file: Path = typer.Argument(..., help="experiment YAML"),
         from utenforsk.hpc import slurm as sl
         from utenforsk.outputs import check_output_path
 
-        if replicates is not None and replicates < 1:
-            raise UserError("must be at least 1", key="--replicates", value=replicates)
         sl.validate(array, max_running, partition, time_limit, mem, cpus)  # flags first: quick
         plan = Plan(file, replicates)
         sl.validate(array, max_running, partition, time_limit, mem, cpus, plan.exp.replicates)

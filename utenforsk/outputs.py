@@ -165,7 +165,7 @@ def write_parquet(df: pd.DataFrame, path: Path, meta: dict) -> None:
             os.unlink(tmp)
 
 
-def write_json(obj: dict, path: Path) -> None:
+def write_json(obj: dict | list, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         json.dump(obj, f, indent=2, default=float)

@@ -139,11 +139,9 @@ class Plan:
                 raise ConfigError("not the dotted path of a parameter in the model", file=self.file,
                                   key=f"uncertainty.parameters[{i}]", value=dotted,
                                   allowed="a path such as transitions.job_finding.probability")
-        from utenforsk.config.experiment import DEFAULT_METRICS
-        from utenforsk.experiment.metrics import YEARLY
+        from utenforsk.experiment.metrics import TASK_METRICS, YEARLY
 
-        known = set(DEFAULT_METRICS) | set(YEARLY) | {
-            "kindergarten_coverage_1_2", "kindergarten_coverage_3_5", "health_benefit_person_years_18_29"}
+        known = set(TASK_METRICS) | set(YEARLY)  # a yearly metric as NAME@YEAR
         for i, m in enumerate(self.exp.metrics):
             if m.split("@")[0] not in known:
                 raise ConfigError("unknown metric", file=self.file, key=f"metrics[{i}]", value=m,
@@ -226,17 +224,19 @@ def _run_claimed(items: list[tuple[dict, str]], threads: int | None) -> int:
             token = claims.try_claim(path)
             if token is None:
                 continue  # another live runner has it
+            held[path] = token  # at once: a SIGTERM from here on releases it
             if is_done(Path(path), exp_hash):  # finished just before we claimed it
                 claims.release(path, token)
+                del held[path]
                 continue
             claims.clear_failure(path)
-            held[path] = token
         if not held:
             return 0
         with claims.Heartbeat(claims.claim_path(p) for p in held) as beat:
             def done(path: str) -> None:
                 beat.discard(claims.claim_path(path))
-                claims.release(path, held.pop(path))
+                claims.release(path, held[path])
+                del held[path]  # only now: a SIGTERM during release() is released again (a no-op)
 
             return _run_items([(spec, path) for spec, path in items if path in held], threads, done)
     except BaseException as exc:
@@ -299,16 +299,11 @@ def _finish_task(model, spec: dict, path: str, t0: float | None = None) -> None:
 
 
 def is_done(path: Path, exp_hash: str) -> bool:
-    """A finished, readable task file of this experiment (a corrupt one is removed)."""
-    if not path.exists():
-        return False
-    try:
-        meta = pq.read_metadata(path).metadata or {}
-        info = json.loads(meta.get(b"utenforsk", b"{}"))
-        if info.get("experiment_hash") == exp_hash:
-            return True
-    except Exception:  # truncated or corrupt: recompute
-        pass
+    """A finished, readable task file of this experiment (an unreadable one, or one of another
+    experiment, is removed: it is recomputed)."""
+    info = task_info(path)
+    if info is not None and info.get("experiment_hash") == exp_hash:
+        return True
     path.unlink(missing_ok=True)
     return False
 
@@ -317,9 +312,10 @@ def task_info(path: Path) -> dict | None:
     """The provenance of a readable task file (None if absent or unreadable); never removes it."""
     try:
         meta = pq.read_metadata(path).metadata or {}
-        return json.loads(meta.get(b"utenforsk", b"{}"))
-    except Exception:
+        info = json.loads(meta.get(b"utenforsk", b"{}"))
+    except Exception:  # absent, truncated or corrupt
         return None
+    return info if isinstance(info, dict) else None
 
 
 def _worker_init() -> None:
@@ -374,6 +370,9 @@ def run(plan: Plan, out: Path, workers: int = 1, shard: tuple[int, int] = (1, 1)
     if executor == "dask" and not scheduler:
         raise UserError("the Dask executor needs a scheduler", key="--scheduler", value=scheduler,
                         allowed="an address such as tcp://host:8786, or local")
+    if scheduler is not None and executor != "dask":
+        raise UserError("a scheduler is only used with --executor dask", key="--scheduler",
+                        value=scheduler, allowed="--executor dask --scheduler ADDRESS")
     check_store(out, plan)
     client = None
     if executor == "dask":  # connect before writing anything: an unreachable scheduler is bad input
@@ -404,31 +403,23 @@ def run(plan: Plan, out: Path, workers: int = 1, shard: tuple[int, int] = (1, 1)
                     ran = _run_serial(units, len(todo), progress)
                 else:
                     ran = _run_pool(units, workers, len(todo), progress)
-            except stop.Stopped as exc:
+            except stop.Stopped:
                 stop.mark_requested()
                 left = sum(not is_done(t.path(out), plan.hash) for t in tasks)
                 # tasks finished since the start (also those of a replicate stopped half-way)
-                done = max(exc.done, len(todo) - left)
-                raise stop.Stopped(done, left) from None
+                raise stop.Stopped(len(todo) - left, left) from None
     finally:
         if client is not None:
-            from utenforsk.hpc.dask_executor import close
-
-            close(client)
+            client.close()
     return {"tasks": len(tasks), "ran": ran, "skipped": len(tasks) - len(todo), "elsewhere": len(todo) - ran}
 
 
 def _run_serial(units: list, total: int, progress) -> int:
-    from utenforsk.hpc import stop
-
     ran, t0 = 0, time.perf_counter()
-    try:
-        for items in units:
-            ran += run_replicate(items, claim=True)
-            if progress:
-                progress(ran, total, time.perf_counter() - t0)
-    except stop.Stopped:
-        raise stop.Stopped(ran) from None
+    for items in units:
+        ran += run_replicate(items, claim=True)
+        if progress:
+            progress(ran, total, time.perf_counter() - t0)
     return ran
 
 
@@ -436,20 +427,17 @@ def _run_pool(units: list, workers: int, total: int, progress) -> int:
     from utenforsk.hpc import stop
 
     t0 = time.perf_counter()
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_worker_init)
-    futures = [pool.submit(run_replicate, items, 1, True) for items in units]
-
-    def finished() -> int:
-        return sum(f.result() for f in futures if f.done() and not f.cancelled() and f.exception() is None)
-
-    try:
+    ran, pool, futures = 0, None, []
+    try:  # SIGTERM may arrive while the pool starts: it is shut down all the same
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=_worker_init)
+        futures = [pool.submit(run_replicate, items, 1, True) for items in units]
         pending = set(futures)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for f in done:
-                f.result()  # a task's error (or a worker's Stopped) ends the run here
+                ran += f.result()  # a task's error (or a worker's Stopped) ends the run here
             if progress:
-                progress(finished(), total, time.perf_counter() - t0)
+                progress(ran, total, time.perf_counter() - t0)
     except stop.Stopped:
         stop.mark_requested()  # a second SIGTERM while stopping is ignored
         for f in futures:
@@ -459,18 +447,17 @@ def _run_pool(units: list, workers: int, total: int, progress) -> int:
                 os.kill(proc.pid, signal.SIGTERM)
             except (ProcessLookupError, AttributeError):
                 pass
-        try:
-            pool.shutdown(wait=True, cancel_futures=True)
-        except BrokenProcessPool:
-            pass
-        raise stop.Stopped(finished()) from None
+        raise
     except BrokenProcessPool:
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise WorkerLost(f"a worker process died (killed, or out of memory) after {finished()} tasks; "
+        raise WorkerLost(f"a worker process died (killed, or out of memory) after {ran} tasks; "
                          "rerun the same command to finish the rest") from None
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-    return finished()
+        if pool is not None:
+            try:
+                pool.shutdown(wait=True, cancel_futures=True)
+            except BrokenProcessPool:
+                pass
+    return ran
 
 
 def collect(out: Path, plan: Plan | None = None) -> pd.DataFrame:

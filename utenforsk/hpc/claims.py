@@ -29,6 +29,7 @@ import uuid
 from pathlib import Path
 
 CLAIMS = "claims"
+EXIT_HELD = 75  # EX_TEMPFAIL: a shard's tasks are held by other runners (perhaps dead): resubmit later
 HOST = socket.gethostname()
 
 
@@ -151,13 +152,13 @@ def release(task_file: Path | str, token: str) -> None:
 
 
 def record_failure(task_file: Path | str, error: BaseException) -> None:
+    from utenforsk.outputs import write_json
+
     path = failure_path(task_file)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        tmp.write_text(json.dumps({"host": HOST, "pid": os.getpid(), "time": time.time(),
-                                   "error": f"{type(error).__name__}: {error}"[:2000]}))
-        os.replace(tmp, path)
+        write_json({"host": HOST, "pid": os.getpid(), "time": time.time(),
+                    "error": f"{type(error).__name__}: {error}"[:2000]}, path)
     except OSError:
         pass
 

@@ -6,8 +6,9 @@ workers and this process must share the output directory (one machine, or a shar
 on a cluster). ``ADDRESS`` is a scheduler address (``tcp://host:8786``) or ``local`` for a
 ``LocalCluster`` of ``--workers`` single-threaded processes on this machine.
 
-If a Dask worker dies, the scheduler reruns its unit elsewhere and the new worker takes over the
-dead worker's stale claims (same host: at once; another host: after the claim timeout). On SIGTERM
+If a Dask worker dies, the scheduler reruns its unit elsewhere; a new worker takes over the dead
+worker's claims at once if it runs on the same host (the dead process is seen to be gone), and
+from another host only once they are stale (``UTENFORSK_CLAIM_STALE_S``, 600 s). On SIGTERM
 this process cancels what has not started; units already running on workers finish and are kept.
 """
 
@@ -26,31 +27,18 @@ def _timeout() -> float:
 def connect(scheduler: str, workers: int = 1):
     """A ``distributed.Client``; an unreachable scheduler is a :class:`UserError` (exit 2)."""
     try:
-        from distributed import Client, LocalCluster
+        from distributed import Client
     except ImportError:  # pragma: no cover - a dependency of the package
         raise UserError("the Dask executor needs the `distributed` package", key="--executor",
                         value="dask", allowed="pip install 'dask[distributed]'") from None
-    if scheduler == "local":
-        cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        client = Client(cluster)
-        client._utenforsk_cluster = cluster
-        return client
+    if scheduler == "local":  # the client starts its own LocalCluster; client.close() closes it
+        return Client(n_workers=max(1, workers), threads_per_worker=1, processes=True, dashboard_address=None)
     try:
         return Client(scheduler, timeout=_timeout())
     except (OSError, TimeoutError, ValueError, TypeError) as exc:
         raise UserError(f"cannot reach the Dask scheduler ({type(exc).__name__}: {exc})".replace("\n", " "),
                         key="--scheduler", value=scheduler,
                         allowed="the address of a running scheduler, e.g. tcp://host:8786, or local") from None
-
-
-def close(client) -> None:
-    cluster = getattr(client, "_utenforsk_cluster", None)
-    try:
-        client.close()
-    finally:
-        if cluster is not None:
-            cluster.close()
 
 
 def run_units(client, units: list, total: int, progress=None) -> int:
@@ -73,5 +61,5 @@ def run_units(client, units: list, total: int, progress=None) -> int:
     except stop.Stopped:
         stop.mark_requested()
         client.cancel(futures)
-        raise stop.Stopped(ran) from None
+        raise
     return ran

@@ -193,17 +193,11 @@ echo "array job $array, report job $report"
 
 
 def missing_shards(plan, out: Path, n: int) -> list[int]:
-    """Array indices (0-based) whose shard still has a task without a finished file."""
-    from utenforsk.experiment.runner import task_info
+    """Array indices (0-based) whose shard still has a task without a finished file: shard
+    ``i+1/N`` (array task ``i``) holds the replicates with ``r % N == i``."""
+    from utenforsk.experiment.runner import missing
 
-    todo = []
-    for i in range(n):
-        for t in plan.tasks((i + 1, n)):
-            info = task_info(t.path(out)) if t.path(out).exists() else None
-            if info is None or info.get("experiment_hash") != plan.hash:
-                todo.append(i)
-                break
-    return todo
+    return sorted({t.replicate % n for t in missing(out, plan)})
 
 
 def array_spec(indices: list[int], max_running: int | None) -> str:
@@ -232,6 +226,8 @@ def _sbatch(args: list[str]) -> str:
 
 def submit(out: Path, paths: dict[str, Path], indices: list[int], n: int, max_running: int | None) -> dict:
     """Submit the array (only ``indices``) and the dependent report job; record both in jobs.json."""
+    from utenforsk.outputs import write_json
+
     if shutil.which("sbatch") is None:
         raise UserError("sbatch not found on PATH", key="--submit",
                         allowed=f"a SLURM login node, or submit {paths['submit']} there")
@@ -249,7 +245,5 @@ def submit(out: Path, paths: dict[str, Path], indices: list[int], n: int, max_ru
         except ValueError:
             jobs = []
     jobs.append(rec)
-    tmp = record.with_name(".jobs.json.tmp")
-    tmp.write_text(json.dumps(jobs, indent=2))
-    tmp.replace(record)
+    write_json(jobs, record)
     return rec

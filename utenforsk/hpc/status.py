@@ -55,7 +55,7 @@ def status(out: Path) -> dict:
         row = rows[t.scenario]
         row["tasks"] += 1
         path = t.path(out)
-        info = task_info(path) if path.exists() else None
+        info = task_info(path)
         if info is not None and info.get("experiment_hash") == plan.hash:
             row["done"] += 1
             if isinstance(info.get("seconds"), (int, float)):

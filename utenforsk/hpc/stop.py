@@ -33,10 +33,6 @@ class Stopped(BaseException):
                 "rerun or resubmit to continue")
 
 
-def requested() -> bool:
-    return _STATE["requested"]
-
-
 def mark_requested() -> None:
     _STATE["requested"] = True
 
