@@ -18,7 +18,7 @@ import numpy as np
 
 from utenforsk.config.loader import config_hash, load_model_config, node_at, validate
 from utenforsk.config.schema import ModelConfig
-from utenforsk.core import kernel, rng
+from utenforsk.core import codegen, kernel, rng
 from utenforsk.core.population import (allocate, arrival_birth_months, bytes_per_slot,
                                        entry_schedule, ring_capacity)
 from utenforsk.core.tables import MAX_MONTHS, CompiledModel
@@ -27,6 +27,7 @@ from utenforsk.interventions import engine
 from utenforsk.metrics import headline
 from utenforsk.services import ServiceAgent
 
+KERNELS = ("generated", "tables")
 OVERRIDABLE = ("scale", "start_year", "horizon_years", "burn_in_years", "neet_definition")
 
 
@@ -76,12 +77,17 @@ class UtenforskModel(mesa.Model):
         burn_in_from: a model whose burn-in is finished, with the same config, seed and overrides
             and no intervention active before the policy start: its state is copied instead of
             simulating the burn-in again (see :meth:`can_fork_burn_in`). Results are identical.
+        kernel_kind: ``"generated"`` (default): a month kernel generated for this model's structure
+            and cached on disk (utenforsk/core/codegen.py); ``"tables"``: the table-driven
+            kernel (utenforsk/core/kernel.py), which needs no per-structure compile. Both give
+            identical results.
     """
 
     def __init__(self, config="configs/norway/baseline.yaml", seed: int = 1, scale: float | None = None,
                  *, start_year=None, horizon_years=None, burn_in_years=None, neet_definition=None,
                  overrides: dict | None = None, threads: int | None = None,
-                 interventions: list | None = None, on_month=None, burn_in_from=None):
+                 interventions: list | None = None, on_month=None, burn_in_from=None,
+                 kernel_kind: str = "generated"):
         t0 = time.perf_counter()
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ConfigError("seed must be a non-negative integer", key="seed", value=seed)
@@ -125,6 +131,11 @@ class UtenforskModel(mesa.Model):
         self.state_masks = headline.state_masks(cfg, c.states)
         self.us_states = self.state_masks["upper_secondary"]
         self.hb_states = self.state_masks["health_benefit"]
+        if kernel_kind not in KERNELS:
+            raise ConfigError("unknown kernel", key="kernel_kind", value=kernel_kind, allowed=", ".join(KERNELS))
+        self.kernel_name = kernel_kind
+        self._gen = (codegen.GeneratedKernel(c, self.muni_attr, self.us_flag, self.us_states, self.hb_states)
+                     if kernel_kind == "generated" else None)
         kmax = max(len(a.categories) for a in cfg.attributes.values())
         n_cohorts = (self.total_months + kernel.COHORT_OFFSET) // 12 + 2
         self.tally = kernel.allocate_tally(len(c.states), len(c.municipalities), len(c.report_by), kmax,
@@ -214,7 +225,14 @@ class UtenforskModel(mesa.Model):
             if arrival:
                 ages = np.repeat(np.arange(30), self.arrivals[month])
                 births = arrival_birth_months(self.seed_key, ids, ages, month)
-            kernel.run_chunks(kernel.enter_chunk, len(ids), min(self.n_threads, t.age_state.shape[0]), lambda a, b, tid: (
+            threads = min(self.n_threads, t.age_state.shape[0])
+            if self._gen is not None:
+                g, F = self._gen, self._F
+                kernel.run_chunks(g.enter_chunk, len(ids), threads, lambda a, b, tid: g.enter_args(
+                    ids[a:b], births[a:b], tid, self.pop, F, self.dyn, t, arrival, month,
+                    self.seed_key, self.capacity))
+                continue
+            kernel.run_chunks(kernel.enter_chunk, len(ids), threads, lambda a, b, tid: (
                 ids[a:b], births[a:b], tid, self.pop, c.tables, self.dyn, arrival, month,
                 self.seed_key, self.capacity, self.muni_attr, self._scratch, t, self.us_states))
 
@@ -224,6 +242,8 @@ class UtenforskModel(mesa.Model):
         t = self.tally
         for name in kernel.MONTHLY_TALLIES:
             getattr(t, name).fill(0)
+        if self._gen is not None:
+            self._F = self._gen.params()  # every month: a plugin may have changed a table value
         self._enter(m)
         if self.interventions:
             self._apply_interventions(m)
@@ -234,10 +254,15 @@ class UtenforskModel(mesa.Model):
         hi = int(self.cum_entries[m + 1])
         c = self.compiled
         threads = min(self.n_threads, t.age_state.shape[0])  # never more workers than tally rows
-        kernel.run_chunks(kernel.month_chunk, hi - lo, threads, lambda a, b, tid: (
-            lo + a, lo + b, tid, self.pop, c.tables, self.dyn, t, m, self.seed_key, self.capacity,
-            self.muni_attr, self._scratch, self._lam_scratch, self.us_flag, self.us_states,
-            self.hb_states))
+        if self._gen is not None:
+            g, F = self._gen, self._F
+            kernel.run_chunks(g.month_chunk, hi - lo, threads, lambda a, b, tid: g.month_args(
+                lo + a, lo + b, tid, self.pop, F, self.dyn, t, m, self.seed_key, self.capacity))
+        else:
+            kernel.run_chunks(kernel.month_chunk, hi - lo, threads, lambda a, b, tid: (
+                lo + a, lo + b, tid, self.pop, c.tables, self.dyn, t, m, self.seed_key, self.capacity,
+                self.muni_attr, self._scratch, self._lam_scratch, self.us_flag, self.us_states,
+                self.hb_states))
         self.last_month = {f: getattr(t, f).sum(axis=0) for f in kernel.MONTHLY_TALLIES}
         self.month += 1
         if self.on_month is not None:

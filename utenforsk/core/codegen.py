@@ -1,0 +1,883 @@
+"""A month kernel written out for one model's structure, compiled by numba and cached on disk.
+
+:mod:`utenforsk.core.kernel` interprets the model's tables: every covariate, linear predictor
+and hazard is a loop over index arrays, and every person walks loops whose lengths depend on
+their state. That generality costs most of a person-month. Here the same month, in the same
+order and with the same random numbers, is generated as straight Python source:
+
+- covariates are local scalars, read once at the start of the month;
+- each linear predictor is an unrolled sum with constant covariate indices;
+- each origin state has its own block of scheduled events and competing hazards;
+- services, handoffs, programmes and tallies are unrolled with their indices as constants;
+- the counter-based random numbers are inlined (no numba call inlining, which dominated the
+  compile time of the table kernel).
+
+Only the *structure* (which states, covariates, hazards, ... and how they connect) is baked into
+the source. Every parameter *value* is read from one float array ``F`` at a constant offset, so
+calibration and sensitivity runs, which change values only, reuse one compiled kernel. The source
+is written to ``kernel_<hash>.py`` in :func:`cache_dir` and compiled with ``cache=True``: the
+second process to meet the same structure loads machine code from numba's cache.
+
+``tests/test_codegen.py`` checks that this kernel and the table kernel produce identical
+results, bit for bit, on the Norway baseline and on every test model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from utenforsk.core import rng
+from utenforsk.core.kernel import (CO_AGED_OUT, CO_AGED_OUT_HB, CO_AGED_OUT_LONG, CO_ENTERED,
+                                   CO_EXPO_M, CO_NEET_M, CO_US_DONE, CO_US_DUE, COHORT_OFFSET,
+                                   EV_AGED_OUT, PERSON_MONTH, PG_ENROLLED, PG_MONTHS, SV_ADMITTED, SV_CLIENTS,
+                                   SV_DETECTED, SV_DISCHARGED, SV_GATE_REFUSED, SV_GATE_TRIED,
+                                   SV_IN_NEED, SV_REF_ARRIVED, SV_REF_EXPIRED, SV_REF_LOST,
+                                   SV_WAITING, Dyn, Tally)
+from utenforsk.core.population import FLAG_LONG_NEET, NEVER, Pop
+from utenforsk.core.tables import (AGE_YEARS, K_AGE, K_ATTR, K_BTRAIT, K_FLAG, K_PROGRAMME,
+                                   K_QUALITY, K_SERVICE, K_SPELL, K_STATE, K_TIS, K_TRAIT,
+                                   MAX_MONTHS, CompiledModel)
+
+#: bump when the generator changes what it writes for the same structure
+GENERATOR_VERSION = 1
+#: float tables read through ``F`` (parameter values); everything else is structure
+FLOAT_TABLES = ("hz_base", "lp_beta", "de_logw", "dy_rate", "dy_sd", "dy_icpt", "ct_init_icpt",
+                "ct_init_sd", "bt_init_p", "sv_discharge", "nd_thr", "pg_tthr", "pg_shift",
+                "attr_cum_birth", "attr_cum_arrival")
+M64 = (1 << 64) - 1
+RATE_CAP = 13.815510557964274  # -log(1e-6), as kernel._hazard_rate
+
+POP_ARGS = tuple(f"p_{f}" for f in Pop._fields)
+DYN_ARGS = tuple(f"d_{f}" for f in Dyn._fields)
+TALLY_ARGS = tuple(f"t_{f}" for f in Tally._fields)
+
+
+def float_offsets(tab) -> dict[str, int]:
+    """Offset of each float table in ``F`` (depends on table sizes only)."""
+    out, n = {}, 0
+    for name in FLOAT_TABLES:
+        out[name] = n
+        n += int(np.size(getattr(tab, name)))
+    return out
+
+
+def float_params(tab) -> np.ndarray:
+    """The parameter values, in the layout of :func:`float_offsets`."""
+    return np.concatenate([np.ravel(np.asarray(getattr(tab, n), np.float64)) for n in FLOAT_TABLES]
+                          + [np.zeros(1)])
+
+
+class _Src:
+    """Indented source lines."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+        self.depth = 0
+
+    def __call__(self, *lines: str) -> None:
+        self.lines.extend("    " * self.depth + ln for ln in lines)
+
+    @contextmanager
+    def block(self, head: str):
+        self(head)
+        self.depth += 1
+        yield
+        self.depth -= 1
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+def _window(lo: int, hi: int, var: str = "age") -> str:
+    """Condition ``lo <= var < hi`` for ages (0 <= age < 360), simplified."""
+    lo_ok, hi_ok = lo <= 0, hi >= MAX_MONTHS
+    if lo >= hi:
+        return "False"
+    if lo_ok and hi_ok:
+        return "True"
+    if lo_ok:
+        return f"{var} < {hi}"
+    if hi_ok:
+        return f"{var} >= {lo}"
+    return f"{lo} <= {var} < {hi}"
+
+
+def _in(var: str, members, n: int) -> str:
+    """``var`` is one of ``members`` (state indices out of ``n``)."""
+    members = sorted(int(m) for m in members)
+    if not members:
+        return "False"
+    if len(members) == n:
+        return "True"
+    return "(" + " or ".join(f"{var} == {m}" for m in members) + ")"
+
+
+def _and(*conds: str) -> str:
+    conds = [c for c in conds if c and c != "True"]
+    if "False" in conds:
+        return "False"
+    return " and ".join(conds) if conds else "True"
+
+
+class _Generator:
+    """Writes the two kernels. Every temporary gets a fresh name: numba's SSA repair costs time
+    for each variable assigned more than once, and that, not LLVM, dominated the compile."""
+
+    def __init__(self, cm: CompiledModel, muni_attr: int, us_flag: int, us_states, hb_states):
+        self.cm, self.t = cm, cm.tables
+        self.S = len(cm.states)
+        self.off = float_offsets(self.t)
+        self.muni_attr, self.us_flag = muni_attr, us_flag
+        self.us = np.flatnonzero(us_states).tolist()
+        self.hb = np.flatnonzero(hb_states).tolist()
+        self.consts: dict[str, str] = {}
+        self.n = 0
+
+    # ---- names, constants and values ---------------------------------------------------------
+    def fresh(self, prefix: str) -> str:
+        self.n += 1
+        return f"{prefix}{self.n}"
+
+    def F(self, table: str, idx: int | str = 0) -> str:
+        if isinstance(idx, str):
+            return f"F[{self.off[table]} + {idx}]"
+        return f"F[{self.off[table] + idx}]"
+
+    def const(self, value: str, name: str) -> str:
+        self.consts[name] = value
+        return name
+
+    def u8(self, bit: int) -> str:
+        return self.const(f"np.uint8({1 << bit})", f"_B{bit}")
+
+    def not_u8(self, bit: int) -> str:
+        return self.const(f"np.uint8({~(1 << bit) & 0xFF})", f"_NB{bit}")
+
+    def member(self, var: str, members) -> str:
+        """``var`` (a state index) is one of ``members``: a bit test, no branches."""
+        members = sorted(int(m) for m in members)
+        if not members:
+            return "False"
+        if len(members) == self.S:
+            return "True"
+        if self.S > 62:
+            return _in(var, members, self.S)
+        mask = sum(1 << m for m in members)
+        return f"((({self.const(f'np.int64({mask})', f'_SET{mask:x}')} >> {var}) & 1) == 1)"
+
+    # ---- random numbers (rng.person_month_key / uniform / normal, inlined) -------------------
+    def _mix(self, src: _Src, z0: str) -> str:
+        a, b, h = self.fresh("_ka"), self.fresh("_kb"), self.fresh("_kh")
+        src(f"{a} = {z0}",
+            f"{b} = ({a} ^ ({a} >> _S30)) * _M1",
+            f"{a}x = ({b} ^ ({b} >> _S27)) * _M2",
+            f"{h} = {a}x ^ ({a}x >> _S31)")
+        return h
+
+    def _decision(self, src: _Src, key: str, decision: int) -> str:
+        k = self.const(f"np.uint64({(decision * int(rng.GOLDEN)) & M64})", f"_D{decision}")
+        return self._mix(src, f"{key} + {k}")
+
+    def uniform(self, src: _Src, decision: int, key: str = "key") -> str:
+        k = self.const(f"np.uint64({(decision * int(rng.GOLDEN)) & M64})", f"_D{decision}")
+        u = self.fresh("_u")
+        src(f"{u} = _uniform({key} + {k})")
+        return u
+
+    def normal(self, src: _Src, decision: int) -> str:
+        k = self.const(f"np.uint64({(decision * int(rng.GOLDEN)) & M64})", f"_D{decision}")
+        n = self.fresh("_n")
+        src(f"{n} = _normal(key + {k})")
+        return n
+
+    def person_key(self, src: _Src, out: str, month_key: str) -> None:
+        src(f"{out} = _mix({month_key} ^ (np.uint64(pid) * _PP))")
+
+    # ---- covariates and linear predictors ----------------------------------------------------
+    def client(self, s: int, state: str) -> str:
+        t = self.t
+        if t.sv_kind[s] == 1:
+            return self.member(state, np.flatnonzero(t.sv_states[s]))
+        return f"(((p_clients[i] >> {s}) & 1) == 1)"
+
+    def covariate(self, src: _Src, c: int, var: str, state: str) -> None:
+        """Assign covariate ``c``'s current value to ``var`` (as kernel._covariates)."""
+        t = self.t
+        kind, a, b = int(t.cov_kind[c]), int(t.cov_a[c]), int(t.cov_b[c])
+        if kind == K_ATTR:
+            src(f"{var} = np.float64(p_attrs[{a}, i] == {b})")
+        elif kind == K_TRAIT:
+            src(f"{var} = _nz(p_ctraits[{a}, i])")
+        elif kind == K_BTRAIT:
+            src(f"{var} = float((p_btraits[i] >> {a}) & 1)")
+        elif kind == K_FLAG:
+            src(f"{var} = float((p_flags[i] >> {a}) & 1)")
+        elif kind == K_STATE:
+            src(f"{var} = np.float64({state} == {a})")
+        elif kind == K_SERVICE:
+            src(f"{var} = np.float64({self.client(a, state)})")
+        elif kind == K_QUALITY:  # quality >= 0 is finite, so q * 0.0 == 0.0 and q * 1.0 == q
+            src(f"{var} = d_quality[{a}, muni] * np.float64({self.client(a, state)})")
+        elif kind == K_PROGRAMME:
+            src(f"{var} = float((p_programmes[i] >> {a}) & 1)")
+        elif kind == K_AGE:
+            src(f"{var} = age / 12.0")
+        elif kind == K_SPELL:
+            src(f"{var} = min(p_neet_spell[i], 36) / 12.0")
+        elif kind == K_TIS:
+            src(f"{var} = min(p_tis[i], 120) / 12.0")
+        else:  # pragma: no cover - tables.py makes no other kind
+            raise ValueError(f"unknown covariate kind {kind}")
+
+    def row_covariates(self, *rows: int) -> list[int]:
+        t = self.t
+        return sorted({int(t.lp_cov[j]) for r in rows for j in range(t.lp_start[r], t.lp_end[r])})
+
+    def reread(self, src: _Src, *rows: int) -> str:
+        """Read the covariates of ``rows`` now (kernel._covariates_rare); returns their prefix."""
+        prefix = self.fresh("_r") + "_"
+        for c in self.row_covariates(*rows):
+            self.covariate(src, c, f"{prefix}{c}", "p_state[i]")
+        return prefix
+
+    def lp(self, row: int, x: str = "x") -> str:
+        t = self.t
+        terms = [f" + {self.F('lp_beta', j)} * {x}{int(t.lp_cov[j])}"
+                 for j in range(t.lp_start[row], t.lp_end[row])]
+        return "(0.0" + "".join(terms) + ")"
+
+    def rate(self, src: _Src, h: int) -> str:
+        """Monthly rate of hazard ``h`` (kernel._hazard_rate); returns its variable."""
+        t = self.t
+        out = self.fresh("_l")
+        win = _window(int(t.hz_lo[h]), int(t.hz_hi[h]))
+        if win == "False":
+            src(f"{out} = 0.0")
+            return out
+        body = [f"{out} = _rate({self.F('hz_base', f'{h * AGE_YEARS} + ay')} + {self.lp(int(t.hz_row[h]))})"]
+        if win == "True":
+            src(*body)
+            return out
+        with src.block(f"if {win}:"):
+            src(*body)
+        with src.block("else:"):
+            src(f"{out} = 0.0")
+        return out
+
+    def prob(self, h: int) -> str:
+        """Monthly probability of hazard ``h`` (kernel._hazard_p), as an expression."""
+        t = self.t
+        win = _window(int(t.hz_lo[h]), int(t.hz_hi[h]))
+        p = f"_sigmoid({self.F('hz_base', f'{h * AGE_YEARS} + ay')} + {self.lp(int(t.hz_row[h]))})"
+        if win == "False":
+            return "0.0"
+        return p if win == "True" else f"({p} if {win} else 0.0)"
+
+    def pick(self, src: _Src, weights: list[str], draw: str, out: str) -> None:
+        """``out`` = index of the first cumulative weight above ``draw`` (else the last), without
+        branches: the cumulative sums do not decrease, so that index is the number of sums at or
+        below ``draw``. (A zero weight adds exactly 0.0, so it is never chosen, as in the table
+        kernel's ``target < acc and lam > 0`` scan.)"""
+        acc, below = "0.0", []
+        for w in weights:
+            nxt = self.fresh("_acc")
+            src(f"{nxt} = {acc} + {w}")
+            below.append(f"np.int64({draw} >= {nxt})")
+            acc = nxt
+        src(f"{out} = min({' + '.join(below)}, {len(weights) - 1})")
+
+    def table(self, values, dtype: str = "int64") -> str:
+        """A module-level constant array (numba freezes it into the machine code)."""
+        vals = [int(v) for v in values]
+        return self.const(f"np.array({vals!r}, dtype=np.{dtype})", f"_T{dtype[0]}{'_'.join(map(str, vals))}".replace("-", "m"))
+
+    def destination(self, src: _Src, out: str, ds: int, de: int, decision: int, x: str) -> None:
+        """Multinomial logit over destinations ``ds..de`` (kernel._choose_destination)."""
+        t = self.t
+        if de - ds == 1:  # one destination: chosen whatever the draw
+            src(f"{out} = {int(t.de_to[ds])}")
+            return
+        ws = [self.fresh("_w") for _ in range(ds, de)]
+        for w, d in zip(ws, range(ds, de)):
+            src(f"{w} = math.exp({self.F('de_logw', d)} + {self.lp(int(t.de_row[d]), x)})")
+        tot, target, idx = self.fresh("_tot"), self.fresh("_tg"), self.fresh("_ix")
+        src(f"{tot} = 0.0" + "".join(f" + {w}" for w in ws))
+        u = self.uniform(src, decision)
+        src(f"{target} = {u} * {tot}")
+        self.pick(src, ws, target, idx)
+        src(f"{out} = {self.table(t.de_to[ds:de])}[{idx}]")
+
+    def destination_reread(self, src: _Src, out: str, ds: int, de: int, decision: int) -> None:
+        prefix = self.reread(src, *[int(self.t.de_row[d]) for d in range(ds, de)])
+        self.destination(src, out, ds, de, decision, prefix)
+
+    def competing(self, src: _Src, rates: list[str], draw_event: int, draw_which: int) -> str:
+        """Does one of the competing hazards fire (kernel._event)? Emits the ``if`` head, leaves
+        the source indented inside it, and returns the variable holding the hazard chosen."""
+        lt = self.fresh("_lt")
+        src(f"{lt} = 0.0" + "".join(f" + {r}" for r in rates))
+        u = self.uniform(src, draw_event)
+        src(f"if {lt} > 0.0 and {u} < {lt} and {u} < -math.expm1(-{lt}):")
+        src.depth += 1
+        if len(rates) == 1:  # the only hazard: no second draw needed
+            return "0"
+        w, target, choice = self.uniform(src, draw_which), self.fresh("_tg"), self.fresh("_ch")
+        src(f"{target} = {w} * {lt}")
+        self.pick(src, rates, target, choice)
+        return choice
+
+    # ---- pieces of a month -------------------------------------------------------------------
+    def init_traits(self, src: _Src, at_entry: bool) -> None:
+        """Start traits whose start age is now (kernel._init_traits_at)."""
+        t = self.t
+        for k in range(len(t.ct_init_age)):
+            a0 = int(t.ct_init_age[k])
+            when = f"age >= {a0}" if at_entry else f"age == {a0}"
+            with src.block(f"if {when} and p_ctraits[{k}, i] != p_ctraits[{k}, i]:"):
+                row = int(t.ct_init_row[k])
+                prefix = self.reread(src, row)
+                n = self.normal(src, rng.D_TRAIT_INIT + k)
+                src(f"p_ctraits[{k}, i] = np.float32({self.F('ct_init_icpt', k)} + {self.lp(row, prefix)} "
+                    f"+ {self.F('ct_init_sd', k)} * {n})")
+        for b in range(len(t.bt_init_age)):
+            a0 = int(t.bt_init_age[b])
+            with src.block(f"if age >= {a0}:" if at_entry else f"if age == {a0}:"):
+                u = self.uniform(src, rng.D_BTRAIT_INIT + b)
+                with src.block(f"if {u} < {self.F('bt_init_p', b)}:"):
+                    src(f"p_btraits[i] |= {self.u8(b)}")
+                with src.block("else:"):
+                    src(f"p_btraits[i] &= {self.not_u8(b)}")
+
+    def trait_dynamics(self, src: _Src) -> None:
+        t = self.t
+        for k in range(len(t.ct_dstart)):
+            ds, de = int(t.ct_dstart[k]), int(t.ct_dend[k])
+            if de == ds:
+                continue
+            v = self.fresh("_v")
+            src(f"{v} = np.float64(p_ctraits[{k}, i])")
+            with src.block(f"if {v} == {v}:"):
+                first = True
+                for d in range(ds, de):
+                    win = _window(int(t.dy_lo[d]), int(t.dy_hi[d]))
+                    if win == "False":
+                        continue
+                    with src.block(f"{'if' if first else 'elif'} {win}:"):
+                        target = self.fresh("_tg")
+                        src(f"{target} = {self.F('dy_icpt', d)} + {self.lp(int(t.dy_row[d]))}")
+                        n = self.normal(src, rng.D_TRAIT + k)
+                        src(f"p_ctraits[{k}, i] = np.float32({v} + {self.F('dy_rate', d)} * ({target} - {v}) "
+                            f"+ {self.F('dy_sd', d)} * {n})")
+                    first = False
+                    if win == "True":
+                        break
+        for b in range(len(t.bt_onset)):
+            u = self.uniform(src, rng.D_TRAIT + 16 + b)
+            with src.block(f"if p_btraits[i] & {self.u8(b)}:"):
+                with src.block(f"if {u} < {self.prob(int(t.bt_recovery[b]))}:"):
+                    src(f"p_btraits[i] &= {self.not_u8(b)}")
+            with src.block(f"elif age >= {int(t.bt_init_age[b])}:"):
+                with src.block(f"if {u} < {self.prob(int(t.bt_onset[b]))}:"):
+                    src(f"p_btraits[i] |= {self.u8(b)}")
+
+    def programme_match(self, k: int) -> str:
+        t, cm = self.t, self.cm
+        parts = []
+        for a, name in enumerate(cm.attributes):
+            n = len(cm.cfg.attributes[name].categories)
+            ok = [c for c in range(n) if t.pg_attr_ok[k, a, c]]
+            if len(ok) < n:
+                parts.append(_in(f"p_attrs[{a}, i]", ok, n))
+        for c in range(int(t.pg_tstart[k]), int(t.pg_tend[k])):
+            idx = int(t.pg_tidx[c])
+            v = f"p_ctraits[{idx}, i]" if t.pg_tkind[c] == 0 else f"float((p_btraits[i] >> {idx}) & 1)"
+            parts.append(f"({v} {'<' if t.pg_tbelow[c] else '>'} {self.F('pg_tthr', c)})")
+        return _and(*parts) if parts else "True"
+
+    def programmes(self, src: _Src) -> None:
+        """Enrol or keep in programmes (kernel._programmes)."""
+        t = self.t
+        K = len(t.pg_lo)
+        if K == 0:
+            return
+        self.person_key(src, "pkey", "pmk")
+        CT = len(self.cm.ctraits)
+        for k in range(K):
+            bit = self.const(f"np.uint16({1 << k})", f"_PB{k}")
+            nbit = self.const(f"np.uint16({~(1 << k) & 0xFFFF})", f"_NPB{k}")
+            inside = _and(f"d_pg_cover[{k}] > 0.0", _window(int(t.pg_lo[k]), int(t.pg_hi[k])),
+                          self.member("state", np.flatnonzero(t.pg_states[k])))
+            match = self.programme_match(k)
+            keep = inside if t.pg_sticky[k] else _and(inside, match)
+            with src.block(f"if p_programmes[i] & {bit}:"):
+                with src.block(f"if {keep}:"):
+                    src(f"t_prog[tid, {k}, {PG_MONTHS}] += 1")
+                with src.block("else:"):
+                    src(f"p_programmes[i] &= {nbit}")
+            if inside == "False":
+                continue
+            with src.block(f"elif {inside}:"):
+                u = self.uniform(src, rng.D_PROGRAMME + k, key="pkey")
+                with src.block(f"if {u} < d_pg_cover[{k}] and {match}:"):
+                    src(f"p_programmes[i] |= {bit}",
+                        f"t_prog[tid, {k}, {PG_ENROLLED}] += 1",
+                        f"t_prog[tid, {k}, {PG_MONTHS}] += 1")
+                    for tr in range(CT):
+                        sh = self.F("pg_shift", k * max(CT, 1) + tr)
+                        with src.block(f"if {sh} != 0.0 and p_ctraits[{tr}, i] == p_ctraits[{tr}, i]:"):
+                            src(f"p_ctraits[{tr}, i] = np.float32(p_ctraits[{tr}, i] + {sh})")
+
+    def send(self, src: _Src, h: int) -> None:
+        """A handoff fires: the referral arrives later, or is lost (kernel._send)."""
+        to_s = int(self.t.ho_to[h])
+        u = self.uniform(src, rng.D_HANDOFF * 64 + h)
+        with src.block(f"if {u} < d_ho_prob[{h}, muni]:"):
+            with src.block("if p_ref_service[i] < 0:"):
+                src(f"p_ref_service[i] = {to_s}", f"p_ref_due[i] = month + d_ho_delay[{h}, muni]")
+        with src.block("else:"):
+            src(f"t_sv[tid, {to_s}, muni, {SV_REF_LOST}] += 1")
+
+    def handoffs(self, src: _Src, kind: int, cond) -> None:
+        t = self.t
+        for h in range(len(t.ho_kind)):
+            if t.ho_kind[h] != kind or not cond(h):
+                continue
+            extra = ""
+            if kind == 0:
+                extra = _and(self.member("state", np.flatnonzero(t.ho_from_states[h])),
+                             self.member("new", np.flatnonzero(t.ho_to_states[h])))
+            win = _and(extra, _window(int(t.ho_lo[h]), int(t.ho_hi[h])))
+            if win == "False":
+                continue
+            with src.block(f"if {win}:"):
+                self.send(src, h)
+
+    def transition(self, src: _Src) -> None:
+        """One activity transition: a scheduled event, else competing hazards (maybe gated)."""
+        t = self.t
+        src("new = -1")
+        first = True
+        for s in range(self.S):
+            sc = range(int(t.st_sc_start[s]), int(t.st_sc_end[s]))
+            tr = range(int(t.st_tr_start[s]), int(t.st_tr_end[s]))
+            if not len(sc) and not len(tr):
+                continue
+            with src.block(f"{'if' if first else 'elif'} state == {s}:"):
+                first = False
+                for e in sc:
+                    due = f"age == {int(t.sc_at[e])}" if t.sc_kind[e] == 0 else f"p_tis[i] + 1 >= {int(t.sc_at[e])}"
+                    cond = _and("new < 0", _window(int(t.sc_lo[e]), int(t.sc_hi[e])), due)
+                    if cond == "False":
+                        continue
+                    with src.block(f"if {cond}:"):
+                        self.destination(src, "new", int(t.sc_dstart[e]), int(t.sc_dend[e]),
+                                         rng.D_SCHEDULED, "x")
+                        if t.sc_flags[e]:
+                            src(f"p_flags[i] |= np.uint8({int(t.sc_flags[e])})")
+                if len(tr) and len(sc):
+                    with src.block("if new < 0:"):
+                        self.hazards(src, tr)
+                elif len(tr):
+                    self.hazards(src, tr)
+
+    def hazards(self, src: _Src, tr: range) -> None:
+        t = self.t
+        rates = []
+        for r in tr:
+            req = int(t.tr_req[r])
+            if req < 0:
+                rates.append(self.rate(src, int(t.tr_hz[r])))
+                continue
+            lam = self.fresh("_l")
+            with src.block(f"if ((p_clients[i] >> {req}) & 1) == 0:"):
+                src(f"{lam} = 0.0")
+            with src.block("else:"):
+                src(f"{lam} = {self.rate(src, int(t.tr_hz[r]))}")
+            rates.append(lam)
+        depth = src.depth
+        choice = self.competing(src, rates, rng.D_TRANSITION, rng.D_DESTINATION)
+        first = True
+        for j, r in enumerate(tr):
+            g = int(t.tr_gate[r])
+            if g < 0:
+                continue
+            with src.block(f"{'if' if first else 'elif'} {choice} == {j}:"):
+                first = False
+                src(f"t_sv[tid, {g}, muni, {SV_GATE_TRIED}] += 1")
+                u = self.uniform(src, rng.D_GATE)
+                with src.block(f"if {u} >= d_admit_p[{g}, muni]:"):
+                    src(f"t_sv[tid, {g}, muni, {SV_GATE_REFUSED}] += 1")
+                with src.block("else:"):
+                    src(f"new = {int(t.tr_to[r])}")
+                    if t.tr_flags[r]:
+                        src(f"p_flags[i] |= np.uint8({int(t.tr_flags[r])})")
+        if all(t.tr_gate[r] >= 0 for r in tr):
+            src.depth = depth
+            return
+        if not first:
+            src("else:")
+            src.depth += 1
+        src(f"new = {self.table(t.tr_to[tr.start:tr.stop])}[{choice}]")
+        if any(t.tr_flags[r] for r in tr):
+            src(f"p_flags[i] |= np.uint8({self.table(t.tr_flags[tr.start:tr.stop])}[{choice}])")
+        src.depth = depth
+
+    def need(self, s: int) -> str:
+        t = self.t
+        if t.sv_nend[s] == t.sv_nstart[s]:
+            return "True"
+        parts = []
+        for n in range(int(t.sv_nstart[s]), int(t.sv_nend[s])):
+            idx = int(t.nd_idx[n])
+            if t.nd_kind[n] == 2:
+                parts.append(f"state == {idx}")
+                continue
+            v = f"p_ctraits[{idx}, i]" if t.nd_kind[n] == 0 else f"float((p_btraits[i] >> {idx}) & 1)"
+            parts.append(f"({v} {'<' if t.nd_below[n] else '>'} {self.F('nd_thr', n)})")
+        return "(" + " or ".join(parts) + ")"
+
+    def services(self, src: _Src) -> None:
+        t = self.t
+        for s, name in enumerate(self.cm.services):
+            src(f"# service {s}: {name}")
+            elig = _and(self.member("state", np.flatnonzero(t.sv_states[s])),
+                        _window(int(t.sv_lo[s]), int(t.sv_hi[s])))
+            if t.sv_kind[s] == 1:
+                if elig != "False":
+                    with src.block(f"if {elig}:"):
+                        src(f"t_sv[tid, {s}, muni, {SV_CLIENTS}] += 1")
+                continue
+            bit, nbit, base = self.u8(s), self.not_u8(s), rng.D_SERVICE + 4 * s
+            el = self.fresh("_el")
+            src(f"{el} = {elig}")
+            with src.block(f"if p_clients[i] & {bit}:"):
+                u = self.uniform(src, base + 2)
+                with src.block(f"if (not {el}) or {u} < {self.F('sv_discharge', s)}:"):
+                    src(f"p_clients[i] &= {nbit}", f"t_sv[tid, {s}, muni, {SV_DISCHARGED}] += 1")
+                    with src.block(f"if not {el}:"):
+                        src("pass")
+                        self.handoffs(src, 1, lambda h: t.ho_from[h] == s)
+                with src.block("else:"):
+                    src(f"t_sv[tid, {s}, muni, {SV_CLIENTS}] += 1")
+            with src.block(f"elif p_waiting[i] & {bit}:"):
+                with src.block(f"if not {el}:"):
+                    src(f"p_waiting[i] &= {nbit}")
+                with src.block("else:"):
+                    u = self.uniform(src, base)
+                    with src.block(f"if {u} < d_admit_p[{s}, muni]:"):
+                        src(f"p_waiting[i] &= {nbit}", f"p_clients[i] |= {bit}",
+                            f"t_sv[tid, {s}, muni, {SV_ADMITTED}] += 1",
+                            f"t_sv[tid, {s}, muni, {SV_CLIENTS}] += 1")
+                    with src.block("else:"):
+                        src(f"t_sv[tid, {s}, muni, {SV_WAITING}] += 1")
+            with src.block(f"elif {el} and {self.need(s)}:"):
+                src(f"t_sv[tid, {s}, muni, {SV_IN_NEED}] += 1")
+                u = self.uniform(src, base + 1)
+                with src.block(f"if {u} < d_detect_p[{s}, muni]:"):
+                    src(f"p_waiting[i] |= {bit}", f"t_sv[tid, {s}, muni, {SV_DETECTED}] += 1",
+                        f"t_sv[tid, {s}, muni, {SV_WAITING}] += 1")
+                    self.handoffs(src, 2, lambda h: t.ho_from[h] == s)
+
+    def referral(self, src: _Src) -> None:
+        src("r = p_ref_service[i]")
+        with src.block("if r >= 0 and p_ref_due[i] <= month:"):
+            src("rbit = np.uint8(1 << r)")
+            with src.block("if _SV_STATES[r, state] and _SV_LO[r] <= age < _SV_HI[r] "
+                           "and (p_clients[i] & rbit) == 0:"):
+                with src.block("if (p_waiting[i] & rbit) == 0:"):
+                    src("p_waiting[i] |= rbit", f"t_sv[tid, r, muni, {SV_WAITING}] += 1")
+                src(f"t_sv[tid, r, muni, {SV_REF_ARRIVED}] += 1")
+            with src.block("else:"):
+                src(f"t_sv[tid, r, muni, {SV_REF_EXPIRED}] += 1")
+            src("p_ref_service[i] = -1")
+
+    def groups(self, src: _Src, line: str) -> None:
+        """Emit ``line`` once per output group ``g``, with ``c`` the person's category."""
+        for g, a in enumerate(self.t.grp_attr):
+            src(line.format(g=g, c=f"p_attrs[{int(a)}, i]"))
+
+    def bookkeeping(self, src: _Src) -> None:
+        """NEET spells, completion within five years, and the tallies."""
+        src(f"nm = {self.member('state', np.flatnonzero(self.t.st_neet))}")
+        with src.block("if nm:"):
+            src("p_neet_spell[i] = min(p_neet_spell[i] + 1, 32767)",
+                "p_months_neet[i] = min(p_months_neet[i] + 1, 32767)",
+                "if p_neet_spell[i] >= 12:", f"    p_flags[i] |= {self.u8(FLAG_LONG_NEET)}")
+        with src.block("else:"):
+            src("p_neet_spell[i] = 0")
+        src("us0 = p_us_start[i]")
+        with src.block(f"if us0 != {int(NEVER)} and month - us0 == 60:"):
+            src(f"done = (p_flags[i] >> {self.us_flag}) & 1" if self.us_flag >= 0 else "done = 0",
+                f"t_cohort[tid, co, {CO_US_DUE}] += 1", f"t_cohort[tid, co, {CO_US_DONE}] += done")
+            self.groups(src, f"t_cohort_grp[tid, {{g}}, {{c}}, co, {CO_US_DUE}] += 1")
+            self.groups(src, f"t_cohort_grp[tid, {{g}}, {{c}}, co, {CO_US_DONE}] += done")
+        with src.block("if age >= 180:"):
+            src(f"t_cohort[tid, co, {CO_EXPO_M}] += 1", f"t_cohort[tid, co, {CO_NEET_M}] += nm")
+            self.groups(src, f"t_cohort_grp[tid, {{g}}, {{c}}, co, {CO_EXPO_M}] += 1")
+            self.groups(src, f"t_cohort_grp[tid, {{g}}, {{c}}, co, {CO_NEET_M}] += nm")
+        src("t_age_state[tid, ay, state] += 1", "t_muni_pop[tid, muni, ay] += 1",
+            "t_muni_state[tid, muni, state] += 1")
+        self.groups(src, "t_grp[tid, {g}, {c}, ay, state] += 1")
+
+    # ---- the two kernels ---------------------------------------------------------------------
+    def month_chunk(self, src: _Src) -> None:
+        t = self.t
+        args = ", ".join(("id0", "id1", "tid") + POP_ARGS + ("F",) + DYN_ARGS + TALLY_ARGS
+                         + ("month", "seed_key", "cap"))
+        src("@njit(cache=True, nogil=True, _nrt=False, error_model='numpy', fastmath=FAST)")
+        with src.block(f"def month_chunk({args}):"):
+            src('"""One month of life for ids [id0, id1) (kernel.month_chunk, specialised)."""',
+                "mk = seed_key ^ (np.uint64(month + 100000) * _PM)",
+                f"pmk = seed_key ^ (np.uint64({PERSON_MONTH + 100000}) * _PM)")
+            with src.block("for pid in range(id0, id1):"):
+                src("i = pid % cap", "if p_alive[i] == 0:", "    continue",
+                    "age = month - p_birth[i]",
+                    f"co = (p_birth[i] + {COHORT_OFFSET}) // 12",
+                    f"muni = p_attrs[{self.muni_attr}, i]",
+                    "state = p_state[i]")
+                with src.block(f"if age >= {MAX_MONTHS}:"):
+                    src("p_alive[i] = 0", f"t_events[tid, {EV_AGED_OUT}] += 1",
+                        f"long_neet = (p_flags[i] >> {FLAG_LONG_NEET}) & 1",
+                        f"hb = 1 if {self.member('state', self.hb)} else 0",
+                        f"t_cohort[tid, co, {CO_AGED_OUT}] += 1",
+                        f"t_cohort[tid, co, {CO_AGED_OUT_LONG}] += long_neet",
+                        f"t_cohort[tid, co, {CO_AGED_OUT_HB}] += hb")
+                    self.groups(src, f"t_cohort_grp[tid, {{g}}, {{c}}, co, {CO_AGED_OUT}] += 1")
+                    self.groups(src, f"t_cohort_grp[tid, {{g}}, {{c}}, co, {CO_AGED_OUT_LONG}] += long_neet")
+                    self.groups(src, f"t_cohort_grp[tid, {{g}}, {{c}}, co, {CO_AGED_OUT_HB}] += hb")
+                    src("continue")
+                self.person_key(src, "key", "mk")
+                src("ay = age // 12", "# covariates at the start of the month")
+                for c in range(self.cm.n_covariates):
+                    self.covariate(src, c, f"x{c}", "state")
+                n_ex = len(t.ex_hz)
+                if n_ex:
+                    src("# exits (competing)")
+                    depth = src.depth
+                    rates = [self.rate(src, int(h)) for h in t.ex_hz]
+                    which = self.competing(src, rates, rng.D_EXIT, rng.D_EXIT_WHICH)
+                    src("p_alive[i] = 0", f"t_events[tid, 1 + {which}] += 1", "continue")
+                    src.depth = depth
+                src("# traits")
+                self.init_traits(src, at_entry=False)
+                self.trait_dynamics(src)
+                src("# interventions")
+                self.programmes(src)
+                src("# one activity transition")
+                self.transition(src)
+                with src.block("if new >= 0:"):
+                    src("pass")
+                    self.handoffs(src, 0, lambda h: True)
+                    with src.block(f"if {self.member('new', self.us)} and p_us_start[i] == {int(NEVER)}:"):
+                        src("p_us_start[i] = month")
+                    src("state = new", "p_state[i] = new", "p_tis[i] = 0")
+                with src.block("elif p_tis[i] < 32767:"):
+                    src("p_tis[i] += 1")
+                src("# services")
+                self.services(src)
+                self.referral(src)
+                src("# NEET, completion and tallies")
+                self.bookkeeping(src)
+
+    def enter_chunk(self, src: _Src) -> None:
+        t, cm = self.t, self.cm
+        args = ", ".join(("ids", "births", "tid") + POP_ARGS + ("F",) + DYN_ARGS + TALLY_ARGS
+                         + ("arrival", "month", "seed_key", "cap"))
+        A = len(t.attr_given)
+        kmax = int(t.attr_cum_birth.shape[2]) if A else 1
+        src("@njit(cache=True, nogil=True, _nrt=False, error_model='numpy', fastmath=FAST)")
+        with src.block(f"def enter_chunk({args}):"):
+            src('"""Initialise entrants (kernel.enter_chunk, specialised)."""',
+                f"cum0 = {self.off['attr_cum_arrival']} if arrival else {self.off['attr_cum_birth']}",
+                "mk = seed_key ^ (np.uint64(month + 100000) * _PM)")
+            with src.block("for j in range(ids.shape[0]):"):
+                src("pid = ids[j]", "birth = births[j]", "i = pid % cap")
+                self.person_key(src, "key", "mk")
+                src("p_alive[i] = 1", "p_birth[i] = birth", "age = month - birth")
+                for a in range(A):
+                    g = int(t.attr_given[a])
+                    u, c = self.uniform(src, rng.D_ATTRIBUTE + a), f"_cat{a}"
+                    row = f"cum0 + {a * kmax * kmax}" + ("" if g < 0 else f" + p_attrs[{g}, i] * {kmax}")
+                    src(f"{c} = 0", f"while {c} < {kmax - 1} and {u} >= F[{row} + {c}]:",
+                        f"    {c} += 1", f"p_attrs[{a}, i] = {c}")
+                src(f"p_state[i] = {int(t.birth_state)}", "p_tis[i] = 0", "p_btraits[i] = 0",
+                    "p_flags[i] = 0", "p_clients[i] = 0", "p_waiting[i] = 0", "p_ref_service[i] = -1",
+                    "p_ref_due[i] = 0", f"p_us_start[i] = {int(NEVER)}", "p_months_neet[i] = 0",
+                    "p_neet_spell[i] = 0", "p_programmes[i] = 0")
+                for k in range(len(cm.ctraits)):
+                    src(f"p_ctraits[{k}, i] = np.nan")
+                src(f"muni = p_attrs[{self.muni_attr}, i]")
+                with src.block("if arrival:"):
+                    src("pass")
+                    for r in range(len(t.ar_lo)):
+                        win = _window(int(t.ar_lo[r]), int(t.ar_hi[r]))
+                        with src.block(f"{'if' if r == 0 else 'elif'} {win}:"):
+                            st = self.fresh("_st")
+                            self.destination_reread(src, st, int(t.ar_dstart[r]), int(t.ar_dend[r]),
+                                                    rng.D_ARRIVAL_STATE)
+                            src(f"p_state[i] = {st}")
+                    with src.block(f"if {self.member('p_state[i]', self.us)}:"):
+                        src("p_us_start[i] = month")
+                self.init_traits(src, at_entry=True)
+                src(f"co = (birth + {COHORT_OFFSET}) // 12", f"t_cohort[tid, co, {CO_ENTERED}] += 1")
+                self.groups(src, f"t_cohort_grp[tid, {{g}}, {{c}}, co, {CO_ENTERED}] += 1")
+
+    def module(self) -> str:
+        body = _Src()
+        self.month_chunk(body)
+        body("", "")
+        self.enter_chunk(body)
+        t = self.t
+        head = [f'"""Generated by utenforsk.core.codegen (version {GENERATOR_VERSION}) for one model '
+                f'structure; do not edit."""',
+                "import math", "import numpy as np", "from numba import njit",
+                "from utenforsk.core.kernel import FAST", "",
+                f"_M1 = np.uint64({int(rng.M1)})", f"_M2 = np.uint64({int(rng.M2)})",
+                f"_PP = np.uint64({int(rng.P_PERSON)})", f"_PM = np.uint64({int(rng.P_MONTH)})",
+                "_S11, _S16, _S27, _S30, _S31, _S32, _S48 = (np.uint64(11), np.uint64(16), np.uint64(27), "
+                "np.uint64(30), np.uint64(31), np.uint64(32), np.uint64(48))",
+                "_MASK16 = np.uint64(0xFFFF)", f"_INV53 = {rng.INV53!r}",
+                f"_SV_STATES = np.array({np.asarray(t.sv_states, bool).tolist()!r}, dtype=np.bool_)",
+                f"_SV_LO = np.array({np.asarray(t.sv_lo, np.int64).tolist() or [0]!r}, dtype=np.int64)",
+                f"_SV_HI = np.array({np.asarray(t.sv_hi, np.int64).tolist() or [0]!r}, dtype=np.int64)"]
+        head += [f"{name} = {value}" for name, value in sorted(self.consts.items())]
+        head.append(HELPERS)
+        return "\n".join(head) + "\n\n\n" + body.text()
+
+
+#: small functions the kernels call (LLVM inlines them; numba's own inlining is what was slow)
+HELPERS = f'''
+
+@njit(cache=True, nogil=True, _nrt=False, error_model='numpy', fastmath=FAST)
+def _mix(z):
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+@njit(cache=True, nogil=True, _nrt=False, error_model='numpy', fastmath=FAST)
+def _uniform(z):
+    """rng.uniform(key, decision), given z = key + decision * GOLDEN."""
+    return float(_mix(z) >> _S11) * _INV53
+
+
+@njit(cache=True, nogil=True, _nrt=False, error_model='numpy', fastmath=FAST)
+def _normal(z):
+    """rng.normal(key, decision), given z = key + decision * GOLDEN."""
+    h = _mix(z)
+    s = float(h & _MASK16) + float((h >> _S16) & _MASK16) + float((h >> _S32) & _MASK16) + float(h >> _S48)
+    return (s / 65536.0 - 2.0) * 1.7320508075688772
+
+
+@njit(cache=True, nogil=True, _nrt=False, error_model='numpy', fastmath=FAST)
+def _rate(eta):
+    """kernel._hazard_rate inside the age window: softplus(eta), series for small exp(eta)."""
+    y = math.exp(eta)
+    if y < 0.015625:
+        return y * (1.0 - y * (0.5 - y * (0.3333333333333333 - y * (0.25 - y * 0.2))))
+    return min(math.log1p(y), {RATE_CAP!r})
+
+
+@njit(cache=True, nogil=True, _nrt=False, error_model='numpy', fastmath=FAST)
+def _sigmoid(eta):
+    return 1.0 / (1.0 + math.exp(-eta))
+
+
+@njit(cache=True, nogil=True, _nrt=False, error_model='numpy', fastmath=FAST)
+def _nz(v):
+    """A continuous trait's value as a covariate: 0 before it has started (NaN)."""
+    x = np.float64(v)
+    return x if x == x else 0.0
+'''
+
+
+def kernel_source(cm: CompiledModel, muni_attr: int, us_flag: int, us_states, hb_states) -> str:
+    """The generated module's source for ``cm``'s structure (values are read from ``F``)."""
+    return _Generator(cm, muni_attr, us_flag, us_states, hb_states).module()
+
+
+def cache_dir() -> Path:
+    """Where generated kernels (and numba's cache of them) live: ``UTENFORSK_KERNEL_CACHE``, else
+    ``NUMBA_CACHE_DIR/utenforsk-kernels``, else ``~/.cache/utenforsk/kernels`` (or a temporary
+    directory when the home directory is not writable)."""
+    env = os.environ.get("UTENFORSK_KERNEL_CACHE")
+    if env:
+        return Path(env)
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return Path(os.environ["NUMBA_CACHE_DIR"]) / "utenforsk-kernels"
+    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return home / "utenforsk" / "kernels"
+
+
+_MODULES: dict[str, object] = {}
+_LOCK = threading.Lock()
+
+
+def _write_once(path: Path, text: str) -> None:
+    """Create ``path`` with ``text`` unless it exists; never rewrite it (numba's cache is keyed
+    by the file's modification time, so a rewrite would throw the compiled code away)."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".py")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        try:
+            os.link(tmp, path)  # atomic, and fails if another process got there first
+        except FileExistsError:
+            pass
+    finally:
+        os.unlink(tmp)
+
+
+def load(source: str):
+    """Import the generated module for ``source`` (one per process and structure)."""
+    digest = hashlib.sha256(source.encode()).hexdigest()[:20]
+    with _LOCK:
+        if digest in _MODULES:
+            return _MODULES[digest]
+        path = cache_dir() / f"kernel_{digest}.py"
+        try:
+            _write_once(path, source)
+        except OSError:  # read-only cache location: compile from a private copy
+            path = Path(tempfile.mkdtemp(prefix="utenforsk-kernels-")) / path.name
+            _write_once(path, source)
+        name = f"utenforsk_kernel_{digest}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+        mod.SOURCE_PATH = path
+        _MODULES[digest] = mod
+        return mod
+
+
+class GeneratedKernel:
+    """The specialised ``month_chunk`` / ``enter_chunk`` of one model, with its argument lists."""
+
+    def __init__(self, cm: CompiledModel, muni_attr: int, us_flag: int, us_states, hb_states):
+        self.compiled = cm
+        self.source = kernel_source(cm, muni_attr, us_flag, us_states, hb_states)
+        self.module = load(self.source)
+        self.month_chunk = self.module.month_chunk
+        self.enter_chunk = self.module.enter_chunk
+
+    def params(self) -> np.ndarray:
+        """The current parameter values (read from the tables, so edits to them take effect)."""
+        return float_params(self.compiled.tables)
+
+    def month_args(self, id0, id1, tid, pop, F, dyn, tal, month, seed_key, cap) -> tuple:
+        return (id0, id1, tid, *pop, F, *dyn, *tal, month, seed_key, cap)
+
+    def enter_args(self, ids, births, tid, pop, F, dyn, tal, arrival, month, seed_key, cap) -> tuple:
+        return (ids, births, tid, *pop, F, *dyn, *tal, arrival, month, seed_key, cap)
