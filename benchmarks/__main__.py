@@ -8,6 +8,9 @@ Measures, on the full Norway baseline:
   alive: the whole monthly step (entries, service agents, kernel, tallies), median of repeated
   12-month blocks after a warm-up block;
 - ``parallel_speedup_2threads`` at the largest size;
+- ``generated_over_table_kernel`` (full mode): the generated kernel's speed over the table-driven
+  kernel's (``UtenforskModel(kernel_kind="tables")``), one thread, same population, at the
+  middle size;
 - ``scaling_exponent``: log-log slope of time per month against population size;
 - ``bytes_per_person`` of simulation state (all person arrays / people alive);
 - ``mesa_reference_ratio``: engine speed / speed of the per-agent Mesa reference
@@ -64,15 +67,18 @@ def machine() -> dict:
             "platform": platform.platform()}
 
 
-def throughput(alive: float, months: int, reps: int, seed: int = 1) -> dict:
-    """Person-months per second of the full monthly step, 1 and 2 threads, same model."""
+def throughput(alive: float, months: int, reps: int, seed: int = 1, tables: bool = False) -> dict:
+    """Person-months per second of the full monthly step, 1 and 2 threads, same model; with
+    ``tables``, also the table-driven kernel on one thread (the generated kernel's gain)."""
     from utenforsk.model import UtenforskModel
 
     scale = min(1.0, alive / ALIVE_AT_SCALE_1)
     model = UtenforskModel(BASELINE, seed=seed, scale=scale, horizon_years=80)
     out = {"scale": scale, "alive": int(len(model.alive_slots())),
            "bytes_per_person": model.bytes_per_person}
-    for threads in (1, 2):
+    legs = [("generated", 1), ("generated", 2)] + ([("tables", 1)] if tables else [])
+    for kind, threads in legs:
+        model.use_kernel(kind)
         model.n_threads = threads
         for _ in range(months):  # warm-up block (thread pool, caches)
             model._advance()
@@ -84,7 +90,7 @@ def throughput(alive: float, months: int, reps: int, seed: int = 1) -> dict:
                 pm += int(model.pop.alive.sum())
                 model._advance()
             rates.append(pm / (time.perf_counter() - t0))
-        out[f"pm_per_s_{threads}t"] = statistics.median(rates)
+        out[f"pm_per_s_{threads}t" + ("_tables" if kind == "tables" else "")] = statistics.median(rates)
     return out
 
 
@@ -201,8 +207,12 @@ def main(argv=None) -> int:
         result.update(compile_times())
     rows = []
     for n in sizes:
-        r = throughput(n, months, reps)
+        r = throughput(n, months, reps, tables=not args.quick and n == sizes[len(sizes) // 2])
         rows.append(r)
+        if "pm_per_s_1t_tables" in r:
+            result["generated_over_table_kernel"] = r["pm_per_s_1t"] / r["pm_per_s_1t_tables"]
+            print(f"  {r['alive']:>9,} alive: table kernel {r['pm_per_s_1t_tables'] / 1e6:6.2f} M pm/s "
+                  f"(1 thread)", flush=True)
         print(f"  {r['alive']:>9,} alive: {r['pm_per_s_1t'] / 1e6:6.2f} M pm/s (1 thread), "
               f"{r['pm_per_s_2t'] / 1e6:6.2f} M pm/s (2 threads)", flush=True)
     result["sizes"] = rows
@@ -230,7 +240,8 @@ def main(argv=None) -> int:
     print()
     print(f"{'figure':45s} value")
     for key in ("kernel_person_months_per_s_1thread", "kernel_person_months_per_s_2threads",
-                "parallel_speedup_2threads", "scaling_exponent", "mesa_reference_ratio",
+                "parallel_speedup_2threads", "generated_over_table_kernel", "scaling_exponent",
+                "mesa_reference_ratio",
                 "mesa_reference_ratio_wall", "bytes_per_person", "time_to_first_step_cold_s",
                 "time_to_first_step_cached_s", "compile_cold_s", "pool_efficiency_2workers",
                 "experiment_tasks_per_minute", "experiment_1000x5_minutes_projected",

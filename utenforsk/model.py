@@ -131,11 +131,7 @@ class UtenforskModel(mesa.Model):
         self.state_masks = headline.state_masks(cfg, c.states)
         self.us_states = self.state_masks["upper_secondary"]
         self.hb_states = self.state_masks["health_benefit"]
-        if kernel_kind not in KERNELS:
-            raise ConfigError("unknown kernel", key="kernel_kind", value=kernel_kind, allowed=", ".join(KERNELS))
-        self.kernel_name = kernel_kind
-        self._gen = (codegen.GeneratedKernel(c, self.muni_attr, self.us_flag, self.us_states, self.hb_states)
-                     if kernel_kind == "generated" else None)
+        self.use_kernel(kernel_kind)
         kmax = max(len(a.categories) for a in cfg.attributes.values())
         n_cohorts = (self.total_months + kernel.COHORT_OFFSET) // 12 + 2
         self.tally = kernel.allocate_tally(len(c.states), len(c.municipalities), len(c.report_by), kmax,
@@ -175,6 +171,15 @@ class UtenforskModel(mesa.Model):
         self.timings["burn_in_s"] = time.perf_counter() - t1
         self.timings["horizon_s"] = 0.0
         self.running = self.month < self.total_months
+
+    def use_kernel(self, kind: str) -> None:
+        """Switch between the generated and the table kernel (identical results; benchmarks)."""
+        if kind not in KERNELS:
+            raise ConfigError("unknown kernel", key="kernel_kind", value=kind, allowed=", ".join(KERNELS))
+        c = self.compiled
+        self.kernel_name = kind
+        self._gen = (codegen.GeneratedKernel(c, self.muni_attr, self.us_flag, self.us_states, self.hb_states)
+                     if kind == "generated" else None)
 
     # ---- forking a shared burn-in ----------------------------------------------------------------
     def burn_in_key(self) -> str:
@@ -243,6 +248,7 @@ class UtenforskModel(mesa.Model):
         for name in kernel.MONTHLY_TALLIES:
             getattr(t, name).fill(0)
         if self._gen is not None:
+            self._gen.compile(self.pop, self.dyn, t, self.seed_key)
             self._F = self._gen.params()  # every month: a plugin may have changed a table value
         self._enter(m)
         if self.interventions:
@@ -256,8 +262,9 @@ class UtenforskModel(mesa.Model):
         threads = min(self.n_threads, t.age_state.shape[0])  # never more workers than tally rows
         if self._gen is not None:
             g, F = self._gen, self._F
+            B = g.bounds(self.pop, self.dyn, F)  # after entries: covariate ranges at the month's start
             kernel.run_chunks(g.month_chunk, hi - lo, threads, lambda a, b, tid: g.month_args(
-                lo + a, lo + b, tid, self.pop, F, self.dyn, t, m, self.seed_key, self.capacity))
+                lo + a, lo + b, tid, self.pop, F, B, self.dyn, t, m, self.seed_key, self.capacity))
         else:
             kernel.run_chunks(kernel.month_chunk, hi - lo, threads, lambda a, b, tid: (
                 lo + a, lo + b, tid, self.pop, c.tables, self.dyn, t, m, self.seed_key, self.capacity,

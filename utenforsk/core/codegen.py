@@ -24,6 +24,7 @@ results, bit for bit, on the Norway baseline and on every test model.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import os
@@ -34,6 +35,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from numba.core.compiler import Compiler, CompilerBase, DefaultPassBuilder
+from numba.core.untyped_passes import InlineClosureLikes, ReconstructSSA
 
 from utenforsk.core import rng
 from utenforsk.core.kernel import (CO_AGED_OUT, CO_AGED_OUT_HB, CO_AGED_OUT_LONG, CO_ENTERED,
@@ -188,19 +191,22 @@ class _Generator:
         return self._mix(src, f"{key} + {k}")
 
     def uniform(self, src: _Src, decision: int, key: str = "key") -> str:
+        """rng.uniform(key, decision): a call (LLVM inlines it; typing a call costs numba less
+        than typing the eight integer operations written out)."""
         k = self.const(f"np.uint64({(decision * int(rng.GOLDEN)) & M64})", f"_D{decision}")
         u = self.fresh("_u")
         src(f"{u} = _uniform({key} + {k})")
         return u
 
     def normal(self, src: _Src, decision: int) -> str:
-        k = self.const(f"np.uint64({(decision * int(rng.GOLDEN)) & M64})", f"_D{decision}")
-        n = self.fresh("_n")
-        src(f"{n} = _normal(key + {k})")
+        """Written out: LLVM did not inline a call to it, and it runs for every trait, monthly."""
+        h, n = self._decision(src, "key", decision), self.fresh("_n")
+        src(f"{n} = ((float({h} & _MASK16) + float(({h} >> _S16) & _MASK16) "
+            f"+ float(({h} >> _S32) & _MASK16) + float({h} >> _S48)) / 65536.0 - 2.0) * 1.7320508075688772")
         return n
 
     def person_key(self, src: _Src, out: str, month_key: str) -> None:
-        src(f"{out} = _mix({month_key} ^ (np.uint64(pid) * _PP))")
+        src(f"{out} = {self._mix(src, f'{month_key} ^ (np.uint64(pid) * _PP)')}")
 
     # ---- covariates and linear predictors ----------------------------------------------------
     def client(self, s: int, state: str) -> str:
@@ -263,12 +269,13 @@ class _Generator:
         if win == "False":
             src(f"{out} = 0.0")
             return out
-        body = [f"{out} = _rate({self.F('hz_base', f'{h * AGE_YEARS} + ay')} + {self.lp(int(t.hz_row[h]))})"]
+        # a call: rates are rarely needed (see hazard_bounds) and a call compiles faster
+        body = f"{out} = _rate({self.F('hz_base', f'{h * AGE_YEARS} + ay')} + {self.lp(int(t.hz_row[h]))})"
         if win == "True":
-            src(*body)
+            src(body)
             return out
         with src.block(f"if {win}:"):
-            src(*body)
+            src(body)
         with src.block("else:"):
             src(f"{out} = 0.0")
         return out
@@ -277,7 +284,8 @@ class _Generator:
         """Monthly probability of hazard ``h`` (kernel._hazard_p), as an expression."""
         t = self.t
         win = _window(int(t.hz_lo[h]), int(t.hz_hi[h]))
-        p = f"_sigmoid({self.F('hz_base', f'{h * AGE_YEARS} + ay')} + {self.lp(int(t.hz_row[h]))})"
+        p = (f"1.0 / (1.0 + math.exp(-({self.F('hz_base', f'{h * AGE_YEARS} + ay')} "
+             f"+ {self.lp(int(t.hz_row[h]))})))")
         if win == "False":
             return "0.0"
         return p if win == "True" else f"({p} if {win} else 0.0)"
@@ -320,12 +328,12 @@ class _Generator:
         prefix = self.reread(src, *[int(self.t.de_row[d]) for d in range(ds, de)])
         self.destination(src, out, ds, de, decision, prefix)
 
-    def competing(self, src: _Src, rates: list[str], draw_event: int, draw_which: int) -> str:
-        """Does one of the competing hazards fire (kernel._event)? Emits the ``if`` head, leaves
-        the source indented inside it, and returns the variable holding the hazard chosen."""
+    def competing(self, src: _Src, rates: list[str], u: str, draw_which: int) -> str:
+        """Does one of the competing hazards fire, given the event draw ``u`` (kernel._event)?
+        Emits the ``if`` head, leaves the source indented inside it, and returns the variable
+        holding the hazard chosen."""
         lt = self.fresh("_lt")
         src(f"{lt} = 0.0" + "".join(f" + {r}" for r in rates))
-        u = self.uniform(src, draw_event)
         src(f"if {lt} > 0.0 and {u} < {lt} and {u} < -math.expm1(-{lt}):")
         src.depth += 1
         if len(rates) == 1:  # the only hazard: no second draw needed
@@ -382,11 +390,12 @@ class _Generator:
                         break
         for b in range(len(t.bt_onset)):
             u = self.uniform(src, rng.D_TRAIT + 16 + b)
+            on, rec = bound_offset_btrait(self.S, b)
             with src.block(f"if p_btraits[i] & {self.u8(b)}:"):
-                with src.block(f"if {u} < {self.prob(int(t.bt_recovery[b]))}:"):
+                with src.block(f"if {u} < B[{rec} + ay] and {u} < {self.prob(int(t.bt_recovery[b]))}:"):
                     src(f"p_btraits[i] &= {self.not_u8(b)}")
             with src.block(f"elif age >= {int(t.bt_init_age[b])}:"):
-                with src.block(f"if {u} < {self.prob(int(t.bt_onset[b]))}:"):
+                with src.block(f"if {u} < B[{on} + ay] and {u} < {self.prob(int(t.bt_onset[b]))}:"):
                     src(f"p_btraits[i] |= {self.u8(b)}")
 
     def programme_match(self, k: int) -> str:
@@ -420,7 +429,7 @@ class _Generator:
             keep = inside if t.pg_sticky[k] else _and(inside, match)
             with src.block(f"if p_programmes[i] & {bit}:"):
                 with src.block(f"if {keep}:"):
-                    src(f"t_prog[tid, {k}, {PG_MONTHS}] += 1")
+                    src(f"t_prog[{k}, {PG_MONTHS}] += 1")
                 with src.block("else:"):
                     src(f"p_programmes[i] &= {nbit}")
             if inside == "False":
@@ -429,8 +438,8 @@ class _Generator:
                 u = self.uniform(src, rng.D_PROGRAMME + k, key="pkey")
                 with src.block(f"if {u} < d_pg_cover[{k}] and {match}:"):
                     src(f"p_programmes[i] |= {bit}",
-                        f"t_prog[tid, {k}, {PG_ENROLLED}] += 1",
-                        f"t_prog[tid, {k}, {PG_MONTHS}] += 1")
+                        f"t_prog[{k}, {PG_ENROLLED}] += 1",
+                        f"t_prog[{k}, {PG_MONTHS}] += 1")
                     for tr in range(CT):
                         sh = self.F("pg_shift", k * max(CT, 1) + tr)
                         with src.block(f"if {sh} != 0.0 and p_ctraits[{tr}, i] == p_ctraits[{tr}, i]:"):
@@ -444,7 +453,7 @@ class _Generator:
             with src.block("if p_ref_service[i] < 0:"):
                 src(f"p_ref_service[i] = {to_s}", f"p_ref_due[i] = month + d_ho_delay[{h}, muni]")
         with src.block("else:"):
-            src(f"t_sv[tid, {to_s}, muni, {SV_REF_LOST}] += 1")
+            src(f"t_sv[{to_s}, muni, {SV_REF_LOST}] += 1")
 
     def handoffs(self, src: _Src, kind: int, cond) -> None:
         t = self.t
@@ -485,12 +494,17 @@ class _Generator:
                             src(f"p_flags[i] |= np.uint8({int(t.sc_flags[e])})")
                 if len(tr) and len(sc):
                     with src.block("if new < 0:"):
-                        self.hazards(src, tr)
+                        self.hazards(src, s, tr)
                 elif len(tr):
-                    self.hazards(src, tr)
+                    self.hazards(src, s, tr)
 
-    def hazards(self, src: _Src, tr: range) -> None:
+    def hazards(self, src: _Src, s: int, tr: range) -> None:
+        """Competing hazards out of state ``s`` (none fires when the draw is above their bound)."""
         t = self.t
+        depth = src.depth
+        u = self.uniform(src, rng.D_TRANSITION)
+        src(f"if {u} < B[{bound_offset_state(s)} + ay]:")
+        src.depth += 1
         rates = []
         for r in tr:
             req = int(t.tr_req[r])
@@ -503,8 +517,7 @@ class _Generator:
             with src.block("else:"):
                 src(f"{lam} = {self.rate(src, int(t.tr_hz[r]))}")
             rates.append(lam)
-        depth = src.depth
-        choice = self.competing(src, rates, rng.D_TRANSITION, rng.D_DESTINATION)
+        choice = self.competing(src, rates, u, rng.D_DESTINATION)
         first = True
         for j, r in enumerate(tr):
             g = int(t.tr_gate[r])
@@ -512,10 +525,10 @@ class _Generator:
                 continue
             with src.block(f"{'if' if first else 'elif'} {choice} == {j}:"):
                 first = False
-                src(f"t_sv[tid, {g}, muni, {SV_GATE_TRIED}] += 1")
+                src(f"t_sv[{g}, muni, {SV_GATE_TRIED}] += 1")
                 u = self.uniform(src, rng.D_GATE)
                 with src.block(f"if {u} >= d_admit_p[{g}, muni]:"):
-                    src(f"t_sv[tid, {g}, muni, {SV_GATE_REFUSED}] += 1")
+                    src(f"t_sv[{g}, muni, {SV_GATE_REFUSED}] += 1")
                 with src.block("else:"):
                     src(f"new = {int(t.tr_to[r])}")
                     if t.tr_flags[r]:
@@ -554,7 +567,7 @@ class _Generator:
             if t.sv_kind[s] == 1:
                 if elig != "False":
                     with src.block(f"if {elig}:"):
-                        src(f"t_sv[tid, {s}, muni, {SV_CLIENTS}] += 1")
+                        src(f"t_sv[{s}, muni, {SV_CLIENTS}] += 1")
                 continue
             bit, nbit, base = self.u8(s), self.not_u8(s), rng.D_SERVICE + 4 * s
             el = self.fresh("_el")
@@ -562,12 +575,12 @@ class _Generator:
             with src.block(f"if p_clients[i] & {bit}:"):
                 u = self.uniform(src, base + 2)
                 with src.block(f"if (not {el}) or {u} < {self.F('sv_discharge', s)}:"):
-                    src(f"p_clients[i] &= {nbit}", f"t_sv[tid, {s}, muni, {SV_DISCHARGED}] += 1")
+                    src(f"p_clients[i] &= {nbit}", f"t_sv[{s}, muni, {SV_DISCHARGED}] += 1")
                     with src.block(f"if not {el}:"):
                         src("pass")
                         self.handoffs(src, 1, lambda h: t.ho_from[h] == s)
                 with src.block("else:"):
-                    src(f"t_sv[tid, {s}, muni, {SV_CLIENTS}] += 1")
+                    src(f"t_sv[{s}, muni, {SV_CLIENTS}] += 1")
             with src.block(f"elif p_waiting[i] & {bit}:"):
                 with src.block(f"if not {el}:"):
                     src(f"p_waiting[i] &= {nbit}")
@@ -575,16 +588,16 @@ class _Generator:
                     u = self.uniform(src, base)
                     with src.block(f"if {u} < d_admit_p[{s}, muni]:"):
                         src(f"p_waiting[i] &= {nbit}", f"p_clients[i] |= {bit}",
-                            f"t_sv[tid, {s}, muni, {SV_ADMITTED}] += 1",
-                            f"t_sv[tid, {s}, muni, {SV_CLIENTS}] += 1")
+                            f"t_sv[{s}, muni, {SV_ADMITTED}] += 1",
+                            f"t_sv[{s}, muni, {SV_CLIENTS}] += 1")
                     with src.block("else:"):
-                        src(f"t_sv[tid, {s}, muni, {SV_WAITING}] += 1")
+                        src(f"t_sv[{s}, muni, {SV_WAITING}] += 1")
             with src.block(f"elif {el} and {self.need(s)}:"):
-                src(f"t_sv[tid, {s}, muni, {SV_IN_NEED}] += 1")
+                src(f"t_sv[{s}, muni, {SV_IN_NEED}] += 1")
                 u = self.uniform(src, base + 1)
                 with src.block(f"if {u} < d_detect_p[{s}, muni]:"):
-                    src(f"p_waiting[i] |= {bit}", f"t_sv[tid, {s}, muni, {SV_DETECTED}] += 1",
-                        f"t_sv[tid, {s}, muni, {SV_WAITING}] += 1")
+                    src(f"p_waiting[i] |= {bit}", f"t_sv[{s}, muni, {SV_DETECTED}] += 1",
+                        f"t_sv[{s}, muni, {SV_WAITING}] += 1")
                     self.handoffs(src, 2, lambda h: t.ho_from[h] == s)
 
     def referral(self, src: _Src) -> None:
@@ -594,10 +607,10 @@ class _Generator:
             with src.block("if _SV_STATES[r, state] and _SV_LO[r] <= age < _SV_HI[r] "
                            "and (p_clients[i] & rbit) == 0:"):
                 with src.block("if (p_waiting[i] & rbit) == 0:"):
-                    src("p_waiting[i] |= rbit", f"t_sv[tid, r, muni, {SV_WAITING}] += 1")
-                src(f"t_sv[tid, r, muni, {SV_REF_ARRIVED}] += 1")
+                    src("p_waiting[i] |= rbit", f"t_sv[r, muni, {SV_WAITING}] += 1")
+                src(f"t_sv[r, muni, {SV_REF_ARRIVED}] += 1")
             with src.block("else:"):
-                src(f"t_sv[tid, r, muni, {SV_REF_EXPIRED}] += 1")
+                src(f"t_sv[r, muni, {SV_REF_EXPIRED}] += 1")
             src("p_ref_service[i] = -1")
 
     def groups(self, src: _Src, line: str) -> None:
@@ -617,23 +630,23 @@ class _Generator:
         src("us0 = p_us_start[i]")
         with src.block(f"if us0 != {int(NEVER)} and month - us0 == 60:"):
             src(f"done = (p_flags[i] >> {self.us_flag}) & 1" if self.us_flag >= 0 else "done = 0",
-                f"t_cohort[tid, co, {CO_US_DUE}] += 1", f"t_cohort[tid, co, {CO_US_DONE}] += done")
-            self.groups(src, f"t_cohort_grp[tid, {{g}}, {{c}}, co, {CO_US_DUE}] += 1")
-            self.groups(src, f"t_cohort_grp[tid, {{g}}, {{c}}, co, {CO_US_DONE}] += done")
+                f"t_cohort[co, {CO_US_DUE}] += 1", f"t_cohort[co, {CO_US_DONE}] += done")
+            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_US_DUE}] += 1")
+            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_US_DONE}] += done")
         with src.block("if age >= 180:"):
-            src(f"t_cohort[tid, co, {CO_EXPO_M}] += 1", f"t_cohort[tid, co, {CO_NEET_M}] += nm")
-            self.groups(src, f"t_cohort_grp[tid, {{g}}, {{c}}, co, {CO_EXPO_M}] += 1")
-            self.groups(src, f"t_cohort_grp[tid, {{g}}, {{c}}, co, {CO_NEET_M}] += nm")
-        src("t_age_state[tid, ay, state] += 1", "t_muni_pop[tid, muni, ay] += 1",
-            "t_muni_state[tid, muni, state] += 1")
-        self.groups(src, "t_grp[tid, {g}, {c}, ay, state] += 1")
+            src(f"t_cohort[co, {CO_EXPO_M}] += 1", f"t_cohort[co, {CO_NEET_M}] += nm")
+            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_EXPO_M}] += 1")
+            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_NEET_M}] += nm")
+        src("t_age_state[ay, state] += 1", "t_muni_pop[muni, ay] += 1",
+            "t_muni_state[muni, state] += 1")
+        self.groups(src, "t_grp[{g}, {c}, ay, state] += 1")
 
     # ---- the two kernels ---------------------------------------------------------------------
     def month_chunk(self, src: _Src) -> None:
         t = self.t
-        args = ", ".join(("id0", "id1", "tid") + POP_ARGS + ("F",) + DYN_ARGS + TALLY_ARGS
+        args = ", ".join(("id0", "id1") + POP_ARGS + ("F", "B") + DYN_ARGS + TALLY_ARGS
                          + ("month", "seed_key", "cap"))
-        src("@njit(cache=True, nogil=True, _nrt=False, error_model='numpy', fastmath=FAST)")
+        src("@njit(cache=True, nogil=True, _nrt=False, error_model='numpy', fastmath=FAST, no_rewrites=True, no_cfunc_wrapper=True, pipeline_class=LeanCompiler)")
         with src.block(f"def month_chunk({args}):"):
             src('"""One month of life for ids [id0, id1) (kernel.month_chunk, specialised)."""',
                 "mk = seed_key ^ (np.uint64(month + 100000) * _PM)",
@@ -645,15 +658,15 @@ class _Generator:
                     f"muni = p_attrs[{self.muni_attr}, i]",
                     "state = p_state[i]")
                 with src.block(f"if age >= {MAX_MONTHS}:"):
-                    src("p_alive[i] = 0", f"t_events[tid, {EV_AGED_OUT}] += 1",
+                    src("p_alive[i] = 0", f"t_events[{EV_AGED_OUT}] += 1",
                         f"long_neet = (p_flags[i] >> {FLAG_LONG_NEET}) & 1",
                         f"hb = 1 if {self.member('state', self.hb)} else 0",
-                        f"t_cohort[tid, co, {CO_AGED_OUT}] += 1",
-                        f"t_cohort[tid, co, {CO_AGED_OUT_LONG}] += long_neet",
-                        f"t_cohort[tid, co, {CO_AGED_OUT_HB}] += hb")
-                    self.groups(src, f"t_cohort_grp[tid, {{g}}, {{c}}, co, {CO_AGED_OUT}] += 1")
-                    self.groups(src, f"t_cohort_grp[tid, {{g}}, {{c}}, co, {CO_AGED_OUT_LONG}] += long_neet")
-                    self.groups(src, f"t_cohort_grp[tid, {{g}}, {{c}}, co, {CO_AGED_OUT_HB}] += hb")
+                        f"t_cohort[co, {CO_AGED_OUT}] += 1",
+                        f"t_cohort[co, {CO_AGED_OUT_LONG}] += long_neet",
+                        f"t_cohort[co, {CO_AGED_OUT_HB}] += hb")
+                    self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_AGED_OUT}] += 1")
+                    self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_AGED_OUT_LONG}] += long_neet")
+                    self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_AGED_OUT_HB}] += hb")
                     src("continue")
                 self.person_key(src, "key", "mk")
                 src("ay = age // 12", "# covariates at the start of the month")
@@ -661,11 +674,14 @@ class _Generator:
                     self.covariate(src, c, f"x{c}", "state")
                 n_ex = len(t.ex_hz)
                 if n_ex:
-                    src("# exits (competing)")
+                    src("# exits (competing; skipped when the draw is above the rates' bound)")
                     depth = src.depth
+                    u = self.uniform(src, rng.D_EXIT)
+                    src(f"if {u} < B[{BOUND_EXIT} + ay]:")
+                    src.depth += 1
                     rates = [self.rate(src, int(h)) for h in t.ex_hz]
-                    which = self.competing(src, rates, rng.D_EXIT, rng.D_EXIT_WHICH)
-                    src("p_alive[i] = 0", f"t_events[tid, 1 + {which}] += 1", "continue")
+                    which = self.competing(src, rates, u, rng.D_EXIT_WHICH)
+                    src("p_alive[i] = 0", f"t_events[1 + {which}] += 1", "continue")
                     src.depth = depth
                 src("# traits")
                 self.init_traits(src, at_entry=False)
@@ -690,11 +706,11 @@ class _Generator:
 
     def enter_chunk(self, src: _Src) -> None:
         t, cm = self.t, self.cm
-        args = ", ".join(("ids", "births", "tid") + POP_ARGS + ("F",) + DYN_ARGS + TALLY_ARGS
+        args = ", ".join(("ids", "births") + POP_ARGS + ("F",) + DYN_ARGS + TALLY_ARGS
                          + ("arrival", "month", "seed_key", "cap"))
         A = len(t.attr_given)
         kmax = int(t.attr_cum_birth.shape[2]) if A else 1
-        src("@njit(cache=True, nogil=True, _nrt=False, error_model='numpy', fastmath=FAST)")
+        src("@njit(cache=True, nogil=True, _nrt=False, error_model='numpy', fastmath=FAST, no_rewrites=True, no_cfunc_wrapper=True, pipeline_class=LeanCompiler)")
         with src.block(f"def enter_chunk({args}):"):
             src('"""Initialise entrants (kernel.enter_chunk, specialised)."""',
                 f"cum0 = {self.off['attr_cum_arrival']} if arrival else {self.off['attr_cum_birth']}",
@@ -728,8 +744,8 @@ class _Generator:
                     with src.block(f"if {self.member('p_state[i]', self.us)}:"):
                         src("p_us_start[i] = month")
                 self.init_traits(src, at_entry=True)
-                src(f"co = (birth + {COHORT_OFFSET}) // 12", f"t_cohort[tid, co, {CO_ENTERED}] += 1")
-                self.groups(src, f"t_cohort_grp[tid, {{g}}, {{c}}, co, {CO_ENTERED}] += 1")
+                src(f"co = (birth + {COHORT_OFFSET}) // 12", f"t_cohort[co, {CO_ENTERED}] += 1")
+                self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_ENTERED}] += 1")
 
     def module(self) -> str:
         body = _Src()
@@ -740,7 +756,8 @@ class _Generator:
         head = [f'"""Generated by utenforsk.core.codegen (version {GENERATOR_VERSION}) for one model '
                 f'structure; do not edit."""',
                 "import math", "import numpy as np", "from numba import njit",
-                "from utenforsk.core.kernel import FAST", "",
+                "from utenforsk.core.kernel import FAST",
+                "from utenforsk.core.codegen import LeanCompiler", "",
                 f"_M1 = np.uint64({int(rng.M1)})", f"_M2 = np.uint64({int(rng.M2)})",
                 f"_PP = np.uint64({int(rng.P_PERSON)})", f"_PM = np.uint64({int(rng.P_MONTH)})",
                 "_S11, _S16, _S27, _S30, _S31, _S32, _S48 = (np.uint64(11), np.uint64(16), np.uint64(27), "
@@ -754,7 +771,8 @@ class _Generator:
         return "\n".join(head) + "\n\n\n" + body.text()
 
 
-#: small functions the kernels call (LLVM inlines them; numba's own inlining is what was slow)
+#: small functions the kernels call: each call site is cheaper for numba to compile than the
+#: same operations written out (measured), and LLVM inlines all but ``_rate``
 HELPERS = f'''
 
 @njit(cache=True, nogil=True, _nrt=False, error_model='numpy', fastmath=FAST)
@@ -771,25 +789,12 @@ def _uniform(z):
 
 
 @njit(cache=True, nogil=True, _nrt=False, error_model='numpy', fastmath=FAST)
-def _normal(z):
-    """rng.normal(key, decision), given z = key + decision * GOLDEN."""
-    h = _mix(z)
-    s = float(h & _MASK16) + float((h >> _S16) & _MASK16) + float((h >> _S32) & _MASK16) + float(h >> _S48)
-    return (s / 65536.0 - 2.0) * 1.7320508075688772
-
-
-@njit(cache=True, nogil=True, _nrt=False, error_model='numpy', fastmath=FAST)
 def _rate(eta):
-    """kernel._hazard_rate inside the age window: softplus(eta), series for small exp(eta)."""
+    """kernel._hazard_rate inside the age window: softplus(eta), a series for small exp(eta)."""
     y = math.exp(eta)
     if y < 0.015625:
         return y * (1.0 - y * (0.5 - y * (0.3333333333333333 - y * (0.25 - y * 0.2))))
     return min(math.log1p(y), {RATE_CAP!r})
-
-
-@njit(cache=True, nogil=True, _nrt=False, error_model='numpy', fastmath=FAST)
-def _sigmoid(eta):
-    return 1.0 / (1.0 + math.exp(-eta))
 
 
 @njit(cache=True, nogil=True, _nrt=False, error_model='numpy', fastmath=FAST)
@@ -798,6 +803,95 @@ def _nz(v):
     x = np.float64(v)
     return x if x == x else 0.0
 '''
+
+
+# ---- bounds: decide "nothing happens" from the draw alone -----------------------------------------
+# Most person-months have no exit, no transition and no onset. The kernel draws u first and
+# computes the hazards (the exp calls) only when u lies below an upper bound of their total rate
+# for the person's state and age-year; above it, the table kernel's answer is "no event" too, so
+# results stay identical. Bounds come from each covariate's range this month (0/1 indicators,
+# age within the year, the traits' current minimum and maximum over the population, the largest
+# service quality), with a relative margin far above any rounding difference.
+BOUND_EXIT = 0
+BOUND_MARGIN = 1e-6
+
+
+def bound_offset_state(s: int) -> int:
+    return AGE_YEARS * (1 + s)
+
+
+def bound_offset_btrait(n_states: int, b: int) -> tuple[int, int]:
+    """Offsets of binary trait ``b``'s onset and recovery bounds."""
+    base = AGE_YEARS * (1 + n_states) + 2 * AGE_YEARS * b
+    return base, base + AGE_YEARS
+
+
+def _eta_max(cm: CompiledModel, pop, dyn, F) -> np.ndarray:
+    """Upper bound of every hazard's linear predictor, by hazard and age-year."""
+    t, off = cm.tables, float_offsets(cm.tables)
+    kind, a = np.asarray(t.cov_kind), np.asarray(t.cov_a)
+    lo, hi = np.zeros(len(kind)), np.ones(len(kind))
+    for c in range(len(kind)):
+        if kind[c] == K_TRAIT:
+            v = pop.ctraits[a[c]]
+            lo[c], hi[c] = float(np.fmin.reduce(v, initial=0.0)), float(np.fmax.reduce(v, initial=0.0))
+        elif kind[c] == K_QUALITY:
+            lo[c] = min(float(dyn.quality[a[c]].min()), 0.0)
+            hi[c] = max(float(dyn.quality[a[c]].max()), 0.0)
+        elif kind[c] == K_SPELL:
+            hi[c] = 3.0
+        elif kind[c] == K_TIS:
+            hi[c] = 10.0
+    years = np.arange(AGE_YEARS, dtype=np.float64)
+    H = len(t.hz_row)
+    beta = F[off["lp_beta"]:off["lp_beta"] + len(t.lp_beta)]
+    eta = F[off["hz_base"]:off["hz_base"] + H * AGE_YEARS].reshape(H, AGE_YEARS).copy()
+    for h in range(H):
+        row = int(t.hz_row[h])
+        for j in range(int(t.lp_start[row]), int(t.lp_end[row])):
+            c, b = int(t.lp_cov[j]), beta[j]
+            if kind[c] == K_AGE:
+                eta[h] += np.maximum(b * years, b * (years + 11.0 / 12.0))
+            else:
+                eta[h] += max(b * lo[c], b * hi[c])
+        first, last = years * 12, years * 12 + 11  # months of each age-year
+        outside = (last < t.hz_lo[h]) | (first >= t.hz_hi[h])
+        eta[h, outside] = -np.inf
+    return eta
+
+
+def hazard_bounds(cm: CompiledModel, pop, dyn, F) -> np.ndarray:
+    """Bounds, laid out as :data:`BOUND_EXIT`, :func:`bound_offset_state` and
+    :func:`bound_offset_btrait`: total exit rate, total rate out of each state, and the onset
+    and recovery probabilities of each binary trait, by age-year."""
+    t, S = cm.tables, len(cm.states)
+    with np.errstate(over="ignore"):
+        eta = _eta_max(cm, pop, dyn, F)
+        rate = np.minimum(np.logaddexp(0.0, eta), RATE_CAP)
+        prob = 1.0 / (1.0 + np.exp(-eta))
+    out = np.zeros(AGE_YEARS * (1 + S + 2 * len(t.bt_onset)))
+    out[:AGE_YEARS] = rate[np.asarray(t.ex_hz, np.int64)].sum(axis=0)
+    for s in range(S):
+        hz = np.asarray(t.tr_hz[t.st_tr_start[s]:t.st_tr_end[s]], np.int64)
+        out[bound_offset_state(s):bound_offset_state(s) + AGE_YEARS] = rate[hz].sum(axis=0)
+    for b in range(len(t.bt_onset)):
+        on, rec = bound_offset_btrait(S, b)
+        out[on:on + AGE_YEARS] = prob[int(t.bt_onset[b])]
+        out[rec:rec + AGE_YEARS] = prob[int(t.bt_recovery[b])]
+    return out * (1.0 + BOUND_MARGIN)
+
+
+class LeanCompiler(CompilerBase):
+    """numba's nopython pipeline without the passes straight generated code does not need:
+    closure inlining (there are no closures, comprehensions or array calls) and SSA
+    reconstruction (temporaries are single-assignment already; the few variables assigned in
+    several branches have one type). They cost seconds on a kernel this long."""
+
+    def define_pipelines(self):
+        pm = DefaultPassBuilder.define_nopython_pipeline(self.state)
+        pm.passes = [(p, d) for p, d in pm.passes if p not in (InlineClosureLikes, ReconstructSSA)]
+        pm.finalize()
+        return [pm]
 
 
 def kernel_source(cm: CompiledModel, muni_attr: int, us_flag: int, us_states, hb_states) -> str:
@@ -871,13 +965,36 @@ class GeneratedKernel:
         self.module = load(self.source)
         self.month_chunk = self.module.month_chunk
         self.enter_chunk = self.module.enter_chunk
+        self._compiled = False
+
+    def compile(self, pop, dyn, tal, seed_key) -> None:
+        """Compile (or load from numba's cache) both kernels now, holding a lock on the generated
+        file: experiment workers that meet the same structure at once compile it once, and the
+        others then load it from the cache instead of compiling it again."""
+        if self._compiled:
+            return
+        F, none = self.params(), np.zeros(0, np.int64)
+        B = self.bounds(pop, dyn, F)
+        with open(self.module.SOURCE_PATH.with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                self.month_chunk(*self.month_args(0, 0, 0, pop, F, B, dyn, tal, 0, seed_key, 1))
+                self.enter_chunk(*self.enter_args(none, none, 0, pop, F, dyn, tal, False, 0, seed_key, 1))
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        self._compiled = True
 
     def params(self) -> np.ndarray:
         """The current parameter values (read from the tables, so edits to them take effect)."""
         return float_params(self.compiled.tables)
 
-    def month_args(self, id0, id1, tid, pop, F, dyn, tal, month, seed_key, cap) -> tuple:
-        return (id0, id1, tid, *pop, F, *dyn, *tal, month, seed_key, cap)
+    def month_args(self, id0, id1, tid, pop, F, B, dyn, tal, month, seed_key, cap) -> tuple:
+        """Arguments of ``month_chunk``: worker ``tid`` gets its own row of every tally."""
+        return (id0, id1, *pop, F, B, *dyn, *(x[tid] for x in tal), month, seed_key, cap)
+
+    def bounds(self, pop, dyn, F) -> np.ndarray:
+        """This month's upper bounds of the hazards, for the draw-first shortcuts."""
+        return hazard_bounds(self.compiled, pop, dyn, F)
 
     def enter_args(self, ids, births, tid, pop, F, dyn, tal, arrival, month, seed_key, cap) -> tuple:
-        return (ids, births, tid, *pop, F, *dyn, *tal, arrival, month, seed_key, cap)
+        return (ids, births, *pop, F, *dyn, *(x[tid] for x in tal), arrival, month, seed_key, cap)
