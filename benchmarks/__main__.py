@@ -168,7 +168,10 @@ def pool_efficiency(scale: float, replicates: int = 2) -> dict:
     runs its kernels on one thread; the 1-worker run (in this process) is held to one thread too,
     so the ratio is processes, not threads. The 2-worker leg also pays for spawning its workers
     and loading the cached kernels in each (~2.5 s), so the efficiency is slightly pessimistic.
+    A small untimed run first compiles each scenario's kernel (one per model structure), so
+    neither leg pays for compilation.
     """
+    _experiment_seconds(min(scale, 0.0005), 1, 1)  # warm-up: compile every scenario's kernel
     saved = os.environ.get("UTENFORSK_THREADS")
     os.environ["UTENFORSK_THREADS"] = "1"
     try:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from numba import njit
 
-from utenforsk.core import codegen
+from utenforsk.core import codegen, kernel
 from utenforsk.core.tables import CompiledModel
 from utenforsk.errors import ConfigError
 from utenforsk.model import UtenforskModel, resolve_config
@@ -116,3 +117,66 @@ def test_generated_file_is_written_once(tmp_path, monkeypatch):
 def test_unknown_kernel_kind_is_a_config_error():
     with pytest.raises(ConfigError, match="kernel"):
         UtenforskModel(BASELINE, scale=0.0005, burn_in_years=0, horizon_years=1, kernel_kind="fast")
+
+
+# ---- the draw-first bounds --------------------------------------------------------------------
+@njit
+def _largest_rates(slots, ages, pop, tab, dyn, muni_attr, n_states):
+    """Each person's actual total transition and exit rates and onset/recovery probabilities,
+    computed with the table kernel's own functions; the largest by state (or trait) and age."""
+    x = np.zeros(max(tab.cov_kind.shape[0], 1))
+    tr = np.zeros((n_states, 30))
+    ex = np.zeros(30)
+    bt = np.zeros((tab.bt_onset.shape[0], 2, 30))
+    for j in range(slots.shape[0]):
+        i, age = slots[j], ages[j]
+        ay, state = age // 12, pop.state[i]
+        kernel._covariates(i, age, pop.attrs[muni_attr, i], pop, tab, dyn, x)
+        tot = 0.0
+        for r in range(tab.st_tr_start[state], tab.st_tr_end[state]):
+            tot += kernel._hazard_rate(tab.tr_hz[r], age, tab, x)
+        tr[state, ay] = max(tr[state, ay], tot)
+        tot = 0.0
+        for e in range(tab.ex_hz.shape[0]):
+            tot += kernel._hazard_rate(tab.ex_hz[e], age, tab, x)
+        ex[ay] = max(ex[ay], tot)
+        for b in range(tab.bt_onset.shape[0]):
+            bt[b, 0, ay] = max(bt[b, 0, ay], kernel._hazard_p(tab.bt_onset[b], age, tab, x))
+            bt[b, 1, ay] = max(bt[b, 1, ay], kernel._hazard_p(tab.bt_recovery[b], age, tab, x))
+    return tr, ex, bt
+
+
+def test_bounds_hold_for_every_person():
+    """The kernel skips a person's hazards when the draw is above the bound: the bound must be
+    at least every person's actual rate, or events would be lost."""
+    m = UtenforskModel(BASELINE, seed=6, scale=0.002, burn_in_years=30, horizon_years=2,
+                       interventions=["thousand_days", "ips_youth"])
+    m.step()
+    g, F = m._gen, m._gen.params()
+    B = g.bounds(m.pop, m.dyn, F)
+    slots = m.alive_slots()
+    ages = (m.month - m.pop.birth[slots]).astype(np.int64)
+    keep = ages < 360
+    S = len(m.compiled.states)
+    tr, ex, bt = _largest_rates(slots[keep], ages[keep], m.pop, m.compiled.tables, m.dyn,
+                                m.muni_attr, S)
+    assert np.all(B[codegen.BOUND_EXIT:codegen.BOUND_EXIT + 30] >= ex)
+    for s in range(S):
+        o = codegen.bound_offset_state(s)
+        assert np.all(B[o:o + 30] >= tr[s]), m.compiled.states[s]
+    for b in range(bt.shape[0]):
+        on, rec = codegen.bound_offset_btrait(S, b)
+        assert np.all(B[on:on + 30] >= bt[b, 0]) and np.all(B[rec:rec + 30] >= bt[b, 1])
+    # and the shortcut does skip: most person-months of the baseline need no hazard at all
+    o = np.array([codegen.bound_offset_state(s) for s in m.pop.state[slots[keep]]])
+    assert np.mean(B[o + ages[keep] // 12] < 0.1) > 0.7
+
+
+def test_a_bound_too_low_is_caught(monkeypatch):
+    """The identity tests are sensitive to the bounds: bounds at a tenth of the rates lose
+    events, and the generated kernel then differs from the table kernel."""
+    kw = dict(seed=3, scale=0.002, burn_in_years=30, horizon_years=1)
+    tab = _run("tables", **kw)
+    monkeypatch.setattr(codegen, "BOUND_MARGIN", -0.9)
+    gen = _run("generated", **kw)
+    assert not np.array_equal(gen.pop.state, tab.pop.state)

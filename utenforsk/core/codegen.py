@@ -269,7 +269,7 @@ class _Generator:
         if win == "False":
             src(f"{out} = 0.0")
             return out
-        # a call: rates are rarely needed (see hazard_bounds) and a call compiles faster
+        # a call: rates are rarely needed (see HazardBounds) and a call compiles faster
         body = f"{out} = _rate({self.F('hz_base', f'{h * AGE_YEARS} + ay')} + {self.lp(int(t.hz_row[h]))})"
         if win == "True":
             src(body)
@@ -817,7 +817,7 @@ BOUND_MARGIN = 1e-6
 
 
 def bound_offset_state(s: int) -> int:
-    return AGE_YEARS * (1 + s)
+    return AGE_YEARS * (1 + int(s))
 
 
 def bound_offset_btrait(n_states: int, b: int) -> tuple[int, int]:
@@ -826,59 +826,79 @@ def bound_offset_btrait(n_states: int, b: int) -> tuple[int, int]:
     return base, base + AGE_YEARS
 
 
-def _eta_max(cm: CompiledModel, pop, dyn, F) -> np.ndarray:
-    """Upper bound of every hazard's linear predictor, by hazard and age-year."""
-    t, off = cm.tables, float_offsets(cm.tables)
-    kind, a = np.asarray(t.cov_kind), np.asarray(t.cov_a)
-    lo, hi = np.zeros(len(kind)), np.ones(len(kind))
-    for c in range(len(kind)):
-        if kind[c] == K_TRAIT:
-            v = pop.ctraits[a[c]]
-            lo[c], hi[c] = float(np.fmin.reduce(v, initial=0.0)), float(np.fmax.reduce(v, initial=0.0))
-        elif kind[c] == K_QUALITY:
-            lo[c] = min(float(dyn.quality[a[c]].min()), 0.0)
-            hi[c] = max(float(dyn.quality[a[c]].max()), 0.0)
-        elif kind[c] == K_SPELL:
-            hi[c] = 3.0
-        elif kind[c] == K_TIS:
-            hi[c] = 10.0
-    years = np.arange(AGE_YEARS, dtype=np.float64)
-    H = len(t.hz_row)
-    beta = F[off["lp_beta"]:off["lp_beta"] + len(t.lp_beta)]
-    eta = F[off["hz_base"]:off["hz_base"] + H * AGE_YEARS].reshape(H, AGE_YEARS).copy()
-    for h in range(H):
-        row = int(t.hz_row[h])
-        for j in range(int(t.lp_start[row]), int(t.lp_end[row])):
-            c, b = int(t.lp_cov[j]), beta[j]
-            if kind[c] == K_AGE:
-                eta[h] += np.maximum(b * years, b * (years + 11.0 / 12.0))
-            else:
-                eta[h] += max(b * lo[c], b * hi[c])
-        first, last = years * 12, years * 12 + 11  # months of each age-year
-        outside = (last < t.hz_lo[h]) | (first >= t.hz_hi[h])
-        eta[h, outside] = -np.inf
-    return eta
+class HazardBounds:
+    """The bounds of one model structure, laid out as :data:`BOUND_EXIT`,
+    :func:`bound_offset_state` and :func:`bound_offset_btrait`: the total exit rate, the total
+    rate out of each state, and the onset and recovery probabilities of each binary trait, by
+    age-year. The index arrays are built once; each month costs a few vector operations."""
 
+    def __init__(self, cm: CompiledModel):
+        t = cm.tables
+        self.S, self.H = len(cm.states), len(t.hz_row)
+        self.off = float_offsets(t)
+        self.n_beta = len(t.lp_beta)
+        kind = np.asarray(t.cov_kind, np.int64)
+        self.cov_a = np.asarray(t.cov_a, np.int64)
+        self.lo0, self.hi0 = np.zeros(len(kind)), np.ones(len(kind))  # indicators: 0 or 1
+        self.hi0[kind == K_SPELL] = 3.0   # min(spell, 36) / 12
+        self.hi0[kind == K_TIS] = 10.0    # min(tis, 120) / 12
+        self.traits = np.flatnonzero(kind == K_TRAIT)
+        self.quality = np.flatnonzero(kind == K_QUALITY)
+        term_h, term_j = [], []  # every linear-predictor term of every hazard
+        for h in range(self.H):
+            row = int(t.hz_row[h])
+            for j in range(int(t.lp_start[row]), int(t.lp_end[row])):
+                term_h.append(h)
+                term_j.append(j)
+        term_h, term_j = np.asarray(term_h, np.int64), np.asarray(term_j, np.int64)
+        term_c = np.asarray(t.lp_cov, np.int64)[term_j] if len(term_j) else term_j
+        age = kind[term_c] == K_AGE if len(term_c) else np.zeros(0, bool)
+        self.h_other, self.j_other, self.c_other = term_h[~age], term_j[~age], term_c[~age]
+        self.h_age, self.j_age = term_h[age], term_j[age]
+        years = np.arange(AGE_YEARS, dtype=np.float64)
+        self.age_lo, self.age_hi = years, years + 11.0 / 12.0  # age / 12 within each age-year
+        first, last = years * 12, years * 12 + 11
+        self.outside = ((last[None, :] < np.asarray(t.hz_lo)[:, None])
+                        | (first[None, :] >= np.asarray(t.hz_hi)[:, None]))
+        self.state_hz = np.zeros((self.S, self.H))  # which hazards compete out of each state
+        for st in range(self.S):
+            for r in range(int(t.st_tr_start[st]), int(t.st_tr_end[st])):
+                self.state_hz[st, int(t.tr_hz[r])] += 1.0
+        self.ex_hz = np.asarray(t.ex_hz, np.int64)
+        self.bt_on, self.bt_rec = np.asarray(t.bt_onset, np.int64), np.asarray(t.bt_recovery, np.int64)
 
-def hazard_bounds(cm: CompiledModel, pop, dyn, F) -> np.ndarray:
-    """Bounds, laid out as :data:`BOUND_EXIT`, :func:`bound_offset_state` and
-    :func:`bound_offset_btrait`: total exit rate, total rate out of each state, and the onset
-    and recovery probabilities of each binary trait, by age-year."""
-    t, S = cm.tables, len(cm.states)
-    with np.errstate(over="ignore"):
-        eta = _eta_max(cm, pop, dyn, F)
-        rate = np.minimum(np.logaddexp(0.0, eta), RATE_CAP)
-        prob = 1.0 / (1.0 + np.exp(-eta))
-    out = np.zeros(AGE_YEARS * (1 + S + 2 * len(t.bt_onset)))
-    out[:AGE_YEARS] = rate[np.asarray(t.ex_hz, np.int64)].sum(axis=0)
-    for s in range(S):
-        hz = np.asarray(t.tr_hz[t.st_tr_start[s]:t.st_tr_end[s]], np.int64)
-        out[bound_offset_state(s):bound_offset_state(s) + AGE_YEARS] = rate[hz].sum(axis=0)
-    for b in range(len(t.bt_onset)):
-        on, rec = bound_offset_btrait(S, b)
-        out[on:on + AGE_YEARS] = prob[int(t.bt_onset[b])]
-        out[rec:rec + AGE_YEARS] = prob[int(t.bt_recovery[b])]
-    return out * (1.0 + BOUND_MARGIN)
+    def eta_max(self, pop, dyn, F) -> np.ndarray:
+        """Upper bound of every hazard's linear predictor, by hazard and age-year."""
+        lo, hi = self.lo0.copy(), self.hi0.copy()
+        for c in self.traits:  # a trait not yet started (NaN) reads as 0
+            v = pop.ctraits[self.cov_a[c]]
+            lo[c], hi[c] = np.fmin.reduce(v, initial=0.0), np.fmax.reduce(v, initial=0.0)
+        for c in self.quality:
+            q = dyn.quality[self.cov_a[c]]
+            lo[c], hi[c] = min(float(q.min()), 0.0), max(float(q.max()), 0.0)
+        beta = F[self.off["lp_beta"]:self.off["lp_beta"] + self.n_beta]
+        eta = F[self.off["hz_base"]:self.off["hz_base"] + self.H * AGE_YEARS].reshape(self.H, AGE_YEARS).copy()
+        b = beta[self.j_other]
+        eta += np.bincount(self.h_other, np.maximum(b * lo[self.c_other], b * hi[self.c_other]),
+                           minlength=self.H)[:, None]
+        b = beta[self.j_age][:, None]
+        np.add.at(eta, self.h_age, np.maximum(b * self.age_lo, b * self.age_hi))
+        eta[self.outside] = -np.inf
+        return eta
+
+    def __call__(self, pop, dyn, F) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            eta = self.eta_max(pop, dyn, F)
+            rate = np.minimum(np.logaddexp(0.0, eta), RATE_CAP)
+            prob = 1.0 / (1.0 + np.exp(-eta))
+        out = np.empty(AGE_YEARS * (1 + self.S + 2 * len(self.bt_on)))
+        out[:AGE_YEARS] = rate[self.ex_hz].sum(axis=0)
+        out[AGE_YEARS:AGE_YEARS * (1 + self.S)] = (self.state_hz @ rate).ravel()
+        for b in range(len(self.bt_on)):
+            on, rec = bound_offset_btrait(self.S, b)
+            out[on:on + AGE_YEARS] = prob[self.bt_on[b]]
+            out[rec:rec + AGE_YEARS] = prob[self.bt_rec[b]]
+        return out * (1.0 + BOUND_MARGIN)
 
 
 class LeanCompiler(CompilerBase):
@@ -966,6 +986,7 @@ class GeneratedKernel:
         self.month_chunk = self.module.month_chunk
         self.enter_chunk = self.module.enter_chunk
         self._compiled = False
+        self._bounds = HazardBounds(cm)
 
     def compile(self, pop, dyn, tal, seed_key) -> None:
         """Compile (or load from numba's cache) both kernels now, holding a lock on the generated
@@ -994,7 +1015,7 @@ class GeneratedKernel:
 
     def bounds(self, pop, dyn, F) -> np.ndarray:
         """This month's upper bounds of the hazards, for the draw-first shortcuts."""
-        return hazard_bounds(self.compiled, pop, dyn, F)
+        return self._bounds(pop, dyn, F)
 
     def enter_args(self, ids, births, tid, pop, F, dyn, tal, arrival, month, seed_key, cap) -> tuple:
         return (ids, births, *pop, F, *dyn, *(x[tid] for x in tal), arrival, month, seed_key, cap)
