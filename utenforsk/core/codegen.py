@@ -650,9 +650,10 @@ class _Generator:
         with src.block(f"def month_chunk({args}):"):
             src('"""One month of life for ids [id0, id1) (kernel.month_chunk, specialised)."""',
                 "mk = seed_key ^ (np.uint64(month + 100000) * _PM)",
-                f"pmk = seed_key ^ (np.uint64({PERSON_MONTH + 100000}) * _PM)")
+                f"pmk = seed_key ^ (np.uint64({PERSON_MONTH + 100000}) * _PM)",
+                "i = id0 % cap - 1  # the slot pid % cap, advanced without a division per person")
             with src.block("for pid in range(id0, id1):"):
-                src("i = pid % cap", "if p_alive[i] == 0:", "    continue",
+                src("i += 1", "if i == cap:", "    i = 0", "if p_alive[i] == 0:", "    continue",
                     "age = month - p_birth[i]",
                     f"co = (p_birth[i] + {COHORT_OFFSET}) // 12",
                     f"muni = p_attrs[{self.muni_attr}, i]",

@@ -16,7 +16,6 @@ the simulated population and with ``scale``.
 from __future__ import annotations
 
 import mesa
-import numpy as np
 
 from utenforsk.core.kernel import (SV_ADMITTED, SV_CLIENTS, SV_GATE_REFUSED, SV_GATE_TRIED,
                                    SV_WAITING)
@@ -68,5 +67,5 @@ class ServiceAgent(mesa.Agent):
         self.clients = int(row[SV_CLIENTS])
         self.waiting, self.admitted, demand = queue_flow(self.kind, row)
         free = max(self.capacity - self.clients, 0.0)
-        self.admit_p = float(np.clip(free / demand, 0.0, 1.0)) if demand > 0 else (1.0 if free > 0 else 0.0)
+        self.admit_p = min(max(free / demand, 0.0), 1.0) if demand > 0 else (1.0 if free > 0 else 0.0)
         self.model.dyn.admit_p[self.s, self.m] = self.admit_p
