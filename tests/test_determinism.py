@@ -7,8 +7,15 @@ import os
 import pandas as pd
 import pytest
 
+from utenforsk.core import kernel
 from utenforsk.model import UtenforskModel
 from utenforsk.outputs import cohorts, periods, snapshot
+
+
+@pytest.fixture(autouse=True)
+def _threads_even_for_small_runs(monkeypatch):
+    """These populations are small enough that the engine would use one thread: force two."""
+    monkeypatch.setattr(kernel, "MIN_ITEMS_PER_THREAD", 1)
 
 
 def _run(path, seed, threads):
