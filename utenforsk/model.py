@@ -176,10 +176,11 @@ class UtenforskModel(mesa.Model):
         """Switch between the generated and the table kernel (identical results; benchmarks)."""
         if kind not in KERNELS:
             raise ConfigError("unknown kernel", key="kernel_kind", value=kind, allowed=", ".join(KERNELS))
-        c = self.compiled
         self.kernel_name = kind
-        self._gen = (codegen.GeneratedKernel(c, self.muni_attr, self.us_flag, self.us_states, self.hb_states)
-                     if kind == "generated" else None)
+        if kind == "generated" and getattr(self, "_generated", None) is None:
+            self._generated = codegen.GeneratedKernel(self.compiled, self.muni_attr, self.us_flag,
+                                                      self.us_states, self.hb_states)
+        self._gen = self._generated if kind == "generated" else None
 
     # ---- forking a shared burn-in ----------------------------------------------------------------
     def burn_in_key(self) -> str:
