@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import numba
 from numba import njit
 
 from utenforsk.core import codegen, kernel
@@ -181,3 +182,23 @@ def test_a_bound_too_low_is_caught(monkeypatch):
     monkeypatch.setattr(codegen, "BOUND_MARGIN", -0.9)
     gen = _run("generated", **kw)
     assert not np.array_equal(gen.pop.state, tab.pop.state)
+
+
+def test_second_kernel_compiles_in_a_helper_process(tmp_path, monkeypatch):
+    """On a cold cache the entry kernel compiles in a second process while this one compiles the
+    month kernel; the helper's result must land in numba's cache, where this process finds it."""
+    monkeypatch.setenv("UTENFORSK_KERNEL_CACHE", str(tmp_path))
+    m = UtenforskModel(BASELINE, seed=1, scale=0.0005, burn_in_years=0, horizon_years=1,
+                       kernel_kind="tables")
+    src = codegen.kernel_source(m.compiled, m.muni_attr, m.us_flag, m.us_states, m.hb_states)
+    mod = codegen.load(src + "# a structure of its own, for this test\n")
+    assert mod.SOURCE_PATH.parent == tmp_path
+    g = codegen.GeneratedKernel.__new__(codegen.GeneratedKernel)
+    none = np.zeros(0, np.int64)
+    args = g.enter_args(none, none, 0, m.pop, codegen.float_params(m.compiled.tables), m.dyn,
+                        m.tally, False, 0, m.seed_key, 1)
+    helper = codegen._compile_elsewhere(mod, "enter_chunk", args)
+    assert helper is not None and helper.wait(timeout=300) == 0
+    sig = tuple(numba.typeof(a) for a in args)
+    assert mod.enter_chunk._cache.load_overload(sig, mod.enter_chunk.targetctx) is not None
+    assert codegen._compile_elsewhere(mod, "enter_chunk", args) is None  # cached: no helper

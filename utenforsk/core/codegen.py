@@ -28,12 +28,15 @@ import fcntl
 import hashlib
 import importlib.util
 import os
+import pickle
+import subprocess
 import sys
 import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 
+import numba
 import numpy as np
 from numba.core.compiler import CompilerBase, DefaultPassBuilder
 from numba.core.untyped_passes import InlineClosureLikes, ReconstructSSA
@@ -1010,6 +1013,35 @@ def load(source: str):
         return mod
 
 
+HELPER_SCRIPT = """
+import pickle, sys
+from pathlib import Path
+from utenforsk.core import codegen
+mod = codegen.load(Path(sys.argv[1]).read_text())
+getattr(mod, sys.argv[2]).compile(pickle.loads(sys.stdin.buffer.read()))
+"""
+
+
+def _compile_elsewhere(module, name: str, args):
+    """Compile ``module.name`` for ``args`` in a second process, into numba's cache, while this
+    process compiles the other kernel (the compiler holds a lock: one process compiles one
+    function at a time). Returns the process, or None when the code is cached already or a
+    helper cannot start; the caller then compiles (or loads) it itself."""
+    fn = getattr(module, name)
+    try:
+        sig = tuple(numba.typeof(a) for a in args)
+        if fn._cache.load_overload(sig, fn.targetctx) is not None:
+            return None
+        proc = subprocess.Popen([sys.executable, "-c", HELPER_SCRIPT, str(module.SOURCE_PATH), name],
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        proc.stdin.write(pickle.dumps(sig))
+        proc.stdin.close()
+        return proc
+    except Exception:  # noqa: BLE001 - an optimisation only: never fail a run for it
+        return None
+
+
 class GeneratedKernel:
     """The specialised ``month_chunk`` / ``enter_chunk`` of one model, with its argument lists."""
 
@@ -1033,8 +1065,12 @@ class GeneratedKernel:
         with open(self.module.SOURCE_PATH.with_suffix(".lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
+                enter = self.enter_args(none, none, 0, pop, F, dyn, tal, False, 0, seed_key, 1)
+                helper = _compile_elsewhere(self.module, "enter_chunk", enter)
                 self.month_chunk(*self.month_args(0, 0, 0, pop, F, B, dyn, tal, 0, seed_key, 1))
-                self.enter_chunk(*self.enter_args(none, none, 0, pop, F, dyn, tal, False, 0, seed_key, 1))
+                if helper is not None:
+                    helper.wait()
+                self.enter_chunk(*enter)  # from the cache the helper wrote (or compiled here)
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
         self._compiled = True
