@@ -8,9 +8,9 @@ draw) changes trajectories and fails these tests.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import pytest
-import numba
 from numba import njit
 
 from utenforsk.core import codegen, kernel
@@ -32,12 +32,12 @@ def _run(kind: str, config=BASELINE, **kw) -> UtenforskModel:
 
 
 def _assert_identical(a: UtenforskModel, b: UtenforskModel) -> None:
-    for field, x, y in zip(a.pop._fields, a.pop, b.pop):
+    for field, x, y in zip(a.pop._fields, a.pop, b.pop, strict=True):
         assert np.array_equal(x, y, equal_nan=True), f"population field {field} differs"
-    for field, x, y in zip(a.tally._fields, a.tally, b.tally):
+    for field, x, y in zip(a.tally._fields, a.tally, b.tally, strict=True):
         assert np.array_equal(x.sum(axis=0), y.sum(axis=0)), f"tally {field} differs"
     assert len(a.history) == len(b.history) > 0
-    for ha, hb in zip(a.history, b.history):
+    for ha, hb in zip(a.history, b.history, strict=True):
         for k in ha:
             assert np.array_equal(np.asarray(ha[k]), np.asarray(hb[k])), f"month {ha['month']}: {k}"
 

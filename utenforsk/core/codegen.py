@@ -353,7 +353,7 @@ class _Generator:
             src(f"{out} = {int(t.de_to[ds])}")
             return
         ws = [self.fresh("_w") for _ in range(ds, de)]
-        for w, d in zip(ws, range(ds, de)):
+        for w, d in zip(ws, range(ds, de), strict=True):
             src(f"{w} = math.exp({self.F('de_logw', d)} + {self.lp(int(t.de_row[d]), x)})")
         tot, target, idx = self.fresh("_tot"), self.fresh("_tg"), self.fresh("_ix")
         src(f"{tot} = 0.0" + "".join(f" + {w}" for w in ws))
