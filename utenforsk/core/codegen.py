@@ -169,6 +169,23 @@ def _and(*conds: str) -> str:
     return " and ".join(conds) if conds else "True"
 
 
+#: each covariate kind's value as an expression (``client``: "is a client of service a")
+COVARIATE_CODE = {
+    K_ATTR: "np.float64(p_attrs[{a}, i] == {b})",
+    K_TRAIT: "_nz(p_ctraits[{a}, i])",
+    K_BTRAIT: "float((p_btraits[i] >> {a}) & 1)",
+    K_FLAG: "float((p_flags[i] >> {a}) & 1)",
+    K_STATE: "np.float64({state} == {a})",
+    K_SERVICE: "np.float64({client})",
+    # quality >= 0 is finite, so q * 0.0 == 0.0 and q * 1.0 == q
+    K_QUALITY: "d_quality[{a}, muni] * np.float64({client})",
+    K_PROGRAMME: "float((p_programmes[i] >> {a}) & 1)",
+    K_AGE: "age / 12.0",
+    K_SPELL: "min(p_neet_spell[i], 36) / 12.0",
+    K_TIS: "min(p_tis[i], 120) / 12.0",
+}
+
+
 class _Generator:
     """Writes the two kernels. Every temporary gets a fresh name: numba's SSA repair costs time
     for each variable assigned more than once, and that, not LLVM, dominated the compile."""
@@ -257,30 +274,8 @@ class _Generator:
         """Assign covariate ``c``'s current value to ``var`` (as kernel._covariates)."""
         t = self.t
         kind, a, b = int(t.cov_kind[c]), int(t.cov_a[c]), int(t.cov_b[c])
-        if kind == K_ATTR:
-            src(f"{var} = np.float64(p_attrs[{a}, i] == {b})")
-        elif kind == K_TRAIT:
-            src(f"{var} = _nz(p_ctraits[{a}, i])")
-        elif kind == K_BTRAIT:
-            src(f"{var} = float((p_btraits[i] >> {a}) & 1)")
-        elif kind == K_FLAG:
-            src(f"{var} = float((p_flags[i] >> {a}) & 1)")
-        elif kind == K_STATE:
-            src(f"{var} = np.float64({state} == {a})")
-        elif kind == K_SERVICE:
-            src(f"{var} = np.float64({self.client(a, state)})")
-        elif kind == K_QUALITY:  # quality >= 0 is finite, so q * 0.0 == 0.0 and q * 1.0 == q
-            src(f"{var} = d_quality[{a}, muni] * np.float64({self.client(a, state)})")
-        elif kind == K_PROGRAMME:
-            src(f"{var} = float((p_programmes[i] >> {a}) & 1)")
-        elif kind == K_AGE:
-            src(f"{var} = age / 12.0")
-        elif kind == K_SPELL:
-            src(f"{var} = min(p_neet_spell[i], 36) / 12.0")
-        elif kind == K_TIS:
-            src(f"{var} = min(p_tis[i], 120) / 12.0")
-        else:  # pragma: no cover - tables.py makes no other kind
-            raise ValueError(f"unknown covariate kind {kind}")
+        client = self.client(a, state) if kind in (K_SERVICE, K_QUALITY) else ""
+        src(f"{var} = " + COVARIATE_CODE[kind].format(a=a, b=b, state=state, client=client))
 
     def row_covariates(self, *rows: int) -> list[int]:
         t = self.t
