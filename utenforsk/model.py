@@ -250,7 +250,7 @@ class UtenforskModel(mesa.Model):
             getattr(t, name).fill(0)
         if self._gen is not None:
             self._gen.compile(self.pop, self.dyn, t, self.seed_key)
-            self._F = self._gen.params()  # every month: a plugin may have changed a table value
+            self._F = self._gen.params()  # values now: a plugin may have changed a table
         self._enter(m)
         if self.interventions:
             self._apply_interventions(m)
@@ -262,7 +262,8 @@ class UtenforskModel(mesa.Model):
         c = self.compiled
         threads = min(self.n_threads, t.age_state.shape[0])  # never more workers than tally rows
         if self._gen is not None:
-            g, F = self._gen, self._F
+            g = self._gen
+            F = g.params()  # again: plugins (before_month) may have changed a value since entries
             B = g.bounds(self.pop, self.dyn, F)  # after entries: covariate ranges at the month's start
             kernel.run_chunks(g.month_chunk, hi - lo, threads, lambda a, b, tid: g.month_args(
                 lo + a, lo + b, tid, self.pop, F, B, self.dyn, t, m, self.seed_key, self.capacity))
