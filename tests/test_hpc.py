@@ -549,3 +549,18 @@ def test_slurm_task_stopped_by_sigterm_is_redone_on_resubmission(slurm_cluster, 
     assert f"{left0} tasks run, {done0} already done" in log, log
     assert _job_states(again["report_job"])[again["report_job"]] == ("COMPLETED", "0:0")
     assert_identical(out, reference)
+
+
+def test_sigterm_inside_a_shielded_block_stops_after_it():
+    """A SIGTERM while a kernel compiles must not interrupt the compiler (llvmlite prints
+    tracebacks from half-built objects); it stops the task as soon as the block ends."""
+    from utenforsk.hpc import stop
+
+    with stop.on_sigterm():
+        finished = False
+        with pytest.raises(stop.Stopped):
+            with stop.shielded():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.2)  # the handler has run by now, and must not have raised
+                finished = True
+        assert finished

@@ -1055,9 +1055,11 @@ class GeneratedKernel:
         others then load it from the cache instead of compiling it again."""
         if self._compiled:
             return
+        from utenforsk.hpc.stop import shielded  # a SIGTERM waits until the compiler is done
+
         F, none = self.params(), np.zeros(0, np.int64)
         B = self.bounds(pop, dyn, F)
-        with open(self.module.SOURCE_PATH.with_suffix(".lock"), "a") as lock:
+        with shielded(), open(self.module.SOURCE_PATH.with_suffix(".lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 enter = self.enter_args(none, none, 0, pop, F, dyn, tal, False, 0, seed_key, 1)

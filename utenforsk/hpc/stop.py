@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 EXIT_STOPPED = 143
 
-_STATE = {"requested": False, "anywhere": False, "in_task": 0}
+_STATE = {"requested": False, "anywhere": False, "in_task": 0, "shielded": 0, "deferred": False}
 
 
 class Stopped(BaseException):
@@ -41,12 +41,32 @@ def _handler(signum, frame) -> None:
     first = not _STATE["requested"]
     _STATE["requested"] = True
     if first and (_STATE["anywhere"] or _STATE["in_task"]):
+        if _STATE["shielded"]:
+            _STATE["deferred"] = True
+            return
+        raise Stopped()
+
+
+@contextmanager
+def shielded():
+    """Code that must not be interrupted, such as numba compiling a kernel: an exception raised
+    inside llvmlite leaves half-built objects whose finalisers print tracebacks. A SIGTERM that
+    arrives inside raises :class:`Stopped` when the block ends instead."""
+    _STATE["shielded"] += 1
+    try:
+        yield
+    finally:
+        _STATE["shielded"] -= 1
+        deferred = _STATE["deferred"] and not _STATE["shielded"]
+        if deferred:
+            _STATE["deferred"] = False
+    if deferred:
         raise Stopped()
 
 
 def install_in_worker() -> None:
     """In a pool worker: SIGTERM abandons the task in flight; an idle worker just stops taking tasks."""
-    _STATE.update(requested=False, anywhere=False, in_task=0)
+    _STATE.update(requested=False, anywhere=False, in_task=0, shielded=0, deferred=False)
     signal.signal(signal.SIGTERM, _handler)
 
 
