@@ -1,0 +1,51 @@
+"""The monthly step on 1 and 2 threads, alternated in one process:
+``python -m benchmarks.threads [--scale S]`` (default 0.52: about 10^6 alive).
+
+Prints ms per month for the whole step and for the kernel calls alone (``run_chunks``), medians
+over 3 rounds of 6 months after a warm-up round. The direct speed-up figures in
+benchmarks/README.md (footnote 2) come from this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from utenforsk.core import kernel
+from utenforsk.model import UtenforskModel
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.threads", description=__doc__.splitlines()[0])
+    ap.add_argument("--scale", type=float, default=0.52)
+    args = ap.parse_args(argv)
+    in_kernel = [0.0]
+    run_chunks = kernel.run_chunks
+
+    def timed(*a):
+        t0 = time.perf_counter()
+        run_chunks(*a)
+        in_kernel[0] += time.perf_counter() - t0
+
+    kernel.run_chunks = timed
+    m = UtenforskModel("configs/norway/baseline.yaml", seed=1, scale=args.scale, horizon_years=80)
+    res: dict = {1: [], 2: []}
+    for rnd in range(4):
+        for threads in (1, 2):
+            m.n_threads, in_kernel[0] = threads, 0.0
+            t0 = time.perf_counter()
+            for _ in range(6):
+                m._advance()
+            if rnd:
+                res[threads].append(((time.perf_counter() - t0) / 6, in_kernel[0] / 6))
+    med = {t: (np.median([a for a, _ in v]), np.median([b for _, b in v])) for t, v in res.items()}
+    for t, (step, kern) in med.items():
+        print(f"{t} thread(s): {step * 1e3:6.1f} ms per month, {kern * 1e3:6.1f} ms in kernels")
+    print(f"speed-up: whole step {med[1][0] / med[2][0]:.2f}, kernels {med[1][1] / med[2][1]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
