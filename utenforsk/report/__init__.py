@@ -42,6 +42,14 @@ FIGURE_TEXT = {
                     "Each scenario's exclusion-years avoided against its programme cost (NOK "
                     "million), with 95% intervals as error bars; lower right is cheaper and more "
                     "effective."),
+    "ledger": ("Who pays, who gains",
+               "Each scenario's change in public spending by payer (municipality, county, state), "
+               "present value in NOK million: above zero the payer spends more, below it saves; the "
+               "diamond is the net change for all public budgets."),
+    "ceac": ("Cost-effectiveness acceptability curve",
+             "Share of parameter draws (Monte Carlo mode: of replicates, simulation noise only) in "
+             "which each scenario's NPV plus the willingness to pay times the discounted "
+             "exclusion-years avoided is positive."),
     "effect_timing": ("When each effect shows",
                       "NEET person-years avoided each year (baseline minus scenario, paired by "
                       "replicate) against years since the policy start; the dotted red line marks "
@@ -169,27 +177,42 @@ def effects_tables(effects: pd.DataFrame | None, metrics: Sequence[str],
     return "\n\n".join(parts) if parts else "No effects to report for the main metrics."
 
 
+_MNOK = lambda v: fmt_number(float(v) / 1e6, 1)  # noqa: E731
 ECON_COLUMNS = [  # (column, header, formatter, low column, high column)
-    ("pv_programme_cost_nok", "PV programme cost (NOK million)",
-     lambda v: fmt_number(float(v) / 1e6, 1), "pv_programme_cost_nok_low",
-     "pv_programme_cost_nok_high"),
+    ("pv_cost_nok", "PV cost (NOK million)", _MNOK, "pv_cost_nok_low", "pv_cost_nok_high"),
+    ("pv_production_gain_nok", "PV production (NOK million)", _MNOK, None, None),
+    ("pv_value_at_30_nok", "PV value at 30 (NOK million)", _MNOK, None, None),
+    ("npv_nok", "NPV (NOK million)", _MNOK, "npv_nok_low", "npv_nok_high"),
+    ("npv_within_horizon_nok", "NPV without value at 30", _MNOK, None, None),
+    ("employment_years_gained", "Work-years gained", fmt_number, None, None),
+    ("education_years_gained", "Education-years gained", fmt_number, None, None),
     ("exclusion_years_avoided", "Exclusion-years avoided", fmt_number,
      "exclusion_years_avoided_low", "exclusion_years_avoided_high"),
-    ("npv_nok", "NPV (NOK million)", lambda v: fmt_number(float(v) / 1e6, 1), "npv_nok_low",
-     "npv_nok_high"),
-    ("cost_per_exclusion_year_avoided_nok", "Cost per exclusion-year avoided (NOK)",
-     lambda v: fmt_number(v, 0), None, None),
-    ("benefit_cost_ratio", "Benefit-cost ratio", lambda v: fmt_number(v, 2), None, None),
+    ("cost_per_exclusion_year_avoided_nok", "Cost per exclusion-year avoided (NOK, discounted)",
+     lambda v: fmt_number(v, 0), "cost_per_exclusion_year_avoided_nok_low",
+     "cost_per_exclusion_year_avoided_nok_high"),
+    ("benefit_cost_ratio", "Benefit-cost ratio", lambda v: fmt_number(v, 2), "benefit_cost_ratio_low",
+     "benefit_cost_ratio_high"),
+    ("pv_programme_cost_nok", "PV programme cost (NOK million)", _MNOK, "pv_programme_cost_nok_low",
+     "pv_programme_cost_nok_high"),
     ("n_replicates", "Replicates", lambda v: str(int(v)), None, None),
 ]
 
 
 def _cost_per_year_cell(r) -> str:
     v = r.get("cost_per_exclusion_year_avoided_nok")
-    avoided = r.get("exclusion_years_avoided")
+    avoided = r.get("pv_exclusion_years_avoided", r.get("exclusion_years_avoided"))
     if _finite(avoided) and float(avoided) <= 0:
         return "n/a (none avoided)"
     return fmt_number(v, 0) if _finite(v) else DASH
+
+
+def _econ_interval(lo, hi, f) -> str:
+    """An interval; a ratio whose denominator may be zero has an unbounded one."""
+    if lo is not None and hi is not None and not pd.isna(lo) and not pd.isna(hi) \
+            and math.isinf(float(lo)) and math.isinf(float(hi)):
+        return "unbounded"
+    return fmt_interval(lo, hi, f)
 
 
 def economics_table(economics: pd.DataFrame | None, baseline: str = BASELINE) -> str:
@@ -218,9 +241,71 @@ def economics_table(economics: pd.DataFrame | None, baseline: str = BASELINE) ->
             else:
                 row.append(f(r[col]) if _finite(r[col]) else DASH)
             if lo in e.columns and hi in e.columns:
-                row.append(fmt_interval(r[lo], r[hi], f))
+                row.append(_econ_interval(r[lo], r[hi], f))
         rows.append(row)
     return md_table(header, rows)
+
+
+def economics_perspective(economics: pd.DataFrame | None) -> str:
+    """What the economics table counts, and from whose point of view (R-109/2021)."""
+    basis = ""
+    if economics is not None and "interval_basis" in getattr(economics, "columns", []) and len(economics):
+        basis = f" Intervals are over {economics['interval_basis'].iloc[0]}."
+    v30 = ""
+    if economics is not None and "value_at_30_included" in getattr(economics, "columns", []) and len(economics):
+        v30 = (" The NPV includes the value at 30." if bool(economics["value_at_30_included"].iloc[0])
+               else " The NPV leaves the value at 30 out (`economics: {value_at_30: false}`).")
+    return (
+        "Perspective: society as a whole, as the Ministry of Finance circular R-109/2021 and DFØ's "
+        "guide to socio-economic analysis prescribe, with every unit value in the cost book "
+        "(`configs/norway/costs.yaml`, each with its source and range). Benefits are production "
+        "from years in *work* (employment person-years 15-29 × wage plus employer costs) and the "
+        "value of each person's state at 30 (expected future production lost for a state other than "
+        "work). Costs are the programmes and every service they bring people into (places in "
+        "kindergarten, school and NAV programmes; child welfare, health station, OT and NAV "
+        "follow-up), plus the 20% tax-financing cost of the net change in public budgets. Benefits "
+        "and taxes paid or saved are transfers: they are not gains for society and enter only "
+        "through that 20%. Years in education are an outcome of their own, not valued as "
+        "production. Costs and effects are discounted alike (R-109/2021: 4% a year for 40 years), "
+        "so the cost per exclusion-year avoided divides discounted costs by discounted NEET-years "
+        "avoided; its interval is a paired bootstrap, `unbounded` where the effect may be zero. "
+        "Jobs are assumed not to displace other job-seekers (the cost book's displacement share)."
+        + v30 + basis)
+
+
+def ledger_markdown(ledger: pd.DataFrame | None, baseline: str = BASELINE) -> str:
+    """Present value of each payer's spending change per scenario (NOK million)."""
+    from utenforsk.analysis.ledger import payer_totals
+
+    if ledger is None or len(ledger) == 0:
+        return "No payer ledger (ledger.csv) for this experiment."
+    tot = payer_totals(ledger)
+    payers = [p for p in ("municipality", "county", "state", "unassigned") if p in tot.columns]
+    order = [s for s in ordered_scenarios(tot.index.astype(str), baseline) if s != baseline and s in tot.index]
+    rows = [[s, *(fmt_number(tot.loc[s, p] / 1e6, 1) for p in payers), fmt_number(tot.loc[s, payers].sum() / 1e6, 1)]
+            for s in order]
+    note = (" `unassigned` is a programme the cost book does not name a payer for." if "unassigned" in payers else "")
+    return ("Change in public spending by payer, present value, NOK million (positive: the payer spends "
+            "more; negative: it saves or, for the state, collects more tax). Municipalities run the "
+            "health station, kindergarten, primary school, child welfare and social assistance; "
+            "counties upper secondary and OT; the state NAV, benefits, higher education and tax "
+            "revenue. Items and years are in `ledger.csv`." + note + "\n\n"
+            + md_table(["Scenario", *payers, "all public budgets"], rows))
+
+
+def ceac_markdown(ceac: pd.DataFrame | None, baseline: str = BASELINE) -> str:
+    """The acceptability curve at a few willingness-to-pay values."""
+    if ceac is None or len(ceac) == 0:
+        return "No acceptability curve (ceac.csv) for this experiment."
+    wtp = sorted(pd.unique(ceac["wtp_nok"]))
+    shown = [w for w in wtp if w in (0, 500_000, 1_000_000, 2_000_000)] or wtp[:4]
+    order = [s for s in ordered_scenarios(ceac["scenario"].astype(str), baseline) if s != baseline]
+    table = ceac.set_index(["scenario", "wtp_nok"])["probability"]
+    rows = [[s, *(fmt_pct(table.get((s, w)), 0) for w in shown)] for s in order]
+    basis = str(ceac["basis"].iloc[0])
+    return (f"Probability of a positive net benefit (NPV + willingness to pay × discounted "
+            f"exclusion-years avoided), as the share of {basis}; the whole curve is in `ceac.csv`.\n\n"
+            + md_table(["Scenario", *(f"{fmt_number(w / 1e3, 0)} kNOK" for w in shown)], rows))
 
 
 def _fmt_estimate(x, metric) -> str:
@@ -294,11 +379,11 @@ def _how_to_read(price_year, baseline: str, meta: dict) -> str:
         "percentages and their differences in percentage points (pp); relative change is the "
         f"difference divided by the baseline mean. Money is in real NOK at {prices}, in millions "
         "unless stated. The effects tables and the yearly figures are undiscounted (totals or "
-        "rates over the horizon); in the economics table, money (PV programme cost, NPV) is "
-        f"discounted to the policy start at {rate}, while exclusion-years avoided are counted "
-        "undiscounted. Discounting weighs late gains least, so prevention in early childhood, "
-        "whose benefits come years after its costs, fares worse on NPV than its undiscounted "
-        "effects suggest.")
+        "rates over the horizon); in the economics table, money and the exclusion-years behind the "
+        f"cost per exclusion-year are discounted alike to the policy start at {rate} (the column "
+        "of exclusion-years avoided is the undiscounted total). Discounting weighs late gains "
+        "least, so prevention in early childhood, whose benefits come years after its costs, "
+        "fares worse on NPV than its undiscounted effects suggest.")
 
 
 def uncertainty_table(spread: pd.DataFrame | None) -> str:
@@ -327,7 +412,8 @@ def write_report(out_dir: Path, runs: pd.DataFrame, effects: pd.DataFrame,
                  economics: pd.DataFrame | None, hypotheses: pd.DataFrame | None,
                  baseline_pathways: pd.DataFrame | None, meta: dict,
                  main_metrics: Sequence[str] | None = None,
-                 uncertainty: pd.DataFrame | None = None) -> Path:
+                 uncertainty: pd.DataFrame | None = None, ledger: pd.DataFrame | None = None,
+                 ceac: pd.DataFrame | None = None) -> Path:
     """Write ``out_dir/report.md`` and its figures under ``out_dir/figures/``; return the path.
 
     ``main_metrics`` selects the summary metrics shown in the effects tables and the forest plot
@@ -357,6 +443,8 @@ def write_report(out_dir: Path, runs: pd.DataFrame, effects: pd.DataFrame,
         "cost_effect": fig.plot_cost_effect(economics, fig_dir, effects,
                                             price_year if _finite(price_year) else None, baseline),
         "effect_timing": fig.plot_effect_timing(runs, fig_dir, meta.get("start_year"), baseline),
+        "ledger": fig.plot_ledger(ledger, fig_dir, price_year if _finite(price_year) else None, baseline),
+        "ceac": fig.plot_ceac(ceac, fig_dir, baseline),
     }
 
     title = meta.get("experiment") or meta.get("name") or "experiment"
@@ -365,7 +453,9 @@ def write_report(out_dir: Path, runs: pd.DataFrame, effects: pd.DataFrame,
              "## How to read this", "", _how_to_read(price_year, baseline, meta), "",
              "## Main effects (scenario minus baseline)", "", effects_tables(effects, metrics,
                                                                             baseline), "",
-             "## Economics", "", economics_table(economics, baseline), "",
+             "## Economics", "", economics_perspective(economics), "", economics_table(economics, baseline), "",
+             "### Who pays, who gains", "", ledger_markdown(ledger, baseline), "",
+             "### Acceptability", "", ceac_markdown(ceac, baseline), "",
              "## Hypotheses", "", hypotheses_table(hypotheses), "",
              "## Monte Carlo noise and parameter uncertainty", "", uncertainty_table(uncertainty), "",
              "## Figures", ""]
