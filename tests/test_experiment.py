@@ -117,8 +117,8 @@ def reference(exp_file, tmp_path_factory) -> Path:
     stdout = ok(cli("experiment", exp_file, "--out", out, "--workers", "1"))
     assert f"{N_TASKS} tasks run, 0 already done" in stdout
     assert len(task_files(out)) == N_TASKS
-    for name in ("runs.parquet", "effects.csv", "economics.csv", "hypotheses.csv", "report.md",
-                 "experiment.json"):
+    for name in ("runs.parquet", "effects.csv", "economics.csv", "ledger.csv", "ceac.csv",
+                 "hypotheses.csv", "report.md", "experiment.json"):
         assert (out / name).is_file(), name
     assert list((out / "figures").glob("*.png"))
     df = runs(out)
@@ -132,7 +132,7 @@ def test_workers_do_not_change_results(exp_file, reference, tmp_path):
     stdout = ok(cli("experiment", exp_file, "--out", out, "--workers", "2"))
     assert f"{N_TASKS} tasks run, 0 already done" in stdout
     assert_same_results(out, reference)
-    for name in ("economics.csv", "hypotheses.csv"):
+    for name in ("economics.csv", "ledger.csv", "ceac.csv", "hypotheses.csv"):
         assert (out / name).read_bytes() == (reference / name).read_bytes(), name
 
 
@@ -240,6 +240,9 @@ BAD = {
     "unknown_top_level_key": (
         "bad_top_key.yaml", experiment_text(extra="bogus_key: 3\n"),
         (), ["bogus_key", "unknown key"]),
+    "missing_cost_file": (
+        "bad_costs.yaml", experiment_text(extra="economics: {costs: no_such_costs.yaml}\n"),
+        (), ["economics.costs", "no_such_costs.yaml", "cost file not found"]),
     "shard_out_of_range": (
         "good_shard.yaml", experiment_text(), ("--shard", "3/2"), ["--shard", "3/2"]),
 }

@@ -67,6 +67,7 @@ def write_economics(out: Path, plan: Plan, main: pd.DataFrame) -> tuple[pd.DataF
     econ = economics(main, draw_of=draw_of, **kw)
     led = ledger(main, **kw)
     ceac = acceptability(main, draw_of=draw_of, **kw)
+    econ.to_csv(out / "economics.csv", index=False)
     led.to_csv(out / "ledger.csv", index=False)
     ceac.to_csv(out / "ceac.csv", index=False)
     return econ, led, ceac

@@ -498,6 +498,6 @@ def plot_ceac(ceac: pd.DataFrame | None, out_dir: Path, baseline: str = BASELINE
         ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
         ax.set(xlabel="Willingness to pay per exclusion-year avoided, on top of the NPV (NOK million)",
                ylabel="Probability of a positive net benefit",
-               title=f"Cost-effectiveness acceptability (share of {basis})")
+               title=f"Cost-effectiveness acceptability: share of {basis}")
         ax.legend(loc="best", fontsize="small")
         return _save(fig, out_dir, "ceac")
