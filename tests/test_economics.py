@@ -264,3 +264,17 @@ def test_bad_cost_file_is_one_config_error(tmp_path):
     assert "person_years_schol" in str(err.value)
     with pytest.raises(ConfigError):
         load_costs(tmp_path / "missing.yaml")
+
+
+def test_docs_cost_table_is_current():
+    """docs/experiments.md holds the table generated from configs/norway/costs.yaml."""
+    from pathlib import Path
+
+    from utenforsk.analysis.ledger import COST_TABLE_END, COST_TABLE_START, cost_table_markdown
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "experiments.md").read_text(encoding="utf-8")
+    block = text[text.index(COST_TABLE_START) + len(COST_TABLE_START):text.index(COST_TABLE_END)]
+    assert block.strip() == cost_table_markdown(BOOK).strip(), (
+        "regenerate the cost table in docs/experiments.md from utenforsk.analysis.ledger.cost_table_markdown")
+    for name in BOOK.items:
+        assert f"`{name}`" in block

@@ -162,3 +162,28 @@ def payer_totals(ledger: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     return ledger.pivot_table(index="scenario", columns="payer", values="pv_cost_change_nok",
                               aggfunc="sum", sort=False).fillna(0.0)
+
+
+COST_TABLE_START = "<!-- COST TABLE START -->"
+COST_TABLE_END = "<!-- COST TABLE END -->"
+
+
+def cost_table_markdown(book: CostBook) -> str:
+    """The cost book as a markdown table (docs/experiments.md holds it between the markers; a
+    test checks it is current)."""
+    def num(x: float) -> str:
+        return f"{x:,.0f}" if abs(x) >= 100 else f"{x:g}"
+
+    rows = ["| item | kind | payer (sector) | per | value | range | source |", "|---|---|---|---|---:|---|---|"]
+    src = lambda p: " ".join(p.source.split()).replace("|", "\\|")  # noqa: E731
+    for path, p in book.params().items():
+        if path.startswith("items."):
+            name = path.split(".")[1]
+            it = book.items[name]
+            rows.append(f"| `{name}` | {it.kind} | {it.payer} ({it.sector}) | `{it.quantity}` | "
+                        f"{num(p.value)} | {num(p.range[0])}–{num(p.range[1])} | {src(p)} |")
+        else:
+            rows.append(f"| `{path}` | valuation | – | – | {num(p.value)} | "
+                        f"{num(p.range[0])}–{num(p.range[1])} | {src(p)} |")
+    payers = ", ".join(f"`{k}`: {v.payer} ({v.sector})" for k, v in book.programmes.items())
+    return "\n".join(rows) + f"\n\nProgramme payers: {payers}; any other programme is `unassigned`.\n"
