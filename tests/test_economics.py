@@ -278,3 +278,27 @@ def test_docs_cost_table_is_current():
         "regenerate the cost table in docs/experiments.md from utenforsk.analysis.ledger.cost_table_markdown")
     for name in BOOK.items:
         assert f"`{name}`" in block
+
+
+def test_drawn_cost_book_widens_intervals_and_ledger_still_sums():
+    """Parameter mode: each draw gets its own cost book (uniform over the ranges, seeded). With
+    identical replicates the only spread is then the unit values'."""
+    spec = {s: {k: v * 6 for k, v in d.items()} for s, d in {
+        "baseline": yearly(BASE, reps=2),
+        "work": yearly(moved(person_years_unemployed=-10, employment_person_years_15_29=10,
+                             neet_person_years_15_29=-10, **{"programme_cost_nok:ips_youth": 1e6}), reps=2)}.items()}
+    runs = runs_from(spec)  # 12 identical replicates
+    draw_of = {r: r // 3 for r in range(12)}
+    books = {d: V.drawn(np.random.default_rng([1, d])) for d in range(4)}
+    of = lambda r: books[draw_of[r]]  # noqa: E731
+    central = economics(runs, draw_of=draw_of).iloc[0]
+    drawn = economics(runs, draw_of=draw_of, valuation_of=of).iloc[0]
+    assert central["npv_nok_high"] - central["npv_nok_low"] == pytest.approx(0.0, abs=1e-3)
+    assert drawn["npv_nok_high"] - drawn["npv_nok_low"] > 1e5
+    led = ledger(runs, valuation_of=of)
+    assert led["pv_cost_change_nok"].sum() == pytest.approx(drawn["pv_public_budget_change_nok"])
+    # the same seeds give the same books
+    again = V.drawn(np.random.default_rng([1, 2]))
+    assert again.costs == books[2].costs
+    for path, p in books[0].costs.params().items():
+        assert p.range[0] <= p.value <= p.range[1], path

@@ -113,6 +113,14 @@ class Valuation:
     def tax_cost_factor(self) -> float:
         return self._book.tax_cost_factor.value
 
+    def drawn(self, rng: np.random.Generator) -> "Valuation":
+        """Every number of the cost book drawn uniformly over its range (parameter mode: one draw
+        per parameter draw, so intervals and the acceptability curve include what the unit values
+        leave unknown)."""
+        values = {path: rng.uniform(*p.range) if p.range[1] > p.range[0] else p.value
+                  for path, p in sorted(self._book.params().items())}
+        return Valuation(self._book.with_values(values), self.include_value_at_30)
+
 
 def _yearly(runs: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """Yearly metrics as (scenario, replicate) x (base, year) columns, and the policy start year."""
@@ -146,7 +154,11 @@ class _Flows:
     reps: list
     delta: dict[str, np.ndarray]
     programmes: dict[str, np.ndarray]
-    items: list  # ledger flows, see utenforsk.analysis.ledger.item_flows
+    paid: set[str]  # services whose capacity the scenario's interventions buy
+
+    def subset(self, rows: np.ndarray) -> "_Flows":
+        return _Flows([self.reps[i] for i in rows], {k: v[rows] for k, v in self.delta.items()},
+                      {k: v[rows] for k, v in self.programmes.items()}, self.paid)
 
 
 def _scenario_flows(runs: pd.DataFrame, baseline: str, valuation: Valuation,
@@ -166,7 +178,7 @@ def _scenario_flows(runs: pd.DataFrame, baseline: str, valuation: Valuation,
     programmes = sorted(b for b in bases if b.startswith(PROGRAMME_PREFIX))
     if not programmes and COST in bases:  # only the total recorded: one line, payer unassigned
         programmes = [COST]
-    book = valuation.costs
+    book = valuation.costs  # the quantities every book values are the same
     wanted = set(REQUIRED) | {EDUCATION, HEALTH} | {it.quantity for it in book.items.values()} | {
         AGE29_PREFIX + role for role in book.value_at_30.persistence}
     out = {}
@@ -186,16 +198,41 @@ def _scenario_flows(runs: pd.DataFrame, baseline: str, valuation: Valuation,
                  - np.nan_to_num(_block(table, b, baseline, reps, years)))
             prog["all programmes" if b == COST else b[len(PROGRAMME_PREFIX):]] = d
         paid = (paid_by_programme or {}).get(scenario, set())
-        out[scenario] = _Flows(reps, delta, prog, item_flows(delta, prog, book, paid))
+        out[scenario] = _Flows(reps, delta, prog, paid)
     return years, df, out
 
 
-def _per_replicate(f: _Flows, df: np.ndarray, valuation: Valuation) -> dict[str, np.ndarray]:
+def _evaluate(f: _Flows, df: np.ndarray, valuation: Valuation, valuation_of=None) -> tuple[dict, list]:
+    """(per-replicate quantities, ledger item flows) of one scenario; ``valuation_of(replicate)``
+    gives a replicate its own cost book (parameter mode), else ``valuation`` is used for all."""
+    if valuation_of is None or not f.reps:
+        items = item_flows(f.delta, f.programmes, valuation.costs, f.paid)
+        return _per_replicate(f, df, valuation, items), items
+    groups: dict[int, tuple[Valuation, list[int]]] = {}
+    for i, r in enumerate(f.reps):
+        v = valuation_of(r)
+        groups.setdefault(id(v), (v, []))[1].append(i)
+    quantities: dict[str, np.ndarray] = {}
+    items: list | None = None
+    for v, rows in groups.values():
+        rows = np.array(rows)
+        sub = f.subset(rows)
+        sub_items = item_flows(sub.delta, sub.programmes, v.costs, sub.paid)
+        for k, x in _per_replicate(sub, df, v, sub_items).items():
+            quantities.setdefault(k, np.full(len(f.reps), np.nan))[rows] = x
+        if items is None:
+            items = [(*head, np.full((len(f.reps), len(df)), np.nan)) for *head, _ in sub_items]
+        for (*_, full), (*_, part) in zip(items, sub_items):
+            full[rows] = part
+    return quantities, items
+
+
+def _per_replicate(f: _Flows, df: np.ndarray, valuation: Valuation, items: list) -> dict[str, np.ndarray]:
     book, tax = valuation.costs, valuation.tax_cost_factor
     pv = lambda x: np.asarray(x, dtype=float) @ df  # noqa: E731  (replicates x years) -> replicates
     zeros = np.zeros((len(f.reps), len(df)))
     d = lambda b: f.delta.get(b, zeros)  # noqa: E731
-    by_kind = {k: sum((nok for _, kind, _, _, nok in f.items if kind == k), zeros)
+    by_kind = {k: sum((nok for _, kind, _, _, nok in items if kind == k), zeros)
                for k in ("programme", "service", "transfer", "tax")}
     public = sum(by_kind.values())
     prod = book.production
@@ -226,7 +263,8 @@ def _per_replicate(f: _Flows, df: np.ndarray, valuation: Valuation) -> dict[str,
 
 def economics_by_replicate(runs: pd.DataFrame, baseline: str = "baseline",
                            valuation: Valuation | None = None,
-                           paid_by_programme: dict[str, set[str]] | None = None) -> pd.DataFrame:
+                           paid_by_programme: dict[str, set[str]] | None = None,
+                           valuation_of=None) -> pd.DataFrame:
     """Per (scenario, replicate): present values vs the baseline in the same replicate.
 
     Columns: ``scenario, replicate``, :data:`QUANTITIES`, ``pv_benefits_nok`` and the
@@ -235,11 +273,13 @@ def economics_by_replicate(runs: pd.DataFrame, baseline: str = "baseline",
     ``employment_person_years_15_29``), which must be present for every paired replicate; any
     other quantity or programme cost missing counts as 0. Only replicates present in both the
     scenario and the baseline are used. ``paid_by_programme`` maps a scenario to the model services
-    whose capacity its interventions buy (those services' unit costs are not charged again).
+    whose capacity its interventions buy (those services' unit costs are not charged again);
+    ``valuation_of(replicate)`` gives each replicate its own :class:`Valuation` (parameter mode:
+    the cost book drawn once per parameter draw, see :meth:`Valuation.drawn`).
     """
     valuation = valuation or Valuation()
     _, df, flows = _scenario_flows(runs, baseline, valuation, paid_by_programme)
-    frames = [pd.DataFrame({"scenario": s, "replicate": f.reps, **_per_replicate(f, df, valuation)})
+    frames = [pd.DataFrame({"scenario": s, "replicate": f.reps, **_evaluate(f, df, valuation, valuation_of)[0]})
               for s, f in flows.items()]
     if not frames:
         return pd.DataFrame(columns=["scenario", "replicate", *QUANTITIES, "pv_benefits_nok", *RATIOS])
@@ -247,14 +287,14 @@ def economics_by_replicate(runs: pd.DataFrame, baseline: str = "baseline",
 
 
 def ledger(runs: pd.DataFrame, baseline: str = "baseline", valuation: Valuation | None = None,
-           paid_by_programme: dict[str, set[str]] | None = None) -> pd.DataFrame:
+           paid_by_programme: dict[str, set[str]] | None = None, valuation_of=None) -> pd.DataFrame:
     """Who pays, who gains: each scenario's public spending change per payer, item and year
     (means over paired replicates, undiscounted and discounted); see
     :func:`utenforsk.analysis.ledger.ledger_table`. Its ``pv_cost_change_nok`` sums, per
     scenario, to ``pv_public_budget_change_nok`` of :func:`economics`."""
     valuation = valuation or Valuation()
     years, df, flows = _scenario_flows(runs, baseline, valuation, paid_by_programme)
-    return ledger_table({s: f.items for s, f in flows.items()}, years, df)
+    return ledger_table({s: _evaluate(f, df, valuation, valuation_of)[1] for s, f in flows.items()}, years, df)
 
 
 def _units(group: pd.DataFrame, draw_of: dict | None) -> pd.DataFrame:
@@ -293,7 +333,7 @@ def ratio_interval(num: np.ndarray, den: np.ndarray, level: float = 0.95,
 
 def economics(runs: pd.DataFrame, baseline: str = "baseline", valuation: Valuation | None = None,
               level: float = 0.95, draw_of: dict | None = None,
-              paid_by_programme: dict[str, set[str]] | None = None) -> pd.DataFrame:
+              paid_by_programme: dict[str, set[str]] | None = None, valuation_of=None) -> pd.DataFrame:
     """One row per non-baseline scenario: mean and interval of each quantity and ratio.
 
     Columns: ``scenario``; for each of :data:`QUANTITIES` and :data:`RATIOS` the estimate under its
@@ -304,7 +344,7 @@ def economics(runs: pd.DataFrame, baseline: str = "baseline", valuation: Valuati
     paired bootstrap interval of :func:`ratio_interval`.
     """
     valuation = valuation or Valuation()
-    per = economics_by_replicate(runs, baseline, valuation, paid_by_programme)
+    per = economics_by_replicate(runs, baseline, valuation, paid_by_programme, valuation_of)
     columns = ["scenario"] + [f"{q}{s}" for q in (*QUANTITIES, *RATIOS) for s in ("", "_low", "_high")] + [
         "n_replicates", "n_units", "interval_basis", "value_at_30_included", "price_year"]
     rows = []
@@ -328,7 +368,7 @@ def economics(runs: pd.DataFrame, baseline: str = "baseline", valuation: Valuati
 
 def acceptability(runs: pd.DataFrame, baseline: str = "baseline", valuation: Valuation | None = None,
                   wtp=DEFAULT_WTP, draw_of: dict | None = None,
-                  paid_by_programme: dict[str, set[str]] | None = None) -> pd.DataFrame:
+                  paid_by_programme: dict[str, set[str]] | None = None, valuation_of=None) -> pd.DataFrame:
     """Cost-effectiveness acceptability curve: for each willingness to pay λ (NOK per discounted
     exclusion-year avoided, on top of what the NPV already values), the share of units whose net
     benefit ``NPV + λ · PV exclusion-years avoided`` is positive.
@@ -338,7 +378,7 @@ def acceptability(runs: pd.DataFrame, baseline: str = "baseline", valuation: Val
     the ``basis`` column says. Columns: ``scenario, wtp_nok, probability, basis, n_units``.
     """
     valuation = valuation or Valuation()
-    per = economics_by_replicate(runs, baseline, valuation, paid_by_programme)
+    per = economics_by_replicate(runs, baseline, valuation, paid_by_programme, valuation_of)
     basis = "parameter draws" if draw_of else "Monte Carlo replicates (simulation noise only)"
     rows = []
     for scenario in _scenarios(runs, baseline):

@@ -60,10 +60,15 @@ def write_economics(out: Path, plan: Plan, main: pd.DataFrame) -> tuple[pd.DataF
     """economics.csv, ledger.csv and ceac.csv; returns the three tables."""
     from utenforsk.analysis.economics import acceptability, economics, ledger
 
+    import numpy as np
+
     draw_of = ({r: plan.draw_of(r) for r in range(plan.exp.replicates)}
                if plan.exp.uncertainty.mode == "parameter" else None)
-    kw = {"valuation": getattr(plan, "valuation", None) or valuation(plan),
-          "paid_by_programme": capacity_bought(plan)}
+    central = getattr(plan, "valuation", None) or valuation(plan)
+    kw = {"valuation": central, "paid_by_programme": capacity_bought(plan)}
+    if draw_of:  # parameter mode: the cost book is drawn once per parameter draw, like the model
+        books = {d: central.drawn(np.random.default_rng([plan.exp.seed, d, 0xC057])) for d in sorted(set(draw_of.values()))}
+        kw["valuation_of"] = lambda r: books[draw_of[r]]
     econ = economics(main, draw_of=draw_of, **kw)
     led = ledger(main, **kw)
     ceac = acceptability(main, draw_of=draw_of, **kw)
