@@ -2,7 +2,10 @@
 
 Summary metrics are horizon means (rates) or horizon totals at national scale (person-years,
 NOK); yearly metrics carry ``@YEAR``. Programme costs follow each intervention's ``cost`` block:
-per new participant, per participant-month, and fixed or staff costs per active month.
+per new participant, per participant-month, and fixed or staff costs per active month. The
+yearly quantities of :func:`economic_quantities` (person-years by role, client-years by service,
+the state mix at 29, each programme's cost) are what the socio-economic evaluation and the payer
+ledger value (utenforsk.analysis.economics, configs/norway/costs.yaml).
 """
 
 from __future__ import annotations
