@@ -302,3 +302,31 @@ def test_drawn_cost_book_widens_intervals_and_ledger_still_sums():
     assert again.costs == books[2].costs
     for path, p in books[0].costs.params().items():
         assert p.range[0] <= p.value <= p.range[1], path
+
+
+def test_task_records_the_quantities_the_economics_values():
+    """A tiny real run (scale 0.002, 10 burn-in + 2 policy years): per-programme costs sum to the
+    total, client-years match the periods table, and person-years by role add up to the population."""
+    from pathlib import Path
+
+    from utenforsk.experiment.metrics import task_metrics
+    from utenforsk.model import UtenforskModel
+    from utenforsk.outputs import periods
+
+    root = Path(__file__).resolve().parents[1]
+    model = UtenforskModel(root / "configs" / "norway" / "baseline.yaml", seed=3, scale=0.002,
+                           horizon_years=2, burn_in_years=10, interventions=["nav_youth_guarantee"])
+    model.run_model()
+    m = task_metrics(model)
+    per = periods(model).set_index("year")
+    for year in per.index:
+        assert m[f"programme_cost_nok:nav_youth_guarantee@{year}"] == pytest.approx(m[f"programme_cost_nok@{year}"])
+        months = per.loc[year, "months"]
+        for svc in ("nav", "child_welfare", "ot"):
+            assert m[f"client_years_{svc}@{year}"] == pytest.approx(per.loc[year, f"clients_{svc}"] * months / 12)
+        roles = sum(v for k, v in m.items() if k.startswith("age29_person_years_") and k.endswith(f"@{year}"))
+        assert roles > 0  # the cohort at 29 is there, split by role
+        assert m[f"employment_person_years_15_29@{year}"] > 0
+    assert m["programme_cost_nok"] > 0
+    assert m["employment_person_years_15_29"] == pytest.approx(
+        sum(m[f"employment_person_years_15_29@{y}"] for y in per.index))
