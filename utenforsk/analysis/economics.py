@@ -131,8 +131,8 @@ def _yearly(runs: pd.DataFrame) -> tuple[pd.DataFrame, int]:
         raise ValueError("runs table has no yearly metrics (NAME@YEAR); economics needs "
                          f"{', '.join(b + '@YEAR' for b in REQUIRED)}")
     start = int(yearly["year"].min())
-    table = yearly.astype({"year": int}).pivot_table(
-        index=["scenario", "replicate"], columns=["base", "year"], values="value", aggfunc="first")
+    table = yearly.astype({"year": int}).pivot(index=["scenario", "replicate"], columns=["base", "year"],
+                                               values="value")  # a duplicate row is an error
     return table.astype(float), start
 
 
