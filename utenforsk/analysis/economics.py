@@ -196,7 +196,8 @@ def _scenario_flows(runs: pd.DataFrame, baseline: str, valuation: Valuation,
         for b in programmes:  # a missing cost is no programme that year: 0
             d = (np.nan_to_num(_block(table, b, scenario, reps, years))
                  - np.nan_to_num(_block(table, b, baseline, reps, years)))
-            prog["all programmes" if b == COST else b[len(PROGRAMME_PREFIX):]] = d
+            if np.any(d):  # not another scenario's programme
+                prog["all programmes" if b == COST else b[len(PROGRAMME_PREFIX):]] = d
         paid = (paid_by_programme or {}).get(scenario, set())
         out[scenario] = _Flows(reps, delta, prog, paid)
     return years, df, out

@@ -178,12 +178,16 @@ def effects_tables(effects: pd.DataFrame | None, metrics: Sequence[str],
 
 
 _MNOK = lambda v: fmt_number(float(v) / 1e6, 1)  # noqa: E731
-ECON_COLUMNS = [  # (column, header, formatter, low column, high column)
+ECON_COLUMNS = [  # (column, header, formatter, low column, high column): the money
     ("pv_cost_nok", "PV cost (NOK million)", _MNOK, "pv_cost_nok_low", "pv_cost_nok_high"),
     ("pv_production_gain_nok", "PV production (NOK million)", _MNOK, None, None),
     ("pv_value_at_30_nok", "PV value at 30 (NOK million)", _MNOK, None, None),
     ("npv_nok", "NPV (NOK million)", _MNOK, "npv_nok_low", "npv_nok_high"),
     ("npv_within_horizon_nok", "NPV without value at 30", _MNOK, None, None),
+    ("benefit_cost_ratio", "Benefit-cost ratio", lambda v: fmt_number(v, 2), "benefit_cost_ratio_low",
+     "benefit_cost_ratio_high"),
+]
+ECON_EFFECT_COLUMNS = [  # the effects behind it, and the cost per exclusion-year
     ("employment_years_gained", "Work-years gained", fmt_number, None, None),
     ("education_years_gained", "Education-years gained", fmt_number, None, None),
     ("exclusion_years_avoided", "Exclusion-years avoided", fmt_number,
@@ -191,8 +195,6 @@ ECON_COLUMNS = [  # (column, header, formatter, low column, high column)
     ("cost_per_exclusion_year_avoided_nok", "Cost per exclusion-year avoided (NOK, discounted)",
      lambda v: fmt_number(v, 0), "cost_per_exclusion_year_avoided_nok_low",
      "cost_per_exclusion_year_avoided_nok_high"),
-    ("benefit_cost_ratio", "Benefit-cost ratio", lambda v: fmt_number(v, 2), "benefit_cost_ratio_low",
-     "benefit_cost_ratio_high"),
     ("pv_programme_cost_nok", "PV programme cost (NOK million)", _MNOK, "pv_programme_cost_nok_low",
      "pv_programme_cost_nok_high"),
     ("n_replicates", "Replicates", lambda v: str(int(v)), None, None),
@@ -215,18 +217,10 @@ def _econ_interval(lo, hi, f) -> str:
     return fmt_interval(lo, hi, f)
 
 
-def economics_table(economics: pd.DataFrame | None, baseline: str = BASELINE) -> str:
-    """Economics per scenario: the columns present among :data:`ECON_COLUMNS`, with intervals."""
-    if economics is None or economics.empty or "scenario" not in economics.columns:
-        return "No economics to report (the economics table is empty)."
-    e = economics[economics["scenario"].astype(str) != baseline]
-    if e.empty:
-        return "No economics to report (no scenario other than the baseline)."
-    order = ordered_scenarios(e["scenario"].astype(str), baseline)
-    e = e.assign(_o=e["scenario"].astype(str).map(order.index)).sort_values("_o")
-    cols = [c for c in ECON_COLUMNS if c[0] in e.columns]
+def _econ_md(e: pd.DataFrame, spec: list) -> str | None:
+    cols = [c for c in spec if c[0] in e.columns]
     if not cols:
-        return "No economics to report (the economics table has none of the expected columns)."
+        return None
     header = ["Scenario"]
     for col, head, _, lo, hi in cols:
         header.append(head)
@@ -244,6 +238,22 @@ def economics_table(economics: pd.DataFrame | None, baseline: str = BASELINE) ->
                 row.append(_econ_interval(r[lo], r[hi], f))
         rows.append(row)
     return md_table(header, rows)
+
+
+def economics_table(economics: pd.DataFrame | None, baseline: str = BASELINE) -> str:
+    """Economics per scenario, two tables: the money (:data:`ECON_COLUMNS`) and the effects
+    behind it (:data:`ECON_EFFECT_COLUMNS`), the columns present, with intervals."""
+    if economics is None or economics.empty or "scenario" not in economics.columns:
+        return "No economics to report (the economics table is empty)."
+    e = economics[economics["scenario"].astype(str) != baseline]
+    if e.empty:
+        return "No economics to report (no scenario other than the baseline)."
+    order = ordered_scenarios(e["scenario"].astype(str), baseline)
+    e = e.assign(_o=e["scenario"].astype(str).map(order.index)).sort_values("_o")
+    tables = [t for t in (_econ_md(e, ECON_COLUMNS), _econ_md(e, ECON_EFFECT_COLUMNS)) if t]
+    if not tables:
+        return "No economics to report (the economics table has none of the expected columns)."
+    return "\n\n".join(tables)
 
 
 def economics_perspective(economics: pd.DataFrame | None) -> str:
