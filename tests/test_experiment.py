@@ -127,6 +127,18 @@ def reference(exp_file, tmp_path_factory) -> Path:
     return out
 
 
+def test_ledger_sums_to_the_public_budget_change(reference):
+    """On real runs: per scenario, the payer ledger's items add up to the economics table's net
+    change in public budgets (relative 1e-9: float sums of ~20 items x years)."""
+    econ = pd.read_csv(reference / "economics.csv").set_index("scenario")
+    led = pd.read_csv(reference / "ledger.csv")
+    assert set(led.scenario) == {"nav"} and set(led.payer) <= {"municipality", "county", "state"}
+    total = led.groupby("scenario")["pv_cost_change_nok"].sum()
+    assert total["nav"] == pytest.approx(econ.loc["nav", "pv_public_budget_change_nok"], rel=1e-9)
+    prog = led[led["item"] == "programme:nav_youth_guarantee"]
+    assert set(prog.payer) == {"state"} and prog["cost_change_nok"].sum() > 0
+
+
 def test_workers_do_not_change_results(exp_file, reference, tmp_path):
     out = tmp_path / "w2"
     stdout = ok(cli("experiment", exp_file, "--out", out, "--workers", "2"))

@@ -39,9 +39,9 @@ FIGURE_TEXT = {
                        "metric (one panel each; rates in percentage points, NOK in millions); "
                        "a filled marker means the interval excludes zero."),
     "cost_effect": ("Cost-effect plane",
-                    "Each scenario's exclusion-years avoided against its programme cost (NOK "
-                    "million), with 95% intervals as error bars; lower right is cheaper and more "
-                    "effective."),
+                    "Each scenario's exclusion-years avoided against its socio-economic cost (NOK "
+                    "million; both discounted alike), with 95% intervals as error bars; lower right "
+                    "is cheaper and more effective."),
     "ledger": ("Who pays, who gains",
                "Each scenario's change in public spending by payer (municipality, county, state), "
                "present value in NOK million: above zero the payer spends more, below it saves; the "
@@ -279,7 +279,10 @@ def economics_perspective(economics: pd.DataFrame | None) -> str:
         "production. Costs and effects are discounted alike (R-109/2021: 4% a year for 40 years), "
         "so the cost per exclusion-year avoided divides discounted costs by discounted NEET-years "
         "avoided; its interval is a paired bootstrap, `unbounded` where the effect may be zero. "
-        "Jobs are assumed not to displace other job-seekers (the cost book's displacement share)."
+        "Jobs are assumed not to displace other job-seekers (the cost book's displacement share), "
+        "and services to scale with their use (long run). Exclusion-years are register NEET years, "
+        "so a year in a NAV programme counts as one avoided although it produces nothing: the cost "
+        "per exclusion-year can reward parking people in programmes, the NPV does not."
         + v30 + basis)
 
 
