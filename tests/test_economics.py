@@ -330,3 +330,19 @@ def test_task_records_the_quantities_the_economics_values():
     assert m["programme_cost_nok"] > 0
     assert m["employment_person_years_15_29"] == pytest.approx(
         sum(m[f"employment_person_years_15_29@{y}"] for y in per.index))
+
+
+def test_sensitivity_one_unit_value_at_a_time():
+    """The pure transfer: only its own unit value (and nothing the scenario does not use) moves the
+    NPV, by exactly 20% × 5 person-years × (high − low) × Σ discount factors."""
+    from utenforsk.analysis.economics import sensitivity
+
+    runs = runs_from({"baseline": yearly(BASE), "transfer": yearly(moved(person_years_health_benefit=5))})
+    sens = sensitivity(runs)
+    top = sens.iloc[0]
+    lo, hi = BOOK.items["health_benefit"].unit_cost.range
+    assert top["parameter"] == "items.health_benefit.unit_cost"
+    assert top["swing_nok"] == pytest.approx(TAX * 5 * (hi - lo) * DF.sum())
+    assert top["npv_at_low_nok"] > top["npv_central_nok"] > top["npv_at_high_nok"]
+    others = sens[sens.parameter != "items.health_benefit.unit_cost"]
+    assert (others["swing_nok"] == 0).all()

@@ -118,7 +118,7 @@ def reference(exp_file, tmp_path_factory) -> Path:
     assert f"{N_TASKS} tasks run, 0 already done" in stdout
     assert len(task_files(out)) == N_TASKS
     for name in ("runs.parquet", "effects.csv", "economics.csv", "ledger.csv", "ceac.csv",
-                 "hypotheses.csv", "report.md", "experiment.json"):
+                 "economics_sensitivity.csv", "hypotheses.csv", "report.md", "experiment.json"):
         assert (out / name).is_file(), name
     assert list((out / "figures").glob("*.png"))
     df = runs(out)
@@ -144,7 +144,7 @@ def test_workers_do_not_change_results(exp_file, reference, tmp_path):
     stdout = ok(cli("experiment", exp_file, "--out", out, "--workers", "2"))
     assert f"{N_TASKS} tasks run, 0 already done" in stdout
     assert_same_results(out, reference)
-    for name in ("economics.csv", "ledger.csv", "ceac.csv", "hypotheses.csv"):
+    for name in ("economics.csv", "ledger.csv", "ceac.csv", "economics_sensitivity.csv", "hypotheses.csv"):
         assert (out / name).read_bytes() == (reference / name).read_bytes(), name
 
 

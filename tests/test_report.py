@@ -130,7 +130,12 @@ def inputs():
     effects = make_effects(runs)
     return dict(runs=runs, effects=effects, economics=make_economics(effects),
                 hypotheses=make_hypotheses(), baseline_pathways=make_pathways(), meta=META,
-                ledger=make_ledger(effects), ceac=make_ceac(effects))
+                ledger=make_ledger(effects), ceac=make_ceac(effects),
+                economics_sensitivity=pd.DataFrame([
+                    ("youth_guarantee", "production.value_per_employment_year", 380000, 700000, -2e9, 1e9, -5e8,
+                     0.5, 1.2, 3e9)], columns=["scenario", "parameter", "low", "high", "npv_at_low_nok",
+                                               "npv_at_high_nok", "npv_central_nok", "bcr_at_low",
+                                               "bcr_at_high", "swing_nok"]))
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +166,7 @@ def test_report_content(full_report, inputs):
         assert f"](figures/{name})" in text
     assert "2024" in text  # price year from the economics table
     assert "Who pays, who gains" in text and "R-109/2021" in text
+    assert "`production.value_per_employment_year`" in text and "| -2,000.0 | 1,000.0 | -500.0 |" in text
     # the ledger table: municipality pays 2 MNOK + 2/1.04 MNOK, the state saves half of that
     assert "| 3.9 | -2.0 | 2.0 |" in text.replace("−", "-")
     assert "%" in text and " pp" in text  # rates as percentages, differences in points

@@ -389,3 +389,38 @@ def acceptability(runs: pd.DataFrame, baseline: str = "baseline", valuation: Val
             prob = float(np.mean(npv + lam * avoided > 0)) if len(units) else float("nan")
             rows.append((scenario, float(lam), prob, basis, len(units)))
     return pd.DataFrame(rows, columns=["scenario", "wtp_nok", "probability", "basis", "n_units"])
+
+
+def sensitivity(runs: pd.DataFrame, baseline: str = "baseline", valuation: Valuation | None = None,
+                paid_by_programme: dict[str, set[str]] | None = None) -> pd.DataFrame:
+    """Which unit value decides the verdict: the NPV and benefit-cost ratio (means over replicates)
+    with each number of the cost book at the low and at the high end of its range, the others
+    central (one at a time). Columns: ``scenario, parameter, low, high, npv_at_low_nok,
+    npv_at_high_nok, npv_central_nok, bcr_at_low, bcr_at_high, swing_nok`` (|NPV high − NPV low|),
+    sorted by swing within each scenario."""
+    valuation = valuation or Valuation()
+    _, df, flows = _scenario_flows(runs, baseline, valuation, paid_by_programme)
+
+    def summary(f: _Flows, v: Valuation) -> tuple[float, float]:
+        q, _ = _evaluate(f, df, v)
+        cost = float(np.mean(q["pv_cost_nok"])) if len(f.reps) else float("nan")
+        bcr = float(np.mean(q["pv_benefits_nok"])) / cost if cost > 0 else float("nan")
+        return (float(np.mean(q["npv_nok"])) if len(f.reps) else float("nan")), bcr
+
+    central = {s: summary(f, valuation)[0] for s, f in flows.items()}
+    rows = []
+    for path, p in valuation.costs.params().items():
+        lo, hi = p.range
+        if hi <= lo:
+            continue
+        at = {end: Valuation(valuation.costs.with_values({path: x}), valuation.include_value_at_30)
+              for end, x in (("low", lo), ("high", hi))}
+        for s, f in flows.items():
+            (n_lo, b_lo), (n_hi, b_hi) = summary(f, at["low"]), summary(f, at["high"])
+            rows.append((s, path, lo, hi, n_lo, n_hi, central[s], b_lo, b_hi, abs(n_hi - n_lo)))
+    out = pd.DataFrame(rows, columns=["scenario", "parameter", "low", "high", "npv_at_low_nok",
+                                      "npv_at_high_nok", "npv_central_nok", "bcr_at_low", "bcr_at_high",
+                                      "swing_nok"])
+    order = {s: i for i, s in enumerate(flows)}
+    return out.assign(_o=out["scenario"].map(order)).sort_values(
+        ["_o", "swing_nok"], ascending=[True, False], kind="stable").drop(columns="_o").reset_index(drop=True)

@@ -1,5 +1,5 @@
 """From stored tasks to results: runs.parquet, effects.csv, economics.csv, ledger.csv, ceac.csv,
-hypotheses.csv, report.
+economics_sensitivity.csv, hypotheses.csv, report.
 
 Used at the end of ``utenforsk experiment`` (when every task is present) and by
 ``utenforsk report DIR`` (e.g. after merging shards). Deterministic: the same task files give the
@@ -56,9 +56,10 @@ def capacity_bought(plan: Plan) -> dict[str, set[str]]:
     return out
 
 
-def write_economics(out: Path, plan: Plan, main: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """economics.csv, ledger.csv and ceac.csv; returns the three tables."""
-    from utenforsk.analysis.economics import acceptability, economics, ledger
+def write_economics(out: Path, plan: Plan, main: pd.DataFrame) -> tuple[pd.DataFrame, ...]:
+    """economics.csv, ledger.csv, ceac.csv and economics_sensitivity.csv; returns the first three
+    tables and the sensitivity table."""
+    from utenforsk.analysis.economics import acceptability, economics, ledger, sensitivity
 
     import numpy as np
 
@@ -75,7 +76,9 @@ def write_economics(out: Path, plan: Plan, main: pd.DataFrame) -> tuple[pd.DataF
     econ.to_csv(out / "economics.csv", index=False)
     led.to_csv(out / "ledger.csv", index=False)
     ceac.to_csv(out / "ceac.csv", index=False)
-    return econ, led, ceac
+    sens = sensitivity(main, valuation=central, paid_by_programme=kw["paid_by_programme"])
+    sens.to_csv(out / "economics_sensitivity.csv", index=False)
+    return econ, led, ceac, sens
 
 
 def finalize(out: Path, plan: Plan) -> dict:
@@ -100,7 +103,7 @@ def finalize(out: Path, plan: Plan) -> dict:
     report_metrics = [m for m in main.metric.unique() if "@" not in m] + [
         f"{m}@{y}" for y in plan.exp.report_years for m in ("neet_rate_15_29", "health_benefit_rate_18_29")]
     effects = paired_effects(main, metrics=report_metrics)
-    econ, led, ceac = write_economics(out, plan, main)
+    econ, led, ceac, sens = write_economics(out, plan, main)
     hyps = evaluate(plan.hypotheses, main)
     from utenforsk.analysis.uncertainty import variance_decomposition
 
@@ -111,6 +114,7 @@ def finalize(out: Path, plan: Plan) -> dict:
     effects.to_csv(out / "effects.csv", index=False)
     hyps.to_csv(out / "hypotheses.csv", index=False)
     report = write_report(out, main, effects, econ, hyps, pathways(runs), meta, main_metrics=plan.exp.metrics,
-                          uncertainty=spread, ledger=led, ceac=ceac)
+                          uncertainty=spread, ledger=led, ceac=ceac,
+                          economics_sensitivity=sens)
     write_json(meta, out / "results.json")
     return {"runs": len(runs), "report": str(report)}

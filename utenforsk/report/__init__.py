@@ -306,6 +306,22 @@ def ledger_markdown(ledger: pd.DataFrame | None, baseline: str = BASELINE) -> st
             + md_table(["Scenario", *payers, "all public budgets"], rows))
 
 
+def sensitivity_markdown(sens: pd.DataFrame | None, baseline: str = BASELINE, top: int = 3) -> str:
+    """The unit values that move each scenario's NPV most, one at a time over their ranges."""
+    if sens is None or len(sens) == 0:
+        return "No sensitivity table (economics_sensitivity.csv) for this experiment."
+    order = [s for s in ordered_scenarios(sens["scenario"].astype(str), baseline) if s != baseline]
+    rows = []
+    for s in order:
+        for _, r in sens[sens["scenario"].astype(str) == s].head(top).iterrows():
+            rows.append([s, f"`{r['parameter']}`", f"{fmt_number(r['low'])} – {fmt_number(r['high'])}",
+                         _MNOK(r["npv_at_low_nok"]), _MNOK(r["npv_at_high_nok"]), _MNOK(r["npv_central_nok"])])
+    return ("NPV (NOK million, mean over replicates) with one number of the cost book at the low and at the "
+            f"high end of its range, the others central: the {top} that move each scenario's NPV most "
+            "(all in `economics_sensitivity.csv`).\n\n"
+            + md_table(["Scenario", "Unit value", "Range", "NPV at low", "NPV at high", "NPV central"], rows))
+
+
 def ceac_markdown(ceac: pd.DataFrame | None, baseline: str = BASELINE) -> str:
     """The acceptability curve at a few willingness-to-pay values."""
     if ceac is None or len(ceac) == 0:
@@ -426,7 +442,8 @@ def write_report(out_dir: Path, runs: pd.DataFrame, effects: pd.DataFrame,
                  baseline_pathways: pd.DataFrame | None, meta: dict,
                  main_metrics: Sequence[str] | None = None,
                  uncertainty: pd.DataFrame | None = None, ledger: pd.DataFrame | None = None,
-                 ceac: pd.DataFrame | None = None) -> Path:
+                 ceac: pd.DataFrame | None = None,
+                 economics_sensitivity: pd.DataFrame | None = None) -> Path:
     """Write ``out_dir/report.md`` and its figures under ``out_dir/figures/``; return the path.
 
     ``main_metrics`` selects the summary metrics shown in the effects tables and the forest plot
@@ -468,6 +485,7 @@ def write_report(out_dir: Path, runs: pd.DataFrame, effects: pd.DataFrame,
                                                                             baseline), "",
              "## Economics", "", economics_perspective(economics), "", economics_table(economics, baseline), "",
              "### Who pays, who gains", "", ledger_markdown(ledger, baseline), "",
+             "### Which unit values matter", "", sensitivity_markdown(economics_sensitivity, baseline), "",
              "### Acceptability", "", ceac_markdown(ceac, baseline), "",
              "## Hypotheses", "", hypotheses_table(hypotheses), "",
              "## Monte Carlo noise and parameter uncertainty", "", uncertainty_table(uncertainty), "",
