@@ -261,6 +261,8 @@ def economics_perspective(economics: pd.DataFrame | None) -> str:
     basis = ""
     if economics is not None and "interval_basis" in getattr(economics, "columns", []) and len(economics):
         basis = f" Intervals are over {economics['interval_basis'].iloc[0]}."
+        if economics["interval_basis"].iloc[0] == "parameter draws":
+            basis += " Each draw also draws every number of the cost book over its range."
     v30 = ""
     if economics is not None and "value_at_30_included" in getattr(economics, "columns", []) and len(economics):
         v30 = (" The NPV includes the value at 30." if bool(economics["value_at_30_included"].iloc[0])
