@@ -69,33 +69,38 @@ def test_discount_factors_r109():
 
 def econ_runs() -> pd.DataFrame:
     base = {"neet_person_years_15_29@2030": [50, 50], "neet_person_years_15_29@2031": [50, 50],
-            "health_benefit_person_years_18_29@2030": [10, 10],
-            "health_benefit_person_years_18_29@2031": [10, 10],
+            "employment_person_years_15_29@2030": [200, 200],
+            "employment_person_years_15_29@2031": [200, 200],
+            "person_years_health_benefit@2030": [10, 10], "person_years_health_benefit@2031": [10, 10],
             "neet_rate_15_29": [0.1, 0.1]}  # baseline has no programme cost rows: cost 0
     prog = dict(base, **{"programme_cost_nok@2030": [1_000_000, 1_000_000],
                          "programme_cost_nok@2031": [0, 0],
                          "neet_person_years_15_29@2031": [48, 48],
-                         "health_benefit_person_years_18_29@2031": [9, 9]})
+                         "employment_person_years_15_29@2031": [201, 201],
+                         "person_years_health_benefit@2031": [9, 9]})
     idle = dict(base, **{"programme_cost_nok@2030": [500_000, 500_000]})
     return long({"baseline": base, "prog": prog, "idle": idle})
 
 
 def test_economics_hand_computed():
+    """R-109/2021: production only from the one extra work-year (not from the two NEET-years
+    avoided); the benefit year saved and the tax paid are transfers, counted only through the
+    20% tax-financing cost of the net public budget change."""
     v = Valuation()
+    uc = {k: it.unit_cost.value for k, it in v.costs.items.items()}
+    work = v.costs.production.value_per_employment_year.value
     out = economics(econ_runs()).set_index("scenario")
     row = out.loc["prog"]
-    cost = 1_000_000 * 1.2
-    # 2 NEET years avoided, 1 of them a health-benefit year (benefit 280k); the other NEET year
-    # saves the general transfer (120k); health-benefit years are not valued twice
-    savings = (1 * 280_000 + 1 * 120_000) / 1.04 * 1.2
-    production = 2 * 550_000 / 1.04
-    assert row["pv_programme_cost_nok"] == pytest.approx(cost)
+    public = 1_000_000 + (-uc["health_benefit"] - uc["tax_revenue"]) / 1.04
+    assert row["pv_programme_cost_nok"] == pytest.approx(1_000_000)
+    assert row["pv_public_budget_change_nok"] == pytest.approx(public)
+    assert row["pv_production_gain_nok"] == pytest.approx(work / 1.04)
+    assert row["npv_nok"] == pytest.approx(work / 1.04 - 1_000_000 - 0.2 * public)
     assert row["exclusion_years_avoided"] == pytest.approx(2.0)
-    assert row["cost_per_exclusion_year_avoided_nok"] == pytest.approx(1_000_000 * 1.2 / 2)
-    assert row["pv_benefit_savings_nok"] == pytest.approx(savings)
-    assert row["pv_production_gain_nok"] == pytest.approx(production)
-    assert row["npv_nok"] == pytest.approx(savings + production - cost)
-    assert row["benefit_cost_ratio"] == pytest.approx((savings + production) / cost)
+    cost = 1_000_000 + 0.2 * public
+    assert row["pv_cost_nok"] == pytest.approx(cost)
+    assert row["cost_per_exclusion_year_avoided_nok"] == pytest.approx(cost / (2 / 1.04))
+    assert row["benefit_cost_ratio"] == pytest.approx((work / 1.04) / cost)
     assert row["npv_nok_low"] == pytest.approx(row["npv_nok"])  # identical replicates: sd 0
     assert row["n_replicates"] == 2 and row["price_year"] == v.price_year
     idle = out.loc["idle"]  # costs money, avoids nothing
@@ -112,7 +117,7 @@ def test_economics_discounts_from_first_year():
     runs = runs[~((runs["scenario"] == "prog") & (runs["metric"] == "programme_cost_nok@2031")
                   & (runs["value"] == 0))]
     row = economics(runs).set_index("scenario").loc["prog"]
-    assert row["pv_programme_cost_nok"] == pytest.approx(1_200_000 / 1.04)
+    assert row["pv_programme_cost_nok"] == pytest.approx(1_000_000 / 1.04)
 
 
 # ---------------------------------------------------------------- hypotheses
@@ -213,9 +218,10 @@ def test_cost_per_exclusion_year_is_a_ratio_of_means():
     for r, avoided in enumerate([4.0, 0.0]):  # NEET person-years avoided in 2025, per replicate
         for scen, neet, cost in (("baseline", 10.0, 0.0), ("s", 10.0 - avoided, 1_000_000.0)):
             rows += [(scen, r, "neet_person_years_15_29@2025", neet),
-                     (scen, r, "health_benefit_person_years_18_29@2025", 0.0),
+                     (scen, r, "employment_person_years_15_29@2025", 0.0),
                      (scen, r, "programme_cost_nok@2025", cost)]
     runs = pd.DataFrame(rows, columns=["scenario", "replicate", "metric", "value"])
     row = economics(runs).iloc[0]
-    # mean PV cost 1.2 MNOK (20% tax cost, year 0 undiscounted) over mean avoided 2 person-years
+    # mean PV cost 1.2 MNOK (the programme plus the 20% tax-financing cost of the public budget
+    # change it is, year 0 undiscounted) over mean avoided 2 person-years
     assert row.cost_per_exclusion_year_avoided_nok == pytest.approx(1_200_000 / 2.0)

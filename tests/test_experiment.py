@@ -117,8 +117,8 @@ def reference(exp_file, tmp_path_factory) -> Path:
     stdout = ok(cli("experiment", exp_file, "--out", out, "--workers", "1"))
     assert f"{N_TASKS} tasks run, 0 already done" in stdout
     assert len(task_files(out)) == N_TASKS
-    for name in ("runs.parquet", "effects.csv", "economics.csv", "hypotheses.csv", "report.md",
-                 "experiment.json"):
+    for name in ("runs.parquet", "effects.csv", "economics.csv", "ledger.csv", "ceac.csv",
+                 "economics_sensitivity.csv", "hypotheses.csv", "report.md", "experiment.json"):
         assert (out / name).is_file(), name
     assert list((out / "figures").glob("*.png"))
     df = runs(out)
@@ -127,12 +127,24 @@ def reference(exp_file, tmp_path_factory) -> Path:
     return out
 
 
+def test_ledger_sums_to_the_public_budget_change(reference):
+    """On real runs: per scenario, the payer ledger's items add up to the economics table's net
+    change in public budgets (relative 1e-9: float sums of ~20 items x years)."""
+    econ = pd.read_csv(reference / "economics.csv").set_index("scenario")
+    led = pd.read_csv(reference / "ledger.csv")
+    assert set(led.scenario) == {"nav"} and set(led.payer) <= {"municipality", "county", "state"}
+    total = led.groupby("scenario")["pv_cost_change_nok"].sum()
+    assert total["nav"] == pytest.approx(econ.loc["nav", "pv_public_budget_change_nok"], rel=1e-9)
+    prog = led[led["item"] == "programme:nav_youth_guarantee"]
+    assert set(prog.payer) == {"state"} and prog["cost_change_nok"].sum() > 0
+
+
 def test_workers_do_not_change_results(exp_file, reference, tmp_path):
     out = tmp_path / "w2"
     stdout = ok(cli("experiment", exp_file, "--out", out, "--workers", "2"))
     assert f"{N_TASKS} tasks run, 0 already done" in stdout
     assert_same_results(out, reference)
-    for name in ("economics.csv", "hypotheses.csv"):
+    for name in ("economics.csv", "ledger.csv", "ceac.csv", "economics_sensitivity.csv", "hypotheses.csv"):
         assert (out / name).read_bytes() == (reference / name).read_bytes(), name
 
 
@@ -240,6 +252,9 @@ BAD = {
     "unknown_top_level_key": (
         "bad_top_key.yaml", experiment_text(extra="bogus_key: 3\n"),
         (), ["bogus_key", "unknown key"]),
+    "missing_cost_file": (
+        "bad_costs.yaml", experiment_text(extra="economics: {costs: no_such_costs.yaml}\n"),
+        (), ["economics.costs", "no_such_costs.yaml", "cost file not found"]),
     "shard_out_of_range": (
         "good_shard.yaml", experiment_text(), ("--shard", "3/2"), ["--shard", "3/2"]),
 }

@@ -88,6 +88,23 @@ def make_economics(effects: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def make_ledger(effects: pd.DataFrame) -> pd.DataFrame:
+    """Two payers per scenario over two years: the municipality pays, the state saves."""
+    rows = []
+    for s in effects["scenario"].unique():
+        for year, df in ((2025, 1.0), (2026, 1 / 1.04)):
+            rows += [(s, "municipality", "health_station", f"programme:{s}", "programme", year, 2e6, 2e6 * df),
+                     (s, "state", "benefits", "health_benefit", "transfer", year, -1e6, -1e6 * df)]
+    return pd.DataFrame(rows, columns=["scenario", "payer", "sector", "item", "kind", "year",
+                                       "cost_change_nok", "pv_cost_change_nok"])
+
+
+def make_ceac(effects: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame([(s, w, min(1.0, 0.2 + w / 1e6), "parameter draws", 8)
+                         for s in effects["scenario"].unique() for w in (0, 500_000, 1_000_000, 2_000_000)],
+                        columns=["scenario", "wtp_nok", "probability", "basis", "n_units"])
+
+
 def make_pathways() -> pd.DataFrame:
     age = np.arange(30)
     raw = np.stack([np.exp(-((age - c) / w) ** 2) for c, w in
@@ -112,7 +129,13 @@ def inputs():
     runs = make_runs(["baseline", "youth_guarantee", "thousand_days"])
     effects = make_effects(runs)
     return dict(runs=runs, effects=effects, economics=make_economics(effects),
-                hypotheses=make_hypotheses(), baseline_pathways=make_pathways(), meta=META)
+                hypotheses=make_hypotheses(), baseline_pathways=make_pathways(), meta=META,
+                ledger=make_ledger(effects), ceac=make_ceac(effects),
+                economics_sensitivity=pd.DataFrame([
+                    ("youth_guarantee", "production.value_per_employment_year", 380000, 700000, -2e9, 1e9, -5e8,
+                     0.5, 1.2, 3e9)], columns=["scenario", "parameter", "low", "high", "npv_at_low_nok",
+                                               "npv_at_high_nok", "npv_central_nok", "bcr_at_low",
+                                               "bcr_at_high", "swing_nok"]))
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +165,10 @@ def test_report_content(full_report, inputs):
     for name in FILES.values():
         assert f"](figures/{name})" in text
     assert "2024" in text  # price year from the economics table
+    assert "Who pays, who gains" in text and "R-109/2021" in text
+    assert "`production.value_per_employment_year`" in text and "| -2,000.0 | 1,000.0 | -500.0 |" in text
+    # the ledger table: municipality pays 2 MNOK + 2/1.04 MNOK, the state saves half of that
+    assert "| 3.9 | -2.0 | 2.0 |" in text.replace("−", "-")
     assert "%" in text and " pp" in text  # rates as percentages, differences in points
     assert "Prevention costs < NOK 100 m \\| per year" in text  # pipes escaped in tables
     # thousands separators for large NOK / person-year numbers

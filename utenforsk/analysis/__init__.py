@@ -5,10 +5,12 @@ Input is the long ``runs`` table written by the experiment runner: columns ``sce
 random numbers), so every comparison is paired by replicate.
 """
 
-from utenforsk.analysis.economics import (Valuation, discount_factors, economics,
-                                          economics_by_replicate)
+from utenforsk.analysis.economics import (Valuation, acceptability, discount_factors, economics,
+                                          economics_by_replicate, ledger)
+from utenforsk.analysis.ledger import load_costs
 from utenforsk.analysis.effects import paired_effects
 from utenforsk.analysis.hypotheses import Hypothesis, evaluate, validate_hypotheses
 
-__all__ = ["Hypothesis", "Valuation", "discount_factors", "economics", "economics_by_replicate",
-           "evaluate", "paired_effects", "validate_hypotheses"]
+__all__ = ["Hypothesis", "Valuation", "acceptability", "discount_factors", "economics",
+           "economics_by_replicate", "evaluate", "ledger", "load_costs", "paired_effects",
+           "validate_hypotheses"]

@@ -43,6 +43,16 @@ class Uncertainty(Strict):
         return self
 
 
+class Economics(Strict):
+    """Options of the socio-economic evaluation (utenforsk.analysis.economics); read only by the
+    report, so changing them never invalidates finished tasks."""
+
+    costs: str | None = Field(None, description=(
+        "cost book YAML relative to this file (default configs/norway/costs.yaml)"))
+    value_at_30: bool | None = Field(None, description=(
+        "value each person's state at 30 in the NPV (default: the cost book's value_at_30.include)"))
+
+
 class Experiment(Strict):
     name: str
     description: str = ""
@@ -59,6 +69,7 @@ class Experiment(Strict):
     report_years: list[int] = Field(default_factory=list, description="years shown for yearly metrics")
     hypotheses: list[dict[str, Any]] = Field(default_factory=list)
     uncertainty: Uncertainty = Field(default_factory=Uncertainty)
+    economics: Economics = Field(default_factory=Economics)
 
     @model_validator(mode="after")
     def _baseline(self):

@@ -1,4 +1,5 @@
-"""From stored tasks to results: runs.parquet, effects.csv, economics.csv, hypotheses.csv, report.
+"""From stored tasks to results: runs.parquet, effects.csv, economics.csv, ledger.csv, ceac.csv,
+economics_sensitivity.csv, hypotheses.csv, report.
 
 Used at the end of ``utenforsk experiment`` (when every task is present) and by
 ``utenforsk report DIR`` (e.g. after merging shards). Deterministic: the same task files give the
@@ -14,7 +15,7 @@ import pandas as pd
 
 from utenforsk.experiment.runner import Plan, collect, missing
 from utenforsk.outputs import write_json, write_parquet
-from utenforsk.errors import UserError
+from utenforsk.errors import ConfigError, UserError
 
 
 def pathways(runs: pd.DataFrame) -> pd.DataFrame | None:
@@ -27,9 +28,61 @@ def pathways(runs: pd.DataFrame) -> pd.DataFrame | None:
     return table.unstack("state").reset_index()
 
 
+def valuation(plan: Plan):
+    """The experiment's cost book and value-at-30 switch (``economics:`` in the experiment)."""
+    from utenforsk.analysis.economics import Valuation
+    from utenforsk.analysis.ledger import load_costs
+
+    opts = plan.exp.economics
+    path = None
+    if opts.costs is not None:
+        path = (plan.base / opts.costs).resolve()
+        if not path.is_file():
+            raise ConfigError("cost file not found", file=plan.file, key="economics.costs", value=opts.costs,
+                              allowed="a YAML file like configs/norway/costs.yaml, relative to the experiment file")
+    return Valuation(load_costs(path), opts.value_at_30)
+
+
+def capacity_bought(plan: Plan) -> dict[str, set[str]]:
+    """Per scenario, the model services whose capacity its interventions change: their cost
+    blocks pay for that capacity, so the ledger does not charge those services' unit costs again."""
+    from utenforsk.interventions import engine
+
+    out: dict[str, set[str]] = {}
+    for name, refs in plan.scenarios.items():
+        out[name] = {svc for ref in refs if not engine.is_plugin_ref(ref)
+                     for svc, ch in engine.load_intervention(ref, where=plan.file).what.services.items()
+                     if ch.capacity is not None and ch.capacity != 1.0}
+    return out
+
+
+def write_economics(out: Path, plan: Plan, main: pd.DataFrame) -> tuple[pd.DataFrame, ...]:
+    """economics.csv, ledger.csv, ceac.csv and economics_sensitivity.csv; returns the first three
+    tables and the sensitivity table."""
+    from utenforsk.analysis.economics import acceptability, economics, ledger, sensitivity
+
+    import numpy as np
+
+    draw_of = ({r: plan.draw_of(r) for r in range(plan.exp.replicates)}
+               if plan.exp.uncertainty.mode == "parameter" else None)
+    central = getattr(plan, "valuation", None) or valuation(plan)
+    kw = {"valuation": central, "paid_by_programme": capacity_bought(plan)}
+    if draw_of:  # parameter mode: the cost book is drawn once per parameter draw, like the model
+        books = {d: central.drawn(np.random.default_rng([plan.exp.seed, d, 0xC057])) for d in sorted(set(draw_of.values()))}
+        kw["valuation_of"] = lambda r: books[draw_of[r]]
+    econ = economics(main, draw_of=draw_of, **kw)
+    led = ledger(main, **kw)
+    ceac = acceptability(main, draw_of=draw_of, **kw)
+    econ.to_csv(out / "economics.csv", index=False)
+    led.to_csv(out / "ledger.csv", index=False)
+    ceac.to_csv(out / "ceac.csv", index=False)
+    sens = sensitivity(main, valuation=central, paid_by_programme=kw["paid_by_programme"])
+    sens.to_csv(out / "economics_sensitivity.csv", index=False)
+    return econ, led, ceac, sens
+
+
 def finalize(out: Path, plan: Plan) -> dict:
     """Write every result file; refuse (exit 2) while tasks are missing."""
-    from utenforsk.analysis.economics import economics
     from utenforsk.analysis.effects import paired_effects
     from utenforsk.analysis.hypotheses import evaluate
     from utenforsk.report import write_report
@@ -50,7 +103,7 @@ def finalize(out: Path, plan: Plan) -> dict:
     report_metrics = [m for m in main.metric.unique() if "@" not in m] + [
         f"{m}@{y}" for y in plan.exp.report_years for m in ("neet_rate_15_29", "health_benefit_rate_18_29")]
     effects = paired_effects(main, metrics=report_metrics)
-    econ = economics(main)
+    econ, led, ceac, sens = write_economics(out, plan, main)
     hyps = evaluate(plan.hypotheses, main)
     from utenforsk.analysis.uncertainty import variance_decomposition
 
@@ -59,9 +112,9 @@ def finalize(out: Path, plan: Plan) -> dict:
     spread = variance_decomposition(main, [m for m in plan.exp.metrics if m in set(main.metric)], draw_of)
     spread.to_csv(out / "uncertainty.csv", index=False)
     effects.to_csv(out / "effects.csv", index=False)
-    econ.to_csv(out / "economics.csv", index=False)
     hyps.to_csv(out / "hypotheses.csv", index=False)
     report = write_report(out, main, effects, econ, hyps, pathways(runs), meta, main_metrics=plan.exp.metrics,
-                          uncertainty=spread)
+                          uncertainty=spread, ledger=led, ceac=ceac,
+                          economics_sensitivity=sens)
     write_json(meta, out / "results.json")
     return {"runs": len(runs), "report": str(report)}

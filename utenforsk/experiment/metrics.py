@@ -2,24 +2,29 @@
 
 Summary metrics are horizon means (rates) or horizon totals at national scale (person-years,
 NOK); yearly metrics carry ``@YEAR``. Programme costs follow each intervention's ``cost`` block:
-per new participant, per participant-month, and fixed or staff costs per active month.
+per new participant, per participant-month, and fixed or staff costs per active month. The
+yearly quantities of :func:`economic_quantities` (person-years by role, client-years by service,
+the state mix at 29, each programme's cost) are what the socio-economic evaluation and the payer
+ledger value (utenforsk.analysis.economics, configs/norway/costs.yaml).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from utenforsk.core.kernel import PG_ENROLLED, PG_MONTHS
+from utenforsk.core.kernel import PG_ENROLLED, PG_MONTHS, SV_CLIENTS
 from utenforsk.metrics import headline
 from utenforsk.outputs import cohorts
 
 YEARLY = ("neet_rate_15_29", "health_benefit_rate_18_29", "neet_person_years_15_29",
-          "health_benefit_person_years_18_29", "programme_cost_nok")
+          "health_benefit_person_years_18_29", "programme_cost_nok", "employment_person_years_15_29",
+          "education_person_years_15_29")
 GAPS = {"parental_education": ("compulsory", "higher"), "immigrant_background": ("immigrant", "other")}
 # the plain (not @YEAR) metric names task_metrics produces; a gap metric only when the model
 # reports by its attribute (outputs.report_by)
 TASK_METRICS = (*(f"neet_rate_{k}" for k in headline.AGE_GROUPS), "health_benefit_rate_18_29",
                 "kindergarten_coverage_1_2", "kindergarten_coverage_3_5", "exclusion_years_15_29",
+                "employment_person_years_15_29", "education_person_years_15_29",
                 "health_benefit_person_years_18_29", "programme_cost_nok", "upper_secondary_completion_5y",
                 "long_term_neet_share", *(f"gap_neet_rate_15_29_{a}" for a in GAPS))
 
@@ -28,20 +33,59 @@ def _param(p) -> float:
     return 0.0 if p is None else p.value
 
 
-def monthly_programme_cost(model, month: dict) -> float:
-    """NOK (at the interventions' price year) spent on all programmes in one month, national."""
-    total = 0.0
+def monthly_programme_costs(model, month: dict) -> dict[str, float]:
+    """NOK (at the interventions' price year) spent on each programme in one month, national,
+    by intervention (or plugin) name: the payer ledger charges each to its own payer."""
+    out: dict[str, float] = {}
     scale = model.config.scale
     for k, iv in enumerate(model.interventions):
         c = iv.cost
         enrolled, months = month["prog"][k, PG_ENROLLED], month["prog"][k, PG_MONTHS]
-        total += _param(c.per_participant) * enrolled / scale
+        total = _param(c.per_participant) * enrolled / scale
         total += _param(c.per_participant_month) * months / scale
         if month["pg_cover"][k] > 0:
             total += (_param(c.fixed_per_year) + _param(c.staff_positions) * _param(c.cost_per_position)) / 12.0
+        out[iv.name] = out.get(iv.name, 0.0) + total
     for plugin in getattr(model, "plugins", []):
-        total += plugin.monthly_cost(model, month)
-    return total
+        out[plugin.name] = out.get(plugin.name, 0.0) + plugin.monthly_cost(model, month)
+    return out
+
+
+def monthly_programme_cost(model, month: dict) -> float:
+    """NOK (at the interventions' price year) spent on all programmes in one month, national."""
+    return float(sum(monthly_programme_costs(model, month).values()))
+
+
+#: person-years by the role of the state (all ages 0-29), for the unit costs in costs.yaml
+COSTED_ROLES = ("school", "upper_secondary", "higher_education", "unemployed", "inactive",
+                "nav_programme", "health_benefit")
+
+
+def economic_quantities(model, months: list[dict]) -> dict[str, float]:
+    """One year's national quantities that the socio-economic evaluation and the payer ledger
+    value (utenforsk.analysis.ledger): person-years by role, kindergarten place-years by age,
+    client-years per service, the state mix at age 29 (the cohort turning 30, valued at 30), and
+    programme costs per intervention. Names carry no ``@YEAR``; the caller adds it."""
+    c, scale = model.compiled, model.config.scale
+    age_state = sum(h["age_state"] for h in months) / 12.0 / scale  # person-years, national
+    roles = np.array([model.config.states[s].role for s in c.states], dtype=object)
+    out: dict[str, float] = {}
+    for role in COSTED_ROLES:
+        out[f"person_years_{role}"] = float(age_state[:, roles == role].sum())
+    kg = roles == "kindergarten"
+    out["person_years_kindergarten_1_2"] = float(age_state[1:3][:, kg].sum())
+    out["person_years_kindergarten_3_5"] = float(age_state[3:6][:, kg].sum())
+    for role in sorted({r for r in roles if r is not None}):
+        out[f"age29_person_years_{role}"] = float(age_state[29, roles == role].sum())
+    sv = sum(h["sv"] for h in months)  # [service, municipality, field], person-months
+    for s, name in enumerate(c.services):
+        out[f"client_years_{name}"] = float(sv[s][:, SV_CLIENTS].sum() / 12.0 / scale)
+    costs: dict[str, float] = {}
+    for h in months:
+        for name, v in monthly_programme_costs(model, h).items():
+            costs[name] = costs.get(name, 0.0) + v
+    out.update({f"programme_cost_nok:{name}": v for name, v in costs.items()})
+    return out
 
 
 def pathway_shares(model) -> dict[str, float]:
@@ -59,22 +103,34 @@ def task_metrics(model) -> dict[str, float]:
     out: dict[str, float] = {}
     total_age_state = sum(h["age_state"] for h in model.history)
     out.update(headline.rates(model.state_masks, total_age_state))
-    neet_py = hb_py = cost = 0.0
+    neet_py = hb_py = cost = emp_py = edu_py = 0.0
+    employed = np.array([model.config.states[s].role == "employed" for s in model.compiled.states])
+    education = np.array([model.config.states[s].role in ("upper_secondary", "higher_education")
+                          for s in model.compiled.states])
     for year, months in headline.history_by_year(model).items():
         age_state = sum(h["age_state"] for h in months)
         rates = headline.rates(model.state_masks, age_state)
         y_neet = age_state[15:30][:, masks["neet"]].sum() / 12.0 / scale
         y_hb = age_state[18:30][:, masks["health_benefit"]].sum() / 12.0 / scale
-        y_cost = sum(monthly_programme_cost(model, h) for h in months)
+        y_emp = age_state[15:30][:, employed].sum() / 12.0 / scale
+        y_edu = age_state[15:30][:, education].sum() / 12.0 / scale
+        quantities = economic_quantities(model, months)
+        y_cost = sum(v for k, v in quantities.items() if k.startswith("programme_cost_nok:"))
         out[f"neet_rate_15_29@{year}"] = rates["neet_rate_15_29"]
         out[f"health_benefit_rate_18_29@{year}"] = rates["health_benefit_rate_18_29"]
         out[f"neet_person_years_15_29@{year}"] = y_neet
         out[f"health_benefit_person_years_18_29@{year}"] = y_hb
         out[f"programme_cost_nok@{year}"] = y_cost
+        out[f"employment_person_years_15_29@{year}"] = y_emp
+        out[f"education_person_years_15_29@{year}"] = y_edu
+        out.update({f"{k}@{year}": v for k, v in quantities.items()})
         neet_py, hb_py, cost = neet_py + y_neet, hb_py + y_hb, cost + y_cost
+        emp_py, edu_py = emp_py + y_emp, edu_py + y_edu
     out["exclusion_years_15_29"] = neet_py
     out["health_benefit_person_years_18_29"] = hb_py
     out["programme_cost_nok"] = cost
+    out["employment_person_years_15_29"] = emp_py
+    out["education_person_years_15_29"] = edu_py
     co = cohorts(model)
     start = model.config.calendar.start_year
     treated = co[co.birth_year >= start - 16]  # started upper secondary inside the horizon

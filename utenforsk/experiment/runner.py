@@ -147,6 +147,9 @@ class Plan:
                 raise ConfigError("unknown metric", file=self.file, key=f"metrics[{i}]", value=m,
                                   allowed=", ".join(sorted(known)))
         self.hypotheses = validate_hypotheses(self.exp.hypotheses, known, set(self.exp.scenarios), self.file)
+        from utenforsk.experiment.finalize import valuation
+
+        self.valuation = valuation(self)  # a bad cost book fails before any task runs
 
     def _content_hash(self) -> str:
         """The experiment plus the *contents* of the model and of every scenario's interventions,
@@ -160,7 +163,7 @@ class Plan:
                                for r in refs]
         # what tasks depend on: not the replicate count, nor what only the report reads
         exp = self.exp.model_dump(mode="json", exclude={"replicates", "description", "metrics",
-                                                        "report_years", "hypotheses"})
+                                                        "report_years", "hypotheses", "economics"})
         return config_hash({"experiment": exp, "model": self.config.model_dump(mode="json"),
                             "interventions": scenarios, "version": __version__})
 

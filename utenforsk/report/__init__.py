@@ -39,9 +39,17 @@ FIGURE_TEXT = {
                        "metric (one panel each; rates in percentage points, NOK in millions); "
                        "a filled marker means the interval excludes zero."),
     "cost_effect": ("Cost-effect plane",
-                    "Each scenario's exclusion-years avoided against its programme cost (NOK "
-                    "million), with 95% intervals as error bars; lower right is cheaper and more "
-                    "effective."),
+                    "Each scenario's exclusion-years avoided against its socio-economic cost (NOK "
+                    "million; both discounted alike), with 95% intervals as error bars; lower right "
+                    "is cheaper and more effective."),
+    "ledger": ("Who pays, who gains",
+               "Each scenario's change in public spending by payer (municipality, county, state), "
+               "present value in NOK million: above zero the payer spends more, below it saves; the "
+               "diamond is the net change for all public budgets."),
+    "ceac": ("Cost-effectiveness acceptability curve",
+             "Share of parameter draws (Monte Carlo mode: of replicates, simulation noise only) in "
+             "which each scenario's NPV plus the willingness to pay times the discounted "
+             "exclusion-years avoided is positive."),
     "effect_timing": ("When each effect shows",
                       "NEET person-years avoided each year (baseline minus scenario, paired by "
                       "replicate) against years since the policy start; the dotted red line marks "
@@ -169,41 +177,50 @@ def effects_tables(effects: pd.DataFrame | None, metrics: Sequence[str],
     return "\n\n".join(parts) if parts else "No effects to report for the main metrics."
 
 
-ECON_COLUMNS = [  # (column, header, formatter, low column, high column)
-    ("pv_programme_cost_nok", "PV programme cost (NOK million)",
-     lambda v: fmt_number(float(v) / 1e6, 1), "pv_programme_cost_nok_low",
-     "pv_programme_cost_nok_high"),
+_MNOK = lambda v: fmt_number(float(v) / 1e6, 1)  # noqa: E731
+ECON_COLUMNS = [  # (column, header, formatter, low column, high column): the money
+    ("pv_cost_nok", "PV cost (NOK million)", _MNOK, "pv_cost_nok_low", "pv_cost_nok_high"),
+    ("pv_production_gain_nok", "PV production (NOK million)", _MNOK, None, None),
+    ("pv_value_at_30_nok", "PV value at 30 (NOK million)", _MNOK, None, None),
+    ("npv_nok", "NPV (NOK million)", _MNOK, "npv_nok_low", "npv_nok_high"),
+    ("npv_within_horizon_nok", "NPV without value at 30", _MNOK, None, None),
+    ("benefit_cost_ratio", "Benefit-cost ratio", lambda v: fmt_number(v, 2), "benefit_cost_ratio_low",
+     "benefit_cost_ratio_high"),
+]
+ECON_EFFECT_COLUMNS = [  # the effects behind it, and the cost per exclusion-year
+    ("employment_years_gained", "Work-years gained", fmt_number, None, None),
+    ("education_years_gained", "Education-years gained", fmt_number, None, None),
     ("exclusion_years_avoided", "Exclusion-years avoided", fmt_number,
      "exclusion_years_avoided_low", "exclusion_years_avoided_high"),
-    ("npv_nok", "NPV (NOK million)", lambda v: fmt_number(float(v) / 1e6, 1), "npv_nok_low",
-     "npv_nok_high"),
-    ("cost_per_exclusion_year_avoided_nok", "Cost per exclusion-year avoided (NOK)",
-     lambda v: fmt_number(v, 0), None, None),
-    ("benefit_cost_ratio", "Benefit-cost ratio", lambda v: fmt_number(v, 2), None, None),
+    ("cost_per_exclusion_year_avoided_nok", "Cost per exclusion-year avoided (NOK, discounted)",
+     lambda v: fmt_number(v, 0), "cost_per_exclusion_year_avoided_nok_low",
+     "cost_per_exclusion_year_avoided_nok_high"),
+    ("pv_programme_cost_nok", "PV programme cost (NOK million)", _MNOK, "pv_programme_cost_nok_low",
+     "pv_programme_cost_nok_high"),
     ("n_replicates", "Replicates", lambda v: str(int(v)), None, None),
 ]
 
 
 def _cost_per_year_cell(r) -> str:
     v = r.get("cost_per_exclusion_year_avoided_nok")
-    avoided = r.get("exclusion_years_avoided")
+    avoided = r.get("pv_exclusion_years_avoided", r.get("exclusion_years_avoided"))
     if _finite(avoided) and float(avoided) <= 0:
         return "n/a (none avoided)"
     return fmt_number(v, 0) if _finite(v) else DASH
 
 
-def economics_table(economics: pd.DataFrame | None, baseline: str = BASELINE) -> str:
-    """Economics per scenario: the columns present among :data:`ECON_COLUMNS`, with intervals."""
-    if economics is None or economics.empty or "scenario" not in economics.columns:
-        return "No economics to report (the economics table is empty)."
-    e = economics[economics["scenario"].astype(str) != baseline]
-    if e.empty:
-        return "No economics to report (no scenario other than the baseline)."
-    order = ordered_scenarios(e["scenario"].astype(str), baseline)
-    e = e.assign(_o=e["scenario"].astype(str).map(order.index)).sort_values("_o")
-    cols = [c for c in ECON_COLUMNS if c[0] in e.columns]
+def _econ_interval(lo, hi, f) -> str:
+    """An interval; a ratio whose denominator may be zero has an unbounded one."""
+    if lo is not None and hi is not None and not pd.isna(lo) and not pd.isna(hi) \
+            and math.isinf(float(lo)) and math.isinf(float(hi)):
+        return "unbounded"
+    return fmt_interval(lo, hi, f)
+
+
+def _econ_md(e: pd.DataFrame, spec: list) -> str | None:
+    cols = [c for c in spec if c[0] in e.columns]
     if not cols:
-        return "No economics to report (the economics table has none of the expected columns)."
+        return None
     header = ["Scenario"]
     for col, head, _, lo, hi in cols:
         header.append(head)
@@ -218,9 +235,108 @@ def economics_table(economics: pd.DataFrame | None, baseline: str = BASELINE) ->
             else:
                 row.append(f(r[col]) if _finite(r[col]) else DASH)
             if lo in e.columns and hi in e.columns:
-                row.append(fmt_interval(r[lo], r[hi], f))
+                row.append(_econ_interval(r[lo], r[hi], f))
         rows.append(row)
     return md_table(header, rows)
+
+
+def economics_table(economics: pd.DataFrame | None, baseline: str = BASELINE) -> str:
+    """Economics per scenario, two tables: the money (:data:`ECON_COLUMNS`) and the effects
+    behind it (:data:`ECON_EFFECT_COLUMNS`), the columns present, with intervals."""
+    if economics is None or economics.empty or "scenario" not in economics.columns:
+        return "No economics to report (the economics table is empty)."
+    e = economics[economics["scenario"].astype(str) != baseline]
+    if e.empty:
+        return "No economics to report (no scenario other than the baseline)."
+    order = ordered_scenarios(e["scenario"].astype(str), baseline)
+    e = e.assign(_o=e["scenario"].astype(str).map(order.index)).sort_values("_o")
+    tables = [t for t in (_econ_md(e, ECON_COLUMNS), _econ_md(e, ECON_EFFECT_COLUMNS)) if t]
+    if not tables:
+        return "No economics to report (the economics table has none of the expected columns)."
+    return "\n\n".join(tables)
+
+
+def economics_perspective(economics: pd.DataFrame | None) -> str:
+    """What the economics table counts, and from whose point of view (R-109/2021)."""
+    basis = ""
+    if economics is not None and "interval_basis" in getattr(economics, "columns", []) and len(economics):
+        basis = f" Intervals are over {economics['interval_basis'].iloc[0]}."
+        if economics["interval_basis"].iloc[0] == "parameter draws":
+            basis += " Each draw also draws every number of the cost book over its range."
+    v30 = ""
+    if economics is not None and "value_at_30_included" in getattr(economics, "columns", []) and len(economics):
+        v30 = (" The NPV includes the value at 30." if bool(economics["value_at_30_included"].iloc[0])
+               else " The NPV leaves the value at 30 out (`economics: {value_at_30: false}`).")
+    return (
+        "Perspective: society as a whole, as the Ministry of Finance circular R-109/2021 and DFØ's "
+        "guide to socio-economic analysis prescribe, with every unit value in the cost book "
+        "(`configs/norway/costs.yaml`, each with its source and range). Benefits are production "
+        "from years in *work* (employment person-years 15-29 × wage plus employer costs) and the "
+        "value of each person's state at 30 (expected future production lost for a state other than "
+        "work). Costs are the programmes and every service they bring people into (places in "
+        "kindergarten, school and NAV programmes; child welfare, health station, OT and NAV "
+        "follow-up), plus the 20% tax-financing cost of the net change in public budgets. Benefits "
+        "and taxes paid or saved are transfers: they are not gains for society and enter only "
+        "through that 20%. Years in education are an outcome of their own, not valued as "
+        "production. Costs and effects are discounted alike (R-109/2021: 4% a year for 40 years), "
+        "so the cost per exclusion-year avoided divides discounted costs by discounted NEET-years "
+        "avoided; its interval is a paired bootstrap, `unbounded` where the effect may be zero. "
+        "Jobs are assumed not to displace other job-seekers (the cost book's displacement share), "
+        "and services to scale with their use (long run). Exclusion-years are register NEET years, "
+        "so a year in a NAV programme counts as one avoided although it produces nothing: the cost "
+        "per exclusion-year can reward parking people in programmes, the NPV does not."
+        + v30 + basis)
+
+
+def ledger_markdown(ledger: pd.DataFrame | None, baseline: str = BASELINE) -> str:
+    """Present value of each payer's spending change per scenario (NOK million)."""
+    from utenforsk.analysis.ledger import payer_totals
+
+    if ledger is None or len(ledger) == 0:
+        return "No payer ledger (ledger.csv) for this experiment."
+    tot = payer_totals(ledger)
+    payers = [p for p in ("municipality", "county", "state", "unassigned") if p in tot.columns]
+    order = [s for s in ordered_scenarios(tot.index.astype(str), baseline) if s != baseline and s in tot.index]
+    rows = [[s, *(fmt_number(tot.loc[s, p] / 1e6, 1) for p in payers), fmt_number(tot.loc[s, payers].sum() / 1e6, 1)]
+            for s in order]
+    note = (" `unassigned` is a programme the cost book does not name a payer for." if "unassigned" in payers else "")
+    return ("Change in public spending by payer, present value, NOK million (positive: the payer spends "
+            "more; negative: it saves or, for the state, collects more tax). Municipalities run the "
+            "health station, kindergarten, primary school, child welfare and social assistance; "
+            "counties upper secondary and OT; the state NAV, benefits, higher education and tax "
+            "revenue. Items and years are in `ledger.csv`." + note + "\n\n"
+            + md_table(["Scenario", *payers, "all public budgets"], rows))
+
+
+def sensitivity_markdown(sens: pd.DataFrame | None, baseline: str = BASELINE, top: int = 3) -> str:
+    """The unit values that move each scenario's NPV most, one at a time over their ranges."""
+    if sens is None or len(sens) == 0:
+        return "No sensitivity table (economics_sensitivity.csv) for this experiment."
+    order = [s for s in ordered_scenarios(sens["scenario"].astype(str), baseline) if s != baseline]
+    rows = []
+    for s in order:
+        for _, r in sens[sens["scenario"].astype(str) == s].head(top).iterrows():
+            rows.append([s, f"`{r['parameter']}`", f"{fmt_number(r['low'])} – {fmt_number(r['high'])}",
+                         _MNOK(r["npv_at_low_nok"]), _MNOK(r["npv_at_high_nok"]), _MNOK(r["npv_central_nok"])])
+    return ("NPV (NOK million, mean over replicates) with one number of the cost book at the low and at the "
+            f"high end of its range, the others central: the {top} that move each scenario's NPV most "
+            "(all in `economics_sensitivity.csv`).\n\n"
+            + md_table(["Scenario", "Unit value", "Range", "NPV at low", "NPV at high", "NPV central"], rows))
+
+
+def ceac_markdown(ceac: pd.DataFrame | None, baseline: str = BASELINE) -> str:
+    """The acceptability curve at a few willingness-to-pay values."""
+    if ceac is None or len(ceac) == 0:
+        return "No acceptability curve (ceac.csv) for this experiment."
+    wtp = sorted(pd.unique(ceac["wtp_nok"]))
+    shown = [w for w in wtp if w in (0, 500_000, 1_000_000, 2_000_000)] or wtp[:4]
+    order = [s for s in ordered_scenarios(ceac["scenario"].astype(str), baseline) if s != baseline]
+    table = ceac.set_index(["scenario", "wtp_nok"])["probability"]
+    rows = [[s, *(fmt_pct(table.get((s, w)), 0) for w in shown)] for s in order]
+    basis = str(ceac["basis"].iloc[0])
+    return (f"Probability of a positive net benefit (NPV + willingness to pay × discounted "
+            f"exclusion-years avoided), as the share of {basis}; the whole curve is in `ceac.csv`.\n\n"
+            + md_table(["Scenario", *(f"{fmt_number(w / 1e3, 0)} kNOK" for w in shown)], rows))
 
 
 def _fmt_estimate(x, metric) -> str:
@@ -294,11 +410,11 @@ def _how_to_read(price_year, baseline: str, meta: dict) -> str:
         "percentages and their differences in percentage points (pp); relative change is the "
         f"difference divided by the baseline mean. Money is in real NOK at {prices}, in millions "
         "unless stated. The effects tables and the yearly figures are undiscounted (totals or "
-        "rates over the horizon); in the economics table, money (PV programme cost, NPV) is "
-        f"discounted to the policy start at {rate}, while exclusion-years avoided are counted "
-        "undiscounted. Discounting weighs late gains least, so prevention in early childhood, "
-        "whose benefits come years after its costs, fares worse on NPV than its undiscounted "
-        "effects suggest.")
+        "rates over the horizon); in the economics table, money and the exclusion-years behind the "
+        f"cost per exclusion-year are discounted alike to the policy start at {rate} (the column "
+        "of exclusion-years avoided is the undiscounted total). Discounting weighs late gains "
+        "least, so prevention in early childhood, whose benefits come years after its costs, "
+        "fares worse on NPV than its undiscounted effects suggest.")
 
 
 def uncertainty_table(spread: pd.DataFrame | None) -> str:
@@ -327,7 +443,9 @@ def write_report(out_dir: Path, runs: pd.DataFrame, effects: pd.DataFrame,
                  economics: pd.DataFrame | None, hypotheses: pd.DataFrame | None,
                  baseline_pathways: pd.DataFrame | None, meta: dict,
                  main_metrics: Sequence[str] | None = None,
-                 uncertainty: pd.DataFrame | None = None) -> Path:
+                 uncertainty: pd.DataFrame | None = None, ledger: pd.DataFrame | None = None,
+                 ceac: pd.DataFrame | None = None,
+                 economics_sensitivity: pd.DataFrame | None = None) -> Path:
     """Write ``out_dir/report.md`` and its figures under ``out_dir/figures/``; return the path.
 
     ``main_metrics`` selects the summary metrics shown in the effects tables and the forest plot
@@ -357,6 +475,8 @@ def write_report(out_dir: Path, runs: pd.DataFrame, effects: pd.DataFrame,
         "cost_effect": fig.plot_cost_effect(economics, fig_dir, effects,
                                             price_year if _finite(price_year) else None, baseline),
         "effect_timing": fig.plot_effect_timing(runs, fig_dir, meta.get("start_year"), baseline),
+        "ledger": fig.plot_ledger(ledger, fig_dir, price_year if _finite(price_year) else None, baseline),
+        "ceac": fig.plot_ceac(ceac, fig_dir, baseline),
     }
 
     title = meta.get("experiment") or meta.get("name") or "experiment"
@@ -365,7 +485,10 @@ def write_report(out_dir: Path, runs: pd.DataFrame, effects: pd.DataFrame,
              "## How to read this", "", _how_to_read(price_year, baseline, meta), "",
              "## Main effects (scenario minus baseline)", "", effects_tables(effects, metrics,
                                                                             baseline), "",
-             "## Economics", "", economics_table(economics, baseline), "",
+             "## Economics", "", economics_perspective(economics), "", economics_table(economics, baseline), "",
+             "### Who pays, who gains", "", ledger_markdown(ledger, baseline), "",
+             "### Which unit values matter", "", sensitivity_markdown(economics_sensitivity, baseline), "",
+             "### Acceptability", "", ceac_markdown(ceac, baseline), "",
              "## Hypotheses", "", hypotheses_table(hypotheses), "",
              "## Monte Carlo noise and parameter uncertainty", "", uncertainty_table(uncertainty), "",
              "## Figures", ""]

@@ -37,7 +37,7 @@ THOUSANDS = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >
 
 FILES = {"pathways": "pathways.png", "neet_by_year": "neet_by_year.png",
          "effects_forest": "effects_forest.png", "cost_effect": "cost_effect.png",
-         "effect_timing": "effect_timing.png"}
+         "effect_timing": "effect_timing.png", "ledger": "ledger.png", "ceac": "ceac.png"}
 
 METRIC_LABELS = {
     "neet_rate_15_29": "NEET rate, ages 15-29",
@@ -303,6 +303,15 @@ def plot_effects_forest(effects: pd.DataFrame, metrics: Sequence[str], out_dir: 
 def _cost_effect_points(economics, effects, baseline):
     """(scenario, x, x_lo, x_hi, y, y_lo, y_hi, discounted) from economics, else from effects."""
     cols = set(economics.columns) if economics is not None else set()
+    if {"scenario", "pv_exclusion_years_avoided", "pv_cost_nok"} <= cols:  # costs and effects discounted alike
+        e = economics[economics["scenario"].astype(str) != baseline]
+        get = lambda c: e[c] if c in cols else np.nan  # noqa: E731
+        pts = pd.DataFrame({
+            "scenario": e["scenario"].astype(str), "x": e["pv_exclusion_years_avoided"],
+            "x_lo": get("pv_exclusion_years_avoided_low"), "x_hi": get("pv_exclusion_years_avoided_high"),
+            "y": e["pv_cost_nok"] / 1e6, "y_lo": get("pv_cost_nok_low") / 1e6,
+            "y_hi": get("pv_cost_nok_high") / 1e6})
+        return pts, "socio"
     if {"scenario", "exclusion_years_avoided", "pv_programme_cost_nok"} <= cols:
         e = economics[economics["scenario"].astype(str) != baseline]
         get = lambda c, default: e[c] if c in cols else default  # noqa: E731
@@ -346,8 +355,11 @@ def plot_cost_effect(economics: pd.DataFrame | None, out_dir: Path, effects: pd.
     pts = pts.reset_index(drop=True)
     pal = scenario_palette([baseline, *pts["scenario"]], baseline)
     prices = f" at {int(price_year)} prices" if price_year is not None and pd.notna(price_year) else ""
-    ylabel = (f"Programme cost, present value (NOK million{prices})" if discounted
-              else f"Programme cost, undiscounted (NOK million{prices})")
+    ylabel = {"socio": f"Socio-economic cost, present value (NOK million{prices})",
+              True: f"Programme cost, present value (NOK million{prices})",
+              False: f"Programme cost, undiscounted (NOK million{prices})"}[discounted]
+    xlabel = ("Exclusion-years avoided, discounted like costs (NEET person-years, ages 15-29)"
+              if discounted == "socio" else "Exclusion-years avoided (NEET person-years, ages 15-29)")
     with _style():
         fig = Figure(layout="constrained", figsize=(8.5, 5.6))
         ax = fig.subplots()
@@ -375,7 +387,7 @@ def plot_cost_effect(economics: pd.DataFrame | None, out_dir: Path, effects: pd.
                       fontsize="small", handletextpad=0.3)
         ax.xaxis.set_major_formatter(THOUSANDS)
         ax.yaxis.set_major_formatter(THOUSANDS)
-        ax.set(xlabel="Exclusion-years avoided (NEET person-years, ages 15-29)", ylabel=ylabel,
+        ax.set(xlabel=xlabel, ylabel=ylabel,
                title="Cost-effect plane (95% intervals; right = more years avoided)")
         ax.margins(x=0.15, y=0.12)
         return _save(fig, out_dir, "cost_effect")
@@ -435,3 +447,57 @@ def plot_effect_timing(runs: pd.DataFrame, out_dir: Path, start_year: int | None
                      "replicate: mean and 95% band (y scales differ between panels)",
                      fontweight="bold", fontsize="medium")
         return _save(fig, out_dir, "effect_timing")
+
+
+def plot_ledger(ledger: pd.DataFrame | None, out_dir: Path, price_year=None,
+                baseline: str = BASELINE) -> Path | None:
+    """Who pays, who gains -> ``ledger.png``: each scenario's present-value change in public
+    spending per payer (NOK million; above zero the payer spends more, below it saves), with the
+    net total marked. From ``ledger.csv``."""
+    if ledger is None or len(ledger) == 0 or not {"scenario", "payer", "pv_cost_change_nok"} <= set(ledger.columns):
+        return None
+    tot = ledger.groupby(["scenario", "payer"], sort=False)["pv_cost_change_nok"].sum().unstack("payer").fillna(0.0) / 1e6
+    order = [s for s in ordered_scenarios(tot.index.astype(str), baseline) if s != baseline and s in tot.index]
+    payers = [p for p in ("municipality", "county", "state", "unassigned") if p in tot.columns]
+    tot = tot.loc[order, payers]
+    colours = dict(zip(("municipality", "county", "state", "unassigned"), sns.color_palette("Set2", 4)))
+    prices = f" at {int(price_year)} prices" if price_year is not None and pd.notna(price_year) else ""
+    with _style():
+        fig = Figure(layout="constrained", figsize=(max(6.5, 1.6 * len(order) + 3), 4.8))
+        ax = fig.subplots()
+        x = np.arange(len(order))
+        width = 0.8 / max(len(payers), 1)
+        for k, p in enumerate(payers):
+            ax.bar(x + (k - (len(payers) - 1) / 2) * width, tot[p].to_numpy(), width, label=p, color=colours[p])
+        ax.scatter(x, tot.sum(axis=1).to_numpy(), marker="D", color="black", zorder=3, label="all public budgets")
+        ax.axhline(0, color="0.3", lw=0.8)
+        ax.set_xticks(x, order, rotation=20 if len(order) > 3 else 0, ha="right" if len(order) > 3 else "center")
+        ax.yaxis.set_major_formatter(THOUSANDS)
+        ax.set(ylabel=f"Change in public spending, present value (NOK million{prices})",
+               title="Who pays, who gains: spending change by payer (below zero = saves)")
+        ax.legend(loc="best", fontsize="small")
+        return _save(fig, out_dir, "ledger")
+
+
+def plot_ceac(ceac: pd.DataFrame | None, out_dir: Path, baseline: str = BASELINE) -> Path | None:
+    """Cost-effectiveness acceptability curve -> ``ceac.png``: the share of parameter draws (or,
+    in Monte Carlo mode, of replicates) in which each scenario has a positive net benefit, against
+    the willingness to pay per exclusion-year avoided. From ``ceac.csv``."""
+    if ceac is None or len(ceac) == 0 or not {"scenario", "wtp_nok", "probability"} <= set(ceac.columns):
+        return None
+    order = [s for s in ordered_scenarios(ceac["scenario"].astype(str), baseline) if s != baseline]
+    pal = scenario_palette([baseline, *order], baseline)
+    basis = str(ceac["basis"].iloc[0]) if "basis" in ceac.columns else "units"
+    with _style():
+        fig = Figure(layout="constrained", figsize=(7.5, 4.6))
+        ax = fig.subplots()
+        for s in order:
+            d = ceac[ceac["scenario"].astype(str) == s].sort_values("wtp_nok")
+            ax.plot(d["wtp_nok"] / 1e6, d["probability"], marker="o", ms=4, color=pal[s], label=s)
+        ax.set_ylim(-0.03, 1.03)
+        ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        ax.set(xlabel="Willingness to pay per exclusion-year avoided, on top of the NPV (NOK million)",
+               ylabel="Probability of a positive net benefit",
+               title=f"Cost-effectiveness acceptability: share of {basis}")
+        ax.legend(loc="best", fontsize="small")
+        return _save(fig, out_dir, "ceac")
