@@ -12,6 +12,7 @@ from scipy import stats
 from utenforsk.analysis import (Valuation, discount_factors, economics, economics_by_replicate,
                                 evaluate, paired_effects, validate_hypotheses)
 from utenforsk.analysis.effects import EFFECT_COLUMNS
+from utenforsk.analysis.hypotheses import RESULT_COLUMNS
 from utenforsk.errors import ConfigError
 
 
@@ -147,22 +148,24 @@ def test_hypothesis_verdicts():
             hyp("bad_up", "bad", direction="increases"),
             hyp("good_margin", "good", margin=0.02)]
     out = evaluate(hyps, hyp_runs()).set_index("name")
-    assert list(out.reset_index().columns) == ["name", "statement", "verdict", "probability",
-                                               "estimate", "ci_low", "ci_high", "n_replicates"]
-    assert out.loc["good", "verdict"] == "supported"
+    assert list(out.reset_index().columns) == RESULT_COLUMNS
+    # Monte Carlo mode: verdicts hold at fixed parameters; the probability is a share of replicates
+    assert out.loc["good", "verdict"] == "supported at fixed parameters"
     assert out.loc["good", "probability"] == 1.0
-    assert out.loc["good", "estimate"] == pytest.approx(-0.0104)
-    assert out.loc["bad", "verdict"] == "not supported"
+    assert out.loc["good", "probability_over"].startswith("simulation replicates")
+    assert out.loc["good", "estimate"] == pytest.approx(-1.04)  # percentage points
+    assert out.loc["good", "unit"] == "pp"
+    assert out.loc["bad", "verdict"] == "not supported at fixed parameters"
     assert out.loc["bad", "probability"] == 0.0
     assert out.loc["noisy", "verdict"] == "inconclusive"
     assert out.loc["noisy", "probability"] == pytest.approx(0.6)
-    assert out.loc["bad_up", "verdict"] == "supported"
-    assert out.loc["good_margin", "verdict"] == "not supported"
+    assert out.loc["bad_up", "verdict"] == "supported at fixed parameters"
+    assert out.loc["good_margin", "verdict"] == "not supported at fixed parameters"
     assert (out["n_replicates"] == 5).all()
     d = np.array([-0.02, 0.02, -0.01, 0.015, -0.005])
     half = stats.t.ppf(0.975, 4) * d.std(ddof=1) / math.sqrt(5)
-    assert out.loc["noisy", "ci_low"] == pytest.approx(d.mean() - half)
-    assert out.loc["noisy", "ci_high"] == pytest.approx(d.mean() + half)
+    assert out.loc["noisy", "ci_low"] == pytest.approx(100 * (d.mean() - half))
+    assert out.loc["noisy", "ci_high"] == pytest.approx(100 * (d.mean() + half))
 
 
 def test_hypothesis_per_nok_picks_cheaper_per_effect():
@@ -170,12 +173,14 @@ def test_hypothesis_per_nok_picks_cheaper_per_effect():
             hyp("absolute", "cheap", compare_to="dear"),
             hyp("dear_per_nok", "dear", compare_to="cheap", per_nok=True)]
     out = evaluate(hyps, hyp_runs()).set_index("name")
-    assert out.loc["per_nok", "verdict"] == "supported"  # -2e-8 vs -1e-8 per NOK
+    assert out.loc["per_nok", "verdict"] == "supported at fixed parameters"  # -2e-8 vs -1e-8 per NOK
     cheap = np.array([-0.020, -0.021, -0.019, -0.020, -0.020]) / np.array([1.0e6, 1.1e6, 0.9e6, 1.0e6, 1.0e6])
     dear = np.array([-0.030, -0.031, -0.029, -0.030, -0.030]) / np.array([3.0e6, 3.1e6, 2.9e6, 3.0e6, 3.0e6])
-    assert out.loc["per_nok", "estimate"] == pytest.approx(np.mean(cheap - dear), rel=1e-9)
-    assert out.loc["absolute", "verdict"] == "not supported"  # dear reduces more in total
-    assert out.loc["dear_per_nok", "verdict"] == "not supported"
+    # shown in percentage points per million NOK
+    assert out.loc["per_nok", "estimate"] == pytest.approx(100 * 1e6 * np.mean(cheap - dear), rel=1e-9)
+    assert out.loc["per_nok", "unit"] == "pp per million NOK"
+    assert out.loc["absolute", "verdict"] == "not supported at fixed parameters"  # dear reduces more in total
+    assert out.loc["dear_per_nok", "verdict"] == "not supported at fixed parameters"
 
 
 def test_hypothesis_errors_name_the_key():
