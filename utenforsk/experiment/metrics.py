@@ -95,12 +95,14 @@ def task_metrics(model) -> dict[str, float]:
 
 # ---- cohort follow-up and "for whom" (issue 12) -------------------------------------------------
 # summary metrics of the followed cohorts (experiment key follow_cohorts_to_age), whole lives:
-COHORT_METRICS = ("cohort_exclusion_years_15_29", "cohort_completion_5y", "cohort_long_term_neet_share")
+COHORT_METRICS = ("cohort_exclusion_years_15_29", "cohort_completion_5y", "cohort_long_term_neet_share",
+                  "cohort_completers", "cohort_long_term_neet_persons")
 
 
 def _cohort_sums(model, tally: np.ndarray, b0: int, b1: int) -> dict[str, float]:
     """Pooled outcomes of birth cohorts ``b0..b1`` from cohort tallies ``[cohort, field]``:
-    national NEET person-years at 15-29, completion within 5 years, long-term NEET share; NaN
+    national NEET person-years at 15-29, completion within 5 years (share, and national
+    completers), long-term NEET (share, and national persons); NaN
     unless every cohort has been observed long enough (to 30, or to 21 for completion)."""
     from utenforsk.core.kernel import (CO_AGED_OUT, CO_AGED_OUT_LONG, CO_NEET_M, CO_US_DONE,
                                        CO_US_DUE, COHORT_OFFSET)
@@ -116,6 +118,8 @@ def _cohort_sums(model, tally: np.ndarray, b0: int, b1: int) -> dict[str, float]
                           if done_5y and rows[:, CO_US_DUE].sum() else nan),
         "long_term_neet_share": (float(rows[:, CO_AGED_OUT_LONG].sum() / rows[:, CO_AGED_OUT].sum())
                                  if aged_out and rows[:, CO_AGED_OUT].sum() else nan),
+        "completers": float(rows[:, CO_US_DONE].sum() / scale) if done_5y else nan,  # national persons
+        "long_term_neet_persons": float(rows[:, CO_AGED_OUT_LONG].sum() / scale) if aged_out else nan,
     }
 
 

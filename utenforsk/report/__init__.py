@@ -21,7 +21,7 @@ from utenforsk.report import figures as fig
 from utenforsk.report.figures import BASELINE, metric_kind, metric_label, ordered_scenarios
 
 __all__ = ["write_report", "DEFAULT_MAIN_METRICS", "effects_tables", "economics_table",
-           "hypotheses_table"]
+           "hypotheses_table", "cohort_section", "for_whom_section", "participants_section"]
 
 DEFAULT_MAIN_METRICS = ("neet_rate_15_29", "exclusion_years_15_29", "upper_secondary_completion_5y",
                         "health_benefit_rate_18_29", "long_term_neet_share", "programme_cost_nok")
@@ -230,20 +230,108 @@ def _fmt_estimate(x, metric) -> str:
 
 
 def hypotheses_table(hypotheses: pd.DataFrame | None) -> str:
+    """Verdicts with what their probability is over, estimates in their display unit."""
     if hypotheses is None or len(hypotheses) == 0:
         return "No hypotheses were tested in this experiment."
     rows = []
+    has = set(hypotheses.columns)
     for _, r in hypotheses.iterrows():
-        metric = r.get("metric") if "metric" in hypotheses.columns else None
-        f = lambda v, m=metric: _fmt_estimate(v, m)  # noqa: E731
+        unit = r.get("unit") if "unit" in has else None
+        if isinstance(unit, str):  # already in display units (pp, per million NOK)
+            f = lambda v: fmt_number(v, None if not _finite(v) or abs(float(v)) >= 0.01 else 5)  # noqa: E731
+        else:
+            metric = r.get("metric") if "metric" in has else None
+            f = lambda v, m=metric: _fmt_estimate(v, m)  # noqa: E731
         verdict = r.get("verdict")
         rows.append([r.get("name", DASH), r.get("statement", DASH),
                      f"**{verdict}**" if isinstance(verdict, str) and verdict else DASH,
-                     fmt_pct(r.get("probability"), 1), f(r.get("estimate")),
-                     fmt_interval(r.get("ci_low"), r.get("ci_high"), f),
+                     fmt_pct(r.get("probability"), 1), r.get("probability_over", DASH) if "probability_over" in has else DASH,
+                     r.get("compared_with", DASH) if "compared_with" in has else DASH,
+                     f(r.get("estimate")), fmt_interval(r.get("ci_low"), r.get("ci_high"), f),
+                     unit if isinstance(unit, str) else DASH,
                      int(r["n_replicates"]) if _finite(r.get("n_replicates")) else DASH])
-    return md_table(["Hypothesis", "Statement", "Verdict", "Probability", "Estimate",
-                     "95% interval", "Replicates"], rows, align="lllrrrr")
+    table = md_table(["Hypothesis", "Statement", "Verdict", "Probability", "Probability over",
+                      "Weakest comparison", "Estimate", "95% interval", "Unit", "Replicates"], rows,
+                     align="llllllrrlr")
+    notes = []
+    if "probability_over" in has and hypotheses["probability_over"].astype(str).str.startswith("parameter").any():
+        notes.append("In parameter mode the probability is P(claim) over parameter draws of the national-scale "
+                     "effect; a claim is supported when it holds in at least the stated share of draws "
+                     "(`uncertainty.supported_at`, 95% by default). More replicates make this probability "
+                     "more precise, not larger.")
+    if "probability_over" in has and hypotheses["probability_over"].astype(str).str.startswith("simulation").any():
+        notes.append("In Monte Carlo mode the parameters are fixed: the verdict says whether the simulated "
+                     "mean effect is distinguishable from the claim's boundary at those values (it becomes "
+                     "easier with more replicates), and the probability is the share of simulation "
+                     "replicates in which the claim holds, which depends on the simulation's scale. "
+                     "Neither is a probability that the claim is true; run in parameter mode for that.")
+    notes.append("A comparison against several scenarios follows the intersection-union rule: supported only "
+                 "if supported against each (the row shows the weakest one; `detail` in hypotheses.csv has "
+                 "them all).")
+    return table + "\n\n" + " ".join(notes)
+
+
+def cohort_section(cohorts: pd.DataFrame | None, followed, interventions_end) -> str:
+    """Effects on the followed birth cohorts, per birth year: completion within 5 years (by
+    about 21) in pp, NEET person-years at 15-29 over their whole lives."""
+    if cohorts is None or len(cohorts) == 0:
+        return "No cohort outcomes (no cohort followed)."
+    intro = (f"Interventions stop after {interventions_end}; the horizon runs on until the youngest "
+             f"treated birth cohort ({followed[1]}) is followed, so effects that show late are counted. "
+             f"Followed birth cohorts: {followed[0]}-{followed[1]}. Per-cohort effects are in `cohorts.csv`; "
+             "shown here every fifth birth year.")
+    years = sorted(cohorts.birth_year.unique())
+    shown = [y for y in years if (y - years[0]) % 5 == 0 or y == years[-1]]
+    rows = []
+    for _, r in cohorts[cohorts.birth_year.isin(shown)].sort_values(["metric", "birth_year", "scenario"]).iterrows():
+        m = r["metric"]
+        if m not in ("completion_5y", "exclusion_years_15_29"):
+            continue
+        rate = m == "completion_5y"
+        fmt = (lambda v: f"{100 * v:+.2f} pp") if rate else (lambda v: fmt_diff(v, "person_years"))
+        lvl = (lambda v: f"{100 * v:.1f}%") if rate else fmt_number
+        rows.append([r["scenario"], int(r["birth_year"]),
+                     "completion within 5 years (by ~21)" if rate else "NEET person-years 15-29",
+                     lvl(r["baseline_mean"]), fmt(r["difference"]), fmt_interval(r["ci_low"], r["ci_high"], fmt)])
+    return intro + "\n\n" + md_table(["Scenario", "Birth year", "Outcome", "Baseline", "Effect",
+                                        "95% interval"], rows, align="lrlrrr")
+
+
+def for_whom_section(groups: pd.DataFrame | None, followed: bool = False) -> str:
+    """Effects by group (parents' education, immigrant background, sex, municipality type)."""
+    if groups is None or len(groups) == 0:
+        return "No effects by group (the model reports by no attribute)."
+    metric = "cohort_exclusion_years_15_29" if followed and (groups.metric == "cohort_exclusion_years_15_29").any() \
+        else "neet_rate_15_29"
+    g = groups[groups.metric == metric]
+    label = ("NEET person-years at 15-29 of the followed cohorts" if metric.startswith("cohort")
+             else "NEET rate 15-29 over the horizon (pp)")
+    fmt = (lambda v: fmt_diff(v, "neet_rate_15_29")) if metric == "neet_rate_15_29" else \
+        (lambda v: fmt_diff(v, "person_years"))
+    rows = [[r.scenario, r.attribute.replace("_", " "), r.category, fmt_value(r.baseline_mean, metric)
+             if metric == "neet_rate_15_29" else fmt_number(r.baseline_mean), fmt(r.difference),
+             fmt_interval(r.ci_low, r.ci_high, fmt)] for r in g.itertuples()]
+    return (f"Effect on the {label} within each group; every group metric is in `for_whom.csv`.\n\n"
+            + md_table(["Scenario", "Attribute", "Group", "Baseline", "Effect", "95% interval"], rows,
+                       align="lllrrr"))
+
+
+def participants_section(people: pd.DataFrame | None, followed: bool = False) -> str:
+    if people is None or len(people) == 0:
+        return "No participants (no scenario has a YAML intervention)."
+    rows = [[r.scenario, fmt_number(r.participants, 0), fmt_number(r.cost_per_participant_nok, 0),
+             fmt_number(r.participants_per_exclusion_year_avoided, 1),
+             fmt_number(r.number_needed_to_treat_completion, 0),
+             fmt_number(r.number_needed_to_treat_long_term_neet, 0)] for r in people.itertuples()]
+    over = "the followed cohorts' lives" if followed else "the horizon"
+    return (f"National means over replicates. New participants over the horizon (a person in two "
+            f"programmes counts twice); programme cost (undiscounted) per participant; participants "
+            f"per NEET person-year avoided at 15-29 over {over}; numbers needed to treat for one more "
+            f"upper-secondary completer and one person fewer ever long-term NEET (followed cohorts "
+            f"only). Ratios of means, without intervals; {DASH} where nothing is gained.\n\n"
+            + md_table(["Scenario", "Participants", "Cost per participant (NOK)",
+                        "Participants per exclusion-year avoided", "NNT: one more completer",
+                        "NNT: one fewer long-term NEET"], rows))
 
 
 # ----------------------------------------------------------------------------------------- report
@@ -281,16 +369,20 @@ def _how_to_read(price_year, baseline: str, meta: dict) -> str:
             else "the real discount rate of the Ministry of Finance circular R-109/2021 (4% a year "
                  "for the first 40 years)")
     prices = f"{price_year} prices" if price_year is not None else "the stated price year"
-    spread = ("they include both Monte Carlo noise and uncertainty about the drawn parameters "
-              "(parameter mode; the split is in the section on uncertainty below)"
+    spread = ("in parameter mode they are percentile intervals over parameter draws of the per-draw "
+              "mean paired effect, rescaled to national scale (Monte Carlo noise shrinks with the "
+              "population), so they describe what we do not know about the drawn parameters and "
+              "do not shrink with more replicates (see the section on uncertainty below)"
               if meta.get("uncertainty") == "parameter" else
-              "they describe simulation uncertainty, not uncertainty about the model's parameters")
+              "they are 95% t-intervals of the mean across replicates and describe simulation "
+              "uncertainty at fixed parameters, not uncertainty about the model's parameters; they "
+              "shrink with more replicates")
     return (
         f"Every scenario is compared with the reference scenario `{baseline}`. Replicate *r* of "
         "every scenario uses the same random numbers (common random numbers), so each effect is "
         "the mean of paired, replicate-by-replicate differences (scenario minus baseline); this "
         "removes most of the Monte Carlo noise that two independent runs would show. Intervals "
-        f"are 95% t-intervals of that mean across replicates: {spread}. Rates are shown as "
+        f"are 95% intervals: {spread}. Rates are shown as "
         "percentages and their differences in percentage points (pp); relative change is the "
         f"difference divided by the baseline mean. Money is in real NOK at {prices}, in millions "
         "unless stated. The effects tables and the yearly figures are undiscounted (totals or "
@@ -302,12 +394,16 @@ def _how_to_read(price_year, baseline: str, meta: dict) -> str:
 
 
 def uncertainty_table(spread: pd.DataFrame | None) -> str:
-    """SD of one replicate's paired difference split into Monte Carlo and parameter parts."""
+    """SD of the paired difference split into Monte Carlo and parameter parts, national share."""
     if spread is None or len(spread) == 0:
         return "No decomposition available (fewer than two replicates)."
     mode = spread["mode"].iloc[0]
     intro = ("Parameter mode: replicates sharing a parameter draw differ only by their seeds, so the "
-             "within-draw spread is Monte Carlo noise and the rest is parameter uncertainty."
+             "within-draw spread is Monte Carlo noise and the rest is parameter uncertainty. Monte "
+             "Carlo noise shrinks with the population: at national scale its variance is the "
+             "simulation's times the scale. The parameter share is the share of the national-scale "
+             "variance of the effect due to the drawn parameters (the share at the simulation's own "
+             "scale is in `uncertainty.csv`, `parameter_share_simulation`)."
              if mode == "parameter" else
              "Monte Carlo mode: every replicate has the same parameters, so all of the spread below "
              "is Monte Carlo noise; run with `uncertainty: {mode: parameter, ...}` to add parameter "
@@ -316,23 +412,28 @@ def uncertainty_table(spread: pd.DataFrame | None) -> str:
     if len(headline):
         spread = headline
         intro += " Headline metrics only; every metric is in `uncertainty.csv`."
-    rows = [[r.scenario, f"`{r.metric}`", fmt_number(r.sd_monte_carlo, 4), fmt_number(r.sd_parameter, 4),
+    national = "sd_monte_carlo_national" in spread.columns
+    rows = [[r.scenario, f"`{r.metric}`", fmt_number(r.sd_monte_carlo, 4),
+             fmt_number(r.sd_monte_carlo_national, 4) if national else DASH, fmt_number(r.sd_parameter, 4),
              fmt_pct(r.parameter_share, 0) if _finite(r.parameter_share) else "n/a", int(r.n_draws)]
             for r in spread.itertuples()]
-    return intro + "\n\n" + md_table(["Scenario", "Metric", "SD Monte Carlo", "SD parameters",
-                                       "Parameter share of variance", "Draws"], rows)
+    return intro + "\n\n" + md_table(["Scenario", "Metric", "SD Monte Carlo (one replicate)",
+                                        "SD Monte Carlo (national)", "SD parameters",
+                                        "Parameter share (national)", "Draws"], rows)
 
 
 def write_report(out_dir: Path, runs: pd.DataFrame, effects: pd.DataFrame,
                  economics: pd.DataFrame | None, hypotheses: pd.DataFrame | None,
                  baseline_pathways: pd.DataFrame | None, meta: dict,
                  main_metrics: Sequence[str] | None = None,
-                 uncertainty: pd.DataFrame | None = None) -> Path:
+                 uncertainty: pd.DataFrame | None = None,
+                 sections: Sequence[tuple[str, str]] = ()) -> Path:
     """Write ``out_dir/report.md`` and its figures under ``out_dir/figures/``; return the path.
 
     ``main_metrics`` selects the summary metrics shown in the effects tables and the forest plot
     (default :data:`DEFAULT_MAIN_METRICS` where present, else every non-yearly metric). Figures
-    whose input is missing are left out, with a line saying so.
+    whose input is missing are left out, with a line saying so. ``sections`` are further
+    ``(heading, markdown)`` sections placed after the hypotheses (cohorts, for whom).
     """
     out_dir = Path(out_dir)
     fig_dir = out_dir / "figures"
@@ -366,7 +467,10 @@ def write_report(out_dir: Path, runs: pd.DataFrame, effects: pd.DataFrame,
              "## Main effects (scenario minus baseline)", "", effects_tables(effects, metrics,
                                                                             baseline), "",
              "## Economics", "", economics_table(economics, baseline), "",
-             "## Hypotheses", "", hypotheses_table(hypotheses), "",
+             "## Hypotheses", "", hypotheses_table(hypotheses), ""]
+    for heading, text in sections:
+        lines += [f"## {heading}", "", text, ""]
+    lines += [
              "## Monte Carlo noise and parameter uncertainty", "", uncertainty_table(uncertainty), "",
              "## Figures", ""]
     for key, path in paths.items():
