@@ -224,3 +224,54 @@ def test_cost_per_exclusion_year_is_a_ratio_of_means():
     row = economics(runs).iloc[0]
     # mean PV cost 1.2 MNOK (20% tax cost, year 0 undiscounted) over mean avoided 2 person-years
     assert row.cost_per_exclusion_year_avoided_nok == pytest.approx(1_200_000 / 2.0)
+
+
+# ---------------------------------------------------------------- several comparisons (IU rule)
+
+def iu_runs(effects: dict[str, tuple[float, float]], draws: int = 100, seed: int = 4):
+    """Parameter-mode runs: each scenario's effect per NOK drawn per draw, uniform in (lo, hi),
+    2 seeds per draw with small noise; every scenario costs 1 MNOK."""
+    rng = np.random.default_rng(seed)
+    data = {"baseline": {"exclusion_years_15_29": [], "programme_cost_nok": []}}
+    for s in effects:
+        data[s] = {"exclusion_years_15_29": [], "programme_cost_nok": []}
+    for _ in range(draws):
+        drawn = {s: rng.uniform(*lh) for s, lh in effects.items()}
+        for _ in range(2):
+            data["baseline"]["exclusion_years_15_29"].append(1000.0)
+            data["baseline"]["programme_cost_nok"].append(0.0)
+            for s, e in drawn.items():
+                data[s]["exclusion_years_15_29"].append(1000.0 + e + rng.normal(0, 0.1))
+                data[s]["programme_cost_nok"].append(1e6)
+    return long(data), {r: r // 2 for r in range(2 * draws)}
+
+
+def test_several_comparisons_use_intersection_union():
+    runs, draw_of = iu_runs({"coord": (-10, -8), "a": (-5, -3), "b": (-12, -6), "c": (-1, 0)})
+    base = dict(statement="coord beats each per NOK", metric="exclusion_years_15_29", scenario="coord",
+                direction="reduces", per_nok=True)
+    hyps = [dict(base, name="vs_a_c", compare_to=["a", "c"]),        # beats both surely
+            dict(base, name="vs_a_b", compare_to=["a", "b"]),        # beats a, b only sometimes
+            dict(base, name="vs_b_only", compare_to="b"),
+            dict(base, name="vs_a_lose", compare_to=["a", "c"], direction="increases")]
+    out = evaluate(hyps, runs, draw_of=draw_of, scale=0.005).set_index("name")
+    assert out.loc["vs_a_c", "verdict"] == "supported"
+    assert out.loc["vs_a_b", "verdict"] == "inconclusive"
+    assert out.loc["vs_a_b", "compared_with"] == "b"           # the weakest comparison is shown
+    assert out.loc["vs_a_b", "probability"] == out.loc["vs_b_only", "probability"]
+    assert "vs a: 100.0%" in out.loc["vs_a_b", "detail"]
+    assert out.loc["vs_a_lose", "verdict"] == "not supported"
+    assert out.loc["vs_a_c", "unit"] == "person-years per million NOK"
+    # per million NOK: coord (-9/MNOK) minus c (-0.5/MNOK) is about -8.5 person-years per MNOK
+    row = evaluate([dict(base, name="x", compare_to="c")], runs, draw_of=draw_of, scale=0.005).iloc[0]
+    assert row.estimate == pytest.approx(-8.5, abs=0.3)
+
+
+def test_compare_to_list_is_validated():
+    metrics, scenarios = {"m"}, {"baseline", "s", "a"}
+    h = dict(name="h", statement="x", metric="m", scenario="s", direction="reduces")
+    for bad, key in ((["a", "a"], "hypotheses[0].compare_to"), (["a", "nope"], "hypotheses[0].compare_to[1]"),
+                     (["a", "s"], "hypotheses[0].compare_to[1]"), ([], "hypotheses[0].compare_to")):
+        with pytest.raises(ConfigError) as err:
+            validate_hypotheses([dict(h, compare_to=bad)], metrics, scenarios, "e.yaml")
+        assert err.value.key == key, (bad, err.value.key)

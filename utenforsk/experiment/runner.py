@@ -187,19 +187,19 @@ class Plan:
 
         age = self.exp.follow_cohorts_to_age
         last = cal.start_year + cal.horizon_years - 1
-        self.policy_end = last
         births = []
-        for name, refs in self.refs.items():
-            for ref in refs:
-                if engine.is_plugin_ref(ref):
+        for name in self.refs:  # with the scenario's own overrides (e.g. an earlier end_year)
+            for data in self._scenario_ivs(name):
+                if engine.is_plugin_ref(data):
                     continue
-                iv = engine.load_intervention(ref, where=self.file)
+                iv = engine.load_intervention(data, where=self.file)
                 w = iv.when
                 stop = last if w.end_year is None else min(w.end_year, last)
                 if w.start_year > stop:
                     continue
                 lo, hi = iv.who.ages
                 births += [w.start_year - int(math.ceil(hi)) + 1, stop - int(math.floor(lo))]
+        self.policy_end = last
         if not births:
             return
         self.followed = (min(births), max(births))
@@ -338,7 +338,7 @@ class Plan:
             if bad.any():
                 row = int(np.flatnonzero(bad.to_numpy())[0])
                 raise ConfigError(f"ensemble value outside the parameter's range [{lo}, {hi}] (row {row + 1})",
-                                  file=str(path), key=f"{key} column {col}", value=ens[col].iloc[row],
+                                  file=str(path), key=f"{key} column {col}", value=float(vals.iloc[row]) if np.isfinite(vals.iloc[row]) else ens[col].iloc[row],
                                   allowed=f"a number in [{lo}, {hi}]")
         return ens.astype(float)
 
