@@ -240,6 +240,23 @@ BAD = {
     "unknown_top_level_key": (
         "bad_top_key.yaml", experiment_text(extra="bogus_key: 3\n"),
         (), ["bogus_key", "unknown key"]),
+    "unknown_intervention_parameter": (
+        "bad_iv_param.yaml",
+        experiment_text(extra="uncertainty: {mode: parameter, parameters: [interventions.nope.what.odds.job_finding]}\n"),
+        (), ["uncertainty.parameters[0]", "interventions.nope.what.odds.job_finding",
+             "no intervention of that name", "interventions.nav_youth_guarantee.PATH"]),
+    "end_year_before_start": (
+        "bad_end_year.yaml",
+        experiment_text(scenarios=SCENARIOS.replace(
+            "{interventions: [nav_youth_guarantee]}",
+            "{interventions: [nav_youth_guarantee], overrides: {interventions.nav_youth_guarantee.when.end_year: 2020}}")),
+        (), ["scenarios.nav.interventions.nav_youth_guarantee.when.end_year", "2020", "before start_year 2026"]),
+    "override_of_absent_intervention": (
+        "bad_override.yaml",
+        experiment_text(scenarios=SCENARIOS.replace(
+            "{interventions: [nav_youth_guarantee]}",
+            "{interventions: [nav_youth_guarantee], overrides: {interventions.ips_youth.coverage: 0.5}}")),
+        (), ["scenarios.nav.overrides.interventions.ips_youth.coverage", "no intervention of that name"]),
     "shard_out_of_range": (
         "good_shard.yaml", experiment_text(), ("--shard", "3/2"), ["--shard", "3/2"]),
 }
