@@ -15,7 +15,7 @@ import pandas as pd
 from utenforsk.analysis.effects import paired_effects
 
 PARTICIPANT_COLUMNS = ["scenario", "participants", "programme_cost_nok", "cost_per_participant_nok",
-                       "exclusion_years_avoided", "participants_per_exclusion_year_avoided",
+                       "exclusion_years_avoided", "exclusion_years_over", "participants_per_exclusion_year_avoided",
                        "completers_gained", "number_needed_to_treat_completion",
                        "long_term_neet_avoided", "number_needed_to_treat_long_term_neet"]
 
@@ -53,8 +53,8 @@ def participants(runs: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame
     Means over replicates (national): ``participants`` counts new participants over the horizon
     (a person in two of a scenario's programmes counts twice); cost per participant is the
     programme cost over them; ``participants_per_exclusion_year_avoided`` divides them by the NEET
-    person-years at 15-29 avoided (over the followed cohorts' lives when the experiment follows
-    cohorts, else over the horizon); the numbers needed to treat divide them by the extra upper-
+    person-years at 15-29 avoided (over the followed cohorts' lives when they have all been
+    followed to 30, else over the horizon: ``exclusion_years_over``); the numbers needed to treat divide them by the extra upper-
     secondary completers and the persons fewer ever long-term NEET in the followed cohorts.
     Ratios of means, without intervals; NaN where the denominator is not positive.
     """
@@ -62,8 +62,10 @@ def participants(runs: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame
     if baseline not in wide.index.get_level_values(0) or "participants" not in wide.columns:
         return pd.DataFrame(columns=PARTICIPANT_COLUMNS)
     base = wide.xs(baseline, level="scenario")
-    followed = "cohort_exclusion_years_15_29" in wide.columns
+    # the followed cohorts' whole lives when they have all reached 30, else the horizon
+    followed = "cohort_exclusion_years_15_29" in wide.columns and wide["cohort_exclusion_years_15_29"].notna().all()
     excl = "cohort_exclusion_years_15_29" if followed else "exclusion_years_15_29"
+    over = "followed cohorts' lives" if followed else "horizon"
 
     def gain(this, metric, sign):
         if metric not in wide.columns:
@@ -82,6 +84,6 @@ def participants(runs: pd.DataFrame, baseline: str = "baseline") -> pd.DataFrame
         avoided = gain(this, excl, -1)
         completers = gain(this, "cohort_completers", +1)
         ltn = gain(this, "cohort_long_term_neet_persons", -1)
-        rows.append([s, n, cost, ratio(cost, n), avoided, ratio(n, avoided), completers,
+        rows.append([s, n, cost, ratio(cost, n), avoided, over, ratio(n, avoided), completers,
                      ratio(n, completers), ltn, ratio(n, ltn)])
     return pd.DataFrame(rows, columns=PARTICIPANT_COLUMNS)

@@ -271,49 +271,59 @@ def hypotheses_table(hypotheses: pd.DataFrame | None) -> str:
     return table + "\n\n" + " ".join(notes)
 
 
+def _by_scenario(df: pd.DataFrame, keys: list[str], fmt) -> tuple[list[str], list[list]]:
+    """Rows per ``keys``, one column per scenario: "effect [low, high]"."""
+    scenarios = ordered_scenarios(df["scenario"].astype(str), BASELINE)
+    scenarios = [s for s in scenarios if s != BASELINE]
+    rows = []
+    for key, g in df.groupby(keys, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        cells = {r.scenario: f"{fmt(r.difference)} {fmt_interval(r.ci_low, r.ci_high, fmt)}"
+                 for r in g.itertuples()}
+        rows.append([*key, *(cells.get(s, DASH) for s in scenarios)])
+    return scenarios, rows
+
+
 def cohort_section(cohorts: pd.DataFrame | None, followed, interventions_end) -> str:
     """Effects on the followed birth cohorts, per birth year: completion within 5 years (by
     about 21) in pp, NEET person-years at 15-29 over their whole lives."""
     if cohorts is None or len(cohorts) == 0:
         return "No cohort outcomes (no cohort followed)."
-    intro = (f"Interventions stop after {interventions_end}; the horizon runs on until the youngest "
+    parts = [f"Interventions stop after {interventions_end}; the horizon runs on until the youngest "
              f"treated birth cohort ({followed[1]}) is followed, so effects that show late are counted. "
-             f"Followed birth cohorts: {followed[0]}-{followed[1]}. Per-cohort effects are in `cohorts.csv`; "
-             "shown here every fifth birth year.")
+             f"Followed birth cohorts: {followed[0]}-{followed[1]}; effect [95% interval] per scenario, "
+             "every fifth birth year (all in `cohorts.csv`)."]
     years = sorted(cohorts.birth_year.unique())
-    shown = [y for y in years if (y - years[0]) % 5 == 0 or y == years[-1]]
-    rows = []
-    for _, r in cohorts[cohorts.birth_year.isin(shown)].sort_values(["metric", "birth_year", "scenario"]).iterrows():
-        m = r["metric"]
-        if m not in ("completion_5y", "exclusion_years_15_29"):
+    shown = cohorts[cohorts.birth_year.isin([y for y in years if (y - years[0]) % 5 == 0 or y == years[-1]])]
+    for metric, title, fmt in (
+            ("completion_5y", "Upper-secondary completion within 5 years of starting (by about 21), pp",
+             lambda v: f"{100 * v:+.2f}" if _finite(v) else DASH),
+            ("exclusion_years_15_29", "NEET person-years at 15-29 over the cohort's life (national)",
+             lambda v: fmt_diff(v, "person_years"))):
+        d = shown[shown.metric == metric]
+        if d.empty:
             continue
-        rate = m == "completion_5y"
-        fmt = (lambda v: f"{100 * v:+.2f} pp") if rate else (lambda v: fmt_diff(v, "person_years"))
-        lvl = (lambda v: f"{100 * v:.1f}%") if rate else fmt_number
-        rows.append([r["scenario"], int(r["birth_year"]),
-                     "completion within 5 years (by ~21)" if rate else "NEET person-years 15-29",
-                     lvl(r["baseline_mean"]), fmt(r["difference"]), fmt_interval(r["ci_low"], r["ci_high"], fmt)])
-    return intro + "\n\n" + md_table(["Scenario", "Birth year", "Outcome", "Baseline", "Effect",
-                                        "95% interval"], rows, align="lrlrrr")
+        scenarios, rows = _by_scenario(d, ["birth_year"], fmt)
+        parts.append(f"**{title}**\n\n" + md_table(["Birth year", *scenarios], rows))
+    return "\n\n".join(parts)
 
 
 def for_whom_section(groups: pd.DataFrame | None, followed: bool = False) -> str:
     """Effects by group (parents' education, immigrant background, sex, municipality type)."""
     if groups is None or len(groups) == 0:
         return "No effects by group (the model reports by no attribute)."
-    metric = "cohort_exclusion_years_15_29" if followed and (groups.metric == "cohort_exclusion_years_15_29").any() \
-        else "neet_rate_15_29"
-    g = groups[groups.metric == metric]
-    label = ("NEET person-years at 15-29 of the followed cohorts" if metric.startswith("cohort")
-             else "NEET rate 15-29 over the horizon (pp)")
-    fmt = (lambda v: fmt_diff(v, "neet_rate_15_29")) if metric == "neet_rate_15_29" else \
-        (lambda v: fmt_diff(v, "person_years"))
-    rows = [[r.scenario, r.attribute.replace("_", " "), r.category, fmt_value(r.baseline_mean, metric)
-             if metric == "neet_rate_15_29" else fmt_number(r.baseline_mean), fmt(r.difference),
-             fmt_interval(r.ci_low, r.ci_high, fmt)] for r in g.itertuples()]
-    return (f"Effect on the {label} within each group; every group metric is in `for_whom.csv`.\n\n"
-            + md_table(["Scenario", "Attribute", "Group", "Baseline", "Effect", "95% interval"], rows,
-                       align="lllrrr"))
+    cohort = groups[groups.metric == "cohort_exclusion_years_15_29"]
+    use_cohort = followed and len(cohort) and cohort.difference.notna().all()
+    metric = "cohort_exclusion_years_15_29" if use_cohort else "neet_rate_15_29"
+    g = groups[groups.metric == metric].assign(attribute=lambda x: x.attribute.str.replace("_", " "))
+    if metric == "neet_rate_15_29":
+        label, fmt = "NEET rate 15-29 over the horizon, pp", (lambda v: f"{100 * v:+.2f}" if _finite(v) else DASH)
+    else:
+        label, fmt = "NEET person-years at 15-29 of the followed cohorts", (lambda v: fmt_diff(v, "person_years"))
+    scenarios, rows = _by_scenario(g, ["attribute", "category"], fmt)
+    return (f"Effect [95% interval] on the {label}, within each group; every group metric is in "
+            "`for_whom.csv`.\n\n" + md_table(["Attribute", "Group", *scenarios], rows,
+                                                 align="ll" + "r" * len(scenarios)))
 
 
 def participants_section(people: pd.DataFrame | None, followed: bool = False) -> str:
@@ -323,11 +333,11 @@ def participants_section(people: pd.DataFrame | None, followed: bool = False) ->
              fmt_number(r.participants_per_exclusion_year_avoided, 1),
              fmt_number(r.number_needed_to_treat_completion, 0),
              fmt_number(r.number_needed_to_treat_long_term_neet, 0)] for r in people.itertuples()]
-    over = "the followed cohorts' lives" if followed else "the horizon"
+    over = people["exclusion_years_over"].iloc[0] if "exclusion_years_over" in people else "the horizon"
     return (f"National means over replicates. New participants over the horizon (a person in two "
             f"programmes counts twice); programme cost (undiscounted) per participant; participants "
-            f"per NEET person-year avoided at 15-29 over {over}; numbers needed to treat for one more "
-            f"upper-secondary completer and one person fewer ever long-term NEET (followed cohorts "
+            f"per NEET person-year avoided at 15-29 (over the {over}); numbers needed to treat for one "
+            f"more upper-secondary completer and one person fewer ever long-term NEET (followed cohorts "
             f"only). Ratios of means, without intervals; {DASH} where nothing is gained.\n\n"
             + md_table(["Scenario", "Participants", "Cost per participant (NOK)",
                         "Participants per exclusion-year avoided", "NNT: one more completer",
