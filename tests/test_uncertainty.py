@@ -43,7 +43,7 @@ def test_parameter_share_is_zero_when_draws_do_not_matter():
 
 from utenforsk.analysis.effects import paired_effects  # noqa: E402
 from utenforsk.analysis.hypotheses import evaluate  # noqa: E402
-from utenforsk.analysis.uncertainty import national_draws, percentile_interval  # noqa: E402
+from utenforsk.analysis.uncertainty import national_interval, percentile_interval  # noqa: E402
 
 REPETITIONS = 2000  # binomial SE of a 95% coverage: sqrt(.95*.05/2000) = 0.49 pp, so 93-97% is
 # +-4 SE: a correct interval fails this with probability < 1e-4, one at 91% or 99% almost surely does
@@ -66,7 +66,7 @@ def test_parameter_interval_covers_the_national_truth(tau, sigma):
     scale, hits = 0.005, 0
     for _ in range(REPETITIONS):
         d, draw_of = _nested(rng, 100, 2, tau, sigma)
-        lo, hi = percentile_interval(national_draws(d, draw_of, scale))
+        lo, hi = national_interval(d, draw_of, scale)
         truth = rng.normal(0.0, tau) + np.sqrt(scale) * sigma * rng.normal()
         hits += lo <= truth <= hi
     assert 0.93 <= hits / REPETITIONS <= 0.97, hits / REPETITIONS
@@ -162,3 +162,17 @@ def test_percentile_interval_order_statistics():
     assert percentile_interval(x) == (2.0, 98.0)
     assert percentile_interval([3.0, 1.0, 2.0]) == (1.0, 3.0)  # few draws: the range
     assert all(np.isnan(percentile_interval([1.0])))
+
+
+def test_rare_events_do_not_make_a_claim_certain():
+    """At a small scale most draws see no difference at all and one sees a person's worth: the
+    centre's simulation error keeps the interval around 0 and the claim inconclusive."""
+    d = pd.Series(np.zeros(48))
+    d.iloc[7] = -0.01  # one person fewer in one replicate of draw 3
+    draw_of = {r: r // 2 for r in range(48)}
+    lo, hi = national_interval(d, draw_of, 0.002)
+    assert lo < 0 < hi
+    h = [{"name": "h", "statement": "s", "metric": "neet_rate_15_29", "scenario": "s",
+          "compare_to": "baseline", "direction": "reduces"}]
+    out = evaluate(h, _runs_from(d), draw_of=draw_of, scale=0.002).iloc[0]
+    assert out.verdict == "inconclusive" and out.probability < 0.95

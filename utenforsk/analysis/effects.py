@@ -4,7 +4,7 @@ Monte Carlo mode: the mean of the per-replicate differences with its t-interval 
 uncertainty at fixed parameters). Parameter mode (``draw_of`` given): replicates are grouped by
 parameter draw; the effect is the mean of the per-draw mean differences and the interval a
 percentile interval over draws of the national-scale effect
-(:func:`utenforsk.analysis.uncertainty.national_draws`), so it includes what we do not know
+(:func:`utenforsk.analysis.uncertainty.national_interval`), so it includes what we do not know
 about the parameters and does not shrink with more replicates.
 """
 
@@ -113,7 +113,7 @@ def paired_effects(runs: pd.DataFrame, baseline: str = "baseline",
 def _draw_row(scenario: str, metric: str, pair: pd.DataFrame, draw_of: dict[int, int], scale: float,
               level: float) -> tuple:
     """One effects row in parameter mode: means over draws, percentile interval over draws."""
-    from utenforsk.analysis.uncertainty import national_draws, percentile_interval
+    from utenforsk.analysis.uncertainty import national_interval
 
     n = len(pair)
     if n == 0:
@@ -122,6 +122,6 @@ def _draw_row(scenario: str, metric: str, pair: pd.DataFrame, draw_of: dict[int,
     by_draw = pair.groupby(pair.index.map(draw_of)).mean()
     b_mean, s_mean = float(by_draw["b"].mean()), float(by_draw["s"].mean())
     diff = s_mean - b_mean
-    low, high = percentile_interval(national_draws(pair["s"] - pair["b"], draw_of, scale), level)
+    low, high = national_interval(pair["s"] - pair["b"], draw_of, scale, level)
     rel = diff / b_mean if b_mean != 0 else float("nan")
     return (scenario, metric, b_mean, s_mean, diff, low, high, rel, n)

@@ -21,7 +21,8 @@ Verdicts depend on what the uncertainty is over:
 
 - **Parameter mode** (``draw_of`` given): ``d`` is averaged within each parameter draw and turned
   into draws of the national-scale difference (:func:`utenforsk.analysis.uncertainty.national_draws`);
-  ``probability`` is P(claim) over parameter draws. "supported" when it is at least
+  ``probability`` is P(claim) over parameter draws, each blurred by the simulation error of
+  their centre (:func:`~utenforsk.analysis.uncertainty.claim_probability`). "supported" when it is at least
   ``supported_at`` (0.95 by default), "not supported" when at most ``1 - supported_at``, else
   "inconclusive". More replicates make this probability more precise, not closer to 1: a claim
   whose effect is drawn around zero stays inconclusive.
@@ -239,11 +240,12 @@ def _one(h: Hypothesis, d: pd.Series, level: float, draw_of, scale: float, suppo
         p = float(_holds(h, x).mean()) if n else float("nan")
         return {"verdict": _interval_verdict(h, low, high), "probability": p, "estimate": estimate,
                 "ci_low": low, "ci_high": high, "n_replicates": n, "n_draws": 0}
-    from utenforsk.analysis.uncertainty import national_draws, percentile_interval
+    from utenforsk.analysis.uncertainty import claim_probability, national_draws, national_interval
 
-    draws = national_draws(d, draw_of, scale)
-    low, high = percentile_interval(draws, level)
-    p = float(_holds(h, draws).mean()) if len(draws) else float("nan")
+    draws, _ = national_draws(d, draw_of, scale)
+    low, high = national_interval(d, draw_of, scale, level)
+    reduces = h.direction == "reduces"
+    p = claim_probability(d, draw_of, scale, -h.margin if reduces else h.margin, below=reduces)
     return {"verdict": _probability_verdict(p, supported_at), "probability": p,
             "estimate": float(np.mean(draws)) if len(draws) else float("nan"), "ci_low": low,
             "ci_high": high, "n_replicates": len(d), "n_draws": len(draws)}

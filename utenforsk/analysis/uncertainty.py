@@ -13,12 +13,15 @@ the effect *in Norway* is ``tau2 + scale * sigma2_mc``, and its parameter share 
 ``tau2 / (tau2 + scale * sigma2_mc)`` — not a share of one simulated replicate's variance.
 
 :func:`national_draws` turns the per-draw means into draws of the national effect: each draw
-mean is moved toward the grand mean so that their spread is ``tau2 + scale * sigma2_mc`` plus the
-uncertainty of the grand mean itself (``var(draw means) / D``). Because ``tau2`` is estimated, it
-is taken half a standard error above its estimate (``TAU2_ALLOWANCE``); without that allowance the
-95% interval covers a new draw's effect in only ~85% of repetitions when the noise dominates
-(tests/test_uncertainty.py measures 93-97% with it). Percentile intervals and P(claim) are then
-taken over these draws. With one seed per draw the noise cannot be told apart from the
+mean is moved toward the grand mean so that their spread is ``tau2 + scale * sigma2_mc``.
+Because ``tau2`` is estimated, it is taken half a standard error above its estimate
+(``TAU2_ALLOWANCE``); without that allowance the 95% interval covers a new draw's effect in only
+~85% of repetitions when the noise dominates (tests/test_uncertainty.py measures 93-97% with it).
+The grand mean itself is uncertain by ``sqrt(var(draw means) / D)`` (the centre's simulation
+error): :func:`national_interval` widens each end of the percentile interval by it (in
+quadrature), and :func:`claim_probability` blurs each draw by it. Without this, a rare-event
+metric at a small scale (most draws exactly 0, one draw not) would give a degenerate interval
+that excludes 0 and a claim probability of 1. With one seed per draw the noise cannot be told apart from the
 parameters, and the draw means are used as they are (a wider, conservative interval).
 
 In ``monte_carlo`` mode every replicate has the same parameters, so all spread is Monte Carlo.
@@ -30,6 +33,7 @@ import math
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 COLUMNS = ["scenario", "metric", "mode", "sd_monte_carlo", "sd_monte_carlo_national", "sd_parameter",
            "parameter_share", "parameter_share_simulation", "n_replicates", "n_draws"]
@@ -56,21 +60,48 @@ def split_by_draw(d: pd.Series, draw_of: dict[int, int]) -> dict:
     return {"means": means, "within": within, "k": k, "between": between, "tau2": tau2}
 
 
-def national_draws(d: pd.Series, draw_of: dict[int, int], scale: float) -> np.ndarray:
-    """Draws of the national-scale effect, one per parameter draw (see the module docstring)."""
+def national_draws(d: pd.Series, draw_of: dict[int, int], scale: float) -> tuple[np.ndarray, float]:
+    """Draws of the national-scale effect, one per parameter draw, and the simulation error of
+    their centre (``sqrt(var(draw means) / D)``); see the module docstring."""
     parts = split_by_draw(d, draw_of)
     m = parts["means"].to_numpy(dtype=float)
     n = len(m)
     if n < 2:
-        return m
+        return m, float("nan")
     mu, between, within, k = float(m.mean()), parts["between"], parts["within"], parts["k"]
+    centre = math.sqrt(between / n) if between > 0 else 0.0
     if not (math.isfinite(within) and between > 0):
-        return m  # one seed per draw, or no spread: nothing can be separated
+        return m, centre  # one seed per draw, or no spread: nothing can be separated
     dof_within = n * (k - 1)
     se = math.sqrt(2 * between**2 / (n - 1) + 2 * (within / k) ** 2 / dof_within)
     tau2 = min(between, parts["tau2"] + TAU2_ALLOWANCE * se)
-    target = tau2 + scale * within + between / n
-    return mu + math.sqrt(target / between) * (m - mu)
+    return mu + math.sqrt((tau2 + scale * within) / between) * (m - mu), centre
+
+
+def national_interval(d: pd.Series, draw_of: dict[int, int], scale: float,
+                      level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of the national draws, each end widened (in quadrature) by the
+    simulation error of the centre, so an interval never claims more than the draws can tell."""
+    draws, centre = national_draws(d, draw_of, scale)
+    lo, hi = percentile_interval(draws, level)
+    if not (math.isfinite(lo) and math.isfinite(centre)):
+        return lo, hi
+    mu, z = float(np.mean(draws)), float(stats.norm.ppf((1 + level) / 2))
+    return mu - math.hypot(mu - lo, z * centre), mu + math.hypot(hi - mu, z * centre)
+
+
+def claim_probability(d: pd.Series, draw_of: dict[int, int], scale: float, boundary: float,
+                      below: bool) -> float:
+    """P(national effect < boundary) (``below``) or > boundary, over parameter draws, each draw
+    blurred by the simulation error of the centre (so it is 0.5 at most for a draw sitting on the
+    boundary, however many draws agree)."""
+    draws, centre = national_draws(d, draw_of, scale)
+    if len(draws) == 0:
+        return float("nan")
+    if not centre > 0:
+        return float(np.mean(draws < boundary if below else draws > boundary))
+    z = (boundary - draws) / centre
+    return float(np.mean(stats.norm.cdf(z) if below else stats.norm.sf(z)))
 
 
 def percentile_interval(values, level: float = 0.95) -> tuple[float, float]:

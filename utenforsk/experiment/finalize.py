@@ -52,7 +52,8 @@ def for_whom_sections(out: Path, plan: Plan, runs: pd.DataFrame, draw_of) -> lis
     if plan.followed is not None:
         cohorts.to_csv(out / "cohorts.csv", index=False)
         sections.append(("Cohort outcomes (followed cohorts)", cohort_section(cohorts, plan.followed,
-                                                                             plan.policy_end)))
+                                                                             plan.policy_end,
+                                                                             plan.config.calendar.start_year)))
     sections.append(("For whom", for_whom_section(groups, followed=plan.followed is not None)))
     sections.append(("Participants, cost per participant, number needed to treat",
                      participants_section(people, followed=plan.followed is not None)))

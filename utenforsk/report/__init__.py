@@ -284,17 +284,23 @@ def _by_scenario(df: pd.DataFrame, keys: list[str], fmt) -> tuple[list[str], lis
     return scenarios, rows
 
 
-def cohort_section(cohorts: pd.DataFrame | None, followed, interventions_end) -> str:
+def cohort_section(cohorts: pd.DataFrame | None, followed, interventions_end,
+                   policy_start: int | None = None) -> str:
     """Effects on the followed birth cohorts, per birth year: completion within 5 years (by
     about 21) in pp, NEET person-years at 15-29 over their whole lives."""
     if cohorts is None or len(cohorts) == 0:
         return "No cohort outcomes (no cohort followed)."
     parts = [f"Interventions stop after {interventions_end}; the horizon runs on until the youngest "
              f"treated birth cohort ({followed[1]}) is followed, so effects that show late are counted. "
-             f"Followed birth cohorts: {followed[0]}-{followed[1]}; effect [95% interval] per scenario, "
-             "every fifth birth year (all in `cohorts.csv`)."]
+             f"Followed birth cohorts: {followed[0]}-{followed[1]}; effect [95% interval] per scenario "
+             "for the cohorts born while the programmes ran and every fifth earlier one (all in "
+             "`cohorts.csv`)."]
     years = sorted(cohorts.birth_year.unique())
-    shown = cohorts[cohorts.birth_year.isin([y for y in years if (y - years[0]) % 5 == 0 or y == years[-1]])]
+    late = [y for y in years if policy_start is not None and y >= policy_start]
+    if len(late) > 10:
+        late = [y for y in late if (y - late[0]) % 5 == 0 or y == late[-1]]
+    early = [y for y in years if y not in late and (y - years[0]) % 5 == 0]
+    shown = cohorts[cohorts.birth_year.isin(early + late)]
     for metric, title, fmt in (
             ("completion_5y", "Upper-secondary completion within 5 years of starting (by about 21), pp",
              lambda v: f"{100 * v:+.2f}" if _finite(v) else DASH),
