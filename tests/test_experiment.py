@@ -257,6 +257,13 @@ BAD = {
             "{interventions: [nav_youth_guarantee]}",
             "{interventions: [nav_youth_guarantee], overrides: {interventions.ips_youth.coverage: 0.5}}")),
         (), ["scenarios.nav.overrides.interventions.ips_youth.coverage", "no intervention of that name"]),
+    "for_whom_unknown_attribute": (
+        "bad_for_whom.yaml", experiment_text(extra="for_whom: [sex, nope]\n"),
+        (), ["for_whom", "unknown attribute 'nope'", "municipality"]),
+    "follow_up_beyond_80_years": (
+        "bad_follow.yaml", experiment_text(extra="follow_cohorts_to_age: 30\n").replace(
+            "horizon_years: 2", "horizon_years: 70"),
+        (), ["follow_cohorts_to_age", "more than 80"]),
     "shard_out_of_range": (
         "good_shard.yaml", experiment_text(), ("--shard", "3/2"), ["--shard", "3/2"]),
 }
