@@ -429,8 +429,14 @@ def uncertainty_table(spread: pd.DataFrame | None) -> str:
         spread = headline
         intro += " Headline metrics only; every metric is in `uncertainty.csv`."
     national = "sd_monte_carlo_national" in spread.columns
-    rows = [[r.scenario, f"`{r.metric}`", fmt_number(r.sd_monte_carlo, 4),
-             fmt_number(r.sd_monte_carlo_national, 4) if national else DASH, fmt_number(r.sd_parameter, 4),
+
+    def sd(v, metric):  # rates in percentage points, the rest as numbers
+        if metric_kind(metric) == "rate":
+            return f"{100 * float(v):.3f} pp" if _finite(v) else DASH
+        return fmt_number(v, 1)
+
+    rows = [[r.scenario, f"`{r.metric}`", sd(r.sd_monte_carlo, r.metric),
+             sd(r.sd_monte_carlo_national, r.metric) if national else DASH, sd(r.sd_parameter, r.metric),
              fmt_pct(r.parameter_share, 0) if _finite(r.parameter_share) else "n/a", int(r.n_draws)]
             for r in spread.itertuples()]
     return intro + "\n\n" + md_table(["Scenario", "Metric", "SD Monte Carlo (one replicate)",
