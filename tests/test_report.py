@@ -204,3 +204,12 @@ def test_cohort_and_for_whom_sections():
                                    "scenario_mean", "difference", "ci_low", "ci_high", "n_replicates"])
     text = for_whom_section(groups)
     assert "| sex | female | -0.10 [-0.20, +0.00] |" in text
+
+
+def test_effect_timing_in_parameter_mode(tmp_path):
+    """With draws, the effect-timing band is the parameter-mode interval (drawn without error)."""
+    from utenforsk.report.figures import plot_effect_timing
+
+    runs = make_runs(["baseline", "youth", "prevention"], n_rep=8)
+    path = plot_effect_timing(runs, tmp_path, 2025, draw_of={r: r // 2 for r in range(8)}, scale=0.002)
+    assert path is not None and path.read_bytes()[:8] == PNG_MAGIC

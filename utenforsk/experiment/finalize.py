@@ -105,6 +105,6 @@ def finalize(out: Path, plan: Plan) -> dict:
     econ.to_csv(out / "economics.csv", index=False)
     hyps.to_csv(out / "hypotheses.csv", index=False)
     report = write_report(out, main, effects, econ, hyps, pathways(runs), meta, main_metrics=plan.exp.metrics,
-                          uncertainty=spread, sections=sections)
+                          uncertainty=spread, sections=sections, draw_of=draw_of)
     write_json(meta, out / "results.json")
     return {"runs": len(runs), "report": str(report)}

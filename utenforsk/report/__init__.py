@@ -45,8 +45,9 @@ FIGURE_TEXT = {
     "effect_timing": ("When each effect shows",
                       "NEET person-years avoided each year (baseline minus scenario, paired by "
                       "replicate) against years since the policy start; the dotted red line marks "
-                      "the first year whose 95% band excludes zero, so early-childhood prevention "
-                      "shows as a curve that rises only late."),
+                      "the first year whose 95% band excludes zero (in parameter mode the band is "
+                      "the interval over parameter draws of the tables), so early-childhood "
+                      "prevention shows as a curve that rises only late."),
 }
 
 
@@ -449,13 +450,15 @@ def write_report(out_dir: Path, runs: pd.DataFrame, effects: pd.DataFrame,
                  baseline_pathways: pd.DataFrame | None, meta: dict,
                  main_metrics: Sequence[str] | None = None,
                  uncertainty: pd.DataFrame | None = None,
-                 sections: Sequence[tuple[str, str]] = ()) -> Path:
+                 sections: Sequence[tuple[str, str]] = (), draw_of: dict | None = None) -> Path:
     """Write ``out_dir/report.md`` and its figures under ``out_dir/figures/``; return the path.
 
     ``main_metrics`` selects the summary metrics shown in the effects tables and the forest plot
     (default :data:`DEFAULT_MAIN_METRICS` where present, else every non-yearly metric). Figures
     whose input is missing are left out, with a line saying so. ``sections`` are further
     ``(heading, markdown)`` sections placed after the hypotheses (cohorts, for whom).
+    ``draw_of`` (replicate -> parameter draw, parameter mode) gives the effect-timing figure the
+    parameter-mode intervals of the tables.
     """
     out_dir = Path(out_dir)
     fig_dir = out_dir / "figures"
@@ -479,7 +482,8 @@ def write_report(out_dir: Path, runs: pd.DataFrame, effects: pd.DataFrame,
         "effects_forest": fig.plot_effects_forest(effects, metrics, fig_dir, baseline),
         "cost_effect": fig.plot_cost_effect(economics, fig_dir, effects,
                                             price_year if _finite(price_year) else None, baseline),
-        "effect_timing": fig.plot_effect_timing(runs, fig_dir, meta.get("start_year"), baseline),
+        "effect_timing": fig.plot_effect_timing(runs, fig_dir, meta.get("start_year"), baseline,
+                                                draw_of=draw_of, scale=meta.get("scale") or 1.0),
     }
 
     title = meta.get("experiment") or meta.get("name") or "experiment"
