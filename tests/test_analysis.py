@@ -12,6 +12,7 @@ from scipy import stats
 from utenforsk.analysis import (Valuation, discount_factors, economics, economics_by_replicate,
                                 evaluate, paired_effects, validate_hypotheses)
 from utenforsk.analysis.effects import EFFECT_COLUMNS
+from utenforsk.analysis.hypotheses import RESULT_COLUMNS
 from utenforsk.errors import ConfigError
 
 
@@ -152,22 +153,24 @@ def test_hypothesis_verdicts():
             hyp("bad_up", "bad", direction="increases"),
             hyp("good_margin", "good", margin=0.02)]
     out = evaluate(hyps, hyp_runs()).set_index("name")
-    assert list(out.reset_index().columns) == ["name", "statement", "verdict", "probability",
-                                               "estimate", "ci_low", "ci_high", "n_replicates"]
-    assert out.loc["good", "verdict"] == "supported"
+    assert list(out.reset_index().columns) == RESULT_COLUMNS
+    # Monte Carlo mode: verdicts hold at fixed parameters; the probability is a share of replicates
+    assert out.loc["good", "verdict"] == "supported at fixed parameters"
     assert out.loc["good", "probability"] == 1.0
-    assert out.loc["good", "estimate"] == pytest.approx(-0.0104)
-    assert out.loc["bad", "verdict"] == "not supported"
+    assert out.loc["good", "probability_over"].startswith("simulation replicates")
+    assert out.loc["good", "estimate"] == pytest.approx(-1.04)  # percentage points
+    assert out.loc["good", "unit"] == "pp"
+    assert out.loc["bad", "verdict"] == "not supported at fixed parameters"
     assert out.loc["bad", "probability"] == 0.0
     assert out.loc["noisy", "verdict"] == "inconclusive"
     assert out.loc["noisy", "probability"] == pytest.approx(0.6)
-    assert out.loc["bad_up", "verdict"] == "supported"
-    assert out.loc["good_margin", "verdict"] == "not supported"
+    assert out.loc["bad_up", "verdict"] == "supported at fixed parameters"
+    assert out.loc["good_margin", "verdict"] == "not supported at fixed parameters"
     assert (out["n_replicates"] == 5).all()
     d = np.array([-0.02, 0.02, -0.01, 0.015, -0.005])
     half = stats.t.ppf(0.975, 4) * d.std(ddof=1) / math.sqrt(5)
-    assert out.loc["noisy", "ci_low"] == pytest.approx(d.mean() - half)
-    assert out.loc["noisy", "ci_high"] == pytest.approx(d.mean() + half)
+    assert out.loc["noisy", "ci_low"] == pytest.approx(100 * (d.mean() - half))
+    assert out.loc["noisy", "ci_high"] == pytest.approx(100 * (d.mean() + half))
 
 
 def test_hypothesis_per_nok_picks_cheaper_per_effect():
@@ -175,12 +178,14 @@ def test_hypothesis_per_nok_picks_cheaper_per_effect():
             hyp("absolute", "cheap", compare_to="dear"),
             hyp("dear_per_nok", "dear", compare_to="cheap", per_nok=True)]
     out = evaluate(hyps, hyp_runs()).set_index("name")
-    assert out.loc["per_nok", "verdict"] == "supported"  # -2e-8 vs -1e-8 per NOK
+    assert out.loc["per_nok", "verdict"] == "supported at fixed parameters"  # -2e-8 vs -1e-8 per NOK
     cheap = np.array([-0.020, -0.021, -0.019, -0.020, -0.020]) / np.array([1.0e6, 1.1e6, 0.9e6, 1.0e6, 1.0e6])
     dear = np.array([-0.030, -0.031, -0.029, -0.030, -0.030]) / np.array([3.0e6, 3.1e6, 2.9e6, 3.0e6, 3.0e6])
-    assert out.loc["per_nok", "estimate"] == pytest.approx(np.mean(cheap - dear), rel=1e-9)
-    assert out.loc["absolute", "verdict"] == "not supported"  # dear reduces more in total
-    assert out.loc["dear_per_nok", "verdict"] == "not supported"
+    # shown in percentage points per million NOK
+    assert out.loc["per_nok", "estimate"] == pytest.approx(100 * 1e6 * np.mean(cheap - dear), rel=1e-9)
+    assert out.loc["per_nok", "unit"] == "pp per million NOK"
+    assert out.loc["absolute", "verdict"] == "not supported at fixed parameters"  # dear reduces more in total
+    assert out.loc["dear_per_nok", "verdict"] == "not supported at fixed parameters"
 
 
 def test_hypothesis_errors_name_the_key():
@@ -225,3 +230,54 @@ def test_cost_per_exclusion_year_is_a_ratio_of_means():
     # mean PV cost 1.2 MNOK (the programme plus the 20% tax-financing cost of the public budget
     # change it is, year 0 undiscounted) over mean avoided 2 person-years
     assert row.cost_per_exclusion_year_avoided_nok == pytest.approx(1_200_000 / 2.0)
+
+
+# ---------------------------------------------------------------- several comparisons (IU rule)
+
+def iu_runs(effects: dict[str, tuple[float, float]], draws: int = 100, seed: int = 4):
+    """Parameter-mode runs: each scenario's effect per NOK drawn per draw, uniform in (lo, hi),
+    2 seeds per draw with small noise; every scenario costs 1 MNOK."""
+    rng = np.random.default_rng(seed)
+    data = {"baseline": {"exclusion_years_15_29": [], "programme_cost_nok": []}}
+    for s in effects:
+        data[s] = {"exclusion_years_15_29": [], "programme_cost_nok": []}
+    for _ in range(draws):
+        drawn = {s: rng.uniform(*lh) for s, lh in effects.items()}
+        for _ in range(2):
+            data["baseline"]["exclusion_years_15_29"].append(1000.0)
+            data["baseline"]["programme_cost_nok"].append(0.0)
+            for s, e in drawn.items():
+                data[s]["exclusion_years_15_29"].append(1000.0 + e + rng.normal(0, 0.1))
+                data[s]["programme_cost_nok"].append(1e6)
+    return long(data), {r: r // 2 for r in range(2 * draws)}
+
+
+def test_several_comparisons_use_intersection_union():
+    runs, draw_of = iu_runs({"coord": (-10, -8), "a": (-5, -3), "b": (-12, -6), "c": (-1, 0)})
+    base = dict(statement="coord beats each per NOK", metric="exclusion_years_15_29", scenario="coord",
+                direction="reduces", per_nok=True)
+    hyps = [dict(base, name="vs_a_c", compare_to=["a", "c"]),        # beats both surely
+            dict(base, name="vs_a_b", compare_to=["a", "b"]),        # beats a, b only sometimes
+            dict(base, name="vs_b_only", compare_to="b"),
+            dict(base, name="vs_a_lose", compare_to=["a", "c"], direction="increases")]
+    out = evaluate(hyps, runs, draw_of=draw_of, scale=0.005).set_index("name")
+    assert out.loc["vs_a_c", "verdict"] == "supported"
+    assert out.loc["vs_a_b", "verdict"] == "inconclusive"
+    assert out.loc["vs_a_b", "compared_with"] == "b"           # the weakest comparison is shown
+    assert out.loc["vs_a_b", "probability"] == out.loc["vs_b_only", "probability"]
+    assert "vs a: 100.0%" in out.loc["vs_a_b", "detail"]
+    assert out.loc["vs_a_lose", "verdict"] == "not supported"
+    assert out.loc["vs_a_c", "unit"] == "person-years per million NOK"
+    # per million NOK: coord (-9/MNOK) minus c (-0.5/MNOK) is about -8.5 person-years per MNOK
+    row = evaluate([dict(base, name="x", compare_to="c")], runs, draw_of=draw_of, scale=0.005).iloc[0]
+    assert row.estimate == pytest.approx(-8.5, abs=0.3)
+
+
+def test_compare_to_list_is_validated():
+    metrics, scenarios = {"m"}, {"baseline", "s", "a"}
+    h = dict(name="h", statement="x", metric="m", scenario="s", direction="reduces")
+    for bad, key in ((["a", "a"], "hypotheses[0].compare_to"), (["a", "nope"], "hypotheses[0].compare_to[1]"),
+                     (["a", "s"], "hypotheses[0].compare_to[1]"), ([], "hypotheses[0].compare_to")):
+        with pytest.raises(ConfigError) as err:
+            validate_hypotheses([dict(h, compare_to=bad)], metrics, scenarios, "e.yaml")
+        assert err.value.key == key, (bad, err.value.key)

@@ -255,6 +255,30 @@ BAD = {
     "missing_cost_file": (
         "bad_costs.yaml", experiment_text(extra="economics: {costs: no_such_costs.yaml}\n"),
         (), ["economics.costs", "no_such_costs.yaml", "cost file not found"]),
+    "unknown_intervention_parameter": (
+        "bad_iv_param.yaml",
+        experiment_text(extra="uncertainty: {mode: parameter, parameters: [interventions.nope.what.odds.job_finding]}\n"),
+        (), ["uncertainty.parameters[0]", "interventions.nope.what.odds.job_finding",
+             "no intervention of that name", "interventions.nav_youth_guarantee.PATH"]),
+    "end_year_before_start": (
+        "bad_end_year.yaml",
+        experiment_text(scenarios=SCENARIOS.replace(
+            "{interventions: [nav_youth_guarantee]}",
+            "{interventions: [nav_youth_guarantee], overrides: {interventions.nav_youth_guarantee.when.end_year: 2020}}")),
+        (), ["scenarios.nav.interventions.nav_youth_guarantee.when.end_year", "2020", "before start_year 2026"]),
+    "override_of_absent_intervention": (
+        "bad_override.yaml",
+        experiment_text(scenarios=SCENARIOS.replace(
+            "{interventions: [nav_youth_guarantee]}",
+            "{interventions: [nav_youth_guarantee], overrides: {interventions.ips_youth.coverage: 0.5}}")),
+        (), ["scenarios.nav.overrides.interventions.ips_youth.coverage", "no intervention of that name"]),
+    "for_whom_unknown_attribute": (
+        "bad_for_whom.yaml", experiment_text(extra="for_whom: [sex, nope]\n"),
+        (), ["for_whom", "unknown attribute 'nope'", "municipality"]),
+    "follow_up_beyond_80_years": (
+        "bad_follow.yaml", experiment_text(extra="follow_cohorts_to_age: 30\n").replace(
+            "horizon_years: 2", "horizon_years: 70"),
+        (), ["follow_cohorts_to_age", "more than 80"]),
     "shard_out_of_range": (
         "good_shard.yaml", experiment_text(), ("--shard", "3/2"), ["--shard", "3/2"]),
 }

@@ -196,3 +196,47 @@ def test_single_intervention_scenario(tmp_path):
     assert not (tmp_path / "figures" / FILES["pathways"]).exists()
     assert "Not drawn" in text and "no hypotheses" in text.lower()
     assert "youth_guarantee" in text
+
+
+# ---- issue 12: verdicts say what their probability is over; cohort and for-whom sections ------
+
+def test_hypotheses_table_names_the_probability_and_unit():
+    from utenforsk.report import hypotheses_table
+
+    hyps = pd.DataFrame([{"name": "h", "statement": "s", "verdict": "inconclusive", "probability": 0.62,
+                          "probability_over": "parameter draws (national scale)", "estimate": -1.5,
+                          "ci_low": -4.0, "ci_high": 1.0, "unit": "person-years per million NOK",
+                          "compared_with": "nav", "n_replicates": 40, "n_draws": 20, "detail": ""}])
+    text = hypotheses_table(hyps)
+    assert "parameter draws (national scale)" in text and "person-years per million NOK" in text
+    assert "| -1.50 | [-4.00, 1.00] |" in text and "P(claim) over parameter draws" in text
+    assert "Monte Carlo mode" not in text  # no MC-mode row: no MC-mode note
+
+
+def test_cohort_and_for_whom_sections():
+    from utenforsk.report import cohort_section, for_whom_section
+
+    cohorts = pd.DataFrame([(s, y, m, 0.8, 0.8 + d, d, d - 0.01, d + 0.01, 4)
+                            for s, d in (("a", 0.01), ("b", -0.02)) for y in range(2020, 2031)
+                            for m in ("completion_5y",)],
+                           columns=["scenario", "birth_year", "metric", "baseline_mean", "scenario_mean",
+                                    "difference", "ci_low", "ci_high", "n_replicates"])
+    text = cohort_section(cohorts, (2020, 2030), 2030, policy_start=2026)
+    # the programme years' cohorts all shown, earlier ones every fifth; effects in pp
+    for y in (2020, 2025, 2026, 2027, 2030):
+        assert f"| {y} |" in text
+    assert "| 2021 |" not in text and "+1.00 [+0.00, +2.00]" in text and "-2.00 [-3.00, -1.00]" in text
+    groups = pd.DataFrame([("a", "sex", "female", "neet_rate_15_29", 0.1, 0.099, -0.001, -0.002, 0.0, 4)],
+                          columns=["scenario", "attribute", "category", "metric", "baseline_mean",
+                                   "scenario_mean", "difference", "ci_low", "ci_high", "n_replicates"])
+    text = for_whom_section(groups)
+    assert "| sex | female | -0.10 [-0.20, +0.00] |" in text
+
+
+def test_effect_timing_in_parameter_mode(tmp_path):
+    """With draws, the effect-timing band is the parameter-mode interval (drawn without error)."""
+    from utenforsk.report.figures import plot_effect_timing
+
+    runs = make_runs(["baseline", "youth", "prevention"], n_rep=8)
+    path = plot_effect_timing(runs, tmp_path, 2025, draw_of={r: r // 2 for r in range(8)}, scale=0.002)
+    assert path is not None and path.read_bytes()[:8] == PNG_MAGIC

@@ -1,4 +1,12 @@
-"""Paired scenario effects with t-intervals (common random numbers: pair by replicate)."""
+"""Paired scenario effects (common random numbers: pair by replicate) with their intervals.
+
+Monte Carlo mode: the mean of the per-replicate differences with its t-interval (simulation
+uncertainty at fixed parameters). Parameter mode (``draw_of`` given): replicates are grouped by
+parameter draw; the effect is the mean of the per-draw mean differences and the interval a
+percentile interval over draws of the national-scale effect
+(:func:`utenforsk.analysis.uncertainty.national_interval`), so it includes what we do not know
+about the parameters and does not shrink with more replicates.
+"""
 
 from __future__ import annotations
 
@@ -59,7 +67,8 @@ def _scenarios(runs: pd.DataFrame, baseline: str) -> list[str]:
 
 
 def paired_effects(runs: pd.DataFrame, baseline: str = "baseline",
-                   metrics: Iterable[str] | None = None, level: float = 0.95) -> pd.DataFrame:
+                   metrics: Iterable[str] | None = None, level: float = 0.95,
+                   draw_of: dict[int, int] | None = None, scale: float = 1.0) -> pd.DataFrame:
     """Effect of every non-baseline scenario on every metric, paired by replicate.
 
     One row per (scenario, metric). Only replicates with a (non-NaN) value in both the scenario
@@ -68,7 +77,9 @@ def paired_effects(runs: pd.DataFrame, baseline: str = "baseline",
     paired t-interval of the per-replicate differences (NaN with fewer than 2 replicates);
     ``relative_change = difference / baseline_mean`` (NaN if ``baseline_mean`` is 0).
     ``metrics=None`` means every metric in the table (yearly ``NAME@YEAR`` ones included), in
-    order of first appearance.
+    order of first appearance. With ``draw_of`` (replicate -> parameter draw) the means are
+    over draws and the interval is the parameter-mode percentile interval at national scale
+    (``scale``: simulated persons per real person).
     """
     table = wide(runs)
     scenarios = _scenarios(runs, baseline)
@@ -87,6 +98,9 @@ def paired_effects(runs: pd.DataFrame, baseline: str = "baseline",
         reps = this.index.intersection(base.index)
         for metric in metrics:
             pair = pd.DataFrame({"b": base.loc[reps, metric], "s": this.loc[reps, metric]}).dropna()
+            if draw_of is not None:
+                rows.append(_draw_row(scenario, metric, pair, draw_of, scale, level))
+                continue
             diff, low, high, n = mean_ci((pair["s"] - pair["b"]).to_numpy(), level)
             b_mean = float(pair["b"].mean()) if n else float("nan")
             s_mean = float(pair["s"].mean()) if n else float("nan")
@@ -94,3 +108,20 @@ def paired_effects(runs: pd.DataFrame, baseline: str = "baseline",
             rows.append((scenario, metric, b_mean, s_mean, diff, low, high, rel, n))
     out = pd.DataFrame(rows, columns=EFFECT_COLUMNS)
     return out.astype({"n_replicates": int})
+
+
+def _draw_row(scenario: str, metric: str, pair: pd.DataFrame, draw_of: dict[int, int], scale: float,
+              level: float) -> tuple:
+    """One effects row in parameter mode: means over draws, percentile interval over draws."""
+    from utenforsk.analysis.uncertainty import national_interval
+
+    n = len(pair)
+    if n == 0:
+        nan = float("nan")
+        return (scenario, metric, nan, nan, nan, nan, nan, nan, 0)
+    by_draw = pair.groupby(pair.index.map(draw_of)).mean()
+    b_mean, s_mean = float(by_draw["b"].mean()), float(by_draw["s"].mean())
+    diff = s_mean - b_mean
+    low, high = national_interval(pair["s"] - pair["b"], draw_of, scale, level)
+    rel = diff / b_mean if b_mean != 0 else float("nan")
+    return (scenario, metric, b_mean, s_mean, diff, low, high, rel, n)

@@ -1,8 +1,10 @@
 """Schema of an experiment: a base model, scenarios x replicates, metrics, hypotheses, uncertainty.
 
 Replicate ``r`` of every scenario runs with the same seed (common random numbers), so scenario
-differences are paired. In ``uncertainty.mode: parameter`` each replicate also draws one value of
-every listed parameter (uniform over its range), shared by all scenarios of that replicate.
+differences are paired. In ``uncertainty.mode: parameter`` replicates come in groups of
+``seeds_per_draw`` that share one draw of every listed parameter (uniform over its range; model
+paths and ``interventions.NAME.<path>``), and of a row of the calibrated ``ensemble`` when one is
+given; a draw is shared by all scenarios of its replicates.
 """
 
 from __future__ import annotations
@@ -25,21 +27,35 @@ class Scenario(Strict):
     interventions: list[str | dict[str, Any]] = Field(
         default_factory=list, description="library names (configs/interventions/), YAML paths, or inline mappings")
     overrides: dict[str, Any] = Field(
-        default_factory=dict, description="dotted config paths -> values, e.g. transitions.job_finding.probability.value")
+        default_factory=dict, description=(
+            "dotted config paths -> values, e.g. transitions.job_finding.probability.value; "
+            "interventions.NAME.<path> changes one of this scenario's interventions, e.g. "
+            "interventions.thousand_days.when.end_year: 2030"))
 
 
 class Uncertainty(Strict):
     mode: Literal["monte_carlo", "parameter"] = "monte_carlo"
     parameters: list[str] = Field(
-        default_factory=list, description="dotted paths of Params drawn per replicate in parameter mode")
+        default_factory=list, description=(
+            "dotted paths of Params drawn per draw in parameter mode: model paths, or "
+            "interventions.NAME.<path> (e.g. interventions.ips_youth.what.odds.job_finding)"))
+    ensemble: str | None = Field(None, description=(
+        "parameter mode: a CSV of calibrated model parameter sets (one row each, one column per "
+        "dotted model path), relative to the experiment file; draw d uses row d mod rows"))
     seeds_per_draw: int = Field(2, ge=1, le=100, description=(
         "parameter mode: replicates sharing one parameter draw (different seeds), so the report can "
         "separate Monte Carlo noise from parameter uncertainty"))
+    supported_at: float = Field(0.95, gt=0.5, lt=1.0, description=(
+        "parameter mode: a claim is supported when it holds in at least this share of parameter "
+        "draws, not supported when in at most 1 - this share"))
 
     @model_validator(mode="after")
     def _params_for_mode(self):
-        if self.mode == "parameter" and not self.parameters:
-            raise ValueError("mode `parameter` needs a list of `parameters` (dotted paths of Params)")
+        if self.mode == "parameter" and not self.parameters and self.ensemble is None:
+            raise ValueError("mode `parameter` needs a list of `parameters` (dotted paths of Params) "
+                             "or an `ensemble` file")
+        if self.mode != "parameter" and self.ensemble is not None:
+            raise ValueError("[ensemble] an ensemble is drawn from in `mode: parameter` only")
         return self
 
 
@@ -70,6 +86,13 @@ class Experiment(Strict):
     hypotheses: list[dict[str, Any]] = Field(default_factory=list)
     uncertainty: Uncertainty = Field(default_factory=Uncertainty)
     economics: Economics = Field(default_factory=Economics)
+    follow_cohorts_to_age: int | None = Field(None, ge=16, le=30, description=(
+        "extend the horizon until every birth cohort an intervention treated inside the stated "
+        "horizon has reached this age (interventions stop at the stated horizon's end)"))
+    for_whom: list[str] | None = Field(None, description=(
+        "attributes the report breaks effects down by, e.g. [parental_education, "
+        "immigrant_background, sex, municipality]; they become the model's report_by "
+        "(default: the model's own report_by)"))
 
     @model_validator(mode="after")
     def _baseline(self):

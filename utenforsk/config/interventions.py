@@ -92,6 +92,13 @@ class When(Strict):
     end_year: int | None = Field(None, description="last active year (default: to the end)")
     ramp_up_years: float = Field(0.0, ge=0, description="coverage rises linearly over these years")
 
+    @model_validator(mode="after")
+    def _order(self):
+        if self.end_year is not None and self.end_year < self.start_year:
+            raise ValueError(f"[end_year] end_year {self.end_year} is before start_year {self.start_year} "
+                             f"(allowed: a year >= {self.start_year}, or leave it out to run to the end)")
+        return self
+
 
 class Cost(Strict):
     """Costs in NOK at ``price_year`` prices (EVIDENCE.md: costs and valuation)."""

@@ -63,8 +63,7 @@ def write_economics(out: Path, plan: Plan, main: pd.DataFrame) -> tuple[pd.DataF
 
     import numpy as np
 
-    draw_of = ({r: plan.draw_of(r) for r in range(plan.exp.replicates)}
-               if plan.exp.uncertainty.mode == "parameter" else None)
+    draw_of = draws(plan)
     central = getattr(plan, "valuation", None) or valuation(plan)
     kw = {"valuation": central, "paid_by_programme": capacity_bought(plan)}
     if draw_of:  # parameter mode: the cost book is drawn once per parameter draw, like the model
@@ -81,6 +80,39 @@ def write_economics(out: Path, plan: Plan, main: pd.DataFrame) -> tuple[pd.DataF
     return econ, led, ceac, sens
 
 
+DETAIL_PREFIXES = ("pathway:", "parameter:", "cohort:", "group:", "participants:")  # not main metrics
+
+
+def draws(plan: Plan) -> dict[int, int] | None:
+    """Replicate -> parameter draw in parameter mode; None in Monte Carlo mode."""
+    if plan.exp.uncertainty.mode != "parameter":
+        return None
+    return {r: plan.draw_of(r) for r in range(plan.exp.replicates)}
+
+
+def for_whom_sections(out: Path, plan: Plan, runs: pd.DataFrame, draw_of) -> list[tuple[str, str]]:
+    """``cohorts.csv``, ``for_whom.csv``, ``participants.csv`` and their report sections."""
+    from utenforsk.analysis.for_whom import cohort_effects, group_effects, participants
+    from utenforsk.report import cohort_section, for_whom_section, participants_section
+
+    scale = plan.config.scale
+    groups = group_effects(runs, draw_of, scale)
+    cohorts = cohort_effects(runs, draw_of, scale)
+    people = participants(runs)
+    groups.to_csv(out / "for_whom.csv", index=False)
+    people.to_csv(out / "participants.csv", index=False)
+    sections = []
+    if plan.followed is not None:
+        cohorts.to_csv(out / "cohorts.csv", index=False)
+        sections.append(("Cohort outcomes (followed cohorts)", cohort_section(cohorts, plan.followed,
+                                                                             plan.policy_end,
+                                                                             plan.config.calendar.start_year)))
+    sections.append(("For whom", for_whom_section(groups, followed=plan.followed is not None)))
+    sections.append(("Participants, cost per participant, number needed to treat",
+                     participants_section(people, followed=plan.followed is not None)))
+    return sections
+
+
 def finalize(out: Path, plan: Plan) -> dict:
     """Write every result file; refuse (exit 2) while tasks are missing."""
     from utenforsk.analysis.effects import paired_effects
@@ -93,28 +125,38 @@ def finalize(out: Path, plan: Plan) -> dict:
                         f"{gaps[0].scenario} replicate {gaps[0].replicate})", key="DIR", value=str(out),
                         allowed="run the remaining shards first (`utenforsk experiment ... --shard K/N`)")
     runs = collect(out, plan)
-    main = runs[~runs.metric.str.startswith(("pathway:", "parameter:"))]
+    main = runs[~runs.metric.str.startswith(DETAIL_PREFIXES)]
     meta = {"experiment": plan.exp.name, "experiment_hash": plan.hash, "seed": plan.exp.seed,
             "replicates": plan.exp.replicates, "scale": plan.config.scale,
             "start_year": plan.config.calendar.start_year, "horizon_years": plan.config.calendar.horizon_years,
             "version": json.loads((out / "experiment.json").read_text()).get("version"),
             "config_hash": plan.hash, "uncertainty": plan.exp.uncertainty.mode}
+    if plan.exp.uncertainty.mode == "parameter":
+        meta["parameter_draws"] = len({plan.draw_of(r) for r in range(plan.exp.replicates)})
+        meta["seeds_per_draw"] = plan.exp.uncertainty.seeds_per_draw
+        meta["supported_at"] = plan.exp.uncertainty.supported_at
+    if plan.followed is not None:
+        meta["followed_birth_cohorts"] = f"{plan.followed[0]}-{plan.followed[1]}"
+        meta["interventions_end"] = plan.policy_end
+        meta["followed_to_age"] = plan.exp.follow_cohorts_to_age
     write_parquet(runs, out / "runs.parquet", meta)
     report_metrics = [m for m in main.metric.unique() if "@" not in m] + [
         f"{m}@{y}" for y in plan.exp.report_years for m in ("neet_rate_15_29", "health_benefit_rate_18_29")]
-    effects = paired_effects(main, metrics=report_metrics)
+    draw_of, scale = draws(plan), plan.config.scale
+    effects = paired_effects(main, metrics=report_metrics, draw_of=draw_of, scale=scale)
     econ, led, ceac, sens = write_economics(out, plan, main)
-    hyps = evaluate(plan.hypotheses, main)
+    hyps = evaluate(plan.hypotheses, main, draw_of=draw_of, scale=scale,
+                    supported_at=plan.exp.uncertainty.supported_at)
     from utenforsk.analysis.uncertainty import variance_decomposition
 
-    draw_of = ({r: plan.draw_of(r) for r in range(plan.exp.replicates)}
-               if plan.exp.uncertainty.mode == "parameter" else None)
-    spread = variance_decomposition(main, [m for m in plan.exp.metrics if m in set(main.metric)], draw_of)
+    spread = variance_decomposition(main, [m for m in plan.exp.metrics if m in set(main.metric)], draw_of,
+                                    scale=scale)
+    sections = for_whom_sections(out, plan, runs, draw_of)
     spread.to_csv(out / "uncertainty.csv", index=False)
     effects.to_csv(out / "effects.csv", index=False)
     hyps.to_csv(out / "hypotheses.csv", index=False)
     report = write_report(out, main, effects, econ, hyps, pathways(runs), meta, main_metrics=plan.exp.metrics,
-                          uncertainty=spread, ledger=led, ceac=ceac,
-                          economics_sensitivity=sens)
+                          uncertainty=spread, ledger=led, ceac=ceac, economics_sensitivity=sens,
+                          sections=sections, draw_of=draw_of)
     write_json(meta, out / "results.json")
     return {"runs": len(runs), "report": str(report)}

@@ -147,3 +147,75 @@ def task_metrics(model) -> dict[str, float]:
         out[f"gap_neet_rate_15_29_{attr}"] = rate(hi) - rate(lo)
     return out
 
+
+
+# ---- cohort follow-up and "for whom" (issue 12) -------------------------------------------------
+# summary metrics of the followed cohorts (experiment key follow_cohorts_to_age), whole lives:
+COHORT_METRICS = ("cohort_exclusion_years_15_29", "cohort_completion_5y", "cohort_long_term_neet_share",
+                  "cohort_completers", "cohort_long_term_neet_persons")
+
+
+def _cohort_sums(model, tally: np.ndarray, b0: int, b1: int) -> dict[str, float]:
+    """Pooled outcomes of birth cohorts ``b0..b1`` from cohort tallies ``[cohort, field]``:
+    national NEET person-years at 15-29, completion within 5 years (share, and national
+    completers), long-term NEET (share, and national persons); NaN
+    unless every cohort has been observed long enough (to 30, or to 21 for completion)."""
+    from utenforsk.core.kernel import (CO_AGED_OUT, CO_AGED_OUT_LONG, CO_NEET_M, CO_US_DONE,
+                                       CO_US_DUE, COHORT_OFFSET)
+
+    last = model.first_year + model.month // 12 - 1
+    rows = tally[[by - model.first_year + COHORT_OFFSET // 12 for by in range(b0, b1 + 1)]]
+    aged_out, done_5y = b1 + 30 <= last, b1 + 21 <= last
+    scale = model.config.scale
+    nan = float("nan")
+    return {
+        "exclusion_years_15_29": float(rows[:, CO_NEET_M].sum() / 12.0 / scale) if aged_out else nan,
+        "completion_5y": (float(rows[:, CO_US_DONE].sum() / rows[:, CO_US_DUE].sum())
+                          if done_5y and rows[:, CO_US_DUE].sum() else nan),
+        "long_term_neet_share": (float(rows[:, CO_AGED_OUT_LONG].sum() / rows[:, CO_AGED_OUT].sum())
+                                 if aged_out and rows[:, CO_AGED_OUT].sum() else nan),
+        "completers": float(rows[:, CO_US_DONE].sum() / scale) if done_5y else nan,  # national persons
+        "long_term_neet_persons": float(rows[:, CO_AGED_OUT_LONG].sum() / scale) if aged_out else nan,
+    }
+
+
+def cohort_metrics(model, b0: int, b1: int) -> dict[str, float]:
+    """The followed birth cohorts ``b0..b1``: pooled (``cohort_*``), per birth year
+    (``cohort:YEAR:*``) and per report_by group (``group:ATTR:CAT:cohort_*``)."""
+    out = {f"cohort_{k}": v for k, v in _cohort_sums(model, model.tally.cohort.sum(axis=0), b0, b1).items()}
+    total = model.tally.cohort.sum(axis=0)
+    for by in range(b0, b1 + 1):
+        for k, v in _cohort_sums(model, total, by, by).items():
+            out[f"cohort:{by}:{k}"] = v
+    grp = model.tally.cohort_grp.sum(axis=0)  # [group, category, cohort, field]
+    for g, attr in enumerate(model.compiled.report_by):
+        for c, cat in enumerate(model.config.attributes[attr].categories):
+            for k, v in _cohort_sums(model, grp[g, c], b0, b1).items():
+                out[f"group:{attr}:{cat}:cohort_{k}"] = v
+    return out
+
+
+def group_metrics(model) -> dict[str, float]:
+    """Horizon NEET rate 15-29 and national NEET person-years 15-29 by report_by group:
+    ``group:ATTR:CAT:neet_rate_15_29`` and ``group:ATTR:CAT:exclusion_years_15_29``."""
+    if not model.history:
+        return {}
+    neet, scale = model.state_masks["neet"], model.config.scale
+    grp = sum(h["grp"] for h in model.history)  # [group, category, age, state]
+    out = {}
+    for g, attr in enumerate(model.compiled.report_by):
+        for c, cat in enumerate(model.config.attributes[attr].categories):
+            out[f"group:{attr}:{cat}:neet_rate_15_29"] = headline.share(grp[g, c], neet, 15, 30)
+            out[f"group:{attr}:{cat}:exclusion_years_15_29"] = float(grp[g, c, 15:30][:, neet].sum() / 12.0 / scale)
+    return out
+
+
+def participant_metrics(model) -> dict[str, float]:
+    """New participants over the horizon, national: ``participants:NAME`` per intervention and
+    ``participants`` summed (a person in two programmes counts twice)."""
+    if not model.interventions or not model.history:
+        return {}
+    enrolled = sum(h["prog"][:, PG_ENROLLED] for h in model.history) / model.config.scale
+    out = {f"participants:{iv.name}": float(enrolled[k]) for k, iv in enumerate(model.interventions)}
+    out["participants"] = float(sum(out.values()))
+    return out

@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import time
@@ -65,8 +66,41 @@ def replicate_seed(seed: int, replicate: int) -> int:
     return int(rng.mix(np.uint64(mixed))) & (2**63 - 1)
 
 
+IV_PREFIX = "interventions."
+
+
+def split_iv_path(dotted: str) -> tuple[str, str]:
+    """``interventions.NAME.what.odds.x`` -> ``("NAME", "what.odds.x")``."""
+    name, _, path = dotted[len(IV_PREFIX):].partition(".")
+    return name, path
+
+
+def _set_at(data: dict, path: str, value) -> bool:
+    """Set a Param's value (or a plain key such as ``when.end_year``) in an intervention dump."""
+    from utenforsk.calibration.params import param_node, split_path
+
+    node = param_node(data, path)
+    if node is not None:
+        node["value"] = value
+        return True
+    parts = split_path(path)
+    parent = data
+    for part in parts[:-1]:
+        parent = parent.get(part) if isinstance(parent, dict) else None
+    if not isinstance(parent, dict) or isinstance(parent.get(parts[-1]), dict):
+        return False
+    parent[parts[-1]] = value  # an unknown key is left to the schema, which names it
+    return True
+
+
 class Plan:
-    """A validated experiment, ready to run: model path, resolved scenarios, tasks."""
+    """A validated experiment, ready to run: model path, resolved scenarios, tasks.
+
+    Each scenario's YAML interventions are resolved to validated mappings once
+    (``self.scenarios``), with the scenario's ``interventions.NAME.<path>`` overrides applied and,
+    with ``follow_cohorts_to_age``, their ``end_year`` capped at the stated horizon's last year
+    (the horizon is then extended, see :meth:`_follow_up`).
+    """
 
     def __init__(self, path: str | Path, replicates: int | None = None):
         self.file = str(path)
@@ -76,8 +110,11 @@ class Plan:
                 raise UserError("must be at least 1", key="--replicates", value=replicates)
             self.exp = self.exp.model_copy(update={"replicates": replicates})
         self.model_path = (self.base / self.exp.model).resolve()
-        self.scenarios = {name: self._resolve_interventions(name, sc.interventions)
-                          for name, sc in self.exp.scenarios.items()}
+        self.refs = {name: self._resolve_interventions(name, sc.interventions)
+                     for name, sc in self.exp.scenarios.items()}
+        self.horizon_years = self.exp.horizon_years
+        self.policy_end: int | None = None   # last year interventions may act (follow-up only)
+        self.followed: tuple[int, int] | None = None  # birth years of the followed cohorts
         self._validate()
         self.hash = self._content_hash()
 
@@ -97,8 +134,82 @@ class Plan:
 
     def model_kwargs(self) -> dict:
         e = self.exp
-        return {"scale": e.scale, "start_year": e.start_year, "horizon_years": e.horizon_years,
+        return {"scale": e.scale, "start_year": e.start_year, "horizon_years": self.horizon_years,
                 "burn_in_years": e.burn_in_years}
+
+    def base_overrides(self) -> dict:
+        """Model overrides every task of the experiment shares (its ``for_whom`` groups)."""
+        return {"report_by": list(self.exp.for_whom)} if self.exp.for_whom is not None else {}
+
+    def _scenario_ivs(self, name: str) -> list:
+        """The scenario's interventions as validated mappings (plugins as given), with its
+        ``interventions.NAME.<path>`` overrides and the follow-up's end-year cap applied."""
+        from utenforsk.config.loader import validate as _validate
+        from utenforsk.config.interventions import Intervention
+        from utenforsk.interventions import engine
+
+        sc = self.exp.scenarios[name]
+        out = []
+        for ref in self.refs[name]:
+            if engine.is_plugin_ref(ref):
+                out.append(ref)
+                continue
+            out.append(engine.load_intervention(ref, where=self.file).model_dump(by_alias=True, exclude_none=True))
+        by_name = {iv["name"]: iv for iv in out if "plugin" not in iv}
+        for dotted, value in sc.overrides.items():
+            if not dotted.startswith(IV_PREFIX):
+                continue
+            key = f"scenarios.{name}.overrides.{dotted}"
+            iv_name, path = split_iv_path(dotted)
+            if iv_name not in by_name:
+                raise ConfigError("no intervention of that name in this scenario", file=self.file, key=key,
+                                  value=iv_name, allowed=", ".join(f"interventions.{n}.PATH" for n in by_name) or
+                                  "none (the scenario has no YAML interventions)")
+            if not path or not _set_at(by_name[iv_name], path, value):
+                raise ConfigError("not a path of a parameter or setting of that intervention", file=self.file,
+                                  key=key, value=path, allowed=f"e.g. interventions.{iv_name}.when.end_year, "
+                                                              f"interventions.{iv_name}.coverage.value")
+        for iv_name, data in by_name.items():
+            try:  # an override must still give a valid intervention
+                iv = _validate(Intervention, data, self.file)
+            except ConfigError as exc:
+                raise ConfigError(exc.detail, file=self.file, key=f"scenarios.{name}.interventions.{iv_name}"
+                                  + (f".{exc.key}" if exc.key else ""), value=exc.value, allowed=exc.allowed) from None
+            if self.policy_end is not None and iv.when.start_year <= self.policy_end and (
+                    iv.when.end_year is None or iv.when.end_year > self.policy_end):
+                data.setdefault("when", {})["end_year"] = self.policy_end
+        return out
+
+    def _follow_up(self, cal) -> None:
+        """``follow_cohorts_to_age: A``: interventions stop at the stated horizon's last year and the
+        horizon extends until the youngest cohort any of them treated has reached age A."""
+        from utenforsk.interventions import engine
+
+        age = self.exp.follow_cohorts_to_age
+        last = cal.start_year + cal.horizon_years - 1
+        births = []
+        for name in self.refs:  # with the scenario's own overrides (e.g. an earlier end_year)
+            for data in self._scenario_ivs(name):
+                if engine.is_plugin_ref(data):
+                    continue
+                iv = engine.load_intervention(data, where=self.file)
+                w = iv.when
+                stop = last if w.end_year is None else min(w.end_year, last)
+                if w.start_year > stop:
+                    continue
+                lo, hi = iv.who.ages
+                births += [w.start_year - int(math.ceil(hi)) + 1, stop - int(math.floor(lo))]
+        self.policy_end = last
+        if not births:
+            return
+        self.followed = (min(births), max(births))
+        need_last = self.followed[1] + age
+        years = max(cal.horizon_years, need_last - cal.start_year + 1)
+        if years > 80:
+            raise ConfigError(f"following the treated cohorts to age {age} needs a horizon of {years} years "
+                              f"(to {need_last}), more than 80", file=self.file, key="follow_cohorts_to_age",
+                              value=age, allowed="a lower age, or interventions that end earlier (when.end_year)")
+        self.horizon_years = years
 
     def _validate(self) -> None:
         """Build every scenario's compiled model once (cheap), so bad input fails before any run."""
@@ -109,15 +220,30 @@ class Plan:
 
         if not self.model_path.exists():
             raise ConfigError("model file not found", file=self.file, key="model", value=self.exp.model)
-        self.config = resolve_config(self.model_path, self.exp.scale, None, **{
-            k: v for k, v in self.model_kwargs().items() if k != "scale"})
+        calendar = {k: v for k, v in self.model_kwargs().items() if k != "scale"}
+        try:
+            self.config = resolve_config(self.model_path, self.exp.scale, self.base_overrides(), **calendar)
+        except ConfigError as exc:
+            if self.exp.for_whom is None:
+                raise
+            raise ConfigError(exc.detail, file=self.file, key="for_whom", value=self.exp.for_whom,
+                              allowed=", ".join(resolve_config(self.model_path).attributes)) from None
+        if self.exp.follow_cohorts_to_age is not None:
+            self._follow_up(self.config.calendar)
+            calendar["horizon_years"] = self.horizon_years
+            self.config = resolve_config(self.model_path, self.exp.scale, self.base_overrides(), **calendar)
+        self.scenarios = {}
         for name, sc in self.exp.scenarios.items():
             where = f"scenarios.{name}"
             try:
-                cfg = resolve_config(self.config, None, sc.overrides)
+                self.scenarios[name] = self._scenario_ivs(name)
+                model_over = {k: v for k, v in sc.overrides.items() if not k.startswith(IV_PREFIX)}
+                cfg = resolve_config(self.config, None, model_over)
                 cfg, ivs, _ = engine.resolve_scenario(cfg, self.scenarios[name], where=self.file)
                 CompiledModel(engine.apply_to_config(cfg, ivs), ivs)
             except ConfigError as exc:
+                if exc.key and exc.key.startswith(where):
+                    raise
                 raise ConfigError(exc.detail, file=exc.file or self.file,
                                   key=f"{where}: {exc.key}" if exc.key else where,
                                   value=exc.value, allowed=exc.allowed) from None
@@ -128,20 +254,12 @@ class Plan:
                 raise ConfigError("report year outside the policy horizon", file=self.file,
                                   key=f"report_years[{i}]", value=year,
                                   allowed=f"a year in {cal.start_year}..{last}")
-        data = self.config.model_dump(by_alias=True)
-        for i, dotted in enumerate(self.exp.uncertainty.parameters):
-            if dotted.startswith("attributes.") or ".age_shares" in dotted:
-                raise ConfigError("shares must sum to 1, so one cannot be drawn on its own",
-                                  file=self.file, key=f"uncertainty.parameters[{i}]", value=dotted,
-                                  allowed="a hazard, coefficient, service or handoff parameter")
-            node = node_at(data, dotted)
-            if not (isinstance(node, dict) and {"value", "range", "source"} <= set(node)):
-                raise ConfigError("not the dotted path of a parameter in the model", file=self.file,
-                                  key=f"uncertainty.parameters[{i}]", value=dotted,
-                                  allowed="a path such as transitions.job_finding.probability")
-        from utenforsk.experiment.metrics import TASK_METRICS, YEARLY
+        self._validate_parameters()
+        from utenforsk.experiment.metrics import COHORT_METRICS, TASK_METRICS, YEARLY
 
         known = set(TASK_METRICS) | set(YEARLY)  # a yearly metric as NAME@YEAR
+        if self.followed is not None:
+            known |= set(COHORT_METRICS)
         for i, m in enumerate(self.exp.metrics):
             if m.split("@")[0] not in known:
                 raise ConfigError("unknown metric", file=self.file, key=f"metrics[{i}]", value=m,
@@ -150,6 +268,82 @@ class Plan:
         from utenforsk.experiment.finalize import valuation
 
         self.valuation = valuation(self)  # a bad cost book fails before any task runs
+
+    def _validate_parameters(self) -> None:
+        """Every drawn parameter names a Param with a range, in the model or in an intervention of
+        some scenario; the ensemble's columns name model parameters and hold values in range."""
+        from utenforsk.calibration.params import param_node
+
+        data = self.config.model_dump(by_alias=True)
+        ivs = {iv["name"]: iv for refs in self.scenarios.values() for iv in refs if "plugin" not in iv}
+        self.iv_ranges: dict[str, tuple[float, float]] = {}
+        for i, dotted in enumerate(self.exp.uncertainty.parameters):
+            key = f"uncertainty.parameters[{i}]"
+            if dotted.startswith(IV_PREFIX):
+                name, path = split_iv_path(dotted)
+                if name not in ivs:
+                    raise ConfigError("no intervention of that name in the experiment's scenarios",
+                                      file=self.file, key=key, value=dotted,
+                                      allowed=", ".join(f"interventions.{n}.PATH" for n in sorted(ivs)) or "none")
+                node = param_node(ivs[name], path) if path else None
+                if node is None:
+                    raise ConfigError("not the dotted path of a parameter of that intervention", file=self.file,
+                                      key=key, value=dotted,
+                                      allowed=f"a parameter with a range, e.g. interventions.{name}.coverage"
+                                              + "".join(f" or interventions.{name}.what.odds.{t}"
+                                                        for t in list(ivs[name].get("what", {}).get("odds", {}))[:1]))
+                self.iv_ranges[dotted] = (float(node["range"][0]), float(node["range"][1]))
+                continue
+            if dotted.startswith("attributes.") or ".age_shares" in dotted:
+                raise ConfigError("shares must sum to 1, so one cannot be drawn on its own",
+                                  file=self.file, key=key, value=dotted,
+                                  allowed="a hazard, coefficient, service or handoff parameter")
+            node = node_at(data, dotted)
+            if not (isinstance(node, dict) and {"value", "range", "source"} <= set(node)):
+                raise ConfigError("not the dotted path of a parameter in the model or of an intervention",
+                                  file=self.file, key=key, value=dotted,
+                                  allowed="a path such as transitions.job_finding.probability, or "
+                                          "interventions.NAME.<path> such as interventions.ips_youth.what.odds.job_finding")
+        self.ensemble = self._load_ensemble(data)
+
+    def _load_ensemble(self, data: dict) -> pd.DataFrame | None:
+        """The calibrated ensemble (rows of model parameter sets), checked against the model."""
+        rel = self.exp.uncertainty.ensemble
+        if rel is None:
+            return None
+        path = (self.base / rel).resolve()
+        key = "uncertainty.ensemble"
+        if not path.is_file():
+            raise ConfigError("ensemble file not found", file=self.file, key=key, value=rel,
+                              allowed="a CSV file relative to the experiment file")
+        try:
+            ens = pd.read_csv(path)
+        except Exception as exc:  # an unreadable or malformed CSV is bad input
+            raise ConfigError(f"cannot read the ensemble as CSV ({exc.__class__.__name__})", file=str(path),
+                              key=key, value=rel, allowed="a CSV with one column per dotted model parameter") from None
+        if ens.empty:
+            raise ConfigError("the ensemble has no rows", file=str(path), key=key, value=rel,
+                              allowed="one row per calibrated parameter set")
+        drawn = set(self.exp.uncertainty.parameters)
+        for col in ens.columns:
+            node = node_at(data, col)
+            if col.startswith(IV_PREFIX) or not (isinstance(node, dict) and {"value", "range"} <= set(node)):
+                raise ConfigError("an ensemble column must name a parameter of the model", file=str(path),
+                                  key=f"{key} column", value=col, allowed="a dotted model path such as "
+                                                                           "transitions.job_finding.probability")
+            if col in drawn:
+                raise ConfigError("a parameter is both drawn uniformly and taken from the ensemble",
+                                  file=self.file, key=key, value=col,
+                                  allowed="list it in uncertainty.parameters or in the ensemble, not both")
+            vals = pd.to_numeric(ens[col], errors="coerce")
+            lo, hi = node["range"]
+            bad = ~(vals.between(lo, hi))
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise ConfigError(f"ensemble value outside the parameter's range [{lo}, {hi}] (row {row + 1})",
+                                  file=str(path), key=f"{key} column {col}", value=float(vals.iloc[row]) if np.isfinite(vals.iloc[row]) else ens[col].iloc[row],
+                                  allowed=f"a number in [{lo}, {hi}]")
+        return ens.astype(float)
 
     def _content_hash(self) -> str:
         """The experiment plus the *contents* of the model and of every scenario's interventions,
@@ -164,35 +358,75 @@ class Plan:
         # what tasks depend on: not the replicate count, nor what only the report reads
         exp = self.exp.model_dump(mode="json", exclude={"replicates", "description", "metrics",
                                                         "report_years", "hypotheses", "economics"})
+        exp["uncertainty"].pop("supported_at", None)  # only the report reads it
+        if exp.get("follow_cohorts_to_age") is None:
+            exp.pop("follow_cohorts_to_age", None)
+        if exp.get("for_whom") is None:
+            exp.pop("for_whom", None)
+        if exp["uncertainty"].get("ensemble") is None:
+            exp["uncertainty"].pop("ensemble", None)
+        extra = {}
+        if self.ensemble is not None:
+            extra["ensemble"] = self.ensemble.to_csv(index=False)
         return config_hash({"experiment": exp, "model": self.config.model_dump(mode="json"),
-                            "interventions": scenarios, "version": __version__})
+                            "interventions": scenarios, "version": __version__, **extra})
 
     def tasks(self, shard: tuple[int, int] = (1, 1)) -> list[Task]:
         k, n = shard
         return [Task(s, r) for r in range(self.exp.replicates) if r % n == k - 1 for s in self.exp.scenarios]
 
-    def parameter_overrides(self, replicate: int) -> dict:
-        """Parameter mode: one draw per listed parameter, uniform over its range, per replicate."""
+    def drawn_values(self, replicate: int) -> tuple[dict, dict]:
+        """Parameter mode: ``(model values, intervention values)`` of the replicate's draw.
+
+        Model values are ``{"dotted.path.value": x}`` overrides; intervention values
+        ``{"interventions.NAME.path": x}``. Each listed parameter is uniform over its range, from a
+        generator keyed by (seed, draw) alone, so every scenario and every replicate of a draw gets
+        the same values; ensemble columns take row ``draw mod rows``.
+        """
         if self.exp.uncertainty.mode != "parameter":
-            return {}
-        rng = np.random.default_rng([self.exp.seed, self.draw_of(replicate), 0x5EED])
+            return {}, {}
+        draw = self.draw_of(replicate)
+        rng = np.random.default_rng([self.exp.seed, draw, 0x5EED])
         data = self.config.model_dump(by_alias=True)
-        out = {}
+        model, ivs = {}, {}
         for dotted in self.exp.uncertainty.parameters:
-            lo, hi = node_at(data, dotted)["range"]
-            out[f"{dotted}.value"] = float(rng.uniform(lo, hi)) if hi > lo else float(lo)
-        return out
+            lo, hi = self.iv_ranges[dotted] if dotted in self.iv_ranges else node_at(data, dotted)["range"]
+            x = float(rng.uniform(lo, hi)) if hi > lo else float(lo)
+            if dotted in self.iv_ranges:
+                ivs[dotted] = x
+            else:
+                model[f"{dotted}.value"] = x
+        if self.ensemble is not None:
+            row = self.ensemble.iloc[draw % len(self.ensemble)]
+            model.update({f"{col}.value": float(v) for col, v in row.items()})
+        return model, ivs
+
+    def parameter_overrides(self, replicate: int) -> dict:
+        """Parameter mode: the model parameters drawn for this replicate (see :meth:`drawn_values`)."""
+        return self.drawn_values(replicate)[0]
 
     def draw_of(self, replicate: int) -> int:
         """The parameter draw a replicate uses (parameter mode: ``seeds_per_draw`` share one)."""
         return replicate // self.exp.uncertainty.seeds_per_draw
 
     def task_spec(self, task: Task) -> dict:
+        from utenforsk.calibration.params import set_values
+
         sc = self.exp.scenarios[task.scenario]
-        drawn = self.parameter_overrides(task.replicate)
+        drawn, drawn_iv = self.drawn_values(task.replicate)
+        per_iv: dict[str, dict] = {}
+        for dotted, x in drawn_iv.items():
+            name, path = split_iv_path(dotted)
+            per_iv.setdefault(name, {})[path] = x
+        ivs = [set_values(iv, per_iv[iv["name"]]) if "plugin" not in iv and iv["name"] in per_iv else iv
+               for iv in self.scenarios[task.scenario]]
+        shared = {**self.base_overrides(), **drawn}
+        model_over = {k: v for k, v in sc.overrides.items() if not k.startswith(IV_PREFIX)}
         return {"model": str(self.model_path), "seed": replicate_seed(self.exp.seed, task.replicate),
-                "kwargs": self.model_kwargs(), "interventions": self.scenarios[task.scenario],
-                "overrides": {**drawn, **sc.overrides}, "drawn": drawn,
+                "kwargs": self.model_kwargs(), "interventions": ivs,
+                "overrides": {**shared, **model_over}, "drawn": shared,
+                "parameters": {**{k.removesuffix(".value"): v for k, v in drawn.items()}, **drawn_iv},
+                "followed": list(self.followed) if self.followed else None,
                 "scenario": task.scenario, "replicate": task.replicate,
                 "meta": {"experiment": self.exp.name, "experiment_hash": self.hash,
                          "seed": self.exp.seed, "version": __version__}}
@@ -284,14 +518,19 @@ def _run_items(items: list[tuple[dict, str]], threads: int | None, on_done=None)
 def _finish_task(model, spec: dict, path: str, t0: float | None = None) -> None:
     """Run the policy horizon and write the task's metrics atomically to ``path``; the file's
     metadata records the task's wall seconds since ``t0`` (read by ``utenforsk status``)."""
-    from utenforsk.experiment.metrics import pathway_shares, task_metrics
+    from utenforsk.experiment.metrics import (cohort_metrics, group_metrics, participant_metrics,
+                                              pathway_shares, task_metrics)
     from utenforsk.outputs import write_parquet
 
     model.run_model()
     metrics = task_metrics(model)
     if spec["scenario"] == "baseline":
         metrics.update(pathway_shares(model))
-    metrics.update({f"parameter:{k.removesuffix('.value')}": v for k, v in spec.get("drawn", {}).items()})
+    metrics.update(group_metrics(model))
+    metrics.update(participant_metrics(model))
+    if spec.get("followed"):
+        metrics.update(cohort_metrics(model, *spec["followed"]))
+    metrics.update({f"parameter:{k}": v for k, v in spec.get("parameters", {}).items()})
     df = pd.DataFrame({"scenario": spec["scenario"], "replicate": spec["replicate"],
                        "metric": list(metrics), "value": np.array(list(metrics.values()), dtype=float)})
     meta = {**spec["meta"], "replicate_seed": spec["seed"], "config_hash": model.config_hash}

@@ -21,7 +21,7 @@ from utenforsk.report import figures as fig
 from utenforsk.report.figures import BASELINE, metric_kind, metric_label, ordered_scenarios
 
 __all__ = ["write_report", "DEFAULT_MAIN_METRICS", "effects_tables", "economics_table",
-           "hypotheses_table"]
+           "hypotheses_table", "cohort_section", "for_whom_section", "participants_section"]
 
 DEFAULT_MAIN_METRICS = ("neet_rate_15_29", "exclusion_years_15_29", "upper_secondary_completion_5y",
                         "health_benefit_rate_18_29", "long_term_neet_share", "programme_cost_nok")
@@ -53,8 +53,9 @@ FIGURE_TEXT = {
     "effect_timing": ("When each effect shows",
                       "NEET person-years avoided each year (baseline minus scenario, paired by "
                       "replicate) against years since the policy start; the dotted red line marks "
-                      "the first year whose 95% band excludes zero, so early-childhood prevention "
-                      "shows as a curve that rises only late."),
+                      "the first year whose 95% band excludes zero (in parameter mode the band is "
+                      "the interval over parameter draws of the tables), so early-childhood "
+                      "prevention shows as a curve that rises only late."),
 }
 
 
@@ -346,20 +347,124 @@ def _fmt_estimate(x, metric) -> str:
 
 
 def hypotheses_table(hypotheses: pd.DataFrame | None) -> str:
+    """Verdicts with what their probability is over, estimates in their display unit."""
     if hypotheses is None or len(hypotheses) == 0:
         return "No hypotheses were tested in this experiment."
     rows = []
+    has = set(hypotheses.columns)
     for _, r in hypotheses.iterrows():
-        metric = r.get("metric") if "metric" in hypotheses.columns else None
-        f = lambda v, m=metric: _fmt_estimate(v, m)  # noqa: E731
+        unit = r.get("unit") if "unit" in has else None
+        if isinstance(unit, str):  # already in display units (pp, per million NOK)
+            f = lambda v: fmt_number(v, None if not _finite(v) or abs(float(v)) >= 0.01 else 5)  # noqa: E731
+        else:
+            metric = r.get("metric") if "metric" in has else None
+            f = lambda v, m=metric: _fmt_estimate(v, m)  # noqa: E731
         verdict = r.get("verdict")
         rows.append([r.get("name", DASH), r.get("statement", DASH),
                      f"**{verdict}**" if isinstance(verdict, str) and verdict else DASH,
-                     fmt_pct(r.get("probability"), 1), f(r.get("estimate")),
-                     fmt_interval(r.get("ci_low"), r.get("ci_high"), f),
+                     fmt_pct(r.get("probability"), 1), r.get("probability_over", DASH) if "probability_over" in has else DASH,
+                     r.get("compared_with", DASH) if "compared_with" in has else DASH,
+                     f(r.get("estimate")), fmt_interval(r.get("ci_low"), r.get("ci_high"), f),
+                     unit if isinstance(unit, str) else DASH,
                      int(r["n_replicates"]) if _finite(r.get("n_replicates")) else DASH])
-    return md_table(["Hypothesis", "Statement", "Verdict", "Probability", "Estimate",
-                     "95% interval", "Replicates"], rows, align="lllrrrr")
+    table = md_table(["Hypothesis", "Statement", "Verdict", "Probability", "Probability over",
+                      "Weakest comparison", "Estimate", "95% interval", "Unit", "Replicates"], rows,
+                     align="llllllrrlr")
+    notes = []
+    if "probability_over" in has and hypotheses["probability_over"].astype(str).str.startswith("parameter").any():
+        notes.append("In parameter mode the probability is P(claim) over parameter draws of the national-scale "
+                     "effect; a claim is supported when it holds in at least the stated share of draws "
+                     "(`uncertainty.supported_at`, 95% by default). More replicates make this probability "
+                     "more precise, not larger.")
+    if "probability_over" in has and hypotheses["probability_over"].astype(str).str.startswith("simulation").any():
+        notes.append("In Monte Carlo mode the parameters are fixed: the verdict says whether the simulated "
+                     "mean effect is distinguishable from the claim's boundary at those values (it becomes "
+                     "easier with more replicates), and the probability is the share of simulation "
+                     "replicates in which the claim holds, which depends on the simulation's scale. "
+                     "Neither is a probability that the claim is true; run in parameter mode for that.")
+    notes.append("A comparison against several scenarios follows the intersection-union rule: supported only "
+                 "if supported against each (the row shows the weakest one; `detail` in hypotheses.csv has "
+                 "them all).")
+    return table + "\n\n" + " ".join(notes)
+
+
+def _by_scenario(df: pd.DataFrame, keys: list[str], fmt) -> tuple[list[str], list[list]]:
+    """Rows per ``keys``, one column per scenario: "effect [low, high]"."""
+    scenarios = ordered_scenarios(df["scenario"].astype(str), BASELINE)
+    scenarios = [s for s in scenarios if s != BASELINE]
+    rows = []
+    for key, g in df.groupby(keys, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        cells = {r.scenario: f"{fmt(r.difference)} {fmt_interval(r.ci_low, r.ci_high, fmt)}"
+                 for r in g.itertuples()}
+        rows.append([*key, *(cells.get(s, DASH) for s in scenarios)])
+    return scenarios, rows
+
+
+def cohort_section(cohorts: pd.DataFrame | None, followed, interventions_end,
+                   policy_start: int | None = None) -> str:
+    """Effects on the followed birth cohorts, per birth year: completion within 5 years (by
+    about 21) in pp, NEET person-years at 15-29 over their whole lives."""
+    if cohorts is None or len(cohorts) == 0:
+        return "No cohort outcomes (no cohort followed)."
+    parts = [f"Interventions stop after {interventions_end}; the horizon runs on until the youngest "
+             f"treated birth cohort ({followed[1]}) is followed, so effects that show late are counted. "
+             f"Followed birth cohorts: {followed[0]}-{followed[1]}; effect [95% interval] per scenario "
+             "for the cohorts born while the programmes ran and every fifth earlier one (all in "
+             "`cohorts.csv`)."]
+    years = sorted(cohorts.birth_year.unique())
+    late = [y for y in years if policy_start is not None and y >= policy_start]
+    if len(late) > 10:
+        late = [y for y in late if (y - late[0]) % 5 == 0 or y == late[-1]]
+    early = [y for y in years if y not in late and (y - years[0]) % 5 == 0]
+    shown = cohorts[cohorts.birth_year.isin(early + late)]
+    for metric, title, fmt in (
+            ("completion_5y", "Upper-secondary completion within 5 years of starting (by about 21), pp",
+             lambda v: f"{100 * v:+.2f}" if _finite(v) else DASH),
+            ("exclusion_years_15_29", "NEET person-years at 15-29 over the cohort's life (national)",
+             lambda v: fmt_diff(v, "person_years"))):
+        d = shown[shown.metric == metric]
+        if d.empty:
+            continue
+        scenarios, rows = _by_scenario(d, ["birth_year"], fmt)
+        parts.append(f"**{title}**\n\n" + md_table(["Birth year", *scenarios], rows))
+    return "\n\n".join(parts)
+
+
+def for_whom_section(groups: pd.DataFrame | None, followed: bool = False) -> str:
+    """Effects by group (parents' education, immigrant background, sex, municipality type)."""
+    if groups is None or len(groups) == 0:
+        return "No effects by group (the model reports by no attribute)."
+    cohort = groups[groups.metric == "cohort_exclusion_years_15_29"]
+    use_cohort = followed and len(cohort) and cohort.difference.notna().all()
+    metric = "cohort_exclusion_years_15_29" if use_cohort else "neet_rate_15_29"
+    g = groups[groups.metric == metric].assign(attribute=lambda x: x.attribute.str.replace("_", " "))
+    if metric == "neet_rate_15_29":
+        label, fmt = "NEET rate 15-29 over the horizon, pp", (lambda v: f"{100 * v:+.2f}" if _finite(v) else DASH)
+    else:
+        label, fmt = "NEET person-years at 15-29 of the followed cohorts", (lambda v: fmt_diff(v, "person_years"))
+    scenarios, rows = _by_scenario(g, ["attribute", "category"], fmt)
+    return (f"Effect [95% interval] on the {label}, within each group; every group metric is in "
+            "`for_whom.csv`.\n\n" + md_table(["Attribute", "Group", *scenarios], rows,
+                                                 align="ll" + "r" * len(scenarios)))
+
+
+def participants_section(people: pd.DataFrame | None, followed: bool = False) -> str:
+    if people is None or len(people) == 0:
+        return "No participants (no scenario has a YAML intervention)."
+    rows = [[r.scenario, fmt_number(r.participants, 0), fmt_number(r.cost_per_participant_nok, 0),
+             fmt_number(r.participants_per_exclusion_year_avoided, 1),
+             fmt_number(r.number_needed_to_treat_completion, 0),
+             fmt_number(r.number_needed_to_treat_long_term_neet, 0)] for r in people.itertuples()]
+    over = people["exclusion_years_over"].iloc[0] if "exclusion_years_over" in people else "the horizon"
+    return (f"National means over replicates. New participants over the horizon (a person in two "
+            f"programmes counts twice); programme cost (undiscounted) per participant; participants "
+            f"per NEET person-year avoided at 15-29 (over the {over}); numbers needed to treat for one "
+            f"more upper-secondary completer and one person fewer ever long-term NEET (followed cohorts "
+            f"only). Ratios of means, without intervals; {DASH} where nothing is gained.\n\n"
+            + md_table(["Scenario", "Participants", "Cost per participant (NOK)",
+                        "Participants per exclusion-year avoided", "NNT: one more completer",
+                        "NNT: one fewer long-term NEET"], rows))
 
 
 # ----------------------------------------------------------------------------------------- report
@@ -397,16 +502,20 @@ def _how_to_read(price_year, baseline: str, meta: dict) -> str:
             else "the real discount rate of the Ministry of Finance circular R-109/2021 (4% a year "
                  "for the first 40 years)")
     prices = f"{price_year} prices" if price_year is not None else "the stated price year"
-    spread = ("they include both Monte Carlo noise and uncertainty about the drawn parameters "
-              "(parameter mode; the split is in the section on uncertainty below)"
+    spread = ("in parameter mode they are percentile intervals over parameter draws of the per-draw "
+              "mean paired effect, rescaled to national scale (Monte Carlo noise shrinks with the "
+              "population), so they describe what we do not know about the drawn parameters and "
+              "do not shrink with more replicates (see the section on uncertainty below)"
               if meta.get("uncertainty") == "parameter" else
-              "they describe simulation uncertainty, not uncertainty about the model's parameters")
+              "they are 95% t-intervals of the mean across replicates and describe simulation "
+              "uncertainty at fixed parameters, not uncertainty about the model's parameters; they "
+              "shrink with more replicates")
     return (
         f"Every scenario is compared with the reference scenario `{baseline}`. Replicate *r* of "
         "every scenario uses the same random numbers (common random numbers), so each effect is "
         "the mean of paired, replicate-by-replicate differences (scenario minus baseline); this "
         "removes most of the Monte Carlo noise that two independent runs would show. Intervals "
-        f"are 95% t-intervals of that mean across replicates: {spread}. Rates are shown as "
+        f"are 95% intervals: {spread}. Rates are shown as "
         "percentages and their differences in percentage points (pp); relative change is the "
         f"difference divided by the baseline mean. Money is in real NOK at {prices}, in millions "
         "unless stated. The effects tables and the yearly figures are undiscounted (totals or "
@@ -418,12 +527,16 @@ def _how_to_read(price_year, baseline: str, meta: dict) -> str:
 
 
 def uncertainty_table(spread: pd.DataFrame | None) -> str:
-    """SD of one replicate's paired difference split into Monte Carlo and parameter parts."""
+    """SD of the paired difference split into Monte Carlo and parameter parts, national share."""
     if spread is None or len(spread) == 0:
         return "No decomposition available (fewer than two replicates)."
     mode = spread["mode"].iloc[0]
     intro = ("Parameter mode: replicates sharing a parameter draw differ only by their seeds, so the "
-             "within-draw spread is Monte Carlo noise and the rest is parameter uncertainty."
+             "within-draw spread is Monte Carlo noise and the rest is parameter uncertainty. Monte "
+             "Carlo noise shrinks with the population: at national scale its variance is the "
+             "simulation's times the scale. The parameter share is the share of the national-scale "
+             "variance of the effect due to the drawn parameters (the share at the simulation's own "
+             "scale is in `uncertainty.csv`, `parameter_share_simulation`)."
              if mode == "parameter" else
              "Monte Carlo mode: every replicate has the same parameters, so all of the spread below "
              "is Monte Carlo noise; run with `uncertainty: {mode: parameter, ...}` to add parameter "
@@ -432,11 +545,20 @@ def uncertainty_table(spread: pd.DataFrame | None) -> str:
     if len(headline):
         spread = headline
         intro += " Headline metrics only; every metric is in `uncertainty.csv`."
-    rows = [[r.scenario, f"`{r.metric}`", fmt_number(r.sd_monte_carlo, 4), fmt_number(r.sd_parameter, 4),
+    national = "sd_monte_carlo_national" in spread.columns
+
+    def sd(v, metric):  # rates in percentage points, the rest as numbers
+        if metric_kind(metric) == "rate":
+            return f"{100 * float(v):.3f} pp" if _finite(v) else DASH
+        return fmt_number(v, 1)
+
+    rows = [[r.scenario, f"`{r.metric}`", sd(r.sd_monte_carlo, r.metric),
+             sd(r.sd_monte_carlo_national, r.metric) if national else DASH, sd(r.sd_parameter, r.metric),
              fmt_pct(r.parameter_share, 0) if _finite(r.parameter_share) else "n/a", int(r.n_draws)]
             for r in spread.itertuples()]
-    return intro + "\n\n" + md_table(["Scenario", "Metric", "SD Monte Carlo", "SD parameters",
-                                       "Parameter share of variance", "Draws"], rows)
+    return intro + "\n\n" + md_table(["Scenario", "Metric", "SD Monte Carlo (one replicate)",
+                                        "SD Monte Carlo (national)", "SD parameters",
+                                        "Parameter share (national)", "Draws"], rows)
 
 
 def write_report(out_dir: Path, runs: pd.DataFrame, effects: pd.DataFrame,
@@ -445,12 +567,16 @@ def write_report(out_dir: Path, runs: pd.DataFrame, effects: pd.DataFrame,
                  main_metrics: Sequence[str] | None = None,
                  uncertainty: pd.DataFrame | None = None, ledger: pd.DataFrame | None = None,
                  ceac: pd.DataFrame | None = None,
-                 economics_sensitivity: pd.DataFrame | None = None) -> Path:
+                 economics_sensitivity: pd.DataFrame | None = None,
+                 sections: Sequence[tuple[str, str]] = (), draw_of: dict | None = None) -> Path:
     """Write ``out_dir/report.md`` and its figures under ``out_dir/figures/``; return the path.
 
     ``main_metrics`` selects the summary metrics shown in the effects tables and the forest plot
     (default :data:`DEFAULT_MAIN_METRICS` where present, else every non-yearly metric). Figures
-    whose input is missing are left out, with a line saying so.
+    whose input is missing are left out, with a line saying so. ``sections`` are further
+    ``(heading, markdown)`` sections placed after the hypotheses (cohorts, for whom).
+    ``draw_of`` (replicate -> parameter draw, parameter mode) gives the effect-timing figure the
+    parameter-mode intervals of the tables.
     """
     out_dir = Path(out_dir)
     fig_dir = out_dir / "figures"
@@ -474,7 +600,8 @@ def write_report(out_dir: Path, runs: pd.DataFrame, effects: pd.DataFrame,
         "effects_forest": fig.plot_effects_forest(effects, metrics, fig_dir, baseline),
         "cost_effect": fig.plot_cost_effect(economics, fig_dir, effects,
                                             price_year if _finite(price_year) else None, baseline),
-        "effect_timing": fig.plot_effect_timing(runs, fig_dir, meta.get("start_year"), baseline),
+        "effect_timing": fig.plot_effect_timing(runs, fig_dir, meta.get("start_year"), baseline,
+                                                draw_of=draw_of, scale=meta.get("scale") or 1.0),
         "ledger": fig.plot_ledger(ledger, fig_dir, price_year if _finite(price_year) else None, baseline),
         "ceac": fig.plot_ceac(ceac, fig_dir, baseline),
     }
@@ -489,7 +616,10 @@ def write_report(out_dir: Path, runs: pd.DataFrame, effects: pd.DataFrame,
              "### Who pays, who gains", "", ledger_markdown(ledger, baseline), "",
              "### Which unit values matter", "", sensitivity_markdown(economics_sensitivity, baseline), "",
              "### Acceptability", "", ceac_markdown(ceac, baseline), "",
-             "## Hypotheses", "", hypotheses_table(hypotheses), "",
+             "## Hypotheses", "", hypotheses_table(hypotheses), ""]
+    for heading, text in sections:
+        lines += [f"## {heading}", "", text, ""]
+    lines += [
              "## Monte Carlo noise and parameter uncertainty", "", uncertainty_table(uncertainty), "",
              "## Figures", ""]
     for key, path in paths.items():

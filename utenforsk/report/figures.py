@@ -139,6 +139,18 @@ def _summarise(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*by, "mean", "low", "high", "n"])
 
 
+def _summarise_draws(df: pd.DataFrame, by: list[str], draw_of: dict, scale: float) -> pd.DataFrame:
+    """As :func:`_summarise`, in parameter mode: mean over draws, national-scale interval."""
+    from utenforsk.analysis.uncertainty import national_interval
+
+    rows = []
+    for key, g in df.groupby(by, sort=True):
+        d = g.set_index("replicate")["value"]
+        lo, hi = national_interval(d, draw_of, scale)
+        rows.append((*key, float(d.groupby(d.index.map(draw_of)).mean().mean()), lo, hi, len(d)))
+    return pd.DataFrame(rows, columns=[*by, "mean", "low", "high", "n"])
+
+
 @contextlib.contextmanager
 def _style():
     rc = {**sns.axes_style("whitegrid"), **sns.plotting_context("notebook", font_scale=0.85),
@@ -395,13 +407,16 @@ def plot_cost_effect(economics: pd.DataFrame | None, out_dir: Path, effects: pd.
 
 def plot_effect_timing(runs: pd.DataFrame, out_dir: Path, start_year: int | None = None,
                        baseline: str = BASELINE,
-                       metric: str = "neet_person_years_15_29") -> Path | None:
+                       metric: str = "neet_person_years_15_29", draw_of: dict | None = None,
+                       scale: float = 1.0) -> Path | None:
     """When each intervention's effect shows -> ``effect_timing.png``.
 
     One panel per scenario: NEET person-years avoided each year (baseline minus scenario, paired
     by replicate, so positive = fewer NEET years), mean with 95% band, against years since the
     policy start. A red dotted line and label mark the first year whose band excludes zero.
     Panels have their own y scale so that small, late effects (early-childhood prevention) show.
+    With ``draw_of`` (parameter mode) the band is the parameter-mode interval at national scale
+    (:func:`utenforsk.analysis.uncertainty.national_interval`), as in ``effects.csv``.
     """
     data = yearly(runs, metric)
     if data.empty or baseline not in set(data["scenario"]):
@@ -415,7 +430,8 @@ def plot_effect_timing(runs: pd.DataFrame, out_dir: Path, start_year: int | None
     paired = data[data["scenario"] != baseline].merge(base, on=["replicate", "year"],
                                                      suffixes=("", "_base"))
     paired["value"] = paired["value_base"] - paired["value"]
-    summ = _summarise(paired, ["scenario", "year"])
+    summ = _summarise(paired, ["scenario", "year"]) if draw_of is None else \
+        _summarise_draws(paired, ["scenario", "year"], draw_of, scale)
     summ["t"] = summ["year"] - start
     nrows, ncols = _grid(len(others), 4 if len(others) > 6 else 3)
     with _style():
