@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -968,9 +969,19 @@ _MODULES: dict[str, object] = {}
 _LOCK = threading.Lock()
 
 
+def _umask() -> int:
+    """The process umask (read by setting and restoring it; called under ``_LOCK``)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _write_once(path: Path, text: str) -> None:
     """Create ``path`` with ``text`` unless it exists; never rewrite it (numba's cache is keyed
-    by the file's modification time, so a rewrite would throw the compiled code away)."""
+    by the file's modification time, so a rewrite would throw the compiled code away).
+
+    The file gets the mode an ordinary ``open`` would give (0666 less the umask), not
+    ``mkstemp``'s 0600: a cache directory shared by a group on a cluster must stay readable."""
     if path.exists():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -978,12 +989,35 @@ def _write_once(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())
         try:
             os.link(tmp, path)  # atomic, and fails if another process got there first
         except FileExistsError:
             pass
     finally:
         os.unlink(tmp)
+
+
+def _import_module(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    try:
+        spec.loader.exec_module(mod)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return mod
+
+
+def _private_copy(path: Path, source: str, why: OSError) -> Path:
+    """A private copy of a kernel whose shared cache file cannot be written or read."""
+    warnings.warn(f"kernel cache {path.parent} is not usable ({why.strerror or why}); compiling "
+                  "from a private copy (set UTENFORSK_KERNEL_CACHE to a writable directory)",
+                  stacklevel=3)
+    private = Path(tempfile.mkdtemp(prefix="utenforsk-kernels-")) / path.name
+    _write_once(private, source)
+    return private
 
 
 def load(source: str):
@@ -993,19 +1027,34 @@ def load(source: str):
         if digest in _MODULES:
             return _MODULES[digest]
         path = cache_dir() / f"kernel_{digest}.py"
+        name = f"utenforsk_kernel_{digest}"
         try:
             _write_once(path, source)
-        except OSError:  # read-only cache location: compile from a private copy
-            path = Path(tempfile.mkdtemp(prefix="utenforsk-kernels-")) / path.name
-            _write_once(path, source)
-        name = f"utenforsk_kernel_{digest}"
-        spec = importlib.util.spec_from_file_location(name, path)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
+            mod = _import_module(name, path)
+        except OSError as exc:  # a read-only or another user's cache: compile from a private copy
+            path = _private_copy(path, source, exc)
+            mod = _import_module(name, path)
         mod.SOURCE_PATH = path
         _MODULES[digest] = mod
         return mod
+
+
+@contextmanager
+def _compile_lock(path: Path):
+    """An exclusive lock on ``path`` while compiling, so processes meeting one structure at once
+    compile it once. A shared cache directory we may not write to gets no lock (each process
+    then compiles for itself, which is only slower)."""
+    try:
+        lock = open(path, "a")
+    except OSError:
+        yield
+        return
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 HELPER_SCRIPT = """
@@ -1059,17 +1108,13 @@ class GeneratedKernel:
 
         F, none = self.params(), np.zeros(0, np.int64)
         B = self.bounds(pop, dyn, F)
-        with shielded(), open(self.module.SOURCE_PATH.with_suffix(".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                enter = self.enter_args(none, none, 0, pop, F, dyn, tal, False, 0, seed_key, 1)
-                helper = _compile_elsewhere(self.module, "enter_chunk", enter)
-                self.month_chunk(*self.month_args(0, 0, 0, pop, F, B, dyn, tal, 0, seed_key, 1))
-                if helper is not None:
-                    helper.wait()
-                self.enter_chunk(*enter)  # from the cache the helper wrote (or compiled here)
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with shielded(), _compile_lock(self.module.SOURCE_PATH.with_suffix(".lock")):
+            enter = self.enter_args(none, none, 0, pop, F, dyn, tal, False, 0, seed_key, 1)
+            helper = _compile_elsewhere(self.module, "enter_chunk", enter)
+            self.month_chunk(*self.month_args(0, 0, 0, pop, F, B, dyn, tal, 0, seed_key, 1))
+            if helper is not None:
+                helper.wait()
+            self.enter_chunk(*enter)  # from the cache the helper wrote (or compiled here)
         self._compiled = True
 
     def params(self) -> np.ndarray:
