@@ -150,3 +150,28 @@ def test_forked_burn_in_gives_identical_results(baseline_path):
     # the baseline itself can continue from the same burn-in
     burned.run_model()
     pd.testing.assert_frame_equal(snapshot(burned), snapshot(_run(baseline_path, seed=4, **kw)), check_exact=True)
+
+
+def test_plugins_see_base_service_values_every_month(baseline_path):
+    """A plugin that scales NAV's places in ``before_month`` acts on the base value every month,
+    whether or not a YAML intervention is also in the scenario (issue 11, defect 3: the arrays were
+    reset only when one was, so the plugin's factor compounded month after month without one)."""
+    from utenforsk.interventions.registry import Plugin, register
+
+    @register
+    class ScaleNav(Plugin):
+        name = "scale_nav_places_test"
+
+        def before_month(self, model, year, month_of_year):
+            for agent in model.agents:
+                if agent.service == "nav":
+                    agent.places_per_1000 *= 1.5
+
+    kw = dict(horizon_years=1, burn_in_years=2)
+    alone = _run(baseline_path, interventions=[{"plugin": "scale_nav_places_test"}], **kw)
+    with_idle = _run(baseline_path, interventions=[{"plugin": "scale_nav_places_test"}, _zero("ips_youth")], **kw)
+    places = lambda m: sorted(a.places_per_1000 for a in m.agents if a.service == "nav")  # noqa: E731
+    base = [60.0 * f for f in sorted(m.capacity_factor.value for m in alone.config.municipalities.values())]
+    assert places(alone) == pytest.approx([1.5 * b for b in base], rel=1e-12)
+    assert places(alone) == places(with_idle)
+    pd.testing.assert_frame_equal(periods(alone), periods(with_idle), check_exact=True)

@@ -252,8 +252,7 @@ class UtenforskModel(mesa.Model):
             self._gen.compile(self.pop, self.dyn, t, self.seed_key)
             self._F = self._gen.params()  # values now: a plugin may have changed a table
         self._enter(m)
-        if self.interventions:
-            self._apply_interventions(m)
+        self._apply_interventions(m)  # always: plugins below must start from the base values
         for plugin in self.plugins:
             plugin.before_month(self, self.first_year + m // 12, m % 12)
         self.agents.do("step")  # services set admissions from last month's demand
@@ -283,7 +282,10 @@ class UtenforskModel(mesa.Model):
             self.history.append(self.last_month)
 
     def _apply_interventions(self, month: int) -> None:
-        """Set this month's coverage of each programme and its service and handoff changes."""
+        """Reset the service and handoff arrays to their base values, then set this month's
+        coverage of each programme and its service and handoff changes. The reset happens every
+        month, with or without interventions, so a plugin's ``before_month`` always starts from
+        the base values (a factor it applies never compounds from month to month)."""
         c, d, base = self.compiled, self.dyn, self._base
         year, moy = self.first_year + month // 12, month % 12
         d.detect_p[:] = base["detect_p"]
