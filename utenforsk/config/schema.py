@@ -327,6 +327,15 @@ class ModelConfig(Strict):
                     problems.append((key, f"unknown {kind} {n!r}; known: {', '.join(pool) or 'none'}"))
 
         states, services = list(self.states), list(self.services)
+        follow_up = [n for n, s in self.services.items() if s.kind == "follow_up"]
+
+        def not_gate(key: str, name: str | None, why: str) -> None:
+            """Gate services only limit entry to their states: they have no clients, queue or
+            detection, so naming one where those are needed would silently do nothing."""
+            if name in self.services and self.services[name].kind == "gate":
+                problems.append((key, f"service {name!r} is a gate: {why}; "
+                                      f"allowed: a follow_up service ({', '.join(follow_up) or 'none'})"))
+
         if len(self.states) > 127:
             problems.append(("states", "at most 127 states"))
         if len(self.flags) > 6:
@@ -376,6 +385,7 @@ class ModelConfig(Strict):
                     need("service", s, key, services)
             if t.gate is not None and t.gate in self.services and self.services[t.gate].kind != "gate":
                 problems.append((f"{key}.gate", f"service {t.gate!r} is not a gate"))
+            not_gate(f"{key}.requires_service", t.requires_service, "a gate has no clients to require")
         for name, e in self.scheduled.items():
             key = f"scheduled.{name}"
             need("state", e.from_, f"{key}.from", states)
@@ -400,6 +410,10 @@ class ModelConfig(Strict):
         for name, h in self.handoffs.items():
             key = f"handoffs.{name}"
             need("service", [h.from_service, h.to_service], key, services)
+            not_gate(f"{key}.to_service", h.to_service, "a referral waits in a queue, and a gate has none")
+            if h.trigger != "transition":  # transition handoffs do not read from_service
+                not_gate(f"{key}.from_service", h.from_service,
+                         f"a gate has no clients to {'leave' if h.trigger == 'exit' else 'detect'}")
             need("state", h.from_states + h.to_states, key, states)
         for key, cov in self._coefficient_names():
             problem = self.covariate_problem(cov)
