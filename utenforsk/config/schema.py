@@ -218,21 +218,24 @@ class Exit(Hazard):
 
 
 class NeedCondition(Strict):
-    """A trait beyond a threshold (``trait`` with ``below`` or ``above``), or being in ``states``."""
+    """A trait beyond a threshold (``trait`` with ``below`` or ``above``), being in ``states``, or
+    holding (or not holding) a ``flag``: ``{flag: completed_upper_secondary, held: false}``."""
 
     trait: str | None = None
     below: float | None = None
     above: float | None = None
     states: list[str] | None = None
+    flag: str | None = None
+    held: bool = Field(True, description="with `flag`: in need when the flag is held (true) or not (false)")
 
     @model_validator(mode="after")
     def _one_kind(self):
-        if self.states is not None:
-            if self.trait is not None or self.below is not None or self.above is not None:
-                raise ValueError("a need is either `states` or a `trait` threshold, not both")
-            return self
-        if self.trait is None or (self.below is None) == (self.above is None):
-            raise ValueError("give `states`, or `trait` with exactly one of `below` or `above`")
+        threshold = self.trait is not None or self.below is not None or self.above is not None
+        kinds = (self.states is not None) + threshold + (self.flag is not None)
+        if kinds != 1:
+            raise ValueError("a need is one of `states`, a `trait` threshold or a `flag`")
+        if threshold and (self.trait is None or (self.below is None) == (self.above is None)):
+            raise ValueError("give `trait` with exactly one of `below` or `above`")
         return self
 
 
@@ -271,6 +274,8 @@ class Handoff(Strict):
     ``trigger: transition``: a person moving from ``from_states`` to ``to_states`` is referred;
     ``trigger: exit``: a client of ``from_service`` who stops being eligible is referred;
     ``trigger: detection``: when ``from_service`` detects a need it also refers.
+    ``flags`` restricts any trigger to people holding (or not holding) flags: a completion event
+    out of upper secondary is not a dropout.
     The referral arrives with ``probability`` after ``delay_months``; otherwise it is lost.
     """
 
@@ -281,6 +286,10 @@ class Handoff(Strict):
     from_states: list[str] = Field(default_factory=list)
     to_states: list[str] = Field(default_factory=list)
     ages: Ages = (0.0, MAX_AGE_YEARS)
+    flags: dict[str, bool] = Field(
+        default_factory=dict, description="flags the person must hold (true) or not hold (false), "
+                                          "read after the month's transition, e.g. "
+                                          "{completed_upper_secondary: false}")
     probability: Probability
     delay_months: NonNegative
 
@@ -403,6 +412,8 @@ class ModelConfig(Strict):
             for c in s.need:
                 if c.states is not None:
                     need("state", c.states, f"services.{name}.need", states)
+                elif c.flag is not None:
+                    need("flag", c.flag, f"services.{name}.need", list(self.flags))
                 else:
                     need("trait", c.trait, f"services.{name}.need", list(self.traits))
         for a in self.report_by:
@@ -415,6 +426,7 @@ class ModelConfig(Strict):
                 not_gate(f"{key}.from_service", h.from_service,
                          f"a gate has no clients to {'leave' if h.trigger == 'exit' else 'detect'}")
             need("state", h.from_states + h.to_states, key, states)
+            need("flag", list(h.flags), f"{key}.flags", list(self.flags))
         for key, cov in self._coefficient_names():
             problem = self.covariate_problem(cov)
             if problem:

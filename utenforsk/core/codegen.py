@@ -498,7 +498,8 @@ class _Generator:
             if kind == 0:
                 extra = _and(self.member("state", np.flatnonzero(t.ho_from_states[h])),
                              self.member("new", np.flatnonzero(t.ho_to_states[h])))
-            win = _and(extra, _window(int(t.ho_lo[h]), int(t.ho_hi[h])))
+            flags = f"(np.int32(p_flags[i]) & {int(t.ho_fmask[h])}) == {int(t.ho_fwant[h])}" if t.ho_fmask[h] else ""
+            win = _and(extra, _window(int(t.ho_lo[h]), int(t.ho_hi[h])), flags)
             if win == "False":
                 continue
             with src.block(f"if {win}:"):
@@ -587,6 +588,9 @@ class _Generator:
             idx = int(t.nd_idx[n])
             if t.nd_kind[n] == 2:
                 parts.append(f"state == {idx}")
+                continue
+            if t.nd_kind[n] == 3:
+                parts.append(f"(float((p_flags[i] >> {idx}) & 1) == {self.F('nd_thr', n)})")
                 continue
             v = f"p_ctraits[{idx}, i]" if t.nd_kind[n] == 0 else f"float((p_btraits[i] >> {idx}) & 1)"
             parts.append(f"({v} {'<' if t.nd_below[n] else '>'} {self.F('nd_thr', n)})")

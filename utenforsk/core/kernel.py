@@ -262,6 +262,10 @@ def _in_need(s, i, pop, tab):
             if pop.state[i] == tab.nd_idx[n]:
                 return True
             continue
+        if tab.nd_kind[n] == 3:  # a flag held (thr 1.0) or not held (thr 0.0)
+            if float((pop.flags[i] >> tab.nd_idx[n]) & 1) == tab.nd_thr[n]:
+                return True
+            continue
         if tab.nd_kind[n] == 0:
             v = pop.ctraits[tab.nd_idx[n], i]
             if v != v:
@@ -271,6 +275,11 @@ def _in_need(s, i, pop, tab):
         if (tab.nd_below[n] and v < tab.nd_thr[n]) or (not tab.nd_below[n] and v > tab.nd_thr[n]):
             return True
     return False
+
+
+@njit(cache=True, inline="always")
+def _handoff_flags_ok(h, i, pop, tab):
+    return (np.int32(pop.flags[i]) & tab.ho_fmask[h]) == tab.ho_fwant[h]
 
 
 @njit(cache=True, inline="always")
@@ -493,7 +502,7 @@ def month_chunk(id0, id1, tid, pop, tab, dyn, tal, month, seed_key, cap, muni_at
         if new >= 0:
             for h in range(H):
                 if tab.ho_kind[h] == 0 and tab.ho_from_states[h, state] and tab.ho_to_states[h, new] \
-                        and tab.ho_lo[h] <= age < tab.ho_hi[h]:
+                        and tab.ho_lo[h] <= age < tab.ho_hi[h] and _handoff_flags_ok(h, i, pop, tab):
                     _send(i, h, muni, month, key, pop, tab, dyn, tal, tid)
             if us_states[new] and pop.us_start[i] == NEVER:
                 pop.us_start[i] = month
@@ -517,7 +526,8 @@ def month_chunk(id0, id1, tid, pop, tab, dyn, tal, month, seed_key, cap, muni_at
                     tal.sv[tid, s, muni, SV_DISCHARGED] += 1
                     if not elig:
                         for h in range(H):
-                            if tab.ho_kind[h] == 1 and tab.ho_from[h] == s and tab.ho_lo[h] <= age < tab.ho_hi[h]:
+                            if tab.ho_kind[h] == 1 and tab.ho_from[h] == s and tab.ho_lo[h] <= age < tab.ho_hi[h] \
+                                    and _handoff_flags_ok(h, i, pop, tab):
                                 _send(i, h, muni, month, key, pop, tab, dyn, tal, tid)
                 else:
                     tal.sv[tid, s, muni, SV_CLIENTS] += 1
@@ -538,7 +548,8 @@ def month_chunk(id0, id1, tid, pop, tab, dyn, tal, month, seed_key, cap, muni_at
                     tal.sv[tid, s, muni, SV_DETECTED] += 1
                     tal.sv[tid, s, muni, SV_WAITING] += 1
                     for h in range(H):
-                        if tab.ho_kind[h] == 2 and tab.ho_from[h] == s and tab.ho_lo[h] <= age < tab.ho_hi[h]:
+                        if tab.ho_kind[h] == 2 and tab.ho_from[h] == s and tab.ho_lo[h] <= age < tab.ho_hi[h] \
+                                and _handoff_flags_ok(h, i, pop, tab):
                             _send(i, h, muni, month, key, pop, tab, dyn, tal, tid)
         r = pop.ref_service[i]
         if r >= 0 and pop.ref_due[i] <= month:

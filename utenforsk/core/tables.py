@@ -48,6 +48,7 @@ Tables = namedtuple("Tables", [
     "sv_kind", "sv_lo", "sv_hi", "sv_states", "sv_discharge",
     "sv_nstart", "sv_nend", "nd_kind", "nd_idx", "nd_thr", "nd_below",
     "ho_kind", "ho_from", "ho_to", "ho_from_states", "ho_to_states", "ho_lo", "ho_hi",
+    "ho_fmask", "ho_fwant",  # flags a handoff requires: (flags & fmask) == fwant
     # intervention programmes (who may enrol; one-off trait shifts)
     "pg_lo", "pg_hi", "pg_states", "pg_attr_ok", "pg_tstart", "pg_tend", "pg_tkind", "pg_tidx",
     "pg_tthr", "pg_tbelow", "pg_sticky", "pg_shift",
@@ -333,6 +334,12 @@ class CompiledModel:
                 sv_states[si, self.state_index[st]] = True
             sv["ns"].append(len(nd["kind"]))
             for c in s.need:
+                if c.flag is not None:  # kind 3: thr 1.0 = in need when held, 0.0 = when not held
+                    nd["kind"].append(3)
+                    nd["idx"].append(self.flags.index(c.flag))
+                    nd["thr"].append(1.0 if c.held else 0.0)
+                    nd["below"].append(False)
+                    continue
                 if c.states is not None:
                     for st in c.states:
                         nd["kind"].append(2)
@@ -349,13 +356,15 @@ class CompiledModel:
         H = len(self.handoffs)
         ho_from_states = np.zeros((max(H, 1), S), dtype=np.bool_)
         ho_to_states = np.zeros((max(H, 1), S), dtype=np.bool_)
-        ho = {k: [] for k in ("kind", "from", "to", "lo", "hi")}
+        ho = {k: [] for k in ("kind", "from", "to", "lo", "hi", "fmask", "fwant")}
         for hi, h in enumerate(cfg.handoffs.values()):
             ho["kind"].append({"transition": 0, "exit": 1, "detection": 2}[h.trigger])
             ho["from"].append(self.service_index[h.from_service])
             ho["to"].append(self.service_index[h.to_service])
             ho["lo"].append(months(h.ages[0]))
             ho["hi"].append(months(h.ages[1]))
+            ho["fmask"].append(flag_mask(h.flags))
+            ho["fwant"].append(flag_mask([f for f, held in h.flags.items() if held]))
             for st in h.from_states:
                 ho_from_states[hi, self.state_index[st]] = True
             for st in h.to_states:
@@ -402,7 +411,7 @@ class CompiledModel:
             nd_below=np.asarray(nd["below"], dtype=np.bool_),
             ho_kind=i32(ho["kind"]), ho_from=i32(ho["from"]), ho_to=i32(ho["to"]),
             ho_from_states=ho_from_states, ho_to_states=ho_to_states,
-            ho_lo=i32(ho["lo"]), ho_hi=i32(ho["hi"]),
+            ho_lo=i32(ho["lo"]), ho_hi=i32(ho["hi"]), ho_fmask=i32(ho["fmask"]), ho_fwant=i32(ho["fwant"]),
             **pg,
             grp_attr=i32([self.attr_index[a] for a in self.report_by]),
             birth_state=np.int32(self.state_index[cfg.population.birth_state]),
