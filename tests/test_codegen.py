@@ -78,11 +78,13 @@ def _source(config, interventions=()):
 
 
 def test_source_depends_on_structure_not_values():
-    """Calibration and sensitivity change values only: they must reuse the compiled kernel."""
+    """Calibration and sensitivity change values only, and interventions are values in the
+    programme slots: all of them must reuse the model's one compiled kernel."""
     base = _source(BASELINE)
     cfg = resolve_config(BASELINE, overrides={"transitions.job_finding.probability.value": 0.15})
     assert _source(cfg) == base
-    assert _source(BASELINE, ["ips_youth"]) != base  # a programme is structure
+    assert _source(BASELINE, ["ips_youth"]) == base
+    assert _source(BASELINE, ALL_INTERVENTIONS) == base
 
 
 def test_values_reach_the_kernel():
@@ -123,7 +125,7 @@ def test_unknown_kernel_kind_is_a_config_error():
 
 # ---- the draw-first bounds --------------------------------------------------------------------
 @njit
-def _largest_rates(slots, ages, pop, tab, dyn, muni_attr, n_states):
+def _largest_rates(slots, ages, pop, tab, dyn, prog, muni_attr, n_states):
     """Each person's actual total transition and exit rates and onset/recovery probabilities,
     computed with the table kernel's own functions; the largest by state (or trait) and age."""
     x = np.zeros(max(tab.cov_kind.shape[0], 1))
@@ -133,18 +135,21 @@ def _largest_rates(slots, ages, pop, tab, dyn, muni_attr, n_states):
     for j in range(slots.shape[0]):
         i, age = slots[j], ages[j]
         ay, state = age // 12, pop.state[i]
-        kernel._covariates(i, age, pop.attrs[muni_attr, i], pop, tab, dyn, x)
+        kernel._covariates(i, age, pop.attrs[muni_attr, i], pop, tab, dyn, prog, x)
+        pm = np.int64(pop.programmes[i])
+        eff = lambda h: kernel.programme_effect(prog.hz, h, pm)  # noqa: E731
         tot = 0.0
         for r in range(tab.st_tr_start[state], tab.st_tr_end[state]):
-            tot += kernel._hazard_rate(tab.tr_hz[r], age, tab, x)
+            tot += kernel._hazard_rate(tab.tr_hz[r], age, tab, x, eff(tab.tr_hz[r]))
         tr[state, ay] = max(tr[state, ay], tot)
         tot = 0.0
         for e in range(tab.ex_hz.shape[0]):
-            tot += kernel._hazard_rate(tab.ex_hz[e], age, tab, x)
+            tot += kernel._hazard_rate(tab.ex_hz[e], age, tab, x, eff(tab.ex_hz[e]))
         ex[ay] = max(ex[ay], tot)
         for b in range(tab.bt_onset.shape[0]):
-            bt[b, 0, ay] = max(bt[b, 0, ay], kernel._hazard_p(tab.bt_onset[b], age, tab, x))
-            bt[b, 1, ay] = max(bt[b, 1, ay], kernel._hazard_p(tab.bt_recovery[b], age, tab, x))
+            on, rec = tab.bt_onset[b], tab.bt_recovery[b]
+            bt[b, 0, ay] = max(bt[b, 0, ay], kernel._hazard_p(on, age, tab, x, eff(on)))
+            bt[b, 1, ay] = max(bt[b, 1, ay], kernel._hazard_p(rec, age, tab, x, eff(rec)))
     return tr, ex, bt
 
 
@@ -152,15 +157,17 @@ def test_bounds_hold_for_every_person():
     """The kernel skips a person's hazards when the draw is above the bound: the bound must be
     at least every person's actual rate, or events would be lost."""
     m = UtenforskModel(BASELINE, seed=6, scale=0.002, burn_in_years=30, horizon_years=2,
-                       interventions=["thousand_days", "ips_youth"])
-    m.step()
+                       interventions=["thousand_days", "ips_youth", "nav_youth_guarantee"])
+    for _ in range(14):  # into 2026, when the programmes start (their odds ratios raise the rates)
+        m.step()
     g, F = m._gen, m._gen.params()
-    B = g.bounds(m.pop, m.dyn, F)
+    B = g.bounds(m.pop, m.dyn, m.prog, F)
     slots = m.alive_slots()
     ages = (m.month - m.pop.birth[slots]).astype(np.int64)
     keep = ages < 360
     S = len(m.compiled.states)
-    tr, ex, bt = _largest_rates(slots[keep], ages[keep], m.pop, m.compiled.tables, m.dyn,
+    assert np.any(m.pop.programmes[slots] != 0), "no one enrolled: programme effects untested"
+    tr, ex, bt = _largest_rates(slots[keep], ages[keep], m.pop, m.compiled.tables, m.dyn, m.prog,
                                 m.muni_attr, S)
     assert np.all(B[codegen.BOUND_EXIT:codegen.BOUND_EXIT + 30] >= ex)
     for s in range(S):
@@ -196,7 +203,7 @@ def test_second_kernel_compiles_in_a_helper_process(tmp_path, monkeypatch):
     g = codegen.GeneratedKernel.__new__(codegen.GeneratedKernel)
     none = np.zeros(0, np.int64)
     args = g.enter_args(none, none, 0, m.pop, codegen.float_params(m.compiled.tables), m.dyn,
-                        m.tally, False, 0, m.seed_key, 1)
+                        m.prog, m.tally, False, 0, m.seed_key, 1)
     helper = codegen._compile_elsewhere(mod, "enter_chunk", args)
     assert helper is not None and helper.wait(timeout=300) == 0
     sig = tuple(numba.typeof(a) for a in args)

@@ -175,3 +175,63 @@ def test_plugins_see_base_service_values_every_month(baseline_path):
     assert places(alone) == pytest.approx([1.5 * b for b in base], rel=1e-12)
     assert places(alone) == places(with_idle)
     pd.testing.assert_frame_equal(periods(alone), periods(with_idle), check_exact=True)
+
+
+def _frames(m):
+    return [f(m) for f in (periods, cohorts, snapshot)]
+
+
+def _assert_same(a, b):
+    for x, y in zip(_frames(a), _frames(b), strict=True):
+        pd.testing.assert_frame_equal(x, y, check_exact=True)
+
+
+def test_order_of_interventions_changes_nothing(baseline_path):
+    """``[A]`` equals ``[X at coverage 0, A]`` and ``[A, B]`` equals ``[B, A]``, bit for bit (issue 11,
+    defect 1: the enrolment draw was keyed by the position in the list, so listing a coverage-0
+    intervention first changed who got A)."""
+    a, b = "ips_youth", "nav_youth_guarantee"
+    kw = dict(scale=0.006, horizon_years=4)
+    only_a = _run(baseline_path, interventions=[a], **kw)
+    assert sum(h["prog"][:, 0].sum() for h in only_a.history) > 50, "A enrolled too few to test"
+    _assert_same(only_a, _run(baseline_path, interventions=[_zero("dropout_prevention"), a], **kw))
+    both = _run(baseline_path, interventions=[a, b], **kw)
+    assert sum(h["prog"][:, 0].sum() for h in both.history) > 100
+    _assert_same(both, _run(baseline_path, interventions=[b, a], **kw))
+
+
+def test_trait_shift_applies_once_per_person(baseline_path):
+    """A ``trait_shift`` ("once, at enrolment") is applied at a person's first enrolment only, not
+    again when they leave and re-enrol (issue 11, defect 2). ``programme_step`` is the enrolment
+    code both month kernels call; here it runs on one person who enrols, leaves school and
+    returns."""
+    from utenforsk.core import kernel
+    from utenforsk.core.population import allocate
+    from utenforsk.core.tables import CompiledModel
+    from utenforsk.interventions.slots import MAX_PROGRAMMES, programme_slots
+    from utenforsk.model import resolve_config
+
+    shift = {"name": "shift_once", "description": "synthetic", "evidence": "none: a test",
+             "who": {"ages": [6, 16], "states": ["school"], "sticky": False,
+                     "traits": [{"trait": "engagement", "below": -0.5}]},
+             "what": {"trait_shift": {"engagement": P(0.3)}},
+             "coverage": P(1.0), "take_up": P(1.0), "when": {"start_year": 2025}}
+    cm = CompiledModel(resolve_config(baseline_path))
+    prog = programme_slots(cm, [load_intervention(shift)])
+    pop = allocate(1, len(cm.attributes), len(cm.ctraits))
+    e = cm.ctraits.index("engagement")
+    pop.ctraits[e, 0] = -1.0
+    cover, tally = np.zeros(MAX_PROGRAMMES), np.zeros((MAX_PROGRAMMES, 2), np.int64)
+    cover[0] = 1.0
+
+    def month(state: str) -> None:
+        kernel.programme_step(0, np.uint64(12345), 120, cm.state_index[state], pop.programmes,
+                              pop.pg_ever, pop.attrs, pop.ctraits, pop.btraits, prog, cover, tally)
+
+    month("school")
+    assert pop.programmes[0] == 1 and pop.ctraits[e, 0] == np.float32(-0.7)
+    month("home")  # outside the programme's states: leaves it
+    assert pop.programmes[0] == 0
+    month("school")  # still below -0.5: enrols again, without a second shift
+    assert pop.programmes[0] == 1 and tally[0, kernel.PG_ENROLLED] == 2
+    assert pop.ctraits[e, 0] == np.float32(-0.7)

@@ -24,6 +24,7 @@ from utenforsk.core.population import (allocate, arrival_birth_months, bytes_per
 from utenforsk.core.tables import MAX_MONTHS, CompiledModel
 from utenforsk.errors import ConfigError
 from utenforsk.interventions import engine
+from utenforsk.interventions.slots import MAX_PROGRAMMES, canonical_order, programme_slots
 from utenforsk.metrics import headline
 from utenforsk.services import ServiceAgent
 
@@ -96,14 +97,17 @@ class UtenforskModel(mesa.Model):
         self.config = resolve_config(config, scale, overrides, start_year=start_year,
                                      horizon_years=horizon_years, burn_in_years=burn_in_years,
                                      neet_definition=neet_definition)
-        self.config, self.interventions, self.plugins = engine.resolve_scenario(
+        self.config, interventions, self.plugins = engine.resolve_scenario(
             self.config, list(interventions or []))
+        #: in slot order (by name): the order a scenario lists them in changes nothing
+        self.interventions = canonical_order(interventions)
         self.config_hash = config_hash({"model": self.config.model_dump(mode="json"),
                                         "interventions": [iv.model_dump(mode="json") for iv in self.interventions],
                                         "plugins": [[p.name, p.options] for p in self.plugins]})
         cfg = self.config
         self.n_threads = min(threads or kernel.n_threads(), kernel.n_threads())
-        self.compiled = CompiledModel(engine.apply_to_config(cfg, self.interventions), self.interventions)
+        self.compiled = CompiledModel(cfg)  # the model's structure: the same for every scenario
+        self.prog = programme_slots(self.compiled, self.interventions)  # the scenario: values
         c = self.compiled
         self.seed_key = rng.seed_key(self.run_seed)
         cal = cfg.calendar
@@ -135,12 +139,12 @@ class UtenforskModel(mesa.Model):
         kmax = max(len(a.categories) for a in cfg.attributes.values())
         n_cohorts = (self.total_months + kernel.COHORT_OFFSET) // 12 + 2
         self.tally = kernel.allocate_tally(len(c.states), len(c.municipalities), len(c.report_by), kmax,
-                                           len(c.services), len(cfg.exits), n_cohorts, len(c.programmes))
+                                           len(c.services), len(cfg.exits), n_cohorts, MAX_PROGRAMMES)
         SV, M, H = max(len(c.services), 1), len(c.municipalities), max(len(c.handoffs), 1)
         self.dyn = kernel.Dyn(admit_p=np.zeros((SV, M)), detect_p=np.zeros((SV, M)),
                               quality=np.ones((SV, M)), ho_prob=np.zeros((H, M)),
                               ho_delay=np.zeros((H, M), np.int64),
-                              pg_cover=np.zeros(max(len(c.programmes), 1)))
+                              pg_cover=np.zeros(MAX_PROGRAMMES))
         for h, ho in enumerate(cfg.handoffs.values()):
             self.dyn.ho_prob[h, :] = ho.probability.value
             self.dyn.ho_delay[h, :] = int(round(ho.delay_months.value))
@@ -235,11 +239,11 @@ class UtenforskModel(mesa.Model):
             if self._gen is not None:
                 g, F = self._gen, self._F
                 kernel.run_chunks(g.enter_chunk, len(ids), threads, lambda a, b, tid: g.enter_args(
-                    ids[a:b], births[a:b], tid, self.pop, F, self.dyn, t, arrival, month,
+                    ids[a:b], births[a:b], tid, self.pop, F, self.dyn, self.prog, t, arrival, month,
                     self.seed_key, self.capacity))
                 continue
             kernel.run_chunks(kernel.enter_chunk, len(ids), threads, lambda a, b, tid: (
-                ids[a:b], births[a:b], tid, self.pop, c.tables, self.dyn, arrival, month,
+                ids[a:b], births[a:b], tid, self.pop, c.tables, self.dyn, self.prog, arrival, month,
                 self.seed_key, self.capacity, self.muni_attr, self._scratch, t, self.us_states))
 
     def _advance(self) -> None:
@@ -249,7 +253,7 @@ class UtenforskModel(mesa.Model):
         for name in kernel.MONTHLY_TALLIES:
             getattr(t, name).fill(0)
         if self._gen is not None:
-            self._gen.compile(self.pop, self.dyn, t, self.seed_key)
+            self._gen.compile(self.pop, self.dyn, self.prog, t, self.seed_key)
             self._F = self._gen.params()  # values now: a plugin may have changed a table
         self._enter(m)
         self._apply_interventions(m)  # always: plugins below must start from the base values
@@ -263,12 +267,14 @@ class UtenforskModel(mesa.Model):
         if self._gen is not None:
             g = self._gen
             F = g.params()  # again: plugins (before_month) may have changed a value since entries
-            B = g.bounds(self.pop, self.dyn, F)  # after entries: covariate ranges at the month's start
+            B = g.bounds(self.pop, self.dyn, self.prog, F)  # after entries: ranges at the month's start
             kernel.run_chunks(g.month_chunk, hi - lo, threads, lambda a, b, tid: g.month_args(
-                lo + a, lo + b, tid, self.pop, F, B, self.dyn, t, m, self.seed_key, self.capacity))
+                lo + a, lo + b, tid, self.pop, F, B, self.dyn, self.prog, t, m, self.seed_key,
+                self.capacity))
         else:
             kernel.run_chunks(kernel.month_chunk, hi - lo, threads, lambda a, b, tid: (
-                lo + a, lo + b, tid, self.pop, c.tables, self.dyn, t, m, self.seed_key, self.capacity,
+                lo + a, lo + b, tid, self.pop, c.tables, self.dyn, self.prog, t, m, self.seed_key,
+                self.capacity,
                 self.muni_attr, self._scratch, self._lam_scratch, self.us_flag, self.us_states,
                 self.hb_states))
         self.last_month = {f: getattr(t, f).sum(axis=0) for f in kernel.MONTHLY_TALLIES}

@@ -30,6 +30,10 @@ DERIVED_COVARIATES = ("age_years", "neet_spell_years", "years_in_state")
 ROLES = ("home", "kindergarten", "school", "upper_secondary", "higher_education", "employed",
          "unemployed", "inactive", "nav_programme", "health_benefit")
 MAX_AGE_YEARS = 30.0
+#: the model's limits, in one place: the person arrays' bit widths and the random-number decision
+#: blocks (utenforsk/core/rng.py) are sized from them
+LIMITS = {"states": 127, "flags": 6, "continuous_traits": 16, "binary_traits": 8, "attributes": 32,
+          "services": 8, "handoffs": 64, "programmes": 16, "arrival_ages": 30, "donor_tries": 4}
 
 
 def _check_ages(ages: Ages, what: str = "ages") -> None:
@@ -345,18 +349,15 @@ class ModelConfig(Strict):
                 problems.append((key, f"service {name!r} is a gate: {why}; "
                                       f"allowed: a follow_up service ({', '.join(follow_up) or 'none'})"))
 
-        if len(self.states) > 127:
-            problems.append(("states", "at most 127 states"))
-        if len(self.flags) > 6:
-            problems.append(("flags", "at most 6 flags"))
-        if sum(isinstance(t, ContinuousTrait) for t in self.traits.values()) > 16:
-            problems.append(("traits", "at most 16 continuous traits"))
-        if len(self.attributes) > 32:
-            problems.append(("attributes", "at most 32 attributes"))
-        if len(self.services) > 8:
-            problems.append(("services", "at most 8 services"))
-        if sum(isinstance(t, BinaryTrait) for t in self.traits.values()) > 8:
-            problems.append(("traits", "at most 8 binary traits"))
+        counts = {"states": len(self.states), "flags": len(self.flags),
+                  "continuous_traits": sum(isinstance(t, ContinuousTrait) for t in self.traits.values()),
+                  "binary_traits": sum(isinstance(t, BinaryTrait) for t in self.traits.values()),
+                  "attributes": len(self.attributes), "services": len(self.services),
+                  "handoffs": len(self.handoffs)}
+        for what, n in counts.items():
+            if n > LIMITS[what]:
+                key = "traits" if what.endswith("traits") else what
+                problems.append((key, f"at most {LIMITS[what]} {what.replace('_', ' ')} (got {n})"))
         if "municipality" not in self.attributes:
             problems.append(("attributes", "an attribute `municipality` is required"))
         else:

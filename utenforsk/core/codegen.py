@@ -93,8 +93,7 @@ from utenforsk.core.tables import (
 GENERATOR_VERSION = 1
 #: float tables read through ``F`` (parameter values); everything else is structure
 FLOAT_TABLES = ("hz_base", "lp_beta", "de_logw", "dy_rate", "dy_sd", "dy_icpt", "ct_init_icpt",
-                "ct_init_sd", "bt_init_p", "sv_discharge", "nd_thr", "pg_tthr", "pg_shift",
-                "attr_cum_birth", "attr_cum_arrival")
+                "ct_init_sd", "bt_init_p", "sv_discharge", "nd_thr", "attr_cum_birth", "attr_cum_arrival")
 M64 = (1 << 64) - 1
 RATE_CAP = 13.815510557964274  # -log(1e-6), as kernel._hazard_rate
 
@@ -180,7 +179,7 @@ COVARIATE_CODE = {
     K_SERVICE: "np.float64({client})",
     # quality >= 0 is finite, so q * 0.0 == 0.0 and q * 1.0 == q
     K_QUALITY: "d_quality[{a}, muni] * np.float64({client})",
-    K_PROGRAMME: "float((p_programmes[i] >> {a}) & 1)",
+    K_PROGRAMME: "float((np.int64(p_programmes[i]) >> prog.ref[{a}]) & 1)",  # the slot is a value
     K_AGE: "age / 12.0",
     K_SPELL: "min(p_neet_spell[i], 36) / 12.0",
     K_TIS: "min(p_tis[i], 120) / 12.0",
@@ -304,7 +303,8 @@ class _Generator:
             src(f"{out} = 0.0")
             return out
         # a call: rates are rarely needed (see HazardBounds) and a call compiles faster
-        body = f"{out} = _rate({self.F('hz_base', f'{h * AGE_YEARS} + ay')} + {self.lp(int(t.hz_row[h]))})"
+        body = (f"{out} = _rate({self.F('hz_base', f'{h * AGE_YEARS} + ay')} + {self.lp(int(t.hz_row[h]))}"
+                f" + _pe(prog.hz, {h}, pm))")
         if win == "True":
             src(body)
             return out
@@ -319,7 +319,7 @@ class _Generator:
         t = self.t
         win = _window(int(t.hz_lo[h]), int(t.hz_hi[h]))
         p = (f"1.0 / (1.0 + math.exp(-({self.F('hz_base', f'{h * AGE_YEARS} + ay')} "
-             f"+ {self.lp(int(t.hz_row[h]))})))")
+             f"+ {self.lp(int(t.hz_row[h]))} + _pe(prog.hz, {h}, pm))))")
         if win == "False":
             return "0.0"
         return p if win == "True" else f"({p} if {win} else 0.0)"
@@ -342,15 +342,19 @@ class _Generator:
         vals = [int(v) for v in values]
         return self.const(f"np.array({vals!r}, dtype=np.{dtype})", f"_T{dtype[0]}{'_'.join(map(str, vals))}".replace("-", "m"))
 
-    def destination(self, src: _Src, out: str, ds: int, de: int, decision: int, x: str) -> None:
-        """Multinomial logit over destinations ``ds..de`` (kernel._choose_destination)."""
+    def destination(self, src: _Src, out: str, ds: int, de: int, decision: int, x: str,
+                    programmes: bool = True) -> None:
+        """Multinomial logit over destinations ``ds..de`` (kernel._choose_destination); with
+        ``programmes``, the start-of-month programmes' odds ratios on each outcome (an entrant
+        is in none: the table kernel adds exactly 0.0)."""
         t = self.t
         if de - ds == 1:  # one destination: chosen whatever the draw
             src(f"{out} = {int(t.de_to[ds])}")
             return
         ws = [self.fresh("_w") for _ in range(ds, de)]
         for w, d in zip(ws, range(ds, de), strict=True):
-            src(f"{w} = math.exp({self.F('de_logw', d)} + {self.lp(int(t.de_row[d]), x)})")
+            pe = f" + _pe(prog.de, {d}, pm)" if programmes else ""
+            src(f"{w} = math.exp({self.F('de_logw', d)} + {self.lp(int(t.de_row[d]), x)}{pe})")
         tot, target, idx = self.fresh("_tot"), self.fresh("_tg"), self.fresh("_ix")
         src(f"{tot} = 0.0" + "".join(f" + {w}" for w in ws))
         u = self.uniform(src, decision)
@@ -360,7 +364,7 @@ class _Generator:
 
     def destination_reread(self, src: _Src, out: str, ds: int, de: int, decision: int) -> None:
         prefix = self.reread(src, *[int(self.t.de_row[d]) for d in range(ds, de)])
-        self.destination(src, out, ds, de, decision, prefix)
+        self.destination(src, out, ds, de, decision, prefix, programmes=False)
 
     def competing(self, src: _Src, rates: list[str], u: str, draw_which: int) -> str:
         """Does one of the competing hazards fire, given the event draw ``u`` (kernel._event)?
@@ -415,7 +419,7 @@ class _Generator:
                         continue
                     with src.block(f"{'if' if first else 'elif'} {win}:"):
                         target = self.fresh("_tg")
-                        src(f"{target} = {self.F('dy_icpt', d)} + {self.lp(int(t.dy_row[d]))}")
+                        src(f"{target} = {self.F('dy_icpt', d)} + {self.lp(int(t.dy_row[d]))} + _pe(prog.dy, {d}, pm)")
                         n = self.normal(src, rng.D_TRAIT + k)
                         src(f"p_ctraits[{k}, i] = np.float32({v} + {self.F('dy_rate', d)} * ({target} - {v}) "
                             f"+ {self.F('dy_sd', d)} * {n})")
@@ -423,7 +427,7 @@ class _Generator:
                     if win == "True":
                         break
         for b in range(len(t.bt_onset)):
-            u = self.uniform(src, rng.D_TRAIT + 16 + b)
+            u = self.uniform(src, rng.D_BTRAIT + b)
             on, rec = bound_offset_btrait(self.S, b)
             with src.block(f"if p_btraits[i] & {self.u8(b)}:"):
                 with src.block(f"if {u} < B[{rec} + ay] and {u} < {self.prob(int(t.bt_recovery[b]))}:"):
@@ -432,57 +436,19 @@ class _Generator:
                 with src.block(f"if {u} < B[{on} + ay] and {u} < {self.prob(int(t.bt_onset[b]))}:"):
                     src(f"p_btraits[i] |= {self.u8(b)}")
 
-    def programme_match(self, k: int) -> str:
-        t, cm = self.t, self.cm
-        parts = []
-        for a, name in enumerate(cm.attributes):
-            n = len(cm.cfg.attributes[name].categories)
-            ok = [c for c in range(n) if t.pg_attr_ok[k, a, c]]
-            if len(ok) < n:
-                parts.append(_in(f"p_attrs[{a}, i]", ok, n))
-        for c in range(int(t.pg_tstart[k]), int(t.pg_tend[k])):
-            idx = int(t.pg_tidx[c])
-            v = f"p_ctraits[{idx}, i]" if t.pg_tkind[c] == 0 else f"float((p_btraits[i] >> {idx}) & 1)"
-            parts.append(f"({v} {'<' if t.pg_tbelow[c] else '>'} {self.F('pg_tthr', c)})")
-        return _and(*parts) if parts else "True"
-
     def programmes(self, src: _Src) -> None:
-        """Enrol or keep in programmes (kernel._programmes)."""
-        t = self.t
-        K = len(t.pg_lo)
-        if K == 0:
-            return
-        self.person_key(src, "pkey", "pmk")
-        CT = len(self.cm.ctraits)
-        for k in range(K):
-            bit = self.const(f"np.uint16({1 << k})", f"_PB{k}")
-            nbit = self.const(f"np.uint16({~(1 << k) & 0xFFFF})", f"_NPB{k}")
-            inside = _and(f"d_pg_cover[{k}] > 0.0", _window(int(t.pg_lo[k]), int(t.pg_hi[k])),
-                          self.member("state", np.flatnonzero(t.pg_states[k])))
-            match = self.programme_match(k)
-            keep = inside if t.pg_sticky[k] else _and(inside, match)
-            with src.block(f"if p_programmes[i] & {bit}:"):
-                with src.block(f"if {keep}:"):
-                    src(f"t_prog[{k}, {PG_MONTHS}] += 1")
-                with src.block("else:"):
-                    src(f"p_programmes[i] &= {nbit}")
-            if inside == "False":
-                continue
-            with src.block(f"elif {inside}:"):
-                u = self.uniform(src, rng.D_PROGRAMME + k, key="pkey")
-                with src.block(f"if {u} < d_pg_cover[{k}] and {match}:"):
-                    src(f"p_programmes[i] |= {bit}",
-                        f"t_prog[{k}, {PG_ENROLLED}] += 1",
-                        f"t_prog[{k}, {PG_MONTHS}] += 1")
-                    for tr in range(CT):
-                        sh = self.F("pg_shift", k * max(CT, 1) + tr)
-                        with src.block(f"if {sh} != 0.0 and p_ctraits[{tr}, i] == p_ctraits[{tr}, i]:"):
-                            src(f"p_ctraits[{tr}, i] = np.float32(p_ctraits[{tr}, i] + {sh})")
+        """Enrol or keep in the programme slots: one call to kernel.programme_step, the function
+        the table kernel calls too (the slots are values, so this code is the same for every
+        scenario of the model)."""
+        with src.block("if pm != 0 or any_cover:"):
+            self.person_key(src, "pkey", "pmk")
+            src("programme_step(i, pkey, age, state, p_programmes, p_pg_ever, p_attrs, p_ctraits, "
+                "p_btraits, prog, d_pg_cover, t_prog)")
 
     def send(self, src: _Src, h: int) -> None:
         """A handoff fires: the referral arrives later, or is lost (kernel._send)."""
         to_s = int(self.t.ho_to[h])
-        u = self.uniform(src, rng.D_HANDOFF * 64 + h)
+        u = self.uniform(src, rng.D_HANDOFF + h)
         with src.block(f"if {u} < d_ho_prob[{h}, muni]:"):
             with src.block("if p_ref_service[i] < 0:"):
                 src(f"p_ref_service[i] = {to_s}", f"p_ref_due[i] = month + d_ho_delay[{h}, muni]")
@@ -607,7 +573,7 @@ class _Generator:
                     with src.block(f"if {elig}:"):
                         src(f"t_sv[{s}, muni, {SV_CLIENTS}] += 1")
                 continue
-            bit, nbit, base = self.u8(s), self.not_u8(s), rng.D_SERVICE + 4 * s
+            bit, nbit, base = self.u8(s), self.not_u8(s), rng.D_SERVICE + rng.SERVICE_DRAWS * s
             el = self.fresh("_el")
             src(f"{el} = {elig}")
             with src.block(f"if p_clients[i] & {bit}:"):
@@ -682,14 +648,18 @@ class _Generator:
     # ---- the two kernels ---------------------------------------------------------------------
     def month_chunk(self, src: _Src) -> None:
         t = self.t
-        args = ", ".join(("id0", "id1") + POP_ARGS + ("F", "B") + DYN_ARGS + TALLY_ARGS
+        args = ", ".join(("id0", "id1") + POP_ARGS + ("F", "B") + DYN_ARGS + ("prog",) + TALLY_ARGS
                          + ("month", "seed_key", "cap"))
         src("@njit(cache=True, nogil=True, _nrt=False, error_model='numpy', fastmath=FAST, no_rewrites=True, no_cfunc_wrapper=True, pipeline_class=LeanCompiler)")
         with src.block(f"def month_chunk({args}):"):
             src('"""One month of life for ids [id0, id1) (kernel.month_chunk, specialised)."""',
                 "mk = seed_key ^ (np.uint64(month + 100000) * _PM)",
                 f"pmk = seed_key ^ (np.uint64({PERSON_MONTH + 100000}) * _PM)",
-                "i = id0 % cap - 1  # the slot pid % cap, advanced without a division per person")
+                "i = id0 % cap - 1  # the slot pid % cap, advanced without a division per person",
+                "any_cover = False  # is any programme slot open this month?",
+                "for k in range(d_pg_cover.shape[0]):",
+                "    if d_pg_cover[k] > 0.0:",
+                "        any_cover = True")
             with src.block("for pid in range(id0, id1):"):
                 src("i += 1", "if i == cap:", "    i = 0", "if p_alive[i] == 0:", "    continue",
                     "age = month - p_birth[i]",
@@ -708,7 +678,9 @@ class _Generator:
                     self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_AGED_OUT_HB}] += hb")
                     src("continue")
                 self.person_key(src, "key", "mk")
-                src("ay = age // 12", "# covariates at the start of the month")
+                src("ay = age // 12",
+                    "pm = np.int64(p_programmes[i])  # programmes at the start of the month: their effects",
+                    "# covariates at the start of the month")
                 for c in range(self.cm.n_covariates):
                     self.covariate(src, c, f"x{c}", "state")
                 n_ex = len(t.ex_hz)
@@ -745,7 +717,7 @@ class _Generator:
 
     def enter_chunk(self, src: _Src) -> None:
         t, cm = self.t, self.cm
-        args = ", ".join(("ids", "births") + POP_ARGS + ("F",) + DYN_ARGS + TALLY_ARGS
+        args = ", ".join(("ids", "births") + POP_ARGS + ("F",) + DYN_ARGS + ("prog",) + TALLY_ARGS
                          + ("arrival", "month", "seed_key", "cap"))
         A = len(t.attr_given)
         kmax = int(t.attr_cum_birth.shape[2]) if A else 1
@@ -767,7 +739,7 @@ class _Generator:
                 src(f"p_state[i] = {int(t.birth_state)}", "p_tis[i] = 0", "p_btraits[i] = 0",
                     "p_flags[i] = 0", "p_clients[i] = 0", "p_waiting[i] = 0", "p_ref_service[i] = -1",
                     "p_ref_due[i] = 0", f"p_us_start[i] = {int(NEVER)}", "p_months_neet[i] = 0",
-                    "p_neet_spell[i] = 0", "p_programmes[i] = 0")
+                    "p_neet_spell[i] = 0", "p_programmes[i] = 0", "p_pg_ever[i] = 0")
                 for k in range(len(cm.ctraits)):
                     src(f"p_ctraits[{k}, i] = np.nan")
                 src(f"muni = p_attrs[{self.muni_attr}, i]")
@@ -794,7 +766,7 @@ class _Generator:
         t = self.t
         head = [f'"""Generated by utenforsk.core.codegen (version {GENERATOR_VERSION}) for one model structure."""',
                 "import math", "import numpy as np", "from numba import njit",
-                "from utenforsk.core.kernel import FAST",
+                "from utenforsk.core.kernel import FAST, programme_step, programme_effect as _pe",
                 "from utenforsk.core.codegen import LeanCompiler", "",
                 f"_M1 = np.uint64({int(rng.M1)})", f"_M2 = np.uint64({int(rng.M2)})",
                 f"_PP = np.uint64({int(rng.P_PERSON)})", f"_PM = np.uint64({int(rng.P_MONTH)})",
@@ -904,8 +876,10 @@ class HazardBounds:
         self.ex_hz = np.asarray(t.ex_hz, np.int64)
         self.bt_on, self.bt_rec = np.asarray(t.bt_onset, np.int64), np.asarray(t.bt_recovery, np.int64)
 
-    def eta_max(self, pop, dyn, F) -> np.ndarray:
-        """Upper bound of every hazard's linear predictor, by hazard and age-year."""
+    def eta_max(self, pop, dyn, prog, F) -> np.ndarray:
+        """Upper bound of every hazard's linear predictor, by hazard and age-year: the terms'
+        largest values over the covariates' ranges, plus every programme slot's positive log odds
+        ratio on the hazard (anyone may be enrolled in all of them)."""
         lo, hi = self.lo0.copy(), self.hi0.copy()
         for c in self.traits:  # a trait not yet started (NaN) reads as 0
             v = pop.ctraits[self.cov_a[c]]
@@ -920,12 +894,13 @@ class HazardBounds:
                            minlength=self.H)[:, None]
         b = beta[self.j_age][:, None]
         np.add.at(eta, self.h_age, np.maximum(b * self.age_lo, b * self.age_hi))
+        eta += np.maximum(prog.hz[:, :self.H], 0.0).sum(axis=0)[:, None]
         eta[self.outside] = -np.inf
         return eta
 
-    def __call__(self, pop, dyn, F) -> np.ndarray:
+    def __call__(self, pop, dyn, prog, F) -> np.ndarray:
         with np.errstate(over="ignore"):
-            eta = self.eta_max(pop, dyn, F)
+            eta = self.eta_max(pop, dyn, prog, F)
             rate = np.minimum(np.logaddexp(0.0, eta), RATE_CAP)
             prob = 1.0 / (1.0 + np.exp(-eta))
         out = np.empty(AGE_YEARS * (1 + self.S + 2 * len(self.bt_on)))
@@ -1102,7 +1077,7 @@ class GeneratedKernel:
         self._compiled = False
         self._bounds = HazardBounds(cm)
 
-    def compile(self, pop, dyn, tal, seed_key) -> None:
+    def compile(self, pop, dyn, prog, tal, seed_key) -> None:
         """Compile (or load from numba's cache) both kernels now, holding a lock on the generated
         file: experiment workers that meet the same structure at once compile it once, and the
         others then load it from the cache instead of compiling it again."""
@@ -1111,11 +1086,11 @@ class GeneratedKernel:
         from utenforsk.hpc.stop import shielded  # a SIGTERM waits until the compiler is done
 
         F, none = self.params(), np.zeros(0, np.int64)
-        B = self.bounds(pop, dyn, F)
+        B = self.bounds(pop, dyn, prog, F)
         with shielded(), _compile_lock(self.module.SOURCE_PATH.with_suffix(".lock")):
-            enter = self.enter_args(none, none, 0, pop, F, dyn, tal, False, 0, seed_key, 1)
+            enter = self.enter_args(none, none, 0, pop, F, dyn, prog, tal, False, 0, seed_key, 1)
             helper = _compile_elsewhere(self.module, "enter_chunk", enter)
-            self.month_chunk(*self.month_args(0, 0, 0, pop, F, B, dyn, tal, 0, seed_key, 1))
+            self.month_chunk(*self.month_args(0, 0, 0, pop, F, B, dyn, prog, tal, 0, seed_key, 1))
             if helper is not None:
                 helper.wait()
             self.enter_chunk(*enter)  # from the cache the helper wrote (or compiled here)
@@ -1125,13 +1100,13 @@ class GeneratedKernel:
         """The current parameter values (read from the tables, so edits to them take effect)."""
         return float_params(self.compiled.tables)
 
-    def month_args(self, id0, id1, tid, pop, F, B, dyn, tal, month, seed_key, cap) -> tuple:
+    def month_args(self, id0, id1, tid, pop, F, B, dyn, prog, tal, month, seed_key, cap) -> tuple:
         """Arguments of ``month_chunk``: worker ``tid`` gets its own row of every tally."""
-        return (id0, id1, *pop, F, B, *dyn, *(x[tid] for x in tal), month, seed_key, cap)
+        return (id0, id1, *pop, F, B, *dyn, prog, *(x[tid] for x in tal), month, seed_key, cap)
 
-    def bounds(self, pop, dyn, F) -> np.ndarray:
+    def bounds(self, pop, dyn, prog, F) -> np.ndarray:
         """This month's upper bounds of the hazards, for the draw-first shortcuts."""
-        return self._bounds(pop, dyn, F)
+        return self._bounds(pop, dyn, prog, F)
 
-    def enter_args(self, ids, births, tid, pop, F, dyn, tal, arrival, month, seed_key, cap) -> tuple:
-        return (ids, births, *pop, F, *dyn, *(x[tid] for x in tal), arrival, month, seed_key, cap)
+    def enter_args(self, ids, births, tid, pop, F, dyn, prog, tal, arrival, month, seed_key, cap) -> tuple:
+        return (ids, births, *pop, F, *dyn, prog, *(x[tid] for x in tal), arrival, month, seed_key, cap)

@@ -103,7 +103,7 @@ def _sigmoid(x):
 
 
 @njit(cache=True, inline="always")
-def _covariates(i, age, muni, pop, tab, dyn, x):
+def _covariates(i, age, muni, pop, tab, dyn, prog, x):
     """Fill ``x`` with person ``i``'s covariate values (start of month); one loop per kind."""
     ks, ke, ca, cb = tab.cov_kstart, tab.cov_kend, tab.cov_a, tab.cov_b
     for c in range(ks[K_ATTR], ke[K_ATTR]):
@@ -129,7 +129,7 @@ def _covariates(i, age, muni, pop, tab, dyn, x):
         else:
             x[c] = dyn.quality[s, muni] if client else 0.0
     for c in range(ks[K_PROGRAMME], ke[K_PROGRAMME]):
-        x[c] = float((pop.programmes[i] >> ca[c]) & 1)
+        x[c] = float((np.int64(pop.programmes[i]) >> prog.ref[ca[c]]) & 1)
     for c in range(ks[K_AGE], ke[K_AGE]):
         x[c] = age / 12.0
     for c in range(ks[K_SPELL], ke[K_SPELL]):
@@ -139,10 +139,10 @@ def _covariates(i, age, muni, pop, tab, dyn, x):
 
 
 @njit(cache=True)
-def _covariates_rare(i, age, muni, pop, tab, dyn, x):
+def _covariates_rare(i, age, muni, pop, tab, dyn, prog, x):
     """:func:`_covariates` as a real call, for rare events (a trait starting): inlining the
     large routine a second time doubled the kernels' compile time."""
-    _covariates(i, age, muni, pop, tab, dyn, x)
+    _covariates(i, age, muni, pop, tab, dyn, prog, x)
 
 
 @njit(cache=True, inline="always")
@@ -153,64 +153,83 @@ def _lp(row, tab, x):
     return s
 
 
+@njit(cache=True, nogil=True, _nrt=False, error_model="numpy", fastmath=FAST)
+def programme_effect(E, j, pm):
+    """Sum of row ``j`` of the effects ``E[slot, j]`` over the slots set in ``pm`` (the person's
+    programmes at the start of the month), in slot order; exactly 0.0 when ``pm`` is 0."""
+    s = 0.0
+    k = 0
+    while pm != 0:
+        if pm & 1:
+            s += E[k, j]
+        pm >>= 1
+        k += 1
+    return s
+
+
 @njit(cache=True, inline="always")
-def _hazard_p(h, age, tab, x):
-    """Monthly probability of hazard ``h`` at ``age`` (months), 0 outside its age window."""
+def _hazard_p(h, age, tab, x, eff=0.0):
+    """Monthly probability of hazard ``h`` at ``age`` (months), 0 outside its age window;
+    ``eff``: the programmes' log odds ratios on it (:func:`programme_effect`)."""
     if age < tab.hz_lo[h] or age >= tab.hz_hi[h]:
         return 0.0
-    return _sigmoid(tab.hz_base[h, age // 12] + _lp(tab.hz_row[h], tab, x))
+    return _sigmoid(tab.hz_base[h, age // 12] + _lp(tab.hz_row[h], tab, x) + eff)
 
 
-@njit(cache=True, inline="always")
-def _programme_match(k, i, pop, tab):
-    """Does person ``i`` meet programme ``k``'s attribute and trait conditions?"""
-    for a in range(pop.attrs.shape[0]):
-        if not tab.pg_attr_ok[k, a, pop.attrs[a, i]]:
+@njit(cache=True, nogil=True, _nrt=False, error_model="numpy", fastmath=FAST)
+def _programme_match(k, i, attrs, ctraits, btraits, prog):
+    """Does person ``i`` meet slot ``k``'s attribute and trait conditions?"""
+    for a in range(attrs.shape[0]):
+        if not prog.attr_ok[k, a, attrs[a, i]]:
             return False
-    for c in range(tab.pg_tstart[k], tab.pg_tend[k]):
-        if tab.pg_tkind[c] == 0:
-            v = pop.ctraits[tab.pg_tidx[c], i]
+    for c in range(prog.tstart[k], prog.tend[k]):
+        if prog.tkind[c] == 0:
+            v = np.float64(ctraits[prog.tidx[c], i])
             if v != v:
                 return False
         else:
-            v = float((pop.btraits[i] >> tab.pg_tidx[c]) & 1)
-        if tab.pg_tbelow[c]:
-            if not v < tab.pg_tthr[c]:
+            v = float((btraits[i] >> prog.tidx[c]) & 1)
+        if prog.tbelow[c]:
+            if not v < prog.tthr[c]:
                 return False
-        elif not v > tab.pg_tthr[c]:
+        elif not v > prog.tthr[c]:
             return False
     return True
 
 
-@njit(cache=True, inline="always")
-def _programmes(i, pid, tid, age, state, pop, tab, dyn, tal, seed_key):
-    """Enrol or keep person ``i`` in the scenario's programmes (interventions).
+@njit(cache=True, nogil=True, _nrt=False, error_model="numpy", fastmath=FAST)
+def programme_step(i, pkey, age, state, programmes, ever, attrs, ctraits, btraits, prog, cover, tprog):
+    """Enrol or keep person ``i`` in the scenario's programme slots (interventions); both month
+    kernels call this one function.
 
-    Enrolled while matching ``who`` and ``u_k < coverage * take_up``, where ``u_k`` is the
-    person's own draw for programme ``k`` (the same every month and in every scenario).
+    Enrolled while matching ``who`` and ``u < coverage * take_up``, where ``u`` is the person's
+    own draw for that intervention: keyed by a hash of its name (``prog.draw``), the same every
+    month and in every scenario, whatever the slot. A trait shift applies once per person, at
+    their first enrolment (``ever``), not again when they re-enrol.
     """
-    pkey = rng.person_month_key(seed_key, pid, PERSON_MONTH)
-    for k in range(tab.pg_lo.shape[0]):
+    for k in range(prog.lo.shape[0]):
         bit = np.uint16(1 << k)
-        cover = dyn.pg_cover[k]
-        inside = cover > 0.0 and tab.pg_lo[k] <= age < tab.pg_hi[k] and tab.pg_states[k, state]
-        if pop.programmes[i] & bit:
-            keep = inside and (tab.pg_sticky[k] or _programme_match(k, i, pop, tab))
-            if keep:
-                tal.prog[tid, k, PG_MONTHS] += 1
+        c = cover[k]
+        inside = c > 0.0 and prog.lo[k] <= age < prog.hi[k] and prog.states[k, state]
+        if programmes[i] & bit:
+            if inside and (prog.sticky[k] or _programme_match(k, i, attrs, ctraits, btraits, prog)):
+                tprog[k, PG_MONTHS] += 1
             else:
-                pop.programmes[i] &= ~bit
-        elif inside and rng.uniform(pkey, rng.D_PROGRAMME + k) < cover and _programme_match(k, i, pop, tab):
-            pop.programmes[i] |= bit
-            tal.prog[tid, k, PG_ENROLLED] += 1
-            tal.prog[tid, k, PG_MONTHS] += 1
-            for t in range(pop.ctraits.shape[0]):
-                if tab.pg_shift[k, t] != 0.0 and pop.ctraits[t, i] == pop.ctraits[t, i]:
-                    pop.ctraits[t, i] = np.float32(pop.ctraits[t, i] + tab.pg_shift[k, t])
+                programmes[i] &= ~bit
+        elif inside and rng.uniform(pkey, prog.draw[k]) < c \
+                and _programme_match(k, i, attrs, ctraits, btraits, prog):
+            programmes[i] |= bit
+            tprog[k, PG_ENROLLED] += 1
+            tprog[k, PG_MONTHS] += 1
+            if (ever[i] & bit) == 0:
+                ever[i] |= bit
+                for t in range(ctraits.shape[0]):
+                    if prog.shift[k, t] != 0.0 and ctraits[t, i] == ctraits[t, i]:
+                        ctraits[t, i] = np.float32(ctraits[t, i] + prog.shift[k, t])
 
 
 @njit(cache=True, inline="always")
-def _hazard_rate(h, age, tab, x):
+def _hazard_rate(h, age, tab, x, eff=0.0):
     """Monthly rate -log(1 - p) of hazard ``h`` = softplus(eta), 0 outside its age window.
 
     For small exp(eta) (most hazards, most months) the log1p is replaced by its series, exact to
@@ -218,7 +237,7 @@ def _hazard_rate(h, age, tab, x):
     """
     if age < tab.hz_lo[h] or age >= tab.hz_hi[h]:
         return 0.0
-    y = math.exp(tab.hz_base[h, age // 12] + _lp(tab.hz_row[h], tab, x))
+    y = math.exp(tab.hz_base[h, age // 12] + _lp(tab.hz_row[h], tab, x) + eff)
     if y < 0.015625:
         return y * (1.0 - y * (0.5 - y * (0.3333333333333333 - y * (0.25 - y * 0.2))))
     return min(math.log1p(y), 13.815510557964274)
@@ -234,15 +253,15 @@ def _event(u, lam_tot):
 
 
 @njit(cache=True, inline="always")
-def _choose_destination(ds, de, tab, x, u):
+def _choose_destination(ds, de, tab, x, u, prog, pm):
     """Multinomial logit over destinations ``ds..de``; returns the state index."""
     total = 0.0
     for d in range(ds, de):
-        total += math.exp(tab.de_logw[d] + _lp(tab.de_row[d], tab, x))
+        total += math.exp(tab.de_logw[d] + _lp(tab.de_row[d], tab, x) + programme_effect(prog.de, d, pm))
     target = u * total
     acc = 0.0
     for d in range(ds, de):
-        acc += math.exp(tab.de_logw[d] + _lp(tab.de_row[d], tab, x))
+        acc += math.exp(tab.de_logw[d] + _lp(tab.de_row[d], tab, x) + programme_effect(prog.de, d, pm))
         if target < acc:
             return tab.de_to[d]
     return tab.de_to[de - 1]
@@ -285,7 +304,7 @@ def _handoff_flags_ok(h, i, pop, tab):
 @njit(cache=True, inline="always")
 def _send(i, h, muni, month, key, pop, tab, dyn, tal, tid):
     to_s = tab.ho_to[h]
-    if rng.uniform(key, rng.D_HANDOFF * 64 + h) < dyn.ho_prob[h, muni]:
+    if rng.uniform(key, rng.D_HANDOFF + h) < dyn.ho_prob[h, muni]:
         if pop.ref_service[i] < 0:  # one pending referral at a time; a second is ignored
             pop.ref_service[i] = to_s
             pop.ref_due[i] = month + dyn.ho_delay[h, muni]
@@ -294,7 +313,7 @@ def _send(i, h, muni, month, key, pop, tab, dyn, tal, tid):
 
 
 @njit(cache=True, inline="always")
-def _init_traits_at(i, age, muni, key, pop, tab, dyn, xi, at_entry):
+def _init_traits_at(i, age, muni, key, pop, tab, dyn, prog, xi, at_entry):
     """Start traits whose start age is now (or, on arrival, already passed).
 
     Covariates are re-read (into ``xi``) before each trait starts, so a trait can depend on one
@@ -304,7 +323,7 @@ def _init_traits_at(i, age, muni, key, pop, tab, dyn, xi, at_entry):
     for t in range(tab.ct_init_age.shape[0]):
         a0 = tab.ct_init_age[t]
         if (age == a0 or (at_entry and age > a0)) and pop.ctraits[t, i] != pop.ctraits[t, i]:
-            _covariates_rare(i, age, muni, pop, tab, dyn, xi)
+            _covariates_rare(i, age, muni, pop, tab, dyn, prog, xi)
             pop.ctraits[t, i] = np.float32(tab.ct_init_icpt[t] + _lp(tab.ct_init_row[t], tab, xi)
                                            + tab.ct_init_sd[t] * rng.normal(key, rng.D_TRAIT_INIT + t))
     for b in range(tab.bt_init_age.shape[0]):
@@ -317,8 +336,8 @@ def _init_traits_at(i, age, muni, key, pop, tab, dyn, xi, at_entry):
 
 
 @njit(cache=True, nogil=True, _nrt=False, error_model="numpy", fastmath=FAST)
-def enter_chunk(ids, births, tid, pop, tab, dyn, arrival, month, seed_key, cap, muni_attr, scratch, tal,
-                us_states):
+def enter_chunk(ids, births, tid, pop, tab, dyn, prog, arrival, month, seed_key, cap, muni_attr, scratch,
+                tal, us_states):
     """Initialise entrants ``ids`` (born, or arriving when ``arrival``) in ``month``."""
     A = tab.attr_given.shape[0]
     x = scratch[tid, 0]
@@ -351,19 +370,20 @@ def enter_chunk(ids, births, tid, pop, tab, dyn, arrival, month, seed_key, cap, 
         pop.months_neet[i] = 0
         pop.neet_spell[i] = 0
         pop.programmes[i] = 0
+        pop.pg_ever[i] = 0
         for t in range(pop.ctraits.shape[0]):
             pop.ctraits[t, i] = np.nan
         muni = pop.attrs[muni_attr, i]
         if arrival:  # the arrival state first: traits that start on arrival may depend on it
-            _covariates(i, age, muni, pop, tab, dyn, x)
+            _covariates(i, age, muni, pop, tab, dyn, prog, x)
             for r in range(tab.ar_lo.shape[0]):
                 if tab.ar_lo[r] <= age < tab.ar_hi[r]:
                     pop.state[i] = _choose_destination(tab.ar_dstart[r], tab.ar_dend[r], tab, x,
-                                                       rng.uniform(key, rng.D_ARRIVAL_STATE))
+                                                       rng.uniform(key, rng.D_ARRIVAL_STATE), prog, 0)
                     break
             if us_states[pop.state[i]]:
                 pop.us_start[i] = month
-        _init_traits_at(i, age, muni, key, pop, tab, dyn, x, True)
+        _init_traits_at(i, age, muni, key, pop, tab, dyn, prog, x, True)
         co = (birth + COHORT_OFFSET) // 12
         tal.cohort[tid, co, CO_ENTERED] += 1
         for g in range(tab.grp_attr.shape[0]):
@@ -371,7 +391,7 @@ def enter_chunk(ids, births, tid, pop, tab, dyn, arrival, month, seed_key, cap, 
 
 
 @njit(cache=True, nogil=True, _nrt=False, error_model="numpy", fastmath=FAST)
-def month_chunk(id0, id1, tid, pop, tab, dyn, tal, month, seed_key, cap, muni_attr, scratch,
+def month_chunk(id0, id1, tid, pop, tab, dyn, prog, tal, month, seed_key, cap, muni_attr, scratch,
                  lam_scratch, us_flag, us_states, hb_states):
     """One month of life for ids ``[id0, id1)`` (see the module docstring for the order).
 
@@ -388,6 +408,10 @@ def month_chunk(id0, id1, tid, pop, tab, dyn, tal, month, seed_key, cap, muni_at
     x = scratch[tid, 0]   # covariates at the start of the month
     xi = scratch[tid, 1]  # covariates re-read when a trait starts
     lams = lam_scratch[tid]
+    any_cover = False
+    for k in range(dyn.pg_cover.shape[0]):
+        if dyn.pg_cover[k] > 0.0:
+            any_cover = True
     for pid in range(id0, id1):
         i = pid % cap
         if pop.alive[i] == 0:
@@ -412,13 +436,14 @@ def month_chunk(id0, id1, tid, pop, tab, dyn, tal, month, seed_key, cap, muni_at
                 tal.cohort_grp[tid, g, c, co, CO_AGED_OUT_HB] += hb
             continue
         key = rng.person_month_key(seed_key, pid, month)
-        _covariates(i, age, muni, pop, tab, dyn, x)
+        _covariates(i, age, muni, pop, tab, dyn, prog, x)
+        pm = np.int64(pop.programmes[i])  # programmes at the start of the month: their effects
         # ---- exits (competing: death, emigration)
         n_ex = tab.ex_hz.shape[0]
         if n_ex > 0:
             lam_tot = 0.0
             for e in range(n_ex):
-                lams[e] = _hazard_rate(tab.ex_hz[e], age, tab, x)
+                lams[e] = _hazard_rate(tab.ex_hz[e], age, tab, x, programme_effect(prog.hz, tab.ex_hz[e], pm))
                 lam_tot += lams[e]
             if _event(rng.uniform(key, rng.D_EXIT), lam_tot):
                 target = rng.uniform(key, rng.D_EXIT_WHICH) * lam_tot
@@ -433,29 +458,31 @@ def month_chunk(id0, id1, tid, pop, tab, dyn, tal, month, seed_key, cap, muni_at
                 tal.events[tid, 1 + which] += 1
                 continue
         # ---- traits
-        _init_traits_at(i, age, muni, key, pop, tab, dyn, xi, False)
+        _init_traits_at(i, age, muni, key, pop, tab, dyn, prog, xi, False)
         for t in range(tab.ct_dstart.shape[0]):
             v = pop.ctraits[t, i]
             if v != v:
                 continue
             for d in range(tab.ct_dstart[t], tab.ct_dend[t]):
                 if tab.dy_lo[d] <= age < tab.dy_hi[d]:
-                    target = tab.dy_icpt[d] + _lp(tab.dy_row[d], tab, x)
+                    target = tab.dy_icpt[d] + _lp(tab.dy_row[d], tab, x) + programme_effect(prog.dy, d, pm)
                     v = v + tab.dy_rate[d] * (target - v) + tab.dy_sd[d] * rng.normal(key, rng.D_TRAIT + t)
                     pop.ctraits[t, i] = np.float32(v)
                     break
         for b in range(tab.bt_onset.shape[0]):
             bit = np.uint8(1 << b)
-            u = rng.uniform(key, rng.D_TRAIT + 16 + b)
+            u = rng.uniform(key, rng.D_BTRAIT + b)
             if pop.btraits[i] & bit:
-                if u < _hazard_p(tab.bt_recovery[b], age, tab, x):
+                if u < _hazard_p(tab.bt_recovery[b], age, tab, x, programme_effect(prog.hz, tab.bt_recovery[b], pm)):
                     pop.btraits[i] &= np.uint8(~(1 << b) & 0xFF)
             elif age >= tab.bt_init_age[b]:
-                if u < _hazard_p(tab.bt_onset[b], age, tab, x):
+                if u < _hazard_p(tab.bt_onset[b], age, tab, x, programme_effect(prog.hz, tab.bt_onset[b], pm)):
                     pop.btraits[i] |= bit
         # ---- interventions: enrol or keep (acts through covariates from next month)
-        if tab.pg_lo.shape[0] > 0:
-            _programmes(i, pid, tid, age, state, pop, tab, dyn, tal, seed_key)
+        if pm != 0 or any_cover:
+            programme_step(i, rng.person_month_key(seed_key, pid, PERSON_MONTH), age, state,
+                           pop.programmes, pop.pg_ever, pop.attrs, pop.ctraits, pop.btraits, prog,
+                           dyn.pg_cover, tal.prog[tid])
         # ---- one activity transition
         new = -1
         for e in range(tab.st_sc_start[state], tab.st_sc_end[state]):
@@ -464,7 +491,7 @@ def month_chunk(id0, id1, tid, pop, tab, dyn, tal, month, seed_key, cap, muni_at
             due = (age == tab.sc_at[e]) if tab.sc_kind[e] == 0 else (pop.tis[i] + 1 >= tab.sc_at[e])
             if due:
                 new = _choose_destination(tab.sc_dstart[e], tab.sc_dend[e], tab, x,
-                                          rng.uniform(key, rng.D_SCHEDULED))
+                                          rng.uniform(key, rng.D_SCHEDULED), prog, pm)
                 pop.flags[i] |= np.uint8(tab.sc_flags[e])
                 break
         if new < 0:
@@ -477,7 +504,7 @@ def month_chunk(id0, id1, tid, pop, tab, dyn, tal, month, seed_key, cap, muni_at
                     req = tab.tr_req[r]
                     if req >= 0 and ((pop.clients[i] >> req) & 1) == 0:
                         continue
-                    lam = _hazard_rate(tab.tr_hz[r], age, tab, x)
+                    lam = _hazard_rate(tab.tr_hz[r], age, tab, x, programme_effect(prog.hz, tab.tr_hz[r], pm))
                     lams[r - t0] = lam
                     lam_tot += lam
                 if _event(rng.uniform(key, rng.D_TRANSITION), lam_tot):
@@ -519,7 +546,7 @@ def month_chunk(id0, id1, tid, pop, tab, dyn, tal, month, seed_key, cap, muni_at
                 if elig:
                     tal.sv[tid, s, muni, SV_CLIENTS] += 1
                 continue
-            base = rng.D_SERVICE + 4 * s
+            base = rng.D_SERVICE + rng.SERVICE_DRAWS * s
             if pop.clients[i] & bit:
                 if not elig or rng.uniform(key, base + 2) < tab.sv_discharge[s]:
                     pop.clients[i] &= ~bit

@@ -49,9 +49,6 @@ Tables = namedtuple("Tables", [
     "sv_nstart", "sv_nend", "nd_kind", "nd_idx", "nd_thr", "nd_below",
     "ho_kind", "ho_from", "ho_to", "ho_from_states", "ho_to_states", "ho_lo", "ho_hi",
     "ho_fmask", "ho_fwant",  # flags a handoff requires: (flags & fmask) == fwant
-    # intervention programmes (who may enrol; one-off trait shifts)
-    "pg_lo", "pg_hi", "pg_states", "pg_attr_ok", "pg_tstart", "pg_tend", "pg_tkind", "pg_tidx",
-    "pg_tthr", "pg_tbelow", "pg_sticky", "pg_shift",
     # output groups
     "grp_attr",
     # misc scalars as 0-d arrays
@@ -98,10 +95,11 @@ class _LP:
 
 
 class CompiledModel:
-    """Names and numeric tables of one model config (optionally with interventions' programmes)."""
+    """Names and numeric tables of one model config. Interventions are not part of it: they are
+    values in the programme slots (utenforsk/interventions/slots.py), so every scenario of a model
+    shares its tables' structure and its compiled kernel."""
 
-    def __init__(self, cfg: ModelConfig, programmes: list | None = None):
-        """``programmes``: Intervention objects (or bare names, for covariates only)."""
+    def __init__(self, cfg: ModelConfig):
         self.cfg = cfg
         self.states = list(cfg.states)
         self.state_index = {s: i for i, s in enumerate(self.states)}
@@ -114,11 +112,13 @@ class CompiledModel:
         self.services = list(cfg.services)
         self.service_index = {s: i for i, s in enumerate(self.services)}
         self.handoffs = list(cfg.handoffs)
-        self.programme_specs = [p for p in (programmes or []) if not isinstance(p, str)]
-        self.programmes = [p if isinstance(p, str) else p.name for p in (programmes or [])]
-        if len(self.programmes) > 16:
-            from utenforsk.errors import ConfigError
-            raise ConfigError("at most 16 interventions in one scenario", value=len(self.programmes))
+        #: interventions named by ``programme:NAME`` covariates of the config (slots are values)
+        self.programme_refs: list[str] = []
+        #: where interventions act: hazards of each transition, destinations of each scheduled
+        #: outcome, dynamics of each trait (filled by _build)
+        self.transition_hazards: dict[str, list[int]] = {}
+        self.scheduled_destinations: dict[tuple[str, str], list[int]] = {}
+        self.trait_dynamics: dict[str, list[int]] = {}
         self.report_by = list(cfg.report_by)
         self.tables = self._build()
 
@@ -143,54 +143,11 @@ class CompiledModel:
             return (K_SERVICE, self.service_index[ref], 0)
         if kind == "quality":
             return (K_QUALITY, self.service_index[ref], 0)
-        if kind == "programme":
-            if ref not in self.programmes:
-                from utenforsk.errors import ConfigError
-                raise ConfigError(f"covariate {name!r} names no programme in this scenario",
-                                  allowed=", ".join(self.programmes) or "none")
-            return (K_PROGRAMME, self.programmes.index(ref), 0)
+        if kind == "programme":  # the slot is a value (Prog.ref), looked up per scenario
+            if ref not in self.programme_refs:
+                self.programme_refs.append(ref)
+            return (K_PROGRAMME, self.programme_refs.index(ref), 0)
         raise KeyError(name)
-
-    # ---- programmes ----------------------------------------------------------------------------
-    def _programme_tables(self, S: int, kmax: int) -> dict:
-        """Eligibility tables of the scenario's interventions (see utenforsk/interventions)."""
-        K, A, CT = len(self.programmes), len(self.attributes), len(self.ctraits)
-        out = {"pg_lo": np.zeros(K, np.int32), "pg_hi": np.zeros(K, np.int32),
-               "pg_states": np.ones((max(K, 1), S), np.bool_),
-               "pg_attr_ok": np.ones((max(K, 1), max(A, 1), kmax), np.bool_),
-               "pg_tstart": np.zeros(K, np.int32), "pg_tend": np.zeros(K, np.int32),
-               "pg_sticky": np.zeros(K, np.bool_), "pg_shift": np.zeros((max(K, 1), max(CT, 1)))}
-        tk, ti, tt, tb = [], [], [], []
-        specs = {p.name: p for p in self.programme_specs}
-        for k, name in enumerate(self.programmes):
-            if name not in specs:  # a bare name: nobody is ever enrolled by the kernel
-                out["pg_lo"][k], out["pg_hi"][k] = 0, 0
-                continue
-            who, what = specs[name].who, specs[name].what
-            out["pg_lo"][k], out["pg_hi"][k] = months(who.ages[0]), months(who.ages[1])
-            out["pg_sticky"][k] = who.sticky
-            if who.states is not None:
-                out["pg_states"][k, :] = False
-                for st in who.states:
-                    out["pg_states"][k, self.state_index[st]] = True
-            for attr, cats in who.attributes.items():
-                a = self.attr_index[attr]
-                out["pg_attr_ok"][k, a, :] = False
-                for c in cats:
-                    out["pg_attr_ok"][k, a, self.cfg.attributes[attr].categories.index(c)] = True
-            out["pg_tstart"][k] = len(tk)
-            for cond in who.traits:
-                binary = cond.trait in self.btraits
-                tk.append(1 if binary else 0)
-                ti.append(self.btraits.index(cond.trait) if binary else self.ctraits.index(cond.trait))
-                tt.append(cond.below if cond.below is not None else cond.above)
-                tb.append(cond.below is not None)
-            out["pg_tend"][k] = len(tk)
-            for trait, shift in what.trait_shift.items():
-                out["pg_shift"][k, self.ctraits.index(trait)] = shift.value
-        out.update(pg_tkind=np.asarray(tk, np.int32), pg_tidx=np.asarray(ti, np.int32),
-                   pg_tthr=np.asarray(tt, np.float64), pg_tbelow=np.asarray(tb, np.bool_))
-        return out
 
     # ---- build -------------------------------------------------------------------------------
     def _build(self) -> Tables:  # noqa: C901 - one linear pass over the config
@@ -222,6 +179,7 @@ class CompiledModel:
 
         # transitions grouped by origin state
         by_state: list[list] = [[] for _ in range(S)]
+        tr_name = {id(t): name for name, t in cfg.transitions.items()}
         for name, t in cfg.transitions.items():
             for f in t.from_:
                 by_state[self.state_index[f]].append(t)
@@ -230,6 +188,7 @@ class CompiledModel:
             st_tr_start.append(len(tr_hz))
             for t in by_state[s]:
                 tr_hz.append(add_hazard(t))
+                self.transition_hazards.setdefault(tr_name[id(t)], []).append(tr_hz[-1])
                 tr_to.append(self.state_index[t.to])
                 tr_gate.append(self.service_index[t.gate] if t.gate else -1)
                 tr_req.append(self.service_index[t.requires_service] if t.requires_service else -1)
@@ -240,9 +199,11 @@ class CompiledModel:
         # destinations (scheduled events and arrivals)
         de_to, de_logw, de_row = [], [], []
 
-        def add_destinations(to: dict[str, Destination]) -> tuple[int, int]:
+        def add_destinations(to: dict[str, Destination], event: str | None = None) -> tuple[int, int]:
             start = len(de_to)
             for state, d in to.items():
+                if event is not None:
+                    self.scheduled_destinations.setdefault((event, state), []).append(len(de_to))
                 de_to.append(self.state_index[state])
                 w = 1.0 if d.weight is None else d.weight.value
                 de_logw.append(math.log(w) if w > 0 else -1e30)
@@ -250,6 +211,7 @@ class CompiledModel:
             return start, len(de_to)
 
         sc_by_state: list[list] = [[] for _ in range(S)]
+        sc_name = {id(e): name for name, e in cfg.scheduled.items()}
         for e in cfg.scheduled.values():
             for f in e.from_:
                 sc_by_state[self.state_index[f]].append(e)
@@ -262,7 +224,7 @@ class CompiledModel:
                 sc["at"].append(months(e.at_age) if e.at_age is not None else e.after_months)
                 sc["lo"].append(months(e.ages[0]))
                 sc["hi"].append(months(e.ages[1]))
-                ds, de = add_destinations(e.to)
+                ds, de = add_destinations(e.to, sc_name[id(e)])
                 sc["ds"].append(ds)
                 sc["de"].append(de)
                 sc["flags"].append(flag_mask(e.set_flags))
@@ -305,6 +267,7 @@ class CompiledModel:
             ct["sd"].append(t.initial.sd.value)
             ct["ds"].append(len(dy["lo"]))
             for d in t.dynamics:
+                self.trait_dynamics.setdefault(n, []).append(len(dy["lo"]))
                 dy["lo"].append(months(d.ages[0]))
                 dy["hi"].append(months(d.ages[1]))
                 dy["rate"].append(d.rate.value)
@@ -371,7 +334,6 @@ class CompiledModel:
                 ho_to_states[hi, self.state_index[st]] = True
 
         # covariates sorted by kind, so the kernel fills each kind in one branch-free loop
-        pg = self._programme_tables(S, kmax)
         keys = sorted(lp.cov_index, key=lambda k: (k[0], lp.cov_index[k]))
         new_index = {k: j for j, k in enumerate(keys)}
         remap = np.zeros(max(len(keys), 1), dtype=np.int32)
@@ -412,7 +374,6 @@ class CompiledModel:
             ho_kind=i32(ho["kind"]), ho_from=i32(ho["from"]), ho_to=i32(ho["to"]),
             ho_from_states=ho_from_states, ho_to_states=ho_to_states,
             ho_lo=i32(ho["lo"]), ho_hi=i32(ho["hi"]), ho_fmask=i32(ho["fmask"]), ho_fwant=i32(ho["fwant"]),
-            **pg,
             grp_attr=i32([self.attr_index[a] for a in self.report_by]),
             birth_state=np.int32(self.state_index[cfg.population.birth_state]),
         )

@@ -105,6 +105,7 @@ class Plan:
         from utenforsk.analysis.hypotheses import validate_hypotheses
         from utenforsk.core.tables import CompiledModel
         from utenforsk.interventions import engine
+        from utenforsk.interventions.slots import programme_slots
         from utenforsk.model import resolve_config
 
         if not self.model_path.exists():
@@ -116,7 +117,7 @@ class Plan:
             try:
                 cfg = resolve_config(self.config, None, sc.overrides)
                 cfg, ivs, _ = engine.resolve_scenario(cfg, self.scenarios[name], where=self.file)
-                CompiledModel(engine.apply_to_config(cfg, ivs), ivs)
+                programme_slots(CompiledModel(cfg), ivs)
             except ConfigError as exc:
                 raise ConfigError(exc.detail, file=exc.file or self.file,
                                   key=f"{where}: {exc.key}" if exc.key else where,
