@@ -8,6 +8,8 @@ draw) changes trajectories and fails these tests.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numba
 import numpy as np
 import pytest
@@ -19,6 +21,7 @@ from utenforsk.errors import ConfigError
 from utenforsk.model import UtenforskModel, resolve_config
 
 BASELINE = "configs/norway/baseline.yaml"
+ROOT = Path(__file__).resolve().parents[1]
 ALL_INTERVENTIONS = ["thousand_days", "kindergarten_enrolment", "kindergarten_quality",
                      "early_school_support", "dropout_prevention", "ot_reengagement",
                      "nav_youth_guarantee", "ips_youth", "cross_sector_coordination"]
@@ -209,3 +212,56 @@ def test_second_kernel_compiles_in_a_helper_process(tmp_path, monkeypatch):
     sig = tuple(numba.typeof(a) for a in args)
     assert mod.enter_chunk._cache.load_overload(sig, mod.enter_chunk.targetctx) is not None
     assert codegen._compile_elsewhere(mod, "enter_chunk", args) is None  # cached: no helper
+
+
+def test_one_kernel_for_every_intervention_set(tmp_path):
+    """An experiment over seven intervention sets (library names, a file path, an inline
+    intervention, coverage 0, service and handoff changes, trait effects) generates exactly one
+    kernel source for the model's one structure: interventions are values in its programme slots."""
+    import subprocess
+    import sys
+
+    cache = tmp_path / "kernels"
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name in ("cross_sector_coordination", "ot_reengagement"):
+        (lib / f"{name}.yaml").write_text(
+            (ROOT / "configs" / "interventions" / f"{name}.yaml").read_text(encoding="utf-8"))
+    exp = tmp_path / "seven.yaml"
+    exp.write_text(f"""name: seven
+model: {ROOT / BASELINE}
+scale: 0.0005
+horizon_years: 2
+burn_in_years: 2
+replicates: 1
+seed: 1
+scenarios:
+  baseline: {{}}
+  ips: {{interventions: [ips_youth]}}
+  two: {{interventions: [nav_youth_guarantee, dropout_prevention]}}
+  early: {{interventions: [thousand_days, kindergarten_quality, kindergarten_enrolment]}}
+  file: {{interventions: [lib/cross_sector_coordination.yaml, lib/ot_reengagement.yaml]}}
+  inline:
+    interventions:
+      - early_school_support
+      - name: inline_pilot
+        description: inline test intervention
+        evidence: test
+        who: {{ages: [16, 30], states: [unemployed], attributes: {{municipality: [least_central]}}}}
+        what:
+          odds: {{job_finding: {{value: 2.0, range: [1.0, 3.0], source: test}}}}
+          trait_shift: {{engagement: {{value: 0.2, range: [0, 0.4], source: test}}}}
+          services: {{nav: {{capacity: {{value: 1.5, range: [1, 2], source: test}}}}}}
+          handoffs: {{ot_to_nav_at_21: {{probability: {{value: 0.9, range: [0.5, 1], source: test}}}}}}
+        coverage: {{value: 0.0, range: [0, 1], source: test}}
+        take_up: {{value: 1.0, range: [0, 1], source: test}}
+        when: {{start_year: 2025}}
+  all: {{interventions: [{", ".join(ALL_INTERVENTIONS)}]}}
+""", encoding="utf-8")
+    env = dict(__import__("os").environ, UTENFORSK_KERNEL_CACHE=str(cache))
+    res = subprocess.run([sys.executable, "-m", "utenforsk.cli", "experiment", str(exp), "--workers", "1",
+                          "--out", str(tmp_path / "out")], env=env, capture_output=True, text=True,
+                         timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    kernels = sorted(p.name for p in cache.glob("kernel_*.py"))
+    assert len(kernels) == 1, kernels

@@ -193,7 +193,7 @@ def test_order_of_interventions_changes_nothing(baseline_path):
     a, b = "ips_youth", "nav_youth_guarantee"
     kw = dict(scale=0.006, horizon_years=4)
     only_a = _run(baseline_path, interventions=[a], **kw)
-    assert sum(h["prog"][:, 0].sum() for h in only_a.history) > 50, "A enrolled too few to test"
+    assert sum(h["prog"][:, 0].sum() for h in only_a.history) > 30, "A enrolled too few to test"
     _assert_same(only_a, _run(baseline_path, interventions=[_zero("dropout_prevention"), a], **kw))
     both = _run(baseline_path, interventions=[a, b], **kw)
     assert sum(h["prog"][:, 0].sum() for h in both.history) > 100
