@@ -168,6 +168,13 @@ CASES = {
         "handoffs: {ot_to_nav_at_21: {from_service: kindergarten}}",
         ["handoffs.ot_to_nav_at_21.from_service", "'kindergarten'", "is a gate",
          "allowed: a follow_up service"]),
+    "arrival rules leaving ages uncovered": (
+        "population: {immigration: {states: [{ages: [0, 16], to: {home: {}}}, {ages: [19, 30], to: {employed: {}}}]}}",
+        ["population.immigration.states", "no arrival rule covers ages [16, 19)",
+         "allowed: rules whose ages together cover 0-30"]),
+    "an arrival flag that does not exist": (
+        "population: {immigration: {states: [{ages: [0, 30], to: {home: {}}, flags: {has_degree: " + P + "}}]}}",
+        ["population.immigration.states[0].flags", "unknown flag 'has_degree'", "completed_upper_secondary"]),
     "text that looks like terminal markup": (
         "transitions: {job_finding: {to: '[bold]x'}}",
         ["transitions.job_finding.to", "'[bold]x'"]),

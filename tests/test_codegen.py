@@ -206,7 +206,7 @@ def test_second_kernel_compiles_in_a_helper_process(tmp_path, monkeypatch):
     g = codegen.GeneratedKernel.__new__(codegen.GeneratedKernel)
     none = np.zeros(0, np.int64)
     args = g.enter_args(none, none, 0, m.pop, codegen.float_params(m.compiled.tables), m.dyn,
-                        m.prog, m.tally, False, 0, m.seed_key, 1)
+                        m.prog, m.tally, False, 0, m.seed_key, 1, m.cum_entries, m.births)
     helper = codegen._compile_elsewhere(mod, "enter_chunk", args)
     assert helper is not None and helper.wait(timeout=300) == 0
     sig = tuple(numba.typeof(a) for a in args)

@@ -127,7 +127,7 @@ class UtenforskModel(mesa.Model):
                                        * share.share.value / max(a1 - a0, 1))
         self.births, self.arrivals = entry_schedule(self.seed_key, self.total_months, births_pm, arrivals_pm)
         entries = self.births + self.arrivals.sum(axis=1)
-        self.cum_entries = np.concatenate([[0], np.cumsum(entries)])
+        self.cum_entries = np.concatenate([[0], np.cumsum(entries)]).astype(np.int64)
         self.capacity = ring_capacity(entries)
         self.pop = allocate(self.capacity, len(c.attributes), len(c.ctraits))
         self.muni_attr = c.attr_index["municipality"]
@@ -240,11 +240,12 @@ class UtenforskModel(mesa.Model):
                 g, F = self._gen, self._F
                 kernel.run_chunks(g.enter_chunk, len(ids), threads, lambda a, b, tid: g.enter_args(
                     ids[a:b], births[a:b], tid, self.pop, F, self.dyn, self.prog, t, arrival, month,
-                    self.seed_key, self.capacity))
+                    self.seed_key, self.capacity, self.cum_entries, self.births))
                 continue
             kernel.run_chunks(kernel.enter_chunk, len(ids), threads, lambda a, b, tid: (
                 ids[a:b], births[a:b], tid, self.pop, c.tables, self.dyn, self.prog, arrival, month,
-                self.seed_key, self.capacity, self.muni_attr, self._scratch, t, self.us_states))
+                self.seed_key, self.capacity, self.muni_attr, self._scratch, t, self.us_states,
+                self.cum_entries, self.births))
 
     def _advance(self) -> None:
         """Simulate month ``self.month`` (burn-in or policy)."""
@@ -253,7 +254,7 @@ class UtenforskModel(mesa.Model):
         for name in kernel.MONTHLY_TALLIES:
             getattr(t, name).fill(0)
         if self._gen is not None:
-            self._gen.compile(self.pop, self.dyn, self.prog, t, self.seed_key)
+            self._gen.compile(self.pop, self.dyn, self.prog, t, self.seed_key, self.cum_entries, self.births)
             self._F = self._gen.params()  # values now: a plugin may have changed a table
         self._enter(m)
         self._apply_interventions(m)  # always: plugins below must start from the base values

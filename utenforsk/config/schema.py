@@ -94,11 +94,28 @@ class Destination(Strict):
     coefficients: dict[str, Coefficient] = Field(default_factory=dict)
 
 
+class LinearPredictor(Strict):
+    intercept: Coefficient | None = None
+    coefficients: dict[str, Coefficient] = Field(default_factory=dict)
+
+
 class ArrivalRule(Strict):
-    """The state an immigrant arrives in, by age at arrival."""
+    """What an immigrant arrives with, by age at arrival: a state, traits and flags.
+
+    Traits already started at that age are those of a native of the same birth month (a random
+    donor alive in the population, so the age-specific distribution and the traits' correlations
+    are the natives'), plus ``trait_shift``; a binary trait with a ``prevalence`` is drawn with
+    it instead. Without a donor (early in the burn-in) a trait is drawn from its start
+    distribution. ``flags``: the share holding each flag on arrival.
+    """
 
     ages: Ages
     to: dict[str, Destination] = Field(min_length=1)
+    trait_shift: dict[str, LinearPredictor] = Field(
+        default_factory=dict, description="added to a continuous trait on arrival (SD units)")
+    prevalence: dict[str, Probability] = Field(
+        default_factory=dict, description="share holding a binary trait on arrival (default: as natives)")
+    flags: dict[str, Probability] = Field(default_factory=dict, description="share holding a flag on arrival")
 
 
 class Immigration(Strict):
@@ -169,11 +186,6 @@ class Scheduled(Strict):
         if self.at_age is not None and not 0 <= self.at_age < MAX_AGE_YEARS:
             raise ValueError("at_age must lie in [0, 30)")
         return self
-
-
-class LinearPredictor(Strict):
-    intercept: Coefficient | None = None
-    coefficients: dict[str, Coefficient] = Field(default_factory=dict)
 
 
 class TraitStart(Strict):
@@ -406,8 +418,24 @@ class ModelConfig(Strict):
             total = sum(s.share.value for s in imm.age_shares)
             if abs(total - 1.0) > 1e-6:
                 problems.append(("population.immigration.age_shares", f"shares sum to {total:.6g}, not 1"))
+            ctraits = [n for n, t in self.traits.items() if isinstance(t, ContinuousTrait)]
+            btraits = [n for n, t in self.traits.items() if isinstance(t, BinaryTrait)]
+            covered = [False] * int(MAX_AGE_YEARS * 12)
             for i, r in enumerate(imm.states):
-                need("state", list(r.to), f"population.immigration.states[{i}].to", states)
+                key = f"population.immigration.states[{i}]"
+                need("state", list(r.to), f"{key}.to", states)
+                need("continuous trait", list(r.trait_shift), f"{key}.trait_shift", ctraits)
+                need("binary trait", list(r.prevalence), f"{key}.prevalence", btraits)
+                need("flag", list(r.flags), f"{key}.flags", list(self.flags))
+                for m in range(round(r.ages[0] * 12), round(r.ages[1] * 12)):
+                    covered[m] = True
+            if not all(covered):
+                lo = covered.index(False)
+                hi = covered.index(True, lo) if True in covered[lo:] else len(covered)
+                problems.append(("population.immigration.states",
+                                 f"no arrival rule covers ages [{lo / 12:g}, {hi / 12:g}) (an arrival "
+                                 "would stay in the birth state for ever); allowed: rules whose "
+                                 "ages together cover 0-30"))
         for name, s in self.services.items():
             need("state", s.states, f"services.{name}.states", states)
             for c in s.need:
@@ -453,6 +481,9 @@ class ModelConfig(Strict):
             for i, r in enumerate(self.population.immigration.states):
                 for d, dest in r.to.items():
                     yield from from_mapping(f"population.immigration.states[{i}].to.{d}", dest.coefficients)
+                for t, shift in r.trait_shift.items():
+                    yield from from_mapping(f"population.immigration.states[{i}].trait_shift.{t}",
+                                            shift.coefficients)
         for n, t in self.traits.items():
             if isinstance(t, ContinuousTrait):
                 yield from from_mapping(f"traits.{n}.initial.mean", t.initial.mean.coefficients)

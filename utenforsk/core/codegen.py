@@ -93,7 +93,8 @@ from utenforsk.core.tables import (
 GENERATOR_VERSION = 1
 #: float tables read through ``F`` (parameter values); everything else is structure
 FLOAT_TABLES = ("hz_base", "lp_beta", "de_logw", "dy_rate", "dy_sd", "dy_icpt", "ct_init_icpt",
-                "ct_init_sd", "bt_init_p", "sv_discharge", "nd_thr", "attr_cum_birth", "attr_cum_arrival")
+                "ct_init_sd", "bt_init_p", "sv_discharge", "nd_thr", "attr_cum_birth", "attr_cum_arrival",
+                "ar_shift_icpt", "ar_prev", "ar_flag_p")
 M64 = (1 << 64) - 1
 RATE_CAP = 13.815510557964274  # -log(1e-6), as kernel._hazard_rate
 
@@ -402,6 +403,49 @@ class _Generator:
                     src(f"p_btraits[i] |= {self.u8(b)}")
                 with src.block("else:"):
                     src(f"p_btraits[i] &= {self.not_u8(b)}")
+
+    def arrival_traits(self, src: _Src, r: int) -> None:
+        """Traits and flags of an arrival under arrival rule ``r`` (kernel._arrival_traits):
+        a native donor's traits plus the rule's shift, prevalences and flag shares."""
+        t = self.t
+        src("donor = arrival_donor(birth, key, p_alive, p_birth, cum_entries, births_sched, cap)")
+        CT, BT, NF = t.ar_shift_icpt.shape[1], t.ar_prev.shape[1], t.ar_flag_p.shape[1]
+        for k in range(len(t.ct_init_age)):
+            a0, row, srow = int(t.ct_init_age[k]), int(t.ct_init_row[k]), int(t.ar_shift_row[r, k])
+            with src.block(f"if age >= {a0}:"):
+                prefix = self.reread(src, row, *([srow] if srow >= 0 else []))
+                v = self.fresh("_av")
+                src(f"{v} = np.nan")
+                with src.block(f"if donor >= 0 and age > {a0}:"):
+                    src(f"{v} = np.float64(p_ctraits[{k}, donor])")
+                with src.block(f"if {v} != {v}:"):
+                    n = self.normal(src, rng.D_TRAIT_INIT + k)
+                    src(f"{v} = {self.F('ct_init_icpt', k)} + {self.lp(row, prefix)} "
+                        f"+ {self.F('ct_init_sd', k)} * {n}")
+                if srow >= 0:
+                    src(f"{v} = {v} + ({self.F('ar_shift_icpt', r * CT + k)} + {self.lp(srow, prefix)})")
+                src(f"p_ctraits[{k}, i] = np.float32({v})")
+        for b in range(len(t.bt_init_age)):
+            a0, on = int(t.bt_init_age[b]), self.fresh("_on")
+            with src.block(f"if age >= {a0}:"):
+                if t.ar_prev_set[r, b]:
+                    u = self.uniform(src, rng.D_ARRIVAL_BTRAIT + b)
+                    src(f"{on} = {u} < {self.F('ar_prev', r * BT + b)}")
+                else:
+                    with src.block(f"if donor >= 0 and age > {a0}:"):
+                        src(f"{on} = ((p_btraits[donor] >> {b}) & 1) == 1")
+                    with src.block("else:"):
+                        u = self.uniform(src, rng.D_BTRAIT_INIT + b)
+                        src(f"{on} = {u} < {self.F('bt_init_p', b)}")
+                with src.block(f"if {on}:"):
+                    src(f"p_btraits[i] |= {self.u8(b)}")
+                with src.block("else:"):
+                    src(f"p_btraits[i] &= {self.not_u8(b)}")
+        for f in range(NF):
+            if t.ar_flag_set[r, f]:
+                u = self.uniform(src, rng.D_ARRIVAL_FLAG + f)
+                with src.block(f"if {u} < {self.F('ar_flag_p', r * NF + f)}:"):
+                    src(f"p_flags[i] |= {self.u8(f)}")
 
     def trait_dynamics(self, src: _Src) -> None:
         t = self.t
@@ -718,7 +762,7 @@ class _Generator:
     def enter_chunk(self, src: _Src) -> None:
         t, cm = self.t, self.cm
         args = ", ".join(("ids", "births") + POP_ARGS + ("F",) + DYN_ARGS + ("prog",) + TALLY_ARGS
-                         + ("arrival", "month", "seed_key", "cap"))
+                         + ("arrival", "month", "seed_key", "cap", "cum_entries", "births_sched"))
         A = len(t.attr_given)
         kmax = int(t.attr_cum_birth.shape[2]) if A else 1
         src("@njit(cache=True, nogil=True, _nrt=False, error_model='numpy', fastmath=FAST, no_rewrites=True, no_cfunc_wrapper=True, pipeline_class=LeanCompiler)")
@@ -752,9 +796,12 @@ class _Generator:
                             self.destination_reread(src, st, int(t.ar_dstart[r]), int(t.ar_dend[r]),
                                                     rng.D_ARRIVAL_STATE)
                             src(f"p_state[i] = {st}")
+                            self.arrival_traits(src, r)
                     with src.block(f"if {self.member('p_state[i]', self.us)}:"):
                         src("p_us_start[i] = month")
-                self.init_traits(src, at_entry=True)
+                with src.block("else:"):
+                    src("pass")
+                    self.init_traits(src, at_entry=True)
                 src(f"co = (birth + {COHORT_OFFSET}) // 12", f"t_cohort[co, {CO_ENTERED}] += 1")
                 self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_ENTERED}] += 1")
 
@@ -766,7 +813,7 @@ class _Generator:
         t = self.t
         head = [f'"""Generated by utenforsk.core.codegen (version {GENERATOR_VERSION}) for one model structure."""',
                 "import math", "import numpy as np", "from numba import njit",
-                "from utenforsk.core.kernel import FAST, programme_step, programme_effect as _pe",
+                "from utenforsk.core.kernel import FAST, arrival_donor, programme_step, programme_effect as _pe",
                 "from utenforsk.core.codegen import LeanCompiler", "",
                 f"_M1 = np.uint64({int(rng.M1)})", f"_M2 = np.uint64({int(rng.M2)})",
                 f"_PP = np.uint64({int(rng.P_PERSON)})", f"_PM = np.uint64({int(rng.P_MONTH)})",
@@ -1077,7 +1124,7 @@ class GeneratedKernel:
         self._compiled = False
         self._bounds = HazardBounds(cm)
 
-    def compile(self, pop, dyn, prog, tal, seed_key) -> None:
+    def compile(self, pop, dyn, prog, tal, seed_key, cum_entries, births_sched) -> None:
         """Compile (or load from numba's cache) both kernels now, holding a lock on the generated
         file: experiment workers that meet the same structure at once compile it once, and the
         others then load it from the cache instead of compiling it again."""
@@ -1088,7 +1135,8 @@ class GeneratedKernel:
         F, none = self.params(), np.zeros(0, np.int64)
         B = self.bounds(pop, dyn, prog, F)
         with shielded(), _compile_lock(self.module.SOURCE_PATH.with_suffix(".lock")):
-            enter = self.enter_args(none, none, 0, pop, F, dyn, prog, tal, False, 0, seed_key, 1)
+            enter = self.enter_args(none, none, 0, pop, F, dyn, prog, tal, False, 0, seed_key, 1,
+                                    cum_entries, births_sched)
             helper = _compile_elsewhere(self.module, "enter_chunk", enter)
             self.month_chunk(*self.month_args(0, 0, 0, pop, F, B, dyn, prog, tal, 0, seed_key, 1))
             if helper is not None:
@@ -1108,5 +1156,9 @@ class GeneratedKernel:
         """This month's upper bounds of the hazards, for the draw-first shortcuts."""
         return self._bounds(pop, dyn, prog, F)
 
-    def enter_args(self, ids, births, tid, pop, F, dyn, prog, tal, arrival, month, seed_key, cap) -> tuple:
-        return (ids, births, *pop, F, *dyn, prog, *(x[tid] for x in tal), arrival, month, seed_key, cap)
+    def enter_args(self, ids, births, tid, pop, F, dyn, prog, tal, arrival, month, seed_key, cap,
+                   cum_entries, births_sched) -> tuple:
+        """Arguments of ``enter_chunk``; ``cum_entries`` and ``births_sched`` (the entry schedule)
+        let an arrival find a native donor of its birth month."""
+        return (ids, births, *pop, F, *dyn, prog, *(x[tid] for x in tal), arrival, month, seed_key, cap,
+                cum_entries, births_sched)

@@ -36,6 +36,7 @@ Tally = namedtuple("Tally", ["age_state", "muni_pop", "muni_state", "grp", "sv",
 MONTHLY_TALLIES = ("age_state", "muni_pop", "muni_state", "grp", "sv", "events", "prog")
 PG_ENROLLED, PG_MONTHS = 0, 1  # programme tally fields: new participants, participant-months
 PERSON_MONTH = -1  # the "month" of draws that belong to a person, not to a month
+DONOR_TRIES = rng.LIMITS["donor_tries"]  # draws to find a living native donor for an arrival
 
 # service tally fields
 SV_CLIENTS, SV_WAITING, SV_ADMITTED, SV_DETECTED, SV_IN_NEED, SV_REF_ARRIVED, SV_REF_LOST, \
@@ -336,8 +337,64 @@ def _init_traits_at(i, age, muni, key, pop, tab, dyn, prog, xi, at_entry):
 
 
 @njit(cache=True, nogil=True, _nrt=False, error_model="numpy", fastmath=FAST)
+def arrival_donor(birth, key, alive, births_of, cum_entries, births_sched, cap):
+    """The slot of a native born in month ``birth`` and still alive, whose traits an arrival
+    takes on (the age-specific distribution of natives), or -1 if none is found in
+    ``DONOR_TRIES`` draws (no such native yet: early in the burn-in). Births are the first
+    entries of their month, so ``cum_entries[b] .. + births_sched[b]`` are natives born in ``b``.
+    Both month kernels call this one function."""
+    if birth < 0 or birth >= births_sched.shape[0]:
+        return -1
+    n = births_sched[birth]
+    if n <= 0:
+        return -1
+    for t in range(DONOR_TRIES):
+        pid = cum_entries[birth] + np.int64(rng.uniform(key, rng.D_ARRIVAL_DONOR + t) * n)
+        slot = pid % cap
+        if alive[slot] == 1 and births_of[slot] == birth:
+            return slot
+    return -1
+
+
+@njit(cache=True, inline="always")
+def _arrival_traits(i, age, r, donor, muni, key, pop, tab, dyn, prog, xi):
+    """Traits and flags of an arrival under arrival rule ``r`` (see ArrivalRule)."""
+    for t in range(tab.ct_init_age.shape[0]):
+        a0 = tab.ct_init_age[t]
+        if age < a0:
+            continue
+        _covariates_rare(i, age, muni, pop, tab, dyn, prog, xi)
+        v = np.nan
+        if donor >= 0 and age > a0:
+            v = np.float64(pop.ctraits[t, donor])
+        if v != v:
+            v = tab.ct_init_icpt[t] + _lp(tab.ct_init_row[t], tab, xi) \
+                + tab.ct_init_sd[t] * rng.normal(key, rng.D_TRAIT_INIT + t)
+        if tab.ar_shift_row[r, t] >= 0:
+            v = v + (tab.ar_shift_icpt[r, t] + _lp(tab.ar_shift_row[r, t], tab, xi))
+        pop.ctraits[t, i] = np.float32(v)
+    for b in range(tab.bt_init_age.shape[0]):
+        a0 = tab.bt_init_age[b]
+        if age < a0:
+            continue
+        if tab.ar_prev_set[r, b]:
+            on = rng.uniform(key, rng.D_ARRIVAL_BTRAIT + b) < tab.ar_prev[r, b]
+        elif donor >= 0 and age > a0:
+            on = ((pop.btraits[donor] >> b) & 1) == 1
+        else:
+            on = rng.uniform(key, rng.D_BTRAIT_INIT + b) < tab.bt_init_p[b]
+        if on:
+            pop.btraits[i] |= np.uint8(1 << b)
+        else:
+            pop.btraits[i] &= np.uint8(~(1 << b) & 0xFF)
+    for f in range(tab.ar_flag_set.shape[1]):
+        if tab.ar_flag_set[r, f] and rng.uniform(key, rng.D_ARRIVAL_FLAG + f) < tab.ar_flag_p[r, f]:
+            pop.flags[i] |= np.uint8(1 << f)
+
+
+@njit(cache=True, nogil=True, _nrt=False, error_model="numpy", fastmath=FAST)
 def enter_chunk(ids, births, tid, pop, tab, dyn, prog, arrival, month, seed_key, cap, muni_attr, scratch,
-                tal, us_states):
+                tal, us_states, cum_entries, births_sched):
     """Initialise entrants ``ids`` (born, or arriving when ``arrival``) in ``month``."""
     A = tab.attr_given.shape[0]
     x = scratch[tid, 0]
@@ -376,14 +433,20 @@ def enter_chunk(ids, births, tid, pop, tab, dyn, prog, arrival, month, seed_key,
         muni = pop.attrs[muni_attr, i]
         if arrival:  # the arrival state first: traits that start on arrival may depend on it
             _covariates(i, age, muni, pop, tab, dyn, prog, x)
+            rule = -1
             for r in range(tab.ar_lo.shape[0]):
                 if tab.ar_lo[r] <= age < tab.ar_hi[r]:
                     pop.state[i] = _choose_destination(tab.ar_dstart[r], tab.ar_dend[r], tab, x,
                                                        rng.uniform(key, rng.D_ARRIVAL_STATE), prog, 0)
+                    rule = r
                     break
             if us_states[pop.state[i]]:
                 pop.us_start[i] = month
-        _init_traits_at(i, age, muni, key, pop, tab, dyn, prog, x, True)
+            if rule >= 0:  # validation makes the rules cover every age
+                donor = arrival_donor(birth, key, pop.alive, pop.birth, cum_entries, births_sched, cap)
+                _arrival_traits(i, age, rule, donor, muni, key, pop, tab, dyn, prog, x)
+        else:
+            _init_traits_at(i, age, muni, key, pop, tab, dyn, prog, x, True)
         co = (birth + COHORT_OFFSET) // 12
         tal.cohort[tid, co, CO_ENTERED] += 1
         for g in range(tab.grp_attr.shape[0]):

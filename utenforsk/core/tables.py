@@ -38,6 +38,9 @@ Tables = namedtuple("Tables", [
     "sc_kind", "sc_at", "sc_lo", "sc_hi", "sc_dstart", "sc_dend", "sc_flags",
     "de_to", "de_logw", "de_row",
     "ar_lo", "ar_hi", "ar_dstart", "ar_dend",
+    # arrivals' traits and flags by rule: a shift on the donor's traits (intercept + row),
+    # binary-trait prevalences and flag shares where set
+    "ar_shift_icpt", "ar_shift_row", "ar_prev", "ar_prev_set", "ar_flag_p", "ar_flag_set",
     # attributes
     "attr_given", "attr_cum_birth", "attr_cum_arrival",
     # traits
@@ -230,13 +233,27 @@ class CompiledModel:
                 sc["flags"].append(flag_mask(e.set_flags))
             st_sc_end.append(len(sc["kind"]))
         ar_lo, ar_hi, ar_ds, ar_de = [], [], [], []
-        if cfg.population.immigration is not None:
-            for r in cfg.population.immigration.states:
-                ar_lo.append(months(r.ages[0]))
-                ar_hi.append(months(r.ages[1]))
-                ds, de = add_destinations(r.to)
-                ar_ds.append(ds)
-                ar_de.append(de)
+        rules = cfg.population.immigration.states if cfg.population.immigration is not None else []
+        R, CT, BT, NF = max(len(rules), 1), max(len(self.ctraits), 1), max(len(self.btraits), 1), max(len(self.flags), 1)
+        ar = dict(shift_icpt=np.zeros((R, CT)), shift_row=np.full((R, CT), -1, np.int32),
+                  prev=np.zeros((R, BT)), prev_set=np.zeros((R, BT), np.bool_),
+                  flag_p=np.zeros((R, NF)), flag_set=np.zeros((R, NF), np.bool_))
+        for ri, r in enumerate(rules):
+            ar_lo.append(months(r.ages[0]))
+            ar_hi.append(months(r.ages[1]))
+            ds, de = add_destinations(r.to)
+            ar_ds.append(ds)
+            ar_de.append(de)
+            for trait, shift in r.trait_shift.items():
+                k = self.ctraits.index(trait)
+                ar["shift_icpt"][ri, k] = shift.intercept.value if shift.intercept else 0.0
+                ar["shift_row"][ri, k] = lp.add(shift.coefficients, res)
+            for trait, p in r.prevalence.items():
+                b = self.btraits.index(trait)
+                ar["prev"][ri, b], ar["prev_set"][ri, b] = p.value, True
+            for flag, p in r.flags.items():
+                f = self.flags.index(flag)
+                ar["flag_p"][ri, f], ar["flag_set"][ri, f] = p.value, True
 
         # attributes: cumulative shares [attr, condition, category]
         A = len(self.attributes)
@@ -360,6 +377,8 @@ class CompiledModel:
             sc_dstart=i32(sc["ds"]), sc_dend=i32(sc["de"]), sc_flags=i32(sc["flags"]),
             de_to=i32(de_to), de_logw=f64(de_logw), de_row=i32(de_row),
             ar_lo=i32(ar_lo), ar_hi=i32(ar_hi), ar_dstart=i32(ar_ds), ar_dend=i32(ar_de),
+            ar_shift_icpt=ar["shift_icpt"], ar_shift_row=ar["shift_row"], ar_prev=ar["prev"],
+            ar_prev_set=ar["prev_set"], ar_flag_p=ar["flag_p"], ar_flag_set=ar["flag_set"],
             attr_given=attr_given, attr_cum_birth=cum_b, attr_cum_arrival=cum_a,
             ct_init_age=i32(ct["age"]), ct_init_icpt=f64(ct["icpt"]), ct_init_row=i32(ct["row"]),
             ct_init_sd=f64(ct["sd"]), ct_dstart=i32(ct["ds"]), ct_dend=i32(ct["de"]),
