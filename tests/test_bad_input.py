@@ -174,7 +174,8 @@ CASES = {
          "allowed: rules whose ages together cover 0-30"]),
     "an arrival flag that does not exist": (
         "population: {immigration: {states: [{ages: [0, 30], to: {home: {}}, flags: {has_degree: " + P + "}}]}}",
-        ["population.immigration.states[0].flags", "unknown flag 'has_degree'", "completed_upper_secondary"]),
+        ["population.immigration.states[0].flags.has_degree", "unknown flag 'has_degree'",
+         "completed_upper_secondary"]),
     "text that looks like terminal markup": (
         "transitions: {job_finding: {to: '[bold]x'}}",
         ["transitions.job_finding.to", "'[bold]x'"]),

@@ -424,9 +424,11 @@ class ModelConfig(Strict):
             for i, r in enumerate(imm.states):
                 key = f"population.immigration.states[{i}]"
                 need("state", list(r.to), f"{key}.to", states)
-                need("continuous trait", list(r.trait_shift), f"{key}.trait_shift", ctraits)
-                need("binary trait", list(r.prevalence), f"{key}.prevalence", btraits)
-                need("flag", list(r.flags), f"{key}.flags", list(self.flags))
+                for kind, names, field, pool in (("continuous trait", r.trait_shift, "trait_shift", ctraits),
+                                                 ("binary trait", r.prevalence, "prevalence", btraits),
+                                                 ("flag", r.flags, "flags", list(self.flags))):
+                    for n in names:
+                        need(kind, n, f"{key}.{field}.{n}", pool)
                 for m in range(round(r.ages[0] * 12), round(r.ages[1] * 12)):
                     covered[m] = True
             if not all(covered):
@@ -455,7 +457,8 @@ class ModelConfig(Strict):
                 not_gate(f"{key}.from_service", h.from_service,
                          f"a gate has no clients to {'leave' if h.trigger == 'exit' else 'detect'}")
             need("state", h.from_states + h.to_states, key, states)
-            need("flag", list(h.flags), f"{key}.flags", list(self.flags))
+            for f in h.flags:
+                need("flag", f, f"{key}.flags.{f}", list(self.flags))
         for key, cov in self._coefficient_names():
             problem = self.covariate_problem(cov)
             if problem:

@@ -428,15 +428,17 @@ class _Generator:
         for b in range(len(t.bt_init_age)):
             a0, on = int(t.bt_init_age[b]), self.fresh("_on")
             with src.block(f"if age >= {a0}:"):
-                if t.ar_prev_set[r, b]:
-                    u = self.uniform(src, rng.D_ARRIVAL_BTRAIT + b)
-                    src(f"{on} = {u} < {self.F('ar_prev', r * BT + b)}")
-                else:
-                    with src.block(f"if donor >= 0 and age > {a0}:"):
-                        src(f"{on} = ((p_btraits[donor] >> {b}) & 1) == 1")
-                    with src.block("else:"):
-                        u = self.uniform(src, rng.D_BTRAIT_INIT + b)
-                        src(f"{on} = {u} < {self.F('bt_init_p', b)}")
+                head = "if"
+                if t.ar_prev_set[r, b]:  # at its start age it starts as for natives
+                    with src.block(f"if age > {a0}:"):
+                        u = self.uniform(src, rng.D_ARRIVAL_BTRAIT + b)
+                        src(f"{on} = {u} < {self.F('ar_prev', r * BT + b)}")
+                    head = "elif"
+                with src.block(f"{head} donor >= 0 and age > {a0}:"):
+                    src(f"{on} = ((p_btraits[donor] >> {b}) & 1) == 1")
+                with src.block("else:"):
+                    u = self.uniform(src, rng.D_BTRAIT_INIT + b)
+                    src(f"{on} = {u} < {self.F('bt_init_p', b)}")
                 with src.block(f"if {on}:"):
                     src(f"p_btraits[i] |= {self.u8(b)}")
                 with src.block("else:"):

@@ -377,7 +377,7 @@ def _arrival_traits(i, age, r, donor, muni, key, pop, tab, dyn, prog, xi):
         a0 = tab.bt_init_age[b]
         if age < a0:
             continue
-        if tab.ar_prev_set[r, b]:
+        if tab.ar_prev_set[r, b] and age > a0:  # at its start age it starts as for natives
             on = rng.uniform(key, rng.D_ARRIVAL_BTRAIT + b) < tab.ar_prev[r, b]
         elif donor >= 0 and age > a0:
             on = ((pop.btraits[donor] >> b) & 1) == 1
