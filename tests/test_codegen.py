@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from utenforsk.core import codegen, kernel
+from utenforsk.core import bounds, codegen, kernel, kernel_cache, tables
 from utenforsk.core.tables import CompiledModel
 from utenforsk.errors import ConfigError
 from utenforsk.model import UtenforskModel, resolve_config
@@ -102,8 +102,8 @@ def test_values_reach_the_kernel():
 
 def test_float_layout_covers_every_value():
     t = CompiledModel(resolve_config(BASELINE)).tables
-    off, F = codegen.float_offsets(t), codegen.float_params(t)
-    for name in codegen.FLOAT_TABLES:
+    off, F = tables.float_offsets(t), tables.float_params(t)
+    for name in tables.FLOAT_TABLES:
         values = np.ravel(np.asarray(getattr(t, name), np.float64))
         assert np.array_equal(F[off[name]:off[name] + values.size], values), name
 
@@ -112,12 +112,12 @@ def test_generated_file_is_written_once(tmp_path, monkeypatch):
     """numba's cache is keyed by the source file's modification time: never rewrite it."""
     monkeypatch.setenv("UTENFORSK_KERNEL_CACHE", str(tmp_path))
     src = "X = 1\n"
-    codegen._write_once(tmp_path / "k.py", src)
+    kernel_cache._write_once(tmp_path / "k.py", src)
     stamp = (tmp_path / "k.py").stat().st_mtime_ns
-    codegen._write_once(tmp_path / "k.py", "X = 2\n")
+    kernel_cache._write_once(tmp_path / "k.py", "X = 2\n")
     assert (tmp_path / "k.py").read_text() == src
     assert (tmp_path / "k.py").stat().st_mtime_ns == stamp
-    assert codegen.cache_dir() == tmp_path
+    assert kernel_cache.cache_dir() == tmp_path
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
 
 
@@ -172,15 +172,15 @@ def test_bounds_hold_for_every_person():
     assert np.any(m.pop.programmes[slots] != 0), "no one enrolled: programme effects untested"
     tr, ex, bt = _largest_rates(slots[keep], ages[keep], m.pop, m.compiled.tables, m.dyn, m.prog,
                                 m.muni_attr, S)
-    assert np.all(B[codegen.BOUND_EXIT:codegen.BOUND_EXIT + 30] >= ex)
+    assert np.all(B[bounds.BOUND_EXIT:bounds.BOUND_EXIT + 30] >= ex)
     for s in range(S):
-        o = codegen.bound_offset_state(s)
+        o = bounds.bound_offset_state(s)
         assert np.all(B[o:o + 30] >= tr[s]), m.compiled.states[s]
     for b in range(bt.shape[0]):
-        on, rec = codegen.bound_offset_btrait(S, b)
+        on, rec = bounds.bound_offset_btrait(S, b)
         assert np.all(B[on:on + 30] >= bt[b, 0]) and np.all(B[rec:rec + 30] >= bt[b, 1])
     # and the shortcut does skip: most person-months of the baseline need no hazard at all
-    o = np.array([codegen.bound_offset_state(s) for s in m.pop.state[slots[keep]]])
+    o = np.array([bounds.bound_offset_state(s) for s in m.pop.state[slots[keep]]])
     assert np.mean(B[o + ages[keep] // 12] < 0.1) > 0.7
 
 
@@ -189,7 +189,7 @@ def test_a_bound_too_low_is_caught(monkeypatch):
     events, and the generated kernel then differs from the table kernel."""
     kw = dict(seed=3, scale=0.002, burn_in_years=30, horizon_years=1)
     tab = _run("tables", **kw)
-    monkeypatch.setattr(codegen, "BOUND_MARGIN", -0.9)
+    monkeypatch.setattr(bounds, "BOUND_MARGIN", -0.9)
     gen = _run("generated", **kw)
     assert not np.array_equal(gen.pop.state, tab.pop.state)
 
@@ -201,17 +201,17 @@ def test_second_kernel_compiles_in_a_helper_process(tmp_path, monkeypatch):
     m = UtenforskModel(BASELINE, seed=1, scale=0.0005, burn_in_years=0, horizon_years=1,
                        kernel_kind="tables")
     src = codegen.kernel_source(m.compiled, m.muni_attr, m.us_flag, m.us_states, m.hb_states)
-    mod = codegen.load(src + "# a structure of its own, for this test\n")
+    mod = kernel_cache.load(src + "# a structure of its own, for this test\n")
     assert mod.SOURCE_PATH.parent == tmp_path
-    g = codegen.GeneratedKernel.__new__(codegen.GeneratedKernel)
+    g = kernel_cache.GeneratedKernel.__new__(kernel_cache.GeneratedKernel)
     none = np.zeros(0, np.int64)
-    args = g.enter_args(none, none, 0, m.pop, codegen.float_params(m.compiled.tables), m.dyn,
+    args = g.enter_args(none, none, 0, m.pop, tables.float_params(m.compiled.tables), m.dyn,
                         m.prog, m.tally, False, 0, m.seed_key, 1, m.cum_entries, m.births)
-    helper = codegen._compile_elsewhere(mod, "enter_chunk", args)
+    helper = kernel_cache._compile_elsewhere(mod, "enter_chunk", args)
     assert helper is not None and helper.wait(timeout=300) == 0
     sig = tuple(numba.typeof(a) for a in args)
     assert mod.enter_chunk._cache.load_overload(sig, mod.enter_chunk.targetctx) is not None
-    assert codegen._compile_elsewhere(mod, "enter_chunk", args) is None  # cached: no helper
+    assert kernel_cache._compile_elsewhere(mod, "enter_chunk", args) is None  # cached: no helper
 
 
 def test_one_kernel_for_every_intervention_set(tmp_path):

@@ -18,7 +18,7 @@ import numpy as np
 
 from utenforsk.config.loader import config_hash, load_model_config, node_at, validate
 from utenforsk.config.schema import ModelConfig
-from utenforsk.core import codegen, kernel, rng
+from utenforsk.core import kernel, kernel_cache, rng
 from utenforsk.core.population import (allocate, arrival_birth_months, bytes_per_slot,
                                        entry_schedule, ring_capacity)
 from utenforsk.core.tables import MAX_MONTHS, CompiledModel
@@ -79,7 +79,7 @@ class UtenforskModel(mesa.Model):
             and no intervention active before the policy start: its state is copied instead of
             simulating the burn-in again (see :meth:`can_fork_burn_in`). Results are identical.
         kernel_kind: ``"generated"`` (default): a month kernel generated for this model's structure
-            and cached on disk (utenforsk/core/codegen.py); ``"tables"``: the table-driven
+            and cached on disk (utenforsk/core/codegen.py, kernel_cache.py); ``"tables"``: the table-driven
             kernel (utenforsk/core/kernel.py), which needs no per-structure compile. Both give
             identical results.
     """
@@ -182,7 +182,7 @@ class UtenforskModel(mesa.Model):
             raise ConfigError("unknown kernel", key="kernel_kind", value=kind, allowed=", ".join(KERNELS))
         self.kernel_name = kind
         if kind == "generated" and getattr(self, "_generated", None) is None:
-            self._generated = codegen.GeneratedKernel(self.compiled, self.muni_attr, self.us_flag,
+            self._generated = kernel_cache.GeneratedKernel(self.compiled, self.muni_attr, self.us_flag,
                                                       self.us_states, self.hb_states)
         self._gen = self._generated if kind == "generated" else None
 

@@ -36,6 +36,7 @@ Tally = namedtuple("Tally", ["age_state", "muni_pop", "muni_state", "grp", "sv",
 MONTHLY_TALLIES = ("age_state", "muni_pop", "muni_state", "grp", "sv", "events", "prog")
 PG_ENROLLED, PG_MONTHS = 0, 1  # programme tally fields: new participants, participant-months
 PERSON_MONTH = -1  # the "month" of draws that belong to a person, not to a month
+RATE_CAP = 13.815510557964274  # -log(1e-6): a monthly rate's cap (p <= 0.999999)
 DONOR_TRIES = rng.LIMITS["donor_tries"]  # draws to find a living native donor for an arrival
 
 # service tally fields
@@ -241,7 +242,7 @@ def _hazard_rate(h, age, tab, x, eff=0.0):
     y = math.exp(tab.hz_base[h, age // 12] + _lp(tab.hz_row[h], tab, x) + eff)
     if y < 0.015625:
         return y * (1.0 - y * (0.5 - y * (0.3333333333333333 - y * (0.25 - y * 0.2))))
-    return min(math.log1p(y), 13.815510557964274)
+    return min(math.log1p(y), RATE_CAP)
 
 
 @njit(cache=True, inline="always")

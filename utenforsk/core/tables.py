@@ -396,3 +396,25 @@ class CompiledModel:
             grp_attr=i32([self.attr_index[a] for a in self.report_by]),
             birth_state=np.int32(self.state_index[cfg.population.birth_state]),
         )
+
+
+# ---- parameter values as one flat array (the generated kernel reads them at constant offsets) ----
+#: float tables read through ``F`` (parameter values); everything else is structure
+FLOAT_TABLES = ("hz_base", "lp_beta", "de_logw", "dy_rate", "dy_sd", "dy_icpt", "ct_init_icpt",
+                "ct_init_sd", "bt_init_p", "sv_discharge", "nd_thr", "attr_cum_birth", "attr_cum_arrival",
+                "ar_shift_icpt", "ar_prev", "ar_flag_p")
+
+
+def float_offsets(tab) -> dict[str, int]:
+    """Offset of each float table in ``F`` (depends on table sizes only)."""
+    out, n = {}, 0
+    for name in FLOAT_TABLES:
+        out[name] = n
+        n += int(np.size(getattr(tab, name)))
+    return out
+
+
+def float_params(tab) -> np.ndarray:
+    """The parameter values, in the layout of :func:`float_offsets`."""
+    return np.concatenate([np.ravel(np.asarray(getattr(tab, n), np.float64)) for n in FLOAT_TABLES]
+                          + [np.zeros(1)])
