@@ -40,8 +40,8 @@ def variant_source(model, drop) -> str:
         for name, fn in saved.items():
             setattr(gen, name, fn)
     if "transition" in drop:  # later code reads `new`
-        src = src.replace("        # one activity transition\n",
-                          "        # one activity transition\n        new = -1\n")
+        head = "        # ==== one activity transition: a scheduled event, else competing hazards\n"
+        src = src.replace(head, head + "        new = -1\n")
     return src
 
 

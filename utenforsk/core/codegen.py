@@ -27,6 +27,7 @@ results, bit for bit, on the Norway baseline and on every test model.
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 
 import numpy as np
@@ -133,6 +134,11 @@ def _in(var: str, members, n: int) -> str:
     return "(" + " or ".join(f"{var} == {m}" for m in members) + ")"
 
 
+def _ident(text: str) -> str:
+    """``text`` as part of a variable name (a readable temporary in the generated source)."""
+    return re.sub(r"\W+", "_", text).strip("_")[:48] or "x"
+
+
 def _and(*conds: str) -> str:
     conds = [c for c in conds if c and c != "True"]
     if "False" in conds:
@@ -213,20 +219,21 @@ class _Generator:
         return h
 
     def _decision(self, src: _Src, key: str, decision: int) -> str:
-        k = self.const(f"np.uint64({(decision * int(rng.GOLDEN)) & M64})", f"_D{decision}")
+        k = self.const(f"np.uint64({(decision * int(rng.GOLDEN)) & M64})", f"_D_{rng.decision_name(decision)}")
         return self._mix(src, f"{key} + {k}")
 
     def uniform(self, src: _Src, decision: int, key: str = "key") -> str:
         """rng.uniform(key, decision): a call (LLVM inlines it; typing a call costs numba less
         than typing the eight integer operations written out)."""
-        k = self.const(f"np.uint64({(decision * int(rng.GOLDEN)) & M64})", f"_D{decision}")
-        u = self.fresh("_u")
+        name = rng.decision_name(decision)
+        k = self.const(f"np.uint64({(decision * int(rng.GOLDEN)) & M64})", f"_D_{name}")
+        u = self.fresh(f"u_{name}_")
         src(f"{u} = _uniform({key} + {k})")
         return u
 
     def normal(self, src: _Src, decision: int) -> str:
         """Written out: LLVM did not inline a call to it, and it runs for every trait, monthly."""
-        h, n = self._decision(src, "key", decision), self.fresh("_n")
+        h, n = self._decision(src, "key", decision), self.fresh(f"noise_{rng.decision_name(decision)}_")
         src(f"{n} = ((float({h} & _MASK16) + float(({h} >> _S16) & _MASK16) "
             f"+ float(({h} >> _S32) & _MASK16) + float({h} >> _S48)) / 65536.0 - 2.0) * 1.7320508075688772")
         return n
@@ -246,7 +253,8 @@ class _Generator:
         t = self.t
         kind, a, b = int(t.cov_kind[c]), int(t.cov_a[c]), int(t.cov_b[c])
         client = self.client(a, state) if kind in (K_SERVICE, K_QUALITY) else ""
-        src(f"{var} = " + COVARIATE_CODE[kind].format(a=a, b=b, state=state, client=client))
+        src(f"{var} = " + COVARIATE_CODE[kind].format(a=a, b=b, state=state, client=client)
+            + f"  # {self.cm.covariate_names[c]}")
 
     def row_covariates(self, *rows: int) -> list[int]:
         t = self.t
@@ -268,7 +276,7 @@ class _Generator:
     def rate(self, src: _Src, h: int) -> str:
         """Monthly rate of hazard ``h`` (kernel._hazard_rate); returns its variable."""
         t = self.t
-        out = self.fresh("_l")
+        out = self.fresh(f"rate_{_ident(self.cm.hazard_names[h])}_")
         win = _window(int(t.hz_lo[h]), int(t.hz_hi[h]))
         if win == "False":
             src(f"{out} = 0.0")
@@ -498,6 +506,7 @@ class _Generator:
             if not len(sc) and not len(tr):
                 continue
             with src.block(f"{'if' if first else 'elif'} state == {s}:"):
+                src(f"# ---- from {self.cm.states[s]}")
                 first = False
                 for e in sc:
                     due = f"age == {int(t.sc_at[e])}" if t.sc_kind[e] == 0 else f"p_tis[i] + 1 >= {int(t.sc_at[e])}"
@@ -681,7 +690,8 @@ class _Generator:
                     "age = month - p_birth[i]",
                     f"co = (p_birth[i] + {COHORT_OFFSET}) // 12",
                     f"muni = p_attrs[{self.muni_attr}, i]",
-                    "state = p_state[i]")
+                    "state = p_state[i]",
+                    "# ==== ageing out at 30")
                 with src.block(f"if age >= {MAX_MONTHS}:"):
                     src("p_alive[i] = 0", f"t_events[{EV_AGED_OUT}] += 1",
                         f"long_neet = (p_flags[i] >> {FLAG_LONG_NEET}) & 1",
@@ -696,12 +706,12 @@ class _Generator:
                 self.person_key(src, "key", "mk")
                 src("ay = age // 12",
                     "pm = np.int64(p_programmes[i])  # programmes at the start of the month: their effects",
-                    "# covariates at the start of the month")
+                    "# ==== covariates, read once at the start of the month")
                 for c in range(self.cm.n_covariates):
                     self.covariate(src, c, f"x{c}", "state")
                 n_ex = len(t.ex_hz)
                 if n_ex:
-                    src("# exits (competing; skipped when the draw is above the rates' bound)")
+                    src("# ==== exits (competing; skipped when the draw is above the rates' bound)")
                     depth = src.depth
                     u = self.uniform(src, rng.D_EXIT)
                     src(f"if {u} < B[{BOUND_EXIT} + ay]:")
@@ -710,25 +720,26 @@ class _Generator:
                     which = self.competing(src, rates, u, rng.D_EXIT_WHICH)
                     src("p_alive[i] = 0", f"t_events[1 + {which}] += 1", "continue")
                     src.depth = depth
-                src("# traits")
+                src("# ==== traits: start, mean reversion, binary onset and recovery")
                 self.init_traits(src, at_entry=False)
                 self.trait_dynamics(src)
-                src("# interventions")
+                src("# ==== interventions: the programme slots (values, the same code for every scenario)")
                 self.programmes(src)
-                src("# one activity transition")
+                src("# ==== one activity transition: a scheduled event, else competing hazards")
                 self.transition(src)
                 with src.block("if new >= 0:"):
-                    src("pass")
+                    src("# ==== handoffs triggered by the transition")
                     self.handoffs(src, 0, lambda h: True)
                     with src.block(f"if {self.member('new', self.us)} and p_us_start[i] == {int(NEVER)}:"):
                         src("p_us_start[i] = month")
                     src("state = new", "p_state[i] = new", "p_tis[i] = 0")
                 with src.block("elif p_tis[i] < 32767:"):
                     src("p_tis[i] += 1")
-                src("# services")
+                src("# ==== services: discharge, admission, detection")
                 self.services(src)
+                src("# ==== referral arrival")
                 self.referral(src)
-                src("# NEET, completion and tallies")
+                src("# ==== NEET, completion and tallies")
                 self.bookkeeping(src)
 
     def enter_chunk(self, src: _Src) -> None:

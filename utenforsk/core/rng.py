@@ -75,6 +75,14 @@ D_SERVICE = BASE["service"]      # + SERVICE_DRAWS * service index + {0: admit, 
 D_HANDOFF = BASE["handoff"]      # + handoff index
 
 
+def decision_name(code: int) -> str:
+    """The declared decision a code belongs to, e.g. ``service9`` (for generated source)."""
+    for name, size in DECISIONS:
+        if BASE[name] <= code < BASE[name] + size:
+            return name if size == 1 else f"{name}{code - BASE[name]}"
+    return "programme" if code >= PROGRAMME_BIT else f"decision{code}"
+
+
 def programme_decision(h: int) -> int:
     """The decision code of a programme's enrolment draw, from a 64-bit hash ``h`` of its name."""
     return PROGRAMME_BIT | (int(h) & (PROGRAMME_BIT - 1))

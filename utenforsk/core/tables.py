@@ -80,6 +80,7 @@ class _LP:
     """Builder for the pool of sparse linear predictors."""
 
     cov_index: dict
+    names: dict = field(default_factory=dict)  # covariate key -> its name in the config
     starts: list = field(default_factory=list)
     ends: list = field(default_factory=list)
     covs: list = field(default_factory=list)
@@ -91,6 +92,7 @@ class _LP:
             key = resolve(name)
             if key not in self.cov_index:
                 self.cov_index[key] = len(self.cov_index)
+                self.names[key] = name
             self.covs.append(self.cov_index[key])
             self.betas.append(p.value)
         self.ends.append(len(self.covs))
@@ -162,8 +164,10 @@ class CompiledModel:
 
         # hazards
         hz_base, hz_lo, hz_hi, hz_row = [], [], [], []
+        self.hazard_names: list[str] = []  # what each hazard is, for the generated source
 
-        def add_hazard(h: Hazard) -> int:
+        def add_hazard(h: Hazard, what: str) -> int:
+            self.hazard_names.append(what)
             p = h.probability.value if h.probability is not None else monthly_from_annual(h.annual_rate.value)
             base = np.full(AGE_YEARS, logit(p))
             for age in sorted(h.age_profile):
@@ -190,14 +194,14 @@ class CompiledModel:
         for s in range(S):
             st_tr_start.append(len(tr_hz))
             for t in by_state[s]:
-                tr_hz.append(add_hazard(t))
+                tr_hz.append(add_hazard(t, f"{tr_name[id(t)]} from {self.states[s]}"))
                 self.transition_hazards.setdefault(tr_name[id(t)], []).append(tr_hz[-1])
                 tr_to.append(self.state_index[t.to])
                 tr_gate.append(self.service_index[t.gate] if t.gate else -1)
                 tr_req.append(self.service_index[t.requires_service] if t.requires_service else -1)
                 tr_flags.append(flag_mask(t.set_flags))
             st_tr_end.append(len(tr_hz))
-        ex_hz = [add_hazard(e) for e in cfg.exits.values()]
+        ex_hz = [add_hazard(e, name) for name, e in cfg.exits.items()]
 
         # destinations (scheduled events and arrivals)
         de_to, de_logw, de_row = [], [], []
@@ -297,8 +301,8 @@ class CompiledModel:
             t = cfg.traits[n]
             bt["age"].append(months(t.initial.at_age))
             bt["p"].append(t.initial.probability.value)
-            bt["on"].append(add_hazard(t.onset))
-            bt["rec"].append(add_hazard(t.recovery))
+            bt["on"].append(add_hazard(t.onset, f"{n} onset"))
+            bt["rec"].append(add_hazard(t.recovery, f"{n} recovery"))
 
         # services
         SV = len(self.services)
@@ -362,6 +366,7 @@ class CompiledModel:
         cov_kstart = np.searchsorted(kinds, np.arange(N_KINDS), side="left").astype(np.int32)
         cov_kend = np.searchsorted(kinds, np.arange(N_KINDS), side="right").astype(np.int32)
         self.n_covariates = len(keys)
+        self.covariate_names = [lp.names[k] for k in keys]
         return Tables(
             st_neet=np.array([cfg.is_neet(s, "register") for s in self.states], dtype=np.bool_),
             st_tr_start=i32(st_tr_start), st_tr_end=i32(st_tr_end),
