@@ -7,6 +7,11 @@ recovery) -> intervention enrolment -> one activity transition (a scheduled even
 a service's places) -> referrals triggered by the transition -> services (discharge, admission from
 the queue, detection, referral arrival) -> NEET and completion bookkeeping -> tallies.
 
+Interventions are the values of the scenario's programme slots (``prog``, see
+utenforsk/interventions/slots.py): :func:`programme_step` enrols, and :func:`programme_effect`
+adds the enrolled programmes' log odds ratios to hazards, outcomes and trait targets. Arrivals
+take a native donor's traits (:func:`arrival_donor`). Both are shared with the generated kernel.
+
 Covariates are read at the start of the month: this month's hazards depend on last month's
 traits, states and services. Tallies are integer counts per worker (tally row ``tid``), summed
 afterwards, so the result does not depend on the number of threads.
