@@ -54,14 +54,16 @@ BASE = _bases(DECISIONS)
 PROGRAMME_BIT = 1 << 63
 
 
-def _check_disjoint() -> None:
-    codes = [BASE[n] + j for n, size in DECISIONS for j in range(size)]
+def check_disjoint(decls, bases: dict[str, int]) -> None:
+    """Raise AssertionError unless the blocks ``bases[name] .. + size`` are disjoint, start at
+    1 or above, stay below the programme block, and each name is declared once."""
+    codes = [bases[n] + j for n, size in decls for j in range(size)]
+    assert len({n for n, _ in decls}) == len(decls), "a decision is declared twice"
     assert len(set(codes)) == len(codes) and min(codes) >= 1, "decision blocks overlap"
     assert max(codes) < PROGRAMME_BIT, "declared decisions reach the programme block"
-    assert len({n for n, _ in DECISIONS}) == len(DECISIONS), "a decision is declared twice"
 
 
-_check_disjoint()
+check_disjoint(DECISIONS, BASE)
 
 D_EXIT, D_EXIT_WHICH, D_TRANSITION = BASE["exit"], BASE["exit_which"], BASE["transition"]
 D_DESTINATION, D_GATE, D_SCHEDULED = BASE["destination"], BASE["gate"], BASE["scheduled"]
