@@ -24,7 +24,7 @@ from utenforsk.core.population import (allocate, arrival_birth_months, bytes_per
 from utenforsk.core.tables import MAX_MONTHS, CompiledModel
 from utenforsk.errors import ConfigError
 from utenforsk.interventions import engine
-from utenforsk.interventions.slots import MAX_PROGRAMMES, canonical_order, programme_slots
+from utenforsk.interventions.slots import MAX_PROGRAMMES, canonical_order, open_cells, programme_slots
 from utenforsk.metrics import headline
 from utenforsk.services import ServiceAgent
 
@@ -144,7 +144,8 @@ class UtenforskModel(mesa.Model):
         self.dyn = kernel.Dyn(admit_p=np.zeros((SV, M)), detect_p=np.zeros((SV, M)),
                               quality=np.ones((SV, M)), ho_prob=np.zeros((H, M)),
                               ho_delay=np.zeros((H, M), np.int64),
-                              pg_cover=np.zeros(MAX_PROGRAMMES))
+                              pg_cover=np.zeros(MAX_PROGRAMMES),
+                              pg_open=np.zeros((MAX_MONTHS // 12, len(c.states)), np.bool_))
         for h, ho in enumerate(cfg.handoffs.values()):
             self.dyn.ho_prob[h, :] = ho.probability.value
             self.dyn.ho_delay[h, :] = int(round(ho.delay_months.value))
@@ -322,6 +323,7 @@ class UtenforskModel(mesa.Model):
                         d.ho_prob[h, m] += cov * (change.probability.value - d.ho_prob[h, m])
                     if change.delay_months is not None:
                         d.ho_delay[h, m] = int(round(d.ho_delay[h, m] + cov * (change.delay_months.value - d.ho_delay[h, m])))
+        open_cells(self.prog, d.pg_cover, d.pg_open)
         for a in self.agents:
             a.places_per_1000 = places[(a.s, a.m)]
 

@@ -34,7 +34,7 @@ from utenforsk.core.tables import (K_AGE, K_ATTR, K_BTRAIT, K_FLAG, K_PROGRAMME,
                                    K_SERVICE, K_SPELL, K_STATE, K_TIS, K_TRAIT, MAX_MONTHS)
 
 #: per-month dynamic inputs set by the service agents (and, later, interventions)
-Dyn = namedtuple("Dyn", ["admit_p", "detect_p", "quality", "ho_prob", "ho_delay", "pg_cover"])
+Dyn = namedtuple("Dyn", ["admit_p", "detect_p", "quality", "ho_prob", "ho_delay", "pg_cover", "pg_open"])
 #: per-thread integer tallies; ``cohort*`` accumulate over the run, the rest are reset monthly
 Tally = namedtuple("Tally", ["age_state", "muni_pop", "muni_state", "grp", "sv", "events",
                              "prog", "cohort", "cohort_grp"])
@@ -184,7 +184,7 @@ def _hazard_p(h, age, tab, x, eff=0.0):
 
 
 @njit(cache=True, nogil=True, _nrt=False, error_model="numpy", fastmath=FAST)
-def _programme_match(k, i, attrs, ctraits, btraits, prog):
+def programme_match(k, i, attrs, ctraits, btraits, prog):
     """Does person ``i`` meet slot ``k``'s attribute and trait conditions?"""
     for a in range(attrs.shape[0]):
         if not prog.attr_ok[k, a, attrs[a, i]]:
@@ -206,8 +206,8 @@ def _programme_match(k, i, attrs, ctraits, btraits, prog):
 
 @njit(cache=True, nogil=True, _nrt=False, error_model="numpy", fastmath=FAST)
 def programme_step(i, pkey, age, state, programmes, ever, attrs, ctraits, btraits, prog, cover, tprog):
-    """Enrol or keep person ``i`` in the scenario's programme slots (interventions); both month
-    kernels call this one function.
+    """Enrol or keep person ``i`` in the scenario's programme slots (interventions); the table
+    kernel calls it, the generated kernel writes the same loop out (codegen.programmes).
 
     Enrolled while matching ``who`` and ``u < coverage * take_up``, where ``u`` is the person's
     own draw for that intervention: keyed by a hash of its name (``prog.draw``), the same every
@@ -219,12 +219,12 @@ def programme_step(i, pkey, age, state, programmes, ever, attrs, ctraits, btrait
         c = cover[k]
         inside = c > 0.0 and prog.lo[k] <= age < prog.hi[k] and prog.states[k, state]
         if programmes[i] & bit:
-            if inside and (prog.sticky[k] or _programme_match(k, i, attrs, ctraits, btraits, prog)):
+            if inside and (prog.sticky[k] or programme_match(k, i, attrs, ctraits, btraits, prog)):
                 tprog[k, PG_MONTHS] += 1
             else:
                 programmes[i] &= ~bit
         elif inside and rng.uniform(pkey, prog.draw[k]) < c \
-                and _programme_match(k, i, attrs, ctraits, btraits, prog):
+                and programme_match(k, i, attrs, ctraits, btraits, prog):
             programmes[i] |= bit
             tprog[k, PG_ENROLLED] += 1
             tprog[k, PG_MONTHS] += 1
@@ -477,10 +477,6 @@ def month_chunk(id0, id1, tid, pop, tab, dyn, prog, tal, month, seed_key, cap, m
     x = scratch[tid, 0]   # covariates at the start of the month
     xi = scratch[tid, 1]  # covariates re-read when a trait starts
     lams = lam_scratch[tid]
-    any_cover = False
-    for k in range(dyn.pg_cover.shape[0]):
-        if dyn.pg_cover[k] > 0.0:
-            any_cover = True
     for pid in range(id0, id1):
         i = pid % cap
         if pop.alive[i] == 0:
@@ -548,7 +544,7 @@ def month_chunk(id0, id1, tid, pop, tab, dyn, prog, tal, month, seed_key, cap, m
                 if u < _hazard_p(tab.bt_onset[b], age, tab, x, programme_effect(prog.hz, tab.bt_onset[b], pm)):
                     pop.btraits[i] |= bit
         # ---- interventions: enrol or keep (acts through covariates from next month)
-        if pm != 0 or any_cover:
+        if pm != 0 or dyn.pg_open[age // 12, state]:  # else no slot can enrol or drop them
             programme_step(i, rng.person_month_key(seed_key, pid, PERSON_MONTH), age, state,
                            pop.programmes, pop.pg_ever, pop.attrs, pop.ctraits, pop.btraits, prog,
                            dyn.pg_cover, tal.prog[tid])

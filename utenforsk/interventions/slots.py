@@ -138,6 +138,17 @@ def programme_slots(cm, interventions: list[Intervention]) -> Prog:
     return Prog(**out)
 
 
+def open_cells(prog: Prog, cover: np.ndarray, out: np.ndarray) -> None:
+    """Mark in ``out[age_year, state]`` where some slot with coverage this month may enrol: the
+    kernels call the enrolment step only there, or for people already enrolled. Conservative
+    (a whole age-year counts when a window touches it), so skipping elsewhere changes nothing."""
+    out[:] = False
+    for k in np.flatnonzero(cover > 0.0):
+        lo, hi = int(prog.lo[k]), int(prog.hi[k])
+        if hi > lo:
+            out[lo // 12:(hi - 1) // 12 + 1, :] |= prog.states[k][None, :]
+
+
 def check_references(cfg: ModelConfig, iv: Intervention, where: str) -> None:
     """Every state, attribute, trait, transition, outcome, service and handoff ``iv`` names exists."""
     def need(kind, name, pool, key):
