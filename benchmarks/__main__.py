@@ -20,6 +20,13 @@ Measures, on the full Norway baseline:
 - ``time_to_first_step_cold_s`` and ``..._cached_s``: a fresh process from ``import`` to the end of
   the first month, with an empty numba cache and with the filled cache; ``compile_cold_s`` is
   their difference (the compilation alone);
+- ``new_scenario_first_month_s``: a scenario with an intervention set never run before, on the
+  model's already-compiled kernel, from ``UtenforskModel(...)`` to the end of its first month
+  (``benchmarks/scenario_start.py``; also ``first_scenario_first_month_s`` and
+  ``kernel_sources_generated``);
+- ``toy_ceiling_ratio``: engine person-months/s on one thread at the largest size ÷ the toy kernel
+  of ``../shared/tools/toy_ceiling.py`` (3 counter-hash draws + 1 logistic per person-month) at
+  the same number of people, run in the same benchmark (skipped when the tool is absent);
 - ``pool_efficiency_2workers``: the local experiment pool's speed-up from 1 to 2 worker
   processes, divided by 2: the quickstart experiment at scale 0.02 (``--quick``: 0.002), 4
   replicates x 5 scenarios (``--quick``: 2), run on 1 and then on 2 workers;
@@ -37,6 +44,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -119,7 +127,8 @@ COMPILE_PROBE = textwrap.dedent("""
 def compile_times() -> dict:
     """Time to first step in fresh processes: empty numba cache, then the filled cache."""
     with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        env = {k: v for k, v in os.environ.items() if k != "UTENFORSK_KERNEL_CACHE"}  # else not cold
+        env["NUMBA_CACHE_DIR"] = cache
         out = {}
         for label in ("time_to_first_step_cold_s", "time_to_first_step_cached_s"):
             res = subprocess.run([sys.executable, "-c", COMPILE_PROBE.format(path=str(BASELINE))],
@@ -127,6 +136,20 @@ def compile_times() -> dict:
             out[label] = json.loads(res.stdout.strip().splitlines()[-1])["first_step_s"]
         out["compile_cold_s"] = out["time_to_first_step_cold_s"] - out["time_to_first_step_cached_s"]
         return out
+
+
+TOY = ROOT.parent / "shared" / "tools" / "toy_ceiling.py"
+
+
+def toy_ceiling(alive: float) -> dict:
+    """The toy kernel's person-months/s at ``alive`` people, 1 and 2 threads (its own process)."""
+    if not TOY.exists():
+        return {}
+    res = subprocess.run([sys.executable, str(TOY), str(int(alive))], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    m = re.search(r"([\d.]+) M pm/s 1 thread, ([\d.]+) M pm/s 2 threads", res.stdout)
+    return {"toy_alive": int(alive), "toy_pm_per_s_1thread": float(m[1]) * 1e6,
+            "toy_pm_per_s_2threads": float(m[2]) * 1e6}
 
 
 NATIONAL_PROBE = textwrap.dedent("""
@@ -202,7 +225,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "results" / "benchmarks")
     ap.add_argument("--sizes", type=float, nargs="*", help="override population sizes (people alive)")
     ap.add_argument("--no-compile-times", action="store_true",
-                    help="skip the cold/cached compile measurement (two fresh processes)")
+                    help="skip the cold/cached compile and new-scenario measurements (fresh processes)")
+    ap.add_argument("--no-toy", action="store_true", help="skip the toy-kernel ceiling ratio")
     args = ap.parse_args(argv)
 
     sizes = args.sizes or ([1e4, 1e5] if args.quick else [1e4, 1e5, 1e6])
@@ -210,7 +234,10 @@ def main(argv=None) -> int:
     result: dict = {"machine": machine(), "command": "python -m benchmarks " + " ".join(argv or sys.argv[1:]),
                     "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     if not args.no_compile_times:
+        from benchmarks.scenario_start import scenario_start
+
         result.update(compile_times())
+        result.update(scenario_start(0.002 if args.quick else 0.02))
     rows = []
     for n in sizes:
         r = throughput(n, months, reps, tables=not args.quick and n == sizes[len(sizes) // 2])
@@ -232,6 +259,12 @@ def main(argv=None) -> int:
     result["kernel_person_months_per_s_2threads"] = top["pm_per_s_2t"]
     result["parallel_speedup_2threads"] = top["pm_per_s_2t"] / top["pm_per_s_1t"]
     result["bytes_per_person"] = top["bytes_per_person"]
+    if not args.no_toy:
+        toy = toy_ceiling(top["alive"])
+        if toy:
+            result.update(toy)
+            result["toy_ceiling_ratio"] = top["pm_per_s_1t"] / toy["toy_pm_per_s_1thread"]
+            result["toy_parallel_speedup_2threads"] = toy["toy_pm_per_s_2threads"] / toy["toy_pm_per_s_1thread"]
     if len(rows) >= 2:  # time per month ~ alive^k  <=>  log(alive / rate) vs log(alive)
         x = np.log([r["alive"] for r in rows])
         y = np.log([r["alive"] / r["pm_per_s_1t"] for r in rows])
@@ -249,7 +282,9 @@ def main(argv=None) -> int:
                 "parallel_speedup_2threads", "generated_over_table_kernel", "scaling_exponent",
                 "mesa_reference_ratio",
                 "mesa_reference_ratio_wall", "bytes_per_person", "time_to_first_step_cold_s",
-                "time_to_first_step_cached_s", "compile_cold_s", "pool_efficiency_2workers",
+                "time_to_first_step_cached_s", "compile_cold_s", "new_scenario_first_month_s",
+                "first_scenario_first_month_s", "kernel_sources_generated", "toy_ceiling_ratio",
+                "toy_parallel_speedup_2threads", "pool_efficiency_2workers",
                 "experiment_tasks_per_minute", "experiment_1000x5_minutes_projected",
                 "national_run_s", "national_peak_rss_bytes"):
         if key in result:

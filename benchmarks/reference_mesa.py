@@ -36,11 +36,13 @@ import numpy as np
 from benchmarks import ROOT
 from benchmarks.outcomes import completion_counts, engine_outcomes, headline
 from utenforsk.config.schema import BinaryTrait, ContinuousTrait, ModelConfig
+from utenforsk.core.kernel import DONOR_TRIES
 from utenforsk.model import resolve_config
 
 __all__ = ["ReferenceModel", "Person", "Service", "Spec", "engine_outcomes", "speed"]
 
 MAX_AGE_MONTHS = 360
+
 LOGIT_CAP = 30.0                  # logit(0), logit(1) clipped to -/+30 (docs: Hazards)
 RATE_CAP = -math.log(1e-6)        # ENGINE: a monthly rate is capped at -log(1e-6) (p <= 0.999999)
 SQRT3 = math.sqrt(3.0)
@@ -193,6 +195,10 @@ class HandoffSpec:
         self.lo, self.hi = to_months(h.ages[0]), to_months(h.ages[1])
         self.probability = h.probability.value
         self.delay = int(round(h.delay_months.value))
+        self.flags = dict(h.flags)  # flag -> must be held (True) or not (False)
+
+    def flags_ok(self, flags: set) -> bool:
+        return all((f in flags) == held for f, held in self.flags.items())
 
 
 class Spec:
@@ -240,7 +246,7 @@ class Spec:
                 for a in range(a0, a1):
                     self.arrivals_per_month[a] += (imm.arrivals_per_year.value * cfg.scale / 12.0
                                                    * band.share.value / max(a1 - a0, 1))
-            self.arrival_rules = [(to_months(r.ages[0]), to_months(r.ages[1]), Destinations(r.to))
+            self.arrival_rules = [(to_months(r.ages[0]), to_months(r.ages[1]), Destinations(r.to), r)
                                   for r in imm.states]
         self.covariates = self._covariate_getters()
 
@@ -393,6 +399,7 @@ class Person(mesa.Agent):
         self.neet_spell = 0
         self.months_neet = 0
         self.long_neet = False
+        self.gone = False  # left the model (an arrival's donor must be alive)
 
     # -- helpers
     def covariates(self, age: int) -> dict:
@@ -413,8 +420,39 @@ class Person(mesa.Agent):
                                                    and self.entered != self.model.month):
                 self.btraits[t.name] = rnd.random() < t.p
 
+    def arrival_traits(self, age: int, rule, donor):
+        """An arrival's traits and flags (ArrivalRule): a native donor's of the same birth month
+        plus the rule's shift, a binary trait's declared prevalence, flags with their shares."""
+        rnd = self.model.random
+        for t in self.model.spec.ctraits:
+            if age < t.init_age:
+                continue
+            xi = self.covariates(age)
+            v = donor.traits[t.name] if donor is not None and age > t.init_age else None
+            if v is None:
+                v = t.intercept + linear(t.terms, xi) + t.sd * noise(rnd)
+            shift = rule.trait_shift.get(t.name)
+            if shift is not None:
+                v += (shift.intercept.value if shift.intercept else 0.0) + linear(
+                    tuple((n, c.value) for n, c in shift.coefficients.items()), xi)
+            self.traits[t.name] = v
+        for t in self.model.spec.btraits:
+            if age < t.init_age:
+                continue
+            if t.name in rule.prevalence and age > t.init_age:
+                self.btraits[t.name] = rnd.random() < rule.prevalence[t.name].value
+            elif donor is not None and age > t.init_age:
+                self.btraits[t.name] = donor.btraits[t.name]
+            else:
+                self.btraits[t.name] = rnd.random() < t.p
+        for f, share in rule.flags.items():
+            if rnd.random() < share.value:
+                self.flags.add(f)
+
     def send(self, h: HandoffSpec):
         """A referral arrives after the delay with the handoff's probability; else it is lost."""
+        if not h.flags_ok(self.flags):  # the engine tests flags before its draw
+            return
         if self.model.random.random() < h.probability:
             if self.referral is None:  # a second pending referral is ignored
                 self.referral = (h.to_service, self.model.month + h.delay)
@@ -429,6 +467,10 @@ class Person(mesa.Agent):
                 if self.state in c.states:
                     return True
                 continue
+            if c.flag is not None:
+                if (c.flag in self.flags) == c.held:
+                    return True
+                continue
             if c.trait in self.traits:
                 v = self.traits[c.trait]
                 if v is None:
@@ -441,6 +483,7 @@ class Person(mesa.Agent):
 
     def leave(self, how: str):
         self.model.events[how] = self.model.events.get(how, 0) + 1
+        self.gone = True
         self.remove()
 
     # -- one month
@@ -626,6 +669,7 @@ class ReferenceModel(mesa.Model):
         self.person_months = 0
         self.events: dict[str, int] = {}
         self.us_cohorts: dict[int, list[int]] = {}  # birth year -> [due, done]
+        self.natives_born: dict[int, list] = {}  # birth month -> natives born then (arrivals' donors)
         self.history: list[dict] = []  # per policy month: year, month, age_state
         self.last_muni_pop = None
         self.age_state = None
@@ -649,19 +693,34 @@ class ReferenceModel(mesa.Model):
         for _ in range(self._stochastic_round(spec.births_per_month)):
             p = Person(self, month, spec.draw_attributes(rnd, arrival=False), month)
             p.start_traits(0, at_entry=True)
+            self.natives_born.setdefault(month, []).append(p)
         for a, expected in enumerate(spec.arrivals_per_month):
             for _ in range(self._stochastic_round(expected)):
                 birth = month - 12 * a - int(rnd.random() * 12.0)
                 age = month - birth
                 p = Person(self, birth, spec.draw_attributes(rnd, arrival=True), month)
                 x = p.covariates(age)  # the arrival state first: traits may depend on it
-                for lo, hi, dest in spec.arrival_rules:
+                rule = None
+                for lo, hi, dest, r in spec.arrival_rules:
                     if lo <= age < hi:
                         p.state = dest.choose(x, rnd)
+                        rule = r
                         break
                 if p.state in spec.us_states:
                     p.us_start = month
-                p.start_traits(age, at_entry=True)
+                if rule is not None:
+                    p.arrival_traits(age, rule, self._donor(birth))
+
+    def _donor(self, birth: int):
+        """A living native born in month ``birth`` (up to DONOR_TRIES draws), as the engine."""
+        natives = self.natives_born.get(birth, [])
+        for _ in range(DONOR_TRIES):
+            if not natives:
+                return None
+            p = natives[int(self.random.random() * len(natives))]
+            if not p.gone:
+                return p
+        return None
 
     # -- time
     @property
@@ -759,6 +818,8 @@ class ReferenceModel(mesa.Model):
             p.us_start = None if int(pop.us_start[i]) == int(NEVER) else int(pop.us_start[i])
             p.months_neet = int(pop.months_neet[i])
             p.neet_spell = int(pop.neet_spell[i])
+            if attrs.get("immigrant_background") != "immigrant":  # born here: a possible donor
+                ref.natives_born.setdefault(p.birth, []).append(p)
         last = engine.last_month
         if last is not None:
             ref.muni_pop = {mu: [int(v) for v in last["muni_pop"][m]]

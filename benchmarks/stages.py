@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from utenforsk.core import codegen
+from utenforsk.core import codegen, kernel_cache
 from utenforsk.model import UtenforskModel
 
 #: cumulative: each variant drops its stages and every stage above it in this list
@@ -40,8 +40,8 @@ def variant_source(model, drop) -> str:
         for name, fn in saved.items():
             setattr(gen, name, fn)
     if "transition" in drop:  # later code reads `new`
-        src = src.replace("        # one activity transition\n",
-                          "        # one activity transition\n        new = -1\n")
+        head = "        # ==== one activity transition: a scheduled event, else competing hazards\n"
+        src = src.replace(head, head + "        new = -1\n")
     return src
 
 
@@ -56,16 +56,16 @@ def main(argv=None) -> int:
         m.step()
     g = m._gen
     F = g.params()
-    B = g.bounds(m.pop, m.dyn, F)
+    B = g.bounds(m.pop, m.dyn, m.prog, F)
     lo, hi = int(m.cum_entries[max(0, m.month - 360)]), int(m.cum_entries[m.month + 1])
     alive = int(m.pop.alive.sum())
-    fns = {k: codegen.load(variant_source(m, drop)).month_chunk for k, drop in VARIANTS.items()}
+    fns = {k: kernel_cache.load(variant_source(m, drop)).month_chunk for k, drop in VARIANTS.items()}
     times: dict = {k: [] for k in fns}
     for rnd in range(args.rounds + 1):  # round 0 compiles each variant and is not kept
         for k, fn in fns.items():
             pop = type(m.pop)(*[a.copy() for a in m.pop])
             t0 = time.thread_time()
-            fn(*g.month_args(lo, hi, 0, pop, F, B, m.dyn, m.tally, m.month, m.seed_key, m.capacity))
+            fn(*g.month_args(lo, hi, 0, pop, F, B, m.dyn, m.prog, m.tally, m.month, m.seed_key, m.capacity))
             if rnd:
                 times[k].append(time.thread_time() - t0)
     print(f"{alive:,} alive, ns per person-month:")

@@ -155,6 +155,27 @@ CASES = {
     "integer below its minimum": (
         "calendar: {horizon_years: 0}",
         ["calendar.horizon_years", "(got 0)", "greater than or equal to 1"]),
+    # gate services have no clients, no detection and no queue: where they cannot act, say so
+    "requires_service naming a gate": (
+        "transitions: {job_finding: {requires_service: nav_measures}}",
+        ["transitions.job_finding.requires_service", "'nav_measures'", "is a gate",
+         "allowed: a follow_up service", "health_station"]),
+    "a referral to a gate": (
+        "handoffs: {school_to_ot_at_dropout: {to_service: nav_measures}}",
+        ["handoffs.school_to_ot_at_dropout.to_service", "'nav_measures'", "is a gate",
+         "allowed: a follow_up service"]),
+    "an exit handoff from a gate": (
+        "handoffs: {ot_to_nav_at_21: {from_service: kindergarten}}",
+        ["handoffs.ot_to_nav_at_21.from_service", "'kindergarten'", "is a gate",
+         "allowed: a follow_up service"]),
+    "arrival rules leaving ages uncovered": (
+        "population: {immigration: {states: [{ages: [0, 16], to: {home: {}}}, {ages: [19, 30], to: {employed: {}}}]}}",
+        ["population.immigration.states", "no arrival rule covers ages [16, 19)",
+         "allowed: rules whose ages together cover 0-30"]),
+    "an arrival flag that does not exist": (
+        "population: {immigration: {states: [{ages: [0, 30], to: {home: {}}, flags: {has_degree: " + P + "}}]}}",
+        ["population.immigration.states[0].flags.has_degree", "unknown flag 'has_degree'",
+         "completed_upper_secondary"]),
     "text that looks like terminal markup": (
         "transitions: {job_finding: {to: '[bold]x'}}",
         ["transitions.job_finding.to", "'[bold]x'"]),

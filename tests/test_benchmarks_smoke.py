@@ -24,3 +24,16 @@ def test_quick_benchmark_runs_and_writes_json(tmp_path):
     ref = data["mesa_reference"]
     assert ref["reference_pm_per_cpu_s"] > 0 and ref["engine_pm_per_cpu_s"] > 0
     assert "national_run_s" not in data  # --quick leaves the national run out
+    if (ROOT.parent / "shared" / "tools" / "toy_ceiling.py").exists():
+        assert data["toy_ceiling_ratio"] > 0 and data["toy_alive"] == data["sizes"][-1]["alive"]
+
+
+def test_scenario_start_probe_runs_on_one_kernel():
+    """benchmarks/scenario_start.py starts scenarios it never saw on the model's compiled kernel:
+    its scratch cache holds one kernel source (structure, not speed, is asserted here)."""
+    res = subprocess.run([sys.executable, "-m", "benchmarks.scenario_start", "--scale", "0.0005"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout.strip().splitlines()[-1])
+    assert data["kernel_sources_generated"] == 1
+    assert data["new_scenario_first_month_s"] > 0

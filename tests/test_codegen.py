@@ -8,17 +8,20 @@ draw) changes trajectories and fails these tests.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numba
 import numpy as np
 import pytest
 from numba import njit
 
-from utenforsk.core import codegen, kernel
+from utenforsk.core import bounds, codegen, kernel, kernel_cache, tables
 from utenforsk.core.tables import CompiledModel
 from utenforsk.errors import ConfigError
 from utenforsk.model import UtenforskModel, resolve_config
 
 BASELINE = "configs/norway/baseline.yaml"
+ROOT = Path(__file__).resolve().parents[1]
 ALL_INTERVENTIONS = ["thousand_days", "kindergarten_enrolment", "kindergarten_quality",
                      "early_school_support", "dropout_prevention", "ot_reengagement",
                      "nav_youth_guarantee", "ips_youth", "cross_sector_coordination"]
@@ -78,11 +81,13 @@ def _source(config, interventions=()):
 
 
 def test_source_depends_on_structure_not_values():
-    """Calibration and sensitivity change values only: they must reuse the compiled kernel."""
+    """Calibration and sensitivity change values only, and interventions are values in the
+    programme slots: all of them must reuse the model's one compiled kernel."""
     base = _source(BASELINE)
     cfg = resolve_config(BASELINE, overrides={"transitions.job_finding.probability.value": 0.15})
     assert _source(cfg) == base
-    assert _source(BASELINE, ["ips_youth"]) != base  # a programme is structure
+    assert _source(BASELINE, ["ips_youth"]) == base
+    assert _source(BASELINE, ALL_INTERVENTIONS) == base
 
 
 def test_values_reach_the_kernel():
@@ -97,8 +102,8 @@ def test_values_reach_the_kernel():
 
 def test_float_layout_covers_every_value():
     t = CompiledModel(resolve_config(BASELINE)).tables
-    off, F = codegen.float_offsets(t), codegen.float_params(t)
-    for name in codegen.FLOAT_TABLES:
+    off, F = tables.float_offsets(t), tables.float_params(t)
+    for name in tables.FLOAT_TABLES:
         values = np.ravel(np.asarray(getattr(t, name), np.float64))
         assert np.array_equal(F[off[name]:off[name] + values.size], values), name
 
@@ -107,12 +112,12 @@ def test_generated_file_is_written_once(tmp_path, monkeypatch):
     """numba's cache is keyed by the source file's modification time: never rewrite it."""
     monkeypatch.setenv("UTENFORSK_KERNEL_CACHE", str(tmp_path))
     src = "X = 1\n"
-    codegen._write_once(tmp_path / "k.py", src)
+    kernel_cache._write_once(tmp_path / "k.py", src)
     stamp = (tmp_path / "k.py").stat().st_mtime_ns
-    codegen._write_once(tmp_path / "k.py", "X = 2\n")
+    kernel_cache._write_once(tmp_path / "k.py", "X = 2\n")
     assert (tmp_path / "k.py").read_text() == src
     assert (tmp_path / "k.py").stat().st_mtime_ns == stamp
-    assert codegen.cache_dir() == tmp_path
+    assert kernel_cache.cache_dir() == tmp_path
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
 
 
@@ -123,7 +128,7 @@ def test_unknown_kernel_kind_is_a_config_error():
 
 # ---- the draw-first bounds --------------------------------------------------------------------
 @njit
-def _largest_rates(slots, ages, pop, tab, dyn, muni_attr, n_states):
+def _largest_rates(slots, ages, pop, tab, dyn, prog, muni_attr, n_states):
     """Each person's actual total transition and exit rates and onset/recovery probabilities,
     computed with the table kernel's own functions; the largest by state (or trait) and age."""
     x = np.zeros(max(tab.cov_kind.shape[0], 1))
@@ -133,18 +138,21 @@ def _largest_rates(slots, ages, pop, tab, dyn, muni_attr, n_states):
     for j in range(slots.shape[0]):
         i, age = slots[j], ages[j]
         ay, state = age // 12, pop.state[i]
-        kernel._covariates(i, age, pop.attrs[muni_attr, i], pop, tab, dyn, x)
+        kernel._covariates(i, age, pop.attrs[muni_attr, i], pop, tab, dyn, prog, x)
+        pm = np.int64(pop.programmes[i])
+        eff = lambda h: kernel.programme_effect(prog.hz, h, pm)  # noqa: E731
         tot = 0.0
         for r in range(tab.st_tr_start[state], tab.st_tr_end[state]):
-            tot += kernel._hazard_rate(tab.tr_hz[r], age, tab, x)
+            tot += kernel._hazard_rate(tab.tr_hz[r], age, tab, x, eff(tab.tr_hz[r]))
         tr[state, ay] = max(tr[state, ay], tot)
         tot = 0.0
         for e in range(tab.ex_hz.shape[0]):
-            tot += kernel._hazard_rate(tab.ex_hz[e], age, tab, x)
+            tot += kernel._hazard_rate(tab.ex_hz[e], age, tab, x, eff(tab.ex_hz[e]))
         ex[ay] = max(ex[ay], tot)
         for b in range(tab.bt_onset.shape[0]):
-            bt[b, 0, ay] = max(bt[b, 0, ay], kernel._hazard_p(tab.bt_onset[b], age, tab, x))
-            bt[b, 1, ay] = max(bt[b, 1, ay], kernel._hazard_p(tab.bt_recovery[b], age, tab, x))
+            on, rec = tab.bt_onset[b], tab.bt_recovery[b]
+            bt[b, 0, ay] = max(bt[b, 0, ay], kernel._hazard_p(on, age, tab, x, eff(on)))
+            bt[b, 1, ay] = max(bt[b, 1, ay], kernel._hazard_p(rec, age, tab, x, eff(rec)))
     return tr, ex, bt
 
 
@@ -152,25 +160,27 @@ def test_bounds_hold_for_every_person():
     """The kernel skips a person's hazards when the draw is above the bound: the bound must be
     at least every person's actual rate, or events would be lost."""
     m = UtenforskModel(BASELINE, seed=6, scale=0.002, burn_in_years=30, horizon_years=2,
-                       interventions=["thousand_days", "ips_youth"])
-    m.step()
+                       interventions=["thousand_days", "ips_youth", "nav_youth_guarantee"])
+    for _ in range(14):  # into 2026, when the programmes start (their odds ratios raise the rates)
+        m.step()
     g, F = m._gen, m._gen.params()
-    B = g.bounds(m.pop, m.dyn, F)
+    B = g.bounds(m.pop, m.dyn, m.prog, F)
     slots = m.alive_slots()
     ages = (m.month - m.pop.birth[slots]).astype(np.int64)
     keep = ages < 360
     S = len(m.compiled.states)
-    tr, ex, bt = _largest_rates(slots[keep], ages[keep], m.pop, m.compiled.tables, m.dyn,
+    assert np.any(m.pop.programmes[slots] != 0), "no one enrolled: programme effects untested"
+    tr, ex, bt = _largest_rates(slots[keep], ages[keep], m.pop, m.compiled.tables, m.dyn, m.prog,
                                 m.muni_attr, S)
-    assert np.all(B[codegen.BOUND_EXIT:codegen.BOUND_EXIT + 30] >= ex)
+    assert np.all(B[bounds.BOUND_EXIT:bounds.BOUND_EXIT + 30] >= ex)
     for s in range(S):
-        o = codegen.bound_offset_state(s)
+        o = bounds.bound_offset_state(s)
         assert np.all(B[o:o + 30] >= tr[s]), m.compiled.states[s]
     for b in range(bt.shape[0]):
-        on, rec = codegen.bound_offset_btrait(S, b)
+        on, rec = bounds.bound_offset_btrait(S, b)
         assert np.all(B[on:on + 30] >= bt[b, 0]) and np.all(B[rec:rec + 30] >= bt[b, 1])
     # and the shortcut does skip: most person-months of the baseline need no hazard at all
-    o = np.array([codegen.bound_offset_state(s) for s in m.pop.state[slots[keep]]])
+    o = np.array([bounds.bound_offset_state(s) for s in m.pop.state[slots[keep]]])
     assert np.mean(B[o + ages[keep] // 12] < 0.1) > 0.7
 
 
@@ -179,7 +189,7 @@ def test_a_bound_too_low_is_caught(monkeypatch):
     events, and the generated kernel then differs from the table kernel."""
     kw = dict(seed=3, scale=0.002, burn_in_years=30, horizon_years=1)
     tab = _run("tables", **kw)
-    monkeypatch.setattr(codegen, "BOUND_MARGIN", -0.9)
+    monkeypatch.setattr(bounds, "BOUND_MARGIN", -0.9)
     gen = _run("generated", **kw)
     assert not np.array_equal(gen.pop.state, tab.pop.state)
 
@@ -191,14 +201,67 @@ def test_second_kernel_compiles_in_a_helper_process(tmp_path, monkeypatch):
     m = UtenforskModel(BASELINE, seed=1, scale=0.0005, burn_in_years=0, horizon_years=1,
                        kernel_kind="tables")
     src = codegen.kernel_source(m.compiled, m.muni_attr, m.us_flag, m.us_states, m.hb_states)
-    mod = codegen.load(src + "# a structure of its own, for this test\n")
+    mod = kernel_cache.load(src + "# a structure of its own, for this test\n")
     assert mod.SOURCE_PATH.parent == tmp_path
-    g = codegen.GeneratedKernel.__new__(codegen.GeneratedKernel)
+    g = kernel_cache.GeneratedKernel.__new__(kernel_cache.GeneratedKernel)
     none = np.zeros(0, np.int64)
-    args = g.enter_args(none, none, 0, m.pop, codegen.float_params(m.compiled.tables), m.dyn,
-                        m.tally, False, 0, m.seed_key, 1)
-    helper = codegen._compile_elsewhere(mod, "enter_chunk", args)
+    args = g.enter_args(none, none, 0, m.pop, tables.float_params(m.compiled.tables), m.dyn,
+                        m.prog, m.tally, False, 0, m.seed_key, 1, m.cum_entries, m.births)
+    helper = kernel_cache._compile_elsewhere(mod, "enter_chunk", args)
     assert helper is not None and helper.wait(timeout=300) == 0
     sig = tuple(numba.typeof(a) for a in args)
     assert mod.enter_chunk._cache.load_overload(sig, mod.enter_chunk.targetctx) is not None
-    assert codegen._compile_elsewhere(mod, "enter_chunk", args) is None  # cached: no helper
+    assert kernel_cache._compile_elsewhere(mod, "enter_chunk", args) is None  # cached: no helper
+
+
+def test_one_kernel_for_every_intervention_set(tmp_path):
+    """An experiment over seven intervention sets (library names, a file path, an inline
+    intervention, coverage 0, service and handoff changes, trait effects) generates exactly one
+    kernel source for the model's one structure: interventions are values in its programme slots."""
+    import subprocess
+    import sys
+
+    cache = tmp_path / "kernels"
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for name in ("cross_sector_coordination", "ot_reengagement"):
+        (lib / f"{name}.yaml").write_text(
+            (ROOT / "configs" / "interventions" / f"{name}.yaml").read_text(encoding="utf-8"))
+    exp = tmp_path / "seven.yaml"
+    exp.write_text(f"""name: seven
+model: {ROOT / BASELINE}
+scale: 0.0005
+horizon_years: 2
+burn_in_years: 2
+replicates: 1
+seed: 1
+scenarios:
+  baseline: {{}}
+  ips: {{interventions: [ips_youth]}}
+  two: {{interventions: [nav_youth_guarantee, dropout_prevention]}}
+  early: {{interventions: [thousand_days, kindergarten_quality, kindergarten_enrolment]}}
+  file: {{interventions: [lib/cross_sector_coordination.yaml, lib/ot_reengagement.yaml]}}
+  inline:
+    interventions:
+      - early_school_support
+      - name: inline_pilot
+        description: inline test intervention
+        evidence: test
+        who: {{ages: [16, 30], states: [unemployed], attributes: {{municipality: [least_central]}}}}
+        what:
+          odds: {{job_finding: {{value: 2.0, range: [1.0, 3.0], source: test}}}}
+          trait_shift: {{engagement: {{value: 0.2, range: [0, 0.4], source: test}}}}
+          services: {{nav: {{capacity: {{value: 1.5, range: [1, 2], source: test}}}}}}
+          handoffs: {{ot_to_nav_at_21: {{probability: {{value: 0.9, range: [0.5, 1], source: test}}}}}}
+        coverage: {{value: 0.0, range: [0, 1], source: test}}
+        take_up: {{value: 1.0, range: [0, 1], source: test}}
+        when: {{start_year: 2025}}
+  all: {{interventions: [{", ".join(ALL_INTERVENTIONS)}]}}
+""", encoding="utf-8")
+    env = dict(__import__("os").environ, UTENFORSK_KERNEL_CACHE=str(cache))
+    res = subprocess.run([sys.executable, "-m", "utenforsk.cli", "experiment", str(exp), "--workers", "1",
+                          "--out", str(tmp_path / "out")], env=env, capture_output=True, text=True,
+                         timeout=900)
+    assert res.returncode == 0, res.stderr[-3000:]
+    kernels = sorted(p.name for p in cache.glob("kernel_*.py"))
+    assert len(kernels) == 1, kernels

@@ -150,3 +150,88 @@ def test_forked_burn_in_gives_identical_results(baseline_path):
     # the baseline itself can continue from the same burn-in
     burned.run_model()
     pd.testing.assert_frame_equal(snapshot(burned), snapshot(_run(baseline_path, seed=4, **kw)), check_exact=True)
+
+
+def test_plugins_see_base_service_values_every_month(baseline_path):
+    """A plugin that scales NAV's places in ``before_month`` acts on the base value every month,
+    whether or not a YAML intervention is also in the scenario (issue 11, defect 3: the arrays were
+    reset only when one was, so the plugin's factor compounded month after month without one)."""
+    from utenforsk.interventions.registry import Plugin, register
+
+    @register
+    class ScaleNav(Plugin):
+        name = "scale_nav_places_test"
+
+        def before_month(self, model, year, month_of_year):
+            for agent in model.agents:
+                if agent.service == "nav":
+                    agent.places_per_1000 *= 1.5
+
+    kw = dict(horizon_years=1, burn_in_years=2)
+    alone = _run(baseline_path, interventions=[{"plugin": "scale_nav_places_test"}], **kw)
+    with_idle = _run(baseline_path, interventions=[{"plugin": "scale_nav_places_test"}, _zero("ips_youth")], **kw)
+    places = lambda m: sorted(a.places_per_1000 for a in m.agents if a.service == "nav")  # noqa: E731
+    base = [60.0 * f for f in sorted(m.capacity_factor.value for m in alone.config.municipalities.values())]
+    assert places(alone) == pytest.approx([1.5 * b for b in base], rel=1e-12)
+    assert places(alone) == places(with_idle)
+    pd.testing.assert_frame_equal(periods(alone), periods(with_idle), check_exact=True)
+
+
+def _frames(m):
+    return [f(m) for f in (periods, cohorts, snapshot)]
+
+
+def _assert_same(a, b):
+    for x, y in zip(_frames(a), _frames(b), strict=True):
+        pd.testing.assert_frame_equal(x, y, check_exact=True)
+
+
+def test_order_of_interventions_changes_nothing(baseline_path):
+    """``[A]`` equals ``[X at coverage 0, A]`` and ``[A, B]`` equals ``[B, A]``, bit for bit (issue 11,
+    defect 1: the enrolment draw was keyed by the position in the list, so listing a coverage-0
+    intervention first changed who got A)."""
+    a, b = "ips_youth", "nav_youth_guarantee"
+    kw = dict(scale=0.006, horizon_years=4)
+    only_a = _run(baseline_path, interventions=[a], **kw)
+    assert sum(h["prog"][:, 0].sum() for h in only_a.history) > 30, "A enrolled too few to test"
+    _assert_same(only_a, _run(baseline_path, interventions=[_zero("dropout_prevention"), a], **kw))
+    both = _run(baseline_path, interventions=[a, b], **kw)
+    assert sum(h["prog"][:, 0].sum() for h in both.history) > 100
+    _assert_same(both, _run(baseline_path, interventions=[b, a], **kw))
+
+
+def test_trait_shift_applies_once_per_person(baseline_path):
+    """A ``trait_shift`` ("once, at enrolment") is applied at a person's first enrolment only, not
+    again when they leave and re-enrol (issue 11, defect 2). ``programme_step`` is the enrolment
+    code both month kernels call; here it runs on one person who enrols, leaves school and
+    returns."""
+    from utenforsk.core import kernel
+    from utenforsk.core.population import allocate
+    from utenforsk.core.tables import CompiledModel
+    from utenforsk.interventions.slots import MAX_PROGRAMMES, programme_slots
+    from utenforsk.model import resolve_config
+
+    shift = {"name": "shift_once", "description": "synthetic", "evidence": "none: a test",
+             "who": {"ages": [6, 16], "states": ["school"], "sticky": False,
+                     "traits": [{"trait": "engagement", "below": -0.5}]},
+             "what": {"trait_shift": {"engagement": P(0.3)}},
+             "coverage": P(1.0), "take_up": P(1.0), "when": {"start_year": 2025}}
+    cm = CompiledModel(resolve_config(baseline_path))
+    prog = programme_slots(cm, [load_intervention(shift)])
+    pop = allocate(1, len(cm.attributes), len(cm.ctraits))
+    e = cm.ctraits.index("engagement")
+    pop.ctraits[e, 0] = -1.0
+    cover, tally = np.zeros(MAX_PROGRAMMES), np.zeros((MAX_PROGRAMMES, 2), np.int64)
+    cover[0] = 1.0
+
+    def month(state: str) -> None:
+        kernel.programme_step(0, np.uint64(12345), 120, cm.state_index[state], pop.programmes,
+                              pop.pg_ever, pop.attrs, pop.ctraits, pop.btraits, prog, cover, tally)
+
+    month("school")
+    assert pop.programmes[0] == 1 and pop.ctraits[e, 0] == np.float32(-0.7)
+    month("home")  # outside the programme's states: leaves it
+    assert pop.programmes[0] == 0
+    month("school")  # still below -0.5: enrols again, without a second shift
+    assert pop.programmes[0] == 1 and tally[0, kernel.PG_ENROLLED] == 2
+    assert pop.ctraits[e, 0] == np.float32(-0.7)

@@ -18,12 +18,13 @@ import numpy as np
 
 from utenforsk.config.loader import config_hash, load_model_config, node_at, validate
 from utenforsk.config.schema import ModelConfig
-from utenforsk.core import codegen, kernel, rng
+from utenforsk.core import kernel, kernel_cache, rng
 from utenforsk.core.population import (allocate, arrival_birth_months, bytes_per_slot,
                                        entry_schedule, ring_capacity)
 from utenforsk.core.tables import MAX_MONTHS, CompiledModel
 from utenforsk.errors import ConfigError
 from utenforsk.interventions import engine
+from utenforsk.interventions.slots import MAX_PROGRAMMES, canonical_order, open_cells, programme_slots
 from utenforsk.metrics import headline
 from utenforsk.services import ServiceAgent
 
@@ -78,7 +79,7 @@ class UtenforskModel(mesa.Model):
             and no intervention active before the policy start: its state is copied instead of
             simulating the burn-in again (see :meth:`can_fork_burn_in`). Results are identical.
         kernel_kind: ``"generated"`` (default): a month kernel generated for this model's structure
-            and cached on disk (utenforsk/core/codegen.py); ``"tables"``: the table-driven
+            and cached on disk (utenforsk/core/codegen.py, kernel_cache.py); ``"tables"``: the table-driven
             kernel (utenforsk/core/kernel.py), which needs no per-structure compile. Both give
             identical results.
     """
@@ -96,14 +97,17 @@ class UtenforskModel(mesa.Model):
         self.config = resolve_config(config, scale, overrides, start_year=start_year,
                                      horizon_years=horizon_years, burn_in_years=burn_in_years,
                                      neet_definition=neet_definition)
-        self.config, self.interventions, self.plugins = engine.resolve_scenario(
+        self.config, interventions, self.plugins = engine.resolve_scenario(
             self.config, list(interventions or []))
+        #: in slot order (by name): the order a scenario lists them in changes nothing
+        self.interventions = canonical_order(interventions)
         self.config_hash = config_hash({"model": self.config.model_dump(mode="json"),
                                         "interventions": [iv.model_dump(mode="json") for iv in self.interventions],
                                         "plugins": [[p.name, p.options] for p in self.plugins]})
         cfg = self.config
         self.n_threads = min(threads or kernel.n_threads(), kernel.n_threads())
-        self.compiled = CompiledModel(engine.apply_to_config(cfg, self.interventions), self.interventions)
+        self.compiled = CompiledModel(cfg)  # the model's structure: the same for every scenario
+        self.prog = programme_slots(self.compiled, self.interventions)  # the scenario: values
         c = self.compiled
         self.seed_key = rng.seed_key(self.run_seed)
         cal = cfg.calendar
@@ -123,7 +127,7 @@ class UtenforskModel(mesa.Model):
                                        * share.share.value / max(a1 - a0, 1))
         self.births, self.arrivals = entry_schedule(self.seed_key, self.total_months, births_pm, arrivals_pm)
         entries = self.births + self.arrivals.sum(axis=1)
-        self.cum_entries = np.concatenate([[0], np.cumsum(entries)])
+        self.cum_entries = np.concatenate([[0], np.cumsum(entries)]).astype(np.int64)
         self.capacity = ring_capacity(entries)
         self.pop = allocate(self.capacity, len(c.attributes), len(c.ctraits))
         self.muni_attr = c.attr_index["municipality"]
@@ -135,12 +139,13 @@ class UtenforskModel(mesa.Model):
         kmax = max(len(a.categories) for a in cfg.attributes.values())
         n_cohorts = (self.total_months + kernel.COHORT_OFFSET) // 12 + 2
         self.tally = kernel.allocate_tally(len(c.states), len(c.municipalities), len(c.report_by), kmax,
-                                           len(c.services), len(cfg.exits), n_cohorts, len(c.programmes))
+                                           len(c.services), len(cfg.exits), n_cohorts, MAX_PROGRAMMES)
         SV, M, H = max(len(c.services), 1), len(c.municipalities), max(len(c.handoffs), 1)
         self.dyn = kernel.Dyn(admit_p=np.zeros((SV, M)), detect_p=np.zeros((SV, M)),
                               quality=np.ones((SV, M)), ho_prob=np.zeros((H, M)),
                               ho_delay=np.zeros((H, M), np.int64),
-                              pg_cover=np.zeros(max(len(c.programmes), 1)))
+                              pg_cover=np.zeros(MAX_PROGRAMMES),
+                              pg_open=np.zeros((MAX_MONTHS // 12, len(c.states)), np.bool_))
         for h, ho in enumerate(cfg.handoffs.values()):
             self.dyn.ho_prob[h, :] = ho.probability.value
             self.dyn.ho_delay[h, :] = int(round(ho.delay_months.value))
@@ -178,7 +183,7 @@ class UtenforskModel(mesa.Model):
             raise ConfigError("unknown kernel", key="kernel_kind", value=kind, allowed=", ".join(KERNELS))
         self.kernel_name = kind
         if kind == "generated" and getattr(self, "_generated", None) is None:
-            self._generated = codegen.GeneratedKernel(self.compiled, self.muni_attr, self.us_flag,
+            self._generated = kernel_cache.GeneratedKernel(self.compiled, self.muni_attr, self.us_flag,
                                                       self.us_states, self.hb_states)
         self._gen = self._generated if kind == "generated" else None
 
@@ -235,12 +240,13 @@ class UtenforskModel(mesa.Model):
             if self._gen is not None:
                 g, F = self._gen, self._F
                 kernel.run_chunks(g.enter_chunk, len(ids), threads, lambda a, b, tid: g.enter_args(
-                    ids[a:b], births[a:b], tid, self.pop, F, self.dyn, t, arrival, month,
-                    self.seed_key, self.capacity))
+                    ids[a:b], births[a:b], tid, self.pop, F, self.dyn, self.prog, t, arrival, month,
+                    self.seed_key, self.capacity, self.cum_entries, self.births))
                 continue
             kernel.run_chunks(kernel.enter_chunk, len(ids), threads, lambda a, b, tid: (
-                ids[a:b], births[a:b], tid, self.pop, c.tables, self.dyn, arrival, month,
-                self.seed_key, self.capacity, self.muni_attr, self._scratch, t, self.us_states))
+                ids[a:b], births[a:b], tid, self.pop, c.tables, self.dyn, self.prog, arrival, month,
+                self.seed_key, self.capacity, self.muni_attr, self._scratch, t, self.us_states,
+                self.cum_entries, self.births))
 
     def _advance(self) -> None:
         """Simulate month ``self.month`` (burn-in or policy)."""
@@ -249,11 +255,10 @@ class UtenforskModel(mesa.Model):
         for name in kernel.MONTHLY_TALLIES:
             getattr(t, name).fill(0)
         if self._gen is not None:
-            self._gen.compile(self.pop, self.dyn, t, self.seed_key)
+            self._gen.compile(self.pop, self.dyn, self.prog, t, self.seed_key, self.cum_entries, self.births)
             self._F = self._gen.params()  # values now: a plugin may have changed a table
         self._enter(m)
-        if self.interventions:
-            self._apply_interventions(m)
+        self._apply_interventions(m)  # always: plugins below must start from the base values
         for plugin in self.plugins:
             plugin.before_month(self, self.first_year + m // 12, m % 12)
         self.agents.do("step")  # services set admissions from last month's demand
@@ -264,12 +269,14 @@ class UtenforskModel(mesa.Model):
         if self._gen is not None:
             g = self._gen
             F = g.params()  # again: plugins (before_month) may have changed a value since entries
-            B = g.bounds(self.pop, self.dyn, F)  # after entries: covariate ranges at the month's start
+            B = g.bounds(self.pop, self.dyn, self.prog, F)  # after entries: ranges at the month's start
             kernel.run_chunks(g.month_chunk, hi - lo, threads, lambda a, b, tid: g.month_args(
-                lo + a, lo + b, tid, self.pop, F, B, self.dyn, t, m, self.seed_key, self.capacity))
+                lo + a, lo + b, tid, self.pop, F, B, self.dyn, self.prog, t, m, self.seed_key,
+                self.capacity))
         else:
             kernel.run_chunks(kernel.month_chunk, hi - lo, threads, lambda a, b, tid: (
-                lo + a, lo + b, tid, self.pop, c.tables, self.dyn, t, m, self.seed_key, self.capacity,
+                lo + a, lo + b, tid, self.pop, c.tables, self.dyn, self.prog, t, m, self.seed_key,
+                self.capacity,
                 self.muni_attr, self._scratch, self._lam_scratch, self.us_flag, self.us_states,
                 self.hb_states))
         self.last_month = {f: getattr(t, f).sum(axis=0) for f in kernel.MONTHLY_TALLIES}
@@ -283,7 +290,10 @@ class UtenforskModel(mesa.Model):
             self.history.append(self.last_month)
 
     def _apply_interventions(self, month: int) -> None:
-        """Set this month's coverage of each programme and its service and handoff changes."""
+        """Reset the service and handoff arrays to their base values, then set this month's
+        coverage of each programme and its service and handoff changes. The reset happens every
+        month, with or without interventions, so a plugin's ``before_month`` always starts from
+        the base values (a factor it applies never compounds from month to month)."""
         c, d, base = self.compiled, self.dyn, self._base
         year, moy = self.first_year + month // 12, month % 12
         d.detect_p[:] = base["detect_p"]
@@ -313,6 +323,7 @@ class UtenforskModel(mesa.Model):
                         d.ho_prob[h, m] += cov * (change.probability.value - d.ho_prob[h, m])
                     if change.delay_months is not None:
                         d.ho_delay[h, m] = int(round(d.ho_delay[h, m] + cov * (change.delay_months.value - d.ho_delay[h, m])))
+        open_cells(self.prog, d.pg_cover, d.pg_open)
         for a in self.agents:
             a.places_per_1000 = places[(a.s, a.m)]
 

@@ -47,6 +47,8 @@ UNITS: dict[str, str] = {
     "at_arrival": "share",
     "share": "share",
     "BinaryStart.probability": "share",          # prevalence at the start age
+    "ArrivalRule.flags": "share",                # holding a flag on arrival
+    "ArrivalRule.prevalence": "share",           # holding a binary trait on arrival
     "Handoff.probability": "probability",        # per referral
     "weight": "relative weight",
     "capacity_factor": "factor",

@@ -1,8 +1,8 @@
 """Schema of an intervention: who, what, how much, when, and what it costs (MODEL.md).
 
 *Who* (eligibility) is separate from *what* (the product), as in Starsim's interventions. A person
-is enrolled while they match ``who`` and their personal, scenario-independent draw ``u`` is below
-``coverage(t) * take_up``; so raising coverage adds people without reshuffling who is in, and a
+is enrolled while they match ``who`` and their personal, scenario-independent draw ``u`` (keyed by
+a hash of the intervention's name) is below ``coverage(t) * take_up``; so raising coverage adds people without reshuffling who is in, and a
 coverage of 0 changes nothing, bit for bit. With ``sticky: true`` (default) an enrolled person
 stays enrolled while inside the age window and states, even if a trait or attribute condition no
 longer holds.
@@ -71,12 +71,13 @@ class HandoffChange(Strict):
 
 
 class What(Strict):
-    """The product. Odds ratios act while enrolled; trait shifts once, at enrolment."""
+    """The product. Odds ratios act while enrolled; a trait shift once per person, at their first
+    enrolment (not again when they re-enrol)."""
 
     trait_target: dict[str, Coefficient] = Field(
         default_factory=dict, description="shift of a trait's dynamics target while enrolled (SD)")
     trait_shift: dict[str, Coefficient] = Field(
-        default_factory=dict, description="one-off shift of a trait at enrolment (SD)")
+        default_factory=dict, description="one-off shift of a trait at a person's first enrolment (SD)")
     odds: dict[str, NonNegative] = Field(
         default_factory=dict, description="odds ratio on a hazard transition while enrolled")
     outcome_odds: dict[str, dict[str, NonNegative]] = Field(

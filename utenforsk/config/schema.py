@@ -30,6 +30,10 @@ DERIVED_COVARIATES = ("age_years", "neet_spell_years", "years_in_state")
 ROLES = ("home", "kindergarten", "school", "upper_secondary", "higher_education", "employed",
          "unemployed", "inactive", "nav_programme", "health_benefit")
 MAX_AGE_YEARS = 30.0
+#: the model's limits, in one place: the person arrays' bit widths and the random-number decision
+#: blocks (utenforsk/core/rng.py) are sized from them
+LIMITS = {"states": 127, "flags": 6, "continuous_traits": 16, "binary_traits": 8, "attributes": 32,
+          "services": 8, "handoffs": 64, "programmes": 16, "arrival_ages": 30, "donor_tries": 4}
 
 
 def _check_ages(ages: Ages, what: str = "ages") -> None:
@@ -90,11 +94,28 @@ class Destination(Strict):
     coefficients: dict[str, Coefficient] = Field(default_factory=dict)
 
 
+class LinearPredictor(Strict):
+    intercept: Coefficient | None = None
+    coefficients: dict[str, Coefficient] = Field(default_factory=dict)
+
+
 class ArrivalRule(Strict):
-    """The state an immigrant arrives in, by age at arrival."""
+    """What an immigrant arrives with, by age at arrival: a state, traits and flags.
+
+    Traits already started at that age are those of a native of the same birth month (a random
+    donor alive in the population, so the age-specific distribution and the traits' correlations
+    are the natives'), plus ``trait_shift``; a binary trait with a ``prevalence`` is drawn with
+    it instead. Without a donor (early in the burn-in) a trait is drawn from its start
+    distribution. ``flags``: the share holding each flag on arrival.
+    """
 
     ages: Ages
     to: dict[str, Destination] = Field(min_length=1)
+    trait_shift: dict[str, LinearPredictor] = Field(
+        default_factory=dict, description="added to a continuous trait on arrival (SD units)")
+    prevalence: dict[str, Probability] = Field(
+        default_factory=dict, description="share holding a binary trait on arrival (default: as natives)")
+    flags: dict[str, Probability] = Field(default_factory=dict, description="share holding a flag on arrival")
 
 
 class Immigration(Strict):
@@ -167,11 +188,6 @@ class Scheduled(Strict):
         return self
 
 
-class LinearPredictor(Strict):
-    intercept: Coefficient | None = None
-    coefficients: dict[str, Coefficient] = Field(default_factory=dict)
-
-
 class TraitStart(Strict):
     at_age: float = Field(0.0, ge=0, lt=MAX_AGE_YEARS,
                           description="age (years) when the trait is set; arrivals older get it on arrival")
@@ -218,21 +234,24 @@ class Exit(Hazard):
 
 
 class NeedCondition(Strict):
-    """A trait beyond a threshold (``trait`` with ``below`` or ``above``), or being in ``states``."""
+    """A trait beyond a threshold (``trait`` with ``below`` or ``above``), being in ``states``, or
+    holding (or not holding) a ``flag``: ``{flag: completed_upper_secondary, held: false}``."""
 
     trait: str | None = None
     below: float | None = None
     above: float | None = None
     states: list[str] | None = None
+    flag: str | None = None
+    held: bool = Field(True, description="with `flag`: in need when the flag is held (true) or not (false)")
 
     @model_validator(mode="after")
     def _one_kind(self):
-        if self.states is not None:
-            if self.trait is not None or self.below is not None or self.above is not None:
-                raise ValueError("a need is either `states` or a `trait` threshold, not both")
-            return self
-        if self.trait is None or (self.below is None) == (self.above is None):
-            raise ValueError("give `states`, or `trait` with exactly one of `below` or `above`")
+        threshold = self.trait is not None or self.below is not None or self.above is not None
+        kinds = (self.states is not None) + threshold + (self.flag is not None)
+        if kinds != 1:
+            raise ValueError("a need is one of `states`, a `trait` threshold or a `flag`")
+        if threshold and (self.trait is None or (self.below is None) == (self.above is None)):
+            raise ValueError("give `trait` with exactly one of `below` or `above`")
         return self
 
 
@@ -271,6 +290,8 @@ class Handoff(Strict):
     ``trigger: transition``: a person moving from ``from_states`` to ``to_states`` is referred;
     ``trigger: exit``: a client of ``from_service`` who stops being eligible is referred;
     ``trigger: detection``: when ``from_service`` detects a need it also refers.
+    ``flags`` restricts any trigger to people holding (or not holding) flags: a completion event
+    out of upper secondary is not a dropout.
     The referral arrives with ``probability`` after ``delay_months``; otherwise it is lost.
     """
 
@@ -281,6 +302,10 @@ class Handoff(Strict):
     from_states: list[str] = Field(default_factory=list)
     to_states: list[str] = Field(default_factory=list)
     ages: Ages = (0.0, MAX_AGE_YEARS)
+    flags: dict[str, bool] = Field(
+        default_factory=dict, description="flags the person must hold (true) or not hold (false), "
+                                          "read after the month's transition, e.g. "
+                                          "{completed_upper_secondary: false}")
     probability: Probability
     delay_months: NonNegative
 
@@ -327,18 +352,24 @@ class ModelConfig(Strict):
                     problems.append((key, f"unknown {kind} {n!r}; known: {', '.join(pool) or 'none'}"))
 
         states, services = list(self.states), list(self.services)
-        if len(self.states) > 127:
-            problems.append(("states", "at most 127 states"))
-        if len(self.flags) > 6:
-            problems.append(("flags", "at most 6 flags"))
-        if sum(isinstance(t, ContinuousTrait) for t in self.traits.values()) > 16:
-            problems.append(("traits", "at most 16 continuous traits"))
-        if len(self.attributes) > 32:
-            problems.append(("attributes", "at most 32 attributes"))
-        if len(self.services) > 8:
-            problems.append(("services", "at most 8 services"))
-        if sum(isinstance(t, BinaryTrait) for t in self.traits.values()) > 8:
-            problems.append(("traits", "at most 8 binary traits"))
+        follow_up = [n for n, s in self.services.items() if s.kind == "follow_up"]
+
+        def not_gate(key: str, name: str | None, why: str) -> None:
+            """Gate services only limit entry to their states: they have no clients, queue or
+            detection, so naming one where those are needed would silently do nothing."""
+            if name in self.services and self.services[name].kind == "gate":
+                problems.append((key, f"service {name!r} is a gate: {why}; "
+                                      f"allowed: a follow_up service ({', '.join(follow_up) or 'none'})"))
+
+        counts = {"states": len(self.states), "flags": len(self.flags),
+                  "continuous_traits": sum(isinstance(t, ContinuousTrait) for t in self.traits.values()),
+                  "binary_traits": sum(isinstance(t, BinaryTrait) for t in self.traits.values()),
+                  "attributes": len(self.attributes), "services": len(self.services),
+                  "handoffs": len(self.handoffs)}
+        for what, n in counts.items():
+            if n > LIMITS[what]:
+                key = "traits" if what.endswith("traits") else what
+                problems.append((key, f"at most {LIMITS[what]} {what.replace('_', ' ')} (got {n})"))
         if "municipality" not in self.attributes:
             problems.append(("attributes", "an attribute `municipality` is required"))
         else:
@@ -376,6 +407,7 @@ class ModelConfig(Strict):
                     need("service", s, key, services)
             if t.gate is not None and t.gate in self.services and self.services[t.gate].kind != "gate":
                 problems.append((f"{key}.gate", f"service {t.gate!r} is not a gate"))
+            not_gate(f"{key}.requires_service", t.requires_service, "a gate has no clients to require")
         for name, e in self.scheduled.items():
             key = f"scheduled.{name}"
             need("state", e.from_, f"{key}.from", states)
@@ -386,13 +418,33 @@ class ModelConfig(Strict):
             total = sum(s.share.value for s in imm.age_shares)
             if abs(total - 1.0) > 1e-6:
                 problems.append(("population.immigration.age_shares", f"shares sum to {total:.6g}, not 1"))
+            ctraits = [n for n, t in self.traits.items() if isinstance(t, ContinuousTrait)]
+            btraits = [n for n, t in self.traits.items() if isinstance(t, BinaryTrait)]
+            covered = [False] * int(MAX_AGE_YEARS * 12)
             for i, r in enumerate(imm.states):
-                need("state", list(r.to), f"population.immigration.states[{i}].to", states)
+                key = f"population.immigration.states[{i}]"
+                need("state", list(r.to), f"{key}.to", states)
+                for kind, names, field, pool in (("continuous trait", r.trait_shift, "trait_shift", ctraits),
+                                                 ("binary trait", r.prevalence, "prevalence", btraits),
+                                                 ("flag", r.flags, "flags", list(self.flags))):
+                    for n in names:
+                        need(kind, n, f"{key}.{field}.{n}", pool)
+                for m in range(round(r.ages[0] * 12), round(r.ages[1] * 12)):
+                    covered[m] = True
+            if not all(covered):
+                lo = covered.index(False)
+                hi = covered.index(True, lo) if True in covered[lo:] else len(covered)
+                problems.append(("population.immigration.states",
+                                 f"no arrival rule covers ages [{lo / 12:g}, {hi / 12:g}) (an arrival "
+                                 "would stay in the birth state for ever); allowed: rules whose "
+                                 "ages together cover 0-30"))
         for name, s in self.services.items():
             need("state", s.states, f"services.{name}.states", states)
             for c in s.need:
                 if c.states is not None:
                     need("state", c.states, f"services.{name}.need", states)
+                elif c.flag is not None:
+                    need("flag", c.flag, f"services.{name}.need", list(self.flags))
                 else:
                     need("trait", c.trait, f"services.{name}.need", list(self.traits))
         for a in self.report_by:
@@ -400,7 +452,13 @@ class ModelConfig(Strict):
         for name, h in self.handoffs.items():
             key = f"handoffs.{name}"
             need("service", [h.from_service, h.to_service], key, services)
+            not_gate(f"{key}.to_service", h.to_service, "a referral waits in a queue, and a gate has none")
+            if h.trigger != "transition":  # transition handoffs do not read from_service
+                not_gate(f"{key}.from_service", h.from_service,
+                         f"a gate has no clients to {'leave' if h.trigger == 'exit' else 'detect'}")
             need("state", h.from_states + h.to_states, key, states)
+            for f in h.flags:
+                need("flag", f, f"{key}.flags.{f}", list(self.flags))
         for key, cov in self._coefficient_names():
             problem = self.covariate_problem(cov)
             if problem:
@@ -426,6 +484,9 @@ class ModelConfig(Strict):
             for i, r in enumerate(self.population.immigration.states):
                 for d, dest in r.to.items():
                     yield from from_mapping(f"population.immigration.states[{i}].to.{d}", dest.coefficients)
+                for t, shift in r.trait_shift.items():
+                    yield from from_mapping(f"population.immigration.states[{i}].trait_shift.{t}",
+                                            shift.coefficients)
         for n, t in self.traits.items():
             if isinstance(t, ContinuousTrait):
                 yield from from_mapping(f"traits.{n}.initial.mean", t.initial.mean.coefficients)

@@ -1,4 +1,4 @@
-"""A month kernel written out for one model's structure, compiled by numba and cached on disk.
+"""Writes the month kernel out as Python source for one model's structure (emitting only).
 
 :mod:`utenforsk.core.kernel` interprets the model's tables: every covariate, linear predictor
 and hazard is a loop over index arrays, and every person walks loops whose lengths depend on
@@ -8,38 +8,29 @@ order and with the same random numbers, is generated as straight Python source:
 - covariates are local scalars, read once at the start of the month;
 - each linear predictor is an unrolled sum with constant covariate indices;
 - each origin state has its own block of scheduled events and competing hazards;
-- services, handoffs, programmes and tallies are unrolled with their indices as constants;
+- services, handoffs and tallies are unrolled with their indices as constants;
 - the counter-based random numbers are inlined (no numba call inlining, which dominated the
   compile time of the table kernel).
 
 Only the *structure* (which states, covariates, hazards, ... and how they connect) is baked into
-the source. Every parameter *value* is read from one float array ``F`` at a constant offset, so
-calibration and sensitivity runs, which change values only, reuse one compiled kernel. The source
-is written to ``kernel_<hash>.py`` in :func:`cache_dir` and compiled with ``cache=True``: the
-second process to meet the same structure loads machine code from numba's cache.
+the source. Every parameter *value* is read from one float array ``F`` at a constant offset
+(:func:`utenforsk.core.tables.float_offsets`), and interventions are values in the programme
+slots (``prog``, utenforsk/interventions/slots.py), so calibration, sensitivity and every
+scenario of a model reuse one compiled kernel. The source is sectioned by the month's components
+(``# ==== exits``, ``# ==== traits``, ...) so a user can read the kernel their model runs.
 
+The draw-first hazard bounds the kernel reads are in :mod:`utenforsk.core.bounds`; writing the
+source to the on-disk cache and compiling it are in :mod:`utenforsk.core.kernel_cache`.
 ``tests/test_codegen.py`` checks that this kernel and the table kernel produce identical
 results, bit for bit, on the Norway baseline and on every test model.
 """
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import importlib.util
-import os
-import pickle
-import subprocess
-import sys
-import tempfile
-import threading
+import re
 from contextlib import contextmanager
-from pathlib import Path
 
-import numba
 import numpy as np
-from numba.core.compiler import CompilerBase, DefaultPassBuilder
-from numba.core.untyped_passes import InlineClosureLikes, ReconstructSSA
 
 from utenforsk.core import rng
 from utenforsk.core.kernel import (
@@ -56,6 +47,7 @@ from utenforsk.core.kernel import (
     PERSON_MONTH,
     PG_ENROLLED,
     PG_MONTHS,
+    RATE_CAP,
     SV_ADMITTED,
     SV_CLIENTS,
     SV_DETECTED,
@@ -86,35 +78,18 @@ from utenforsk.core.tables import (
     K_TRAIT,
     MAX_MONTHS,
     CompiledModel,
+    float_offsets,
 )
+from utenforsk.interventions.slots import MAX_PROGRAMMES
+from utenforsk.core.bounds import BOUND_EXIT, bound_offset_btrait, bound_offset_state
 
 #: bump when the generator changes what it writes for the same structure
-GENERATOR_VERSION = 1
-#: float tables read through ``F`` (parameter values); everything else is structure
-FLOAT_TABLES = ("hz_base", "lp_beta", "de_logw", "dy_rate", "dy_sd", "dy_icpt", "ct_init_icpt",
-                "ct_init_sd", "bt_init_p", "sv_discharge", "nd_thr", "pg_tthr", "pg_shift",
-                "attr_cum_birth", "attr_cum_arrival")
-M64 = (1 << 64) - 1
-RATE_CAP = 13.815510557964274  # -log(1e-6), as kernel._hazard_rate
+GENERATOR_VERSION = 2
 
+M64 = (1 << 64) - 1
 POP_ARGS = tuple(f"p_{f}" for f in Pop._fields)
 DYN_ARGS = tuple(f"d_{f}" for f in Dyn._fields)
 TALLY_ARGS = tuple(f"t_{f}" for f in Tally._fields)
-
-
-def float_offsets(tab) -> dict[str, int]:
-    """Offset of each float table in ``F`` (depends on table sizes only)."""
-    out, n = {}, 0
-    for name in FLOAT_TABLES:
-        out[name] = n
-        n += int(np.size(getattr(tab, name)))
-    return out
-
-
-def float_params(tab) -> np.ndarray:
-    """The parameter values, in the layout of :func:`float_offsets`."""
-    return np.concatenate([np.ravel(np.asarray(getattr(tab, n), np.float64)) for n in FLOAT_TABLES]
-                          + [np.zeros(1)])
 
 
 class _Src:
@@ -162,6 +137,11 @@ def _in(var: str, members, n: int) -> str:
     return "(" + " or ".join(f"{var} == {m}" for m in members) + ")"
 
 
+def _ident(text: str) -> str:
+    """``text`` as part of a variable name (a readable temporary in the generated source)."""
+    return re.sub(r"\W+", "_", text).strip("_")[:48] or "x"
+
+
 def _and(*conds: str) -> str:
     conds = [c for c in conds if c and c != "True"]
     if "False" in conds:
@@ -179,7 +159,7 @@ COVARIATE_CODE = {
     K_SERVICE: "np.float64({client})",
     # quality >= 0 is finite, so q * 0.0 == 0.0 and q * 1.0 == q
     K_QUALITY: "d_quality[{a}, muni] * np.float64({client})",
-    K_PROGRAMME: "float((p_programmes[i] >> {a}) & 1)",
+    K_PROGRAMME: "float((np.int64(p_programmes[i]) >> prog.ref[{a}]) & 1)",  # the slot is a value
     K_AGE: "age / 12.0",
     K_SPELL: "min(p_neet_spell[i], 36) / 12.0",
     K_TIS: "min(p_tis[i], 120) / 12.0",
@@ -242,20 +222,21 @@ class _Generator:
         return h
 
     def _decision(self, src: _Src, key: str, decision: int) -> str:
-        k = self.const(f"np.uint64({(decision * int(rng.GOLDEN)) & M64})", f"_D{decision}")
+        k = self.const(f"np.uint64({(decision * int(rng.GOLDEN)) & M64})", f"_D_{rng.decision_name(decision)}")
         return self._mix(src, f"{key} + {k}")
 
     def uniform(self, src: _Src, decision: int, key: str = "key") -> str:
         """rng.uniform(key, decision): a call (LLVM inlines it; typing a call costs numba less
         than typing the eight integer operations written out)."""
-        k = self.const(f"np.uint64({(decision * int(rng.GOLDEN)) & M64})", f"_D{decision}")
-        u = self.fresh("_u")
+        name = rng.decision_name(decision)
+        k = self.const(f"np.uint64({(decision * int(rng.GOLDEN)) & M64})", f"_D_{name}")
+        u = self.fresh(f"u_{name}_")
         src(f"{u} = _uniform({key} + {k})")
         return u
 
     def normal(self, src: _Src, decision: int) -> str:
         """Written out: LLVM did not inline a call to it, and it runs for every trait, monthly."""
-        h, n = self._decision(src, "key", decision), self.fresh("_n")
+        h, n = self._decision(src, "key", decision), self.fresh(f"noise_{rng.decision_name(decision)}_")
         src(f"{n} = ((float({h} & _MASK16) + float(({h} >> _S16) & _MASK16) "
             f"+ float(({h} >> _S32) & _MASK16) + float({h} >> _S48)) / 65536.0 - 2.0) * 1.7320508075688772")
         return n
@@ -275,7 +256,8 @@ class _Generator:
         t = self.t
         kind, a, b = int(t.cov_kind[c]), int(t.cov_a[c]), int(t.cov_b[c])
         client = self.client(a, state) if kind in (K_SERVICE, K_QUALITY) else ""
-        src(f"{var} = " + COVARIATE_CODE[kind].format(a=a, b=b, state=state, client=client))
+        src(f"{var} = " + COVARIATE_CODE[kind].format(a=a, b=b, state=state, client=client)
+            + f"  # {self.cm.covariate_names[c]}")
 
     def row_covariates(self, *rows: int) -> list[int]:
         t = self.t
@@ -297,13 +279,14 @@ class _Generator:
     def rate(self, src: _Src, h: int) -> str:
         """Monthly rate of hazard ``h`` (kernel._hazard_rate); returns its variable."""
         t = self.t
-        out = self.fresh("_l")
+        out = self.fresh(f"rate_{_ident(self.cm.hazard_names[h])}_")
         win = _window(int(t.hz_lo[h]), int(t.hz_hi[h]))
         if win == "False":
             src(f"{out} = 0.0")
             return out
         # a call: rates are rarely needed (see HazardBounds) and a call compiles faster
-        body = f"{out} = _rate({self.F('hz_base', f'{h * AGE_YEARS} + ay')} + {self.lp(int(t.hz_row[h]))})"
+        body = (f"{out} = _rate({self.F('hz_base', f'{h * AGE_YEARS} + ay')} + {self.lp(int(t.hz_row[h]))}"
+                f" + _pe(prog.hz, {h}, pm))")
         if win == "True":
             src(body)
             return out
@@ -318,7 +301,7 @@ class _Generator:
         t = self.t
         win = _window(int(t.hz_lo[h]), int(t.hz_hi[h]))
         p = (f"1.0 / (1.0 + math.exp(-({self.F('hz_base', f'{h * AGE_YEARS} + ay')} "
-             f"+ {self.lp(int(t.hz_row[h]))})))")
+             f"+ {self.lp(int(t.hz_row[h]))} + _pe(prog.hz, {h}, pm))))")
         if win == "False":
             return "0.0"
         return p if win == "True" else f"({p} if {win} else 0.0)"
@@ -341,15 +324,19 @@ class _Generator:
         vals = [int(v) for v in values]
         return self.const(f"np.array({vals!r}, dtype=np.{dtype})", f"_T{dtype[0]}{'_'.join(map(str, vals))}".replace("-", "m"))
 
-    def destination(self, src: _Src, out: str, ds: int, de: int, decision: int, x: str) -> None:
-        """Multinomial logit over destinations ``ds..de`` (kernel._choose_destination)."""
+    def destination(self, src: _Src, out: str, ds: int, de: int, decision: int, x: str,
+                    programmes: bool = True) -> None:
+        """Multinomial logit over destinations ``ds..de`` (kernel._choose_destination); with
+        ``programmes``, the start-of-month programmes' odds ratios on each outcome (an entrant
+        is in none: the table kernel adds exactly 0.0)."""
         t = self.t
         if de - ds == 1:  # one destination: chosen whatever the draw
             src(f"{out} = {int(t.de_to[ds])}")
             return
         ws = [self.fresh("_w") for _ in range(ds, de)]
         for w, d in zip(ws, range(ds, de), strict=True):
-            src(f"{w} = math.exp({self.F('de_logw', d)} + {self.lp(int(t.de_row[d]), x)})")
+            pe = f" + _pe(prog.de, {d}, pm)" if programmes else ""
+            src(f"{w} = math.exp({self.F('de_logw', d)} + {self.lp(int(t.de_row[d]), x)}{pe})")
         tot, target, idx = self.fresh("_tot"), self.fresh("_tg"), self.fresh("_ix")
         src(f"{tot} = 0.0" + "".join(f" + {w}" for w in ws))
         u = self.uniform(src, decision)
@@ -359,7 +346,7 @@ class _Generator:
 
     def destination_reread(self, src: _Src, out: str, ds: int, de: int, decision: int) -> None:
         prefix = self.reread(src, *[int(self.t.de_row[d]) for d in range(ds, de)])
-        self.destination(src, out, ds, de, decision, prefix)
+        self.destination(src, out, ds, de, decision, prefix, programmes=False)
 
     def competing(self, src: _Src, rates: list[str], u: str, draw_which: int) -> str:
         """Does one of the competing hazards fire, given the event draw ``u`` (kernel._event)?
@@ -398,6 +385,51 @@ class _Generator:
                 with src.block("else:"):
                     src(f"p_btraits[i] &= {self.not_u8(b)}")
 
+    def arrival_traits(self, src: _Src, r: int) -> None:
+        """Traits and flags of an arrival under arrival rule ``r`` (kernel._arrival_traits):
+        a native donor's traits plus the rule's shift, prevalences and flag shares."""
+        t = self.t
+        src("donor = arrival_donor(birth, key, p_alive, p_birth, cum_entries, births_sched, cap)")
+        CT, BT, NF = t.ar_shift_icpt.shape[1], t.ar_prev.shape[1], t.ar_flag_p.shape[1]
+        for k in range(len(t.ct_init_age)):
+            a0, row, srow = int(t.ct_init_age[k]), int(t.ct_init_row[k]), int(t.ar_shift_row[r, k])
+            with src.block(f"if age >= {a0}:"):
+                prefix = self.reread(src, row, *([srow] if srow >= 0 else []))
+                v = self.fresh("_av")
+                src(f"{v} = np.nan")
+                with src.block(f"if donor >= 0 and age > {a0}:"):
+                    src(f"{v} = np.float64(p_ctraits[{k}, donor])")
+                with src.block(f"if {v} != {v}:"):
+                    n = self.normal(src, rng.D_TRAIT_INIT + k)
+                    src(f"{v} = {self.F('ct_init_icpt', k)} + {self.lp(row, prefix)} "
+                        f"+ {self.F('ct_init_sd', k)} * {n}")
+                if srow >= 0:
+                    src(f"{v} = {v} + ({self.F('ar_shift_icpt', r * CT + k)} + {self.lp(srow, prefix)})")
+                src(f"p_ctraits[{k}, i] = np.float32({v})")
+        for b in range(len(t.bt_init_age)):
+            a0, on = int(t.bt_init_age[b]), self.fresh("_on")
+            with src.block(f"if age >= {a0}:"):
+                head = "if"
+                if t.ar_prev_set[r, b]:  # at its start age it starts as for natives
+                    with src.block(f"if age > {a0}:"):
+                        u = self.uniform(src, rng.D_ARRIVAL_BTRAIT + b)
+                        src(f"{on} = {u} < {self.F('ar_prev', r * BT + b)}")
+                    head = "elif"
+                with src.block(f"{head} donor >= 0 and age > {a0}:"):
+                    src(f"{on} = ((p_btraits[donor] >> {b}) & 1) == 1")
+                with src.block("else:"):
+                    u = self.uniform(src, rng.D_BTRAIT_INIT + b)
+                    src(f"{on} = {u} < {self.F('bt_init_p', b)}")
+                with src.block(f"if {on}:"):
+                    src(f"p_btraits[i] |= {self.u8(b)}")
+                with src.block("else:"):
+                    src(f"p_btraits[i] &= {self.not_u8(b)}")
+        for f in range(NF):
+            if t.ar_flag_set[r, f]:
+                u = self.uniform(src, rng.D_ARRIVAL_FLAG + f)
+                with src.block(f"if {u} < {self.F('ar_flag_p', r * NF + f)}:"):
+                    src(f"p_flags[i] |= {self.u8(f)}")
+
     def trait_dynamics(self, src: _Src) -> None:
         t = self.t
         for k in range(len(t.ct_dstart)):
@@ -414,7 +446,7 @@ class _Generator:
                         continue
                     with src.block(f"{'if' if first else 'elif'} {win}:"):
                         target = self.fresh("_tg")
-                        src(f"{target} = {self.F('dy_icpt', d)} + {self.lp(int(t.dy_row[d]))}")
+                        src(f"{target} = {self.F('dy_icpt', d)} + {self.lp(int(t.dy_row[d]))} + _pe(prog.dy, {d}, pm)")
                         n = self.normal(src, rng.D_TRAIT + k)
                         src(f"p_ctraits[{k}, i] = np.float32({v} + {self.F('dy_rate', d)} * ({target} - {v}) "
                             f"+ {self.F('dy_sd', d)} * {n})")
@@ -422,7 +454,7 @@ class _Generator:
                     if win == "True":
                         break
         for b in range(len(t.bt_onset)):
-            u = self.uniform(src, rng.D_TRAIT + 16 + b)
+            u = self.uniform(src, rng.D_BTRAIT + b)
             on, rec = bound_offset_btrait(self.S, b)
             with src.block(f"if p_btraits[i] & {self.u8(b)}:"):
                 with src.block(f"if {u} < B[{rec} + ay] and {u} < {self.prob(int(t.bt_recovery[b]))}:"):
@@ -431,57 +463,35 @@ class _Generator:
                 with src.block(f"if {u} < B[{on} + ay] and {u} < {self.prob(int(t.bt_onset[b]))}:"):
                     src(f"p_btraits[i] |= {self.u8(b)}")
 
-    def programme_match(self, k: int) -> str:
-        t, cm = self.t, self.cm
-        parts = []
-        for a, name in enumerate(cm.attributes):
-            n = len(cm.cfg.attributes[name].categories)
-            ok = [c for c in range(n) if t.pg_attr_ok[k, a, c]]
-            if len(ok) < n:
-                parts.append(_in(f"p_attrs[{a}, i]", ok, n))
-        for c in range(int(t.pg_tstart[k]), int(t.pg_tend[k])):
-            idx = int(t.pg_tidx[c])
-            v = f"p_ctraits[{idx}, i]" if t.pg_tkind[c] == 0 else f"float((p_btraits[i] >> {idx}) & 1)"
-            parts.append(f"({v} {'<' if t.pg_tbelow[c] else '>'} {self.F('pg_tthr', c)})")
-        return _and(*parts) if parts else "True"
-
     def programmes(self, src: _Src) -> None:
-        """Enrol or keep in programmes (kernel._programmes)."""
-        t = self.t
-        K = len(t.pg_lo)
-        if K == 0:
-            return
-        self.person_key(src, "pkey", "pmk")
-        CT = len(self.cm.ctraits)
-        for k in range(K):
-            bit = self.const(f"np.uint16({1 << k})", f"_PB{k}")
-            nbit = self.const(f"np.uint16({~(1 << k) & 0xFFFF})", f"_NPB{k}")
-            inside = _and(f"d_pg_cover[{k}] > 0.0", _window(int(t.pg_lo[k]), int(t.pg_hi[k])),
-                          self.member("state", np.flatnonzero(t.pg_states[k])))
-            match = self.programme_match(k)
-            keep = inside if t.pg_sticky[k] else _and(inside, match)
-            with src.block(f"if p_programmes[i] & {bit}:"):
-                with src.block(f"if {keep}:"):
-                    src(f"t_prog[{k}, {PG_MONTHS}] += 1")
-                with src.block("else:"):
-                    src(f"p_programmes[i] &= {nbit}")
-            if inside == "False":
-                continue
-            with src.block(f"elif {inside}:"):
-                u = self.uniform(src, rng.D_PROGRAMME + k, key="pkey")
-                with src.block(f"if {u} < d_pg_cover[{k}] and {match}:"):
-                    src(f"p_programmes[i] |= {bit}",
-                        f"t_prog[{k}, {PG_ENROLLED}] += 1",
-                        f"t_prog[{k}, {PG_MONTHS}] += 1")
-                    for tr in range(CT):
-                        sh = self.F("pg_shift", k * max(CT, 1) + tr)
-                        with src.block(f"if {sh} != 0.0 and p_ctraits[{tr}, i] == p_ctraits[{tr}, i]:"):
-                            src(f"p_ctraits[{tr}, i] = np.float32(p_ctraits[{tr}, i] + {sh})")
+        """Enrol or keep in the programme slots (kernel.programme_step, written out: a call with
+        the slots' arrays cost more than the loop itself). The slots are values, so this code is
+        the same for every scenario of the model."""
+        with src.block("if pm != 0 or d_pg_open[ay, state]:  # else no slot can enrol or drop them"):
+            self.person_key(src, "pkey", "pmk")
+            with src.block(f"for k in range({MAX_PROGRAMMES}):"):
+                src("pbit = np.uint16(1 << k)", "pcov = d_pg_cover[k]",
+                    "inside = pcov > 0.0 and prog.lo[k] <= age < prog.hi[k] and prog.states[k, state]")
+                with src.block("if p_programmes[i] & pbit:"):
+                    with src.block("if inside and (prog.sticky[k] or "
+                                   "programme_match(k, i, p_attrs, p_ctraits, p_btraits, prog)):"):
+                        src(f"t_prog[k, {PG_MONTHS}] += 1")
+                    with src.block("else:"):
+                        src("p_programmes[i] &= ~pbit")
+                with src.block("elif inside and _uniform(pkey + prog.draw[k] * _GOLDEN) < pcov "
+                               "and programme_match(k, i, p_attrs, p_ctraits, p_btraits, prog):"):
+                    src("p_programmes[i] |= pbit", f"t_prog[k, {PG_ENROLLED}] += 1",
+                        f"t_prog[k, {PG_MONTHS}] += 1")
+                    with src.block("if (p_pg_ever[i] & pbit) == 0:  # a trait shift once per person"):
+                        src("p_pg_ever[i] |= pbit")
+                        for t in range(len(self.cm.ctraits)):
+                            with src.block(f"if prog.shift[k, {t}] != 0.0 and p_ctraits[{t}, i] == p_ctraits[{t}, i]:"):
+                                src(f"p_ctraits[{t}, i] = np.float32(p_ctraits[{t}, i] + prog.shift[k, {t}])")
 
     def send(self, src: _Src, h: int) -> None:
         """A handoff fires: the referral arrives later, or is lost (kernel._send)."""
         to_s = int(self.t.ho_to[h])
-        u = self.uniform(src, rng.D_HANDOFF * 64 + h)
+        u = self.uniform(src, rng.D_HANDOFF + h)
         with src.block(f"if {u} < d_ho_prob[{h}, muni]:"):
             with src.block("if p_ref_service[i] < 0:"):
                 src(f"p_ref_service[i] = {to_s}", f"p_ref_due[i] = month + d_ho_delay[{h}, muni]")
@@ -497,7 +507,8 @@ class _Generator:
             if kind == 0:
                 extra = _and(self.member("state", np.flatnonzero(t.ho_from_states[h])),
                              self.member("new", np.flatnonzero(t.ho_to_states[h])))
-            win = _and(extra, _window(int(t.ho_lo[h]), int(t.ho_hi[h])))
+            flags = f"(np.int32(p_flags[i]) & {int(t.ho_fmask[h])}) == {int(t.ho_fwant[h])}" if t.ho_fmask[h] else ""
+            win = _and(extra, _window(int(t.ho_lo[h]), int(t.ho_hi[h])), flags)
             if win == "False":
                 continue
             with src.block(f"if {win}:"):
@@ -514,6 +525,7 @@ class _Generator:
             if not len(sc) and not len(tr):
                 continue
             with src.block(f"{'if' if first else 'elif'} state == {s}:"):
+                src(f"# ---- from {self.cm.states[s]}")
                 first = False
                 for e in sc:
                     due = f"age == {int(t.sc_at[e])}" if t.sc_kind[e] == 0 else f"p_tis[i] + 1 >= {int(t.sc_at[e])}"
@@ -587,6 +599,9 @@ class _Generator:
             if t.nd_kind[n] == 2:
                 parts.append(f"state == {idx}")
                 continue
+            if t.nd_kind[n] == 3:
+                parts.append(f"(float((p_flags[i] >> {idx}) & 1) == {self.F('nd_thr', n)})")
+                continue
             v = f"p_ctraits[{idx}, i]" if t.nd_kind[n] == 0 else f"float((p_btraits[i] >> {idx}) & 1)"
             parts.append(f"({v} {'<' if t.nd_below[n] else '>'} {self.F('nd_thr', n)})")
         return "(" + " or ".join(parts) + ")"
@@ -602,7 +617,7 @@ class _Generator:
                     with src.block(f"if {elig}:"):
                         src(f"t_sv[{s}, muni, {SV_CLIENTS}] += 1")
                 continue
-            bit, nbit, base = self.u8(s), self.not_u8(s), rng.D_SERVICE + 4 * s
+            bit, nbit, base = self.u8(s), self.not_u8(s), rng.D_SERVICE + rng.SERVICE_DRAWS * s
             el = self.fresh("_el")
             src(f"{el} = {elig}")
             with src.block(f"if p_clients[i] & {bit}:"):
@@ -677,7 +692,7 @@ class _Generator:
     # ---- the two kernels ---------------------------------------------------------------------
     def month_chunk(self, src: _Src) -> None:
         t = self.t
-        args = ", ".join(("id0", "id1") + POP_ARGS + ("F", "B") + DYN_ARGS + TALLY_ARGS
+        args = ", ".join(("id0", "id1") + POP_ARGS + ("F", "B") + DYN_ARGS + ("prog",) + TALLY_ARGS
                          + ("month", "seed_key", "cap"))
         src("@njit(cache=True, nogil=True, _nrt=False, error_model='numpy', fastmath=FAST, no_rewrites=True, no_cfunc_wrapper=True, pipeline_class=LeanCompiler)")
         with src.block(f"def month_chunk({args}):"):
@@ -690,7 +705,8 @@ class _Generator:
                     "age = month - p_birth[i]",
                     f"co = (p_birth[i] + {COHORT_OFFSET}) // 12",
                     f"muni = p_attrs[{self.muni_attr}, i]",
-                    "state = p_state[i]")
+                    "state = p_state[i]",
+                    "# ==== ageing out at 30")
                 with src.block(f"if age >= {MAX_MONTHS}:"):
                     src("p_alive[i] = 0", f"t_events[{EV_AGED_OUT}] += 1",
                         f"long_neet = (p_flags[i] >> {FLAG_LONG_NEET}) & 1",
@@ -703,12 +719,14 @@ class _Generator:
                     self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_AGED_OUT_HB}] += hb")
                     src("continue")
                 self.person_key(src, "key", "mk")
-                src("ay = age // 12", "# covariates at the start of the month")
+                src("ay = age // 12",
+                    "pm = np.int64(p_programmes[i])  # programmes at the start of the month: their effects",
+                    "# ==== covariates, read once at the start of the month")
                 for c in range(self.cm.n_covariates):
                     self.covariate(src, c, f"x{c}", "state")
                 n_ex = len(t.ex_hz)
                 if n_ex:
-                    src("# exits (competing; skipped when the draw is above the rates' bound)")
+                    src("# ==== exits (competing; skipped when the draw is above the rates' bound)")
                     depth = src.depth
                     u = self.uniform(src, rng.D_EXIT)
                     src(f"if {u} < B[{BOUND_EXIT} + ay]:")
@@ -717,31 +735,32 @@ class _Generator:
                     which = self.competing(src, rates, u, rng.D_EXIT_WHICH)
                     src("p_alive[i] = 0", f"t_events[1 + {which}] += 1", "continue")
                     src.depth = depth
-                src("# traits")
+                src("# ==== traits: start, mean reversion, binary onset and recovery")
                 self.init_traits(src, at_entry=False)
                 self.trait_dynamics(src)
-                src("# interventions")
+                src("# ==== interventions: the programme slots (values, the same code for every scenario)")
                 self.programmes(src)
-                src("# one activity transition")
+                src("# ==== one activity transition: a scheduled event, else competing hazards")
                 self.transition(src)
                 with src.block("if new >= 0:"):
-                    src("pass")
+                    src("# ==== handoffs triggered by the transition")
                     self.handoffs(src, 0, lambda h: True)
                     with src.block(f"if {self.member('new', self.us)} and p_us_start[i] == {int(NEVER)}:"):
                         src("p_us_start[i] = month")
                     src("state = new", "p_state[i] = new", "p_tis[i] = 0")
                 with src.block("elif p_tis[i] < 32767:"):
                     src("p_tis[i] += 1")
-                src("# services")
+                src("# ==== services: discharge, admission, detection")
                 self.services(src)
+                src("# ==== referral arrival")
                 self.referral(src)
-                src("# NEET, completion and tallies")
+                src("# ==== NEET, completion and tallies")
                 self.bookkeeping(src)
 
     def enter_chunk(self, src: _Src) -> None:
         t, cm = self.t, self.cm
-        args = ", ".join(("ids", "births") + POP_ARGS + ("F",) + DYN_ARGS + TALLY_ARGS
-                         + ("arrival", "month", "seed_key", "cap"))
+        args = ", ".join(("ids", "births") + POP_ARGS + ("F",) + DYN_ARGS + ("prog",) + TALLY_ARGS
+                         + ("arrival", "month", "seed_key", "cap", "cum_entries", "births_sched"))
         A = len(t.attr_given)
         kmax = int(t.attr_cum_birth.shape[2]) if A else 1
         src("@njit(cache=True, nogil=True, _nrt=False, error_model='numpy', fastmath=FAST, no_rewrites=True, no_cfunc_wrapper=True, pipeline_class=LeanCompiler)")
@@ -762,7 +781,7 @@ class _Generator:
                 src(f"p_state[i] = {int(t.birth_state)}", "p_tis[i] = 0", "p_btraits[i] = 0",
                     "p_flags[i] = 0", "p_clients[i] = 0", "p_waiting[i] = 0", "p_ref_service[i] = -1",
                     "p_ref_due[i] = 0", f"p_us_start[i] = {int(NEVER)}", "p_months_neet[i] = 0",
-                    "p_neet_spell[i] = 0", "p_programmes[i] = 0")
+                    "p_neet_spell[i] = 0", "p_programmes[i] = 0", "p_pg_ever[i] = 0")
                 for k in range(len(cm.ctraits)):
                     src(f"p_ctraits[{k}, i] = np.nan")
                 src(f"muni = p_attrs[{self.muni_attr}, i]")
@@ -775,9 +794,12 @@ class _Generator:
                             self.destination_reread(src, st, int(t.ar_dstart[r]), int(t.ar_dend[r]),
                                                     rng.D_ARRIVAL_STATE)
                             src(f"p_state[i] = {st}")
+                            self.arrival_traits(src, r)
                     with src.block(f"if {self.member('p_state[i]', self.us)}:"):
                         src("p_us_start[i] = month")
-                self.init_traits(src, at_entry=True)
+                with src.block("else:"):
+                    src("pass")
+                    self.init_traits(src, at_entry=True)
                 src(f"co = (birth + {COHORT_OFFSET}) // 12", f"t_cohort[co, {CO_ENTERED}] += 1")
                 self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_ENTERED}] += 1")
 
@@ -789,10 +811,11 @@ class _Generator:
         t = self.t
         head = [f'"""Generated by utenforsk.core.codegen (version {GENERATOR_VERSION}) for one model structure."""',
                 "import math", "import numpy as np", "from numba import njit",
-                "from utenforsk.core.kernel import FAST",
-                "from utenforsk.core.codegen import LeanCompiler", "",
+                "from utenforsk.core.kernel import FAST, arrival_donor, programme_effect as _pe",
+                "from utenforsk.core.kernel import programme_match",
+                "from utenforsk.core.kernel_cache import LeanCompiler", "",
                 f"_M1 = np.uint64({int(rng.M1)})", f"_M2 = np.uint64({int(rng.M2)})",
-                f"_PP = np.uint64({int(rng.P_PERSON)})", f"_PM = np.uint64({int(rng.P_MONTH)})",
+                f"_PP = np.uint64({int(rng.P_PERSON)})", f"_GOLDEN = np.uint64({int(rng.GOLDEN)})", f"_PM = np.uint64({int(rng.P_MONTH)})",
                 "_S11, _S16, _S27, _S30, _S31, _S32, _S48 = (np.uint64(n) for n in (11, 16, 27, 30, 31, 32, 48))",
                 "_MASK16 = np.uint64(0xFFFF)", f"_INV53 = {rng.INV53!r}",
                 f"_SV_STATES = np.array({np.asarray(t.sv_states, bool).tolist()!r}, dtype=np.bool_)",
@@ -837,252 +860,6 @@ def _nz(v):
 '''
 
 
-# ---- bounds: decide "nothing happens" from the draw alone -----------------------------------------
-# Most person-months have no exit, no transition and no onset. The kernel draws u first and
-# computes the hazards (the exp calls) only when u lies below an upper bound of their total rate
-# for the person's state and age-year; above it, the table kernel's answer is "no event" too, so
-# results stay identical. Bounds come from each covariate's range this month (0/1 indicators,
-# age within the year, the traits' current minimum and maximum over the population, the largest
-# service quality), with a relative margin far above any rounding difference.
-BOUND_EXIT = 0
-BOUND_MARGIN = 1e-6
-
-
-def bound_offset_state(s: int) -> int:
-    return AGE_YEARS * (1 + int(s))
-
-
-def bound_offset_btrait(n_states: int, b: int) -> tuple[int, int]:
-    """Offsets of binary trait ``b``'s onset and recovery bounds."""
-    base = AGE_YEARS * (1 + n_states) + 2 * AGE_YEARS * b
-    return base, base + AGE_YEARS
-
-
-class HazardBounds:
-    """The bounds of one model structure, laid out as :data:`BOUND_EXIT`,
-    :func:`bound_offset_state` and :func:`bound_offset_btrait`: the total exit rate, the total
-    rate out of each state, and the onset and recovery probabilities of each binary trait, by
-    age-year. The index arrays are built once; each month costs a few vector operations."""
-
-    def __init__(self, cm: CompiledModel):
-        t = cm.tables
-        self.S, self.H = len(cm.states), len(t.hz_row)
-        self.off = float_offsets(t)
-        self.n_beta = len(t.lp_beta)
-        kind = np.asarray(t.cov_kind, np.int64)
-        self.cov_a = np.asarray(t.cov_a, np.int64)
-        self.lo0, self.hi0 = np.zeros(len(kind)), np.ones(len(kind))  # indicators: 0 or 1
-        self.hi0[kind == K_SPELL] = 3.0   # min(spell, 36) / 12
-        self.hi0[kind == K_TIS] = 10.0    # min(tis, 120) / 12
-        self.traits = np.flatnonzero(kind == K_TRAIT)
-        self.quality = np.flatnonzero(kind == K_QUALITY)
-        term_h, term_j = [], []  # every linear-predictor term of every hazard
-        for h in range(self.H):
-            row = int(t.hz_row[h])
-            for j in range(int(t.lp_start[row]), int(t.lp_end[row])):
-                term_h.append(h)
-                term_j.append(j)
-        term_h, term_j = np.asarray(term_h, np.int64), np.asarray(term_j, np.int64)
-        term_c = np.asarray(t.lp_cov, np.int64)[term_j] if len(term_j) else term_j
-        age = kind[term_c] == K_AGE if len(term_c) else np.zeros(0, bool)
-        self.h_other, self.j_other, self.c_other = term_h[~age], term_j[~age], term_c[~age]
-        self.h_age, self.j_age = term_h[age], term_j[age]
-        years = np.arange(AGE_YEARS, dtype=np.float64)
-        self.age_lo, self.age_hi = years, years + 11.0 / 12.0  # age / 12 within each age-year
-        first, last = years * 12, years * 12 + 11
-        self.outside = ((last[None, :] < np.asarray(t.hz_lo)[:, None])
-                        | (first[None, :] >= np.asarray(t.hz_hi)[:, None]))
-        self.state_hz = np.zeros((self.S, self.H))  # which hazards compete out of each state
-        for st in range(self.S):
-            for r in range(int(t.st_tr_start[st]), int(t.st_tr_end[st])):
-                self.state_hz[st, int(t.tr_hz[r])] += 1.0
-        self.ex_hz = np.asarray(t.ex_hz, np.int64)
-        self.bt_on, self.bt_rec = np.asarray(t.bt_onset, np.int64), np.asarray(t.bt_recovery, np.int64)
-
-    def eta_max(self, pop, dyn, F) -> np.ndarray:
-        """Upper bound of every hazard's linear predictor, by hazard and age-year."""
-        lo, hi = self.lo0.copy(), self.hi0.copy()
-        for c in self.traits:  # a trait not yet started (NaN) reads as 0
-            v = pop.ctraits[self.cov_a[c]]
-            lo[c], hi[c] = np.fmin.reduce(v, initial=0.0), np.fmax.reduce(v, initial=0.0)
-        for c in self.quality:
-            q = dyn.quality[self.cov_a[c]]
-            lo[c], hi[c] = min(float(q.min()), 0.0), max(float(q.max()), 0.0)
-        beta = F[self.off["lp_beta"]:self.off["lp_beta"] + self.n_beta]
-        eta = F[self.off["hz_base"]:self.off["hz_base"] + self.H * AGE_YEARS].reshape(self.H, AGE_YEARS).copy()
-        b = beta[self.j_other]
-        eta += np.bincount(self.h_other, np.maximum(b * lo[self.c_other], b * hi[self.c_other]),
-                           minlength=self.H)[:, None]
-        b = beta[self.j_age][:, None]
-        np.add.at(eta, self.h_age, np.maximum(b * self.age_lo, b * self.age_hi))
-        eta[self.outside] = -np.inf
-        return eta
-
-    def __call__(self, pop, dyn, F) -> np.ndarray:
-        with np.errstate(over="ignore"):
-            eta = self.eta_max(pop, dyn, F)
-            rate = np.minimum(np.logaddexp(0.0, eta), RATE_CAP)
-            prob = 1.0 / (1.0 + np.exp(-eta))
-        out = np.empty(AGE_YEARS * (1 + self.S + 2 * len(self.bt_on)))
-        out[:AGE_YEARS] = rate[self.ex_hz].sum(axis=0)
-        out[AGE_YEARS:AGE_YEARS * (1 + self.S)] = (self.state_hz @ rate).ravel()
-        for b in range(len(self.bt_on)):
-            on, rec = bound_offset_btrait(self.S, b)
-            out[on:on + AGE_YEARS] = prob[self.bt_on[b]]
-            out[rec:rec + AGE_YEARS] = prob[self.bt_rec[b]]
-        return out * (1.0 + BOUND_MARGIN)
-
-
-class LeanCompiler(CompilerBase):
-    """numba's nopython pipeline without the passes straight generated code does not need:
-    closure inlining (there are no closures, comprehensions or array calls) and SSA
-    reconstruction (temporaries are single-assignment already; the few variables assigned in
-    several branches have one type). They cost seconds on a kernel this long."""
-
-    def define_pipelines(self):
-        pm = DefaultPassBuilder.define_nopython_pipeline(self.state)
-        pm.passes = [(p, d) for p, d in pm.passes if p not in (InlineClosureLikes, ReconstructSSA)]
-        pm.finalize()
-        return [pm]
-
-
 def kernel_source(cm: CompiledModel, muni_attr: int, us_flag: int, us_states, hb_states) -> str:
     """The generated module's source for ``cm``'s structure (values are read from ``F``)."""
     return _Generator(cm, muni_attr, us_flag, us_states, hb_states).module()
-
-
-def cache_dir() -> Path:
-    """Where generated kernels (and numba's cache of them) live: ``UTENFORSK_KERNEL_CACHE``, else
-    ``NUMBA_CACHE_DIR/utenforsk-kernels``, else ``~/.cache/utenforsk/kernels`` (or a temporary
-    directory when the home directory is not writable)."""
-    env = os.environ.get("UTENFORSK_KERNEL_CACHE")
-    if env:
-        return Path(env)
-    if os.environ.get("NUMBA_CACHE_DIR"):
-        return Path(os.environ["NUMBA_CACHE_DIR"]) / "utenforsk-kernels"
-    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return home / "utenforsk" / "kernels"
-
-
-_MODULES: dict[str, object] = {}
-_LOCK = threading.Lock()
-
-
-def _write_once(path: Path, text: str) -> None:
-    """Create ``path`` with ``text`` unless it exists; never rewrite it (numba's cache is keyed
-    by the file's modification time, so a rewrite would throw the compiled code away)."""
-    if path.exists():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".py")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        try:
-            os.link(tmp, path)  # atomic, and fails if another process got there first
-        except FileExistsError:
-            pass
-    finally:
-        os.unlink(tmp)
-
-
-def load(source: str):
-    """Import the generated module for ``source`` (one per process and structure)."""
-    digest = hashlib.sha256(source.encode()).hexdigest()[:20]
-    with _LOCK:
-        if digest in _MODULES:
-            return _MODULES[digest]
-        path = cache_dir() / f"kernel_{digest}.py"
-        try:
-            _write_once(path, source)
-        except OSError:  # read-only cache location: compile from a private copy
-            path = Path(tempfile.mkdtemp(prefix="utenforsk-kernels-")) / path.name
-            _write_once(path, source)
-        name = f"utenforsk_kernel_{digest}"
-        spec = importlib.util.spec_from_file_location(name, path)
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-        mod.SOURCE_PATH = path
-        _MODULES[digest] = mod
-        return mod
-
-
-HELPER_SCRIPT = """
-import pickle, sys
-from pathlib import Path
-from utenforsk.core import codegen
-mod = codegen.load(Path(sys.argv[1]).read_text())
-getattr(mod, sys.argv[2]).compile(pickle.loads(sys.stdin.buffer.read()))
-"""
-
-
-def _compile_elsewhere(module, name: str, args):
-    """Compile ``module.name`` for ``args`` in a second process, into numba's cache, while this
-    process compiles the other kernel (the compiler holds a lock: one process compiles one
-    function at a time). Returns the process, or None when the code is cached already or a
-    helper cannot start; the caller then compiles (or loads) it itself."""
-    fn = getattr(module, name)
-    try:
-        sig = tuple(numba.typeof(a) for a in args)
-        if fn._cache.load_overload(sig, fn.targetctx) is not None:
-            return None
-        proc = subprocess.Popen([sys.executable, "-c", HELPER_SCRIPT, str(module.SOURCE_PATH), name],
-                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
-        proc.stdin.write(pickle.dumps(sig))
-        proc.stdin.close()
-        return proc
-    except Exception:  # noqa: BLE001 - an optimisation only: never fail a run for it
-        return None
-
-
-class GeneratedKernel:
-    """The specialised ``month_chunk`` / ``enter_chunk`` of one model, with its argument lists."""
-
-    def __init__(self, cm: CompiledModel, muni_attr: int, us_flag: int, us_states, hb_states):
-        self.compiled = cm
-        self.source = kernel_source(cm, muni_attr, us_flag, us_states, hb_states)
-        self.module = load(self.source)
-        self.month_chunk = self.module.month_chunk
-        self.enter_chunk = self.module.enter_chunk
-        self._compiled = False
-        self._bounds = HazardBounds(cm)
-
-    def compile(self, pop, dyn, tal, seed_key) -> None:
-        """Compile (or load from numba's cache) both kernels now, holding a lock on the generated
-        file: experiment workers that meet the same structure at once compile it once, and the
-        others then load it from the cache instead of compiling it again."""
-        if self._compiled:
-            return
-        from utenforsk.hpc.stop import shielded  # a SIGTERM waits until the compiler is done
-
-        F, none = self.params(), np.zeros(0, np.int64)
-        B = self.bounds(pop, dyn, F)
-        with shielded(), open(self.module.SOURCE_PATH.with_suffix(".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                enter = self.enter_args(none, none, 0, pop, F, dyn, tal, False, 0, seed_key, 1)
-                helper = _compile_elsewhere(self.module, "enter_chunk", enter)
-                self.month_chunk(*self.month_args(0, 0, 0, pop, F, B, dyn, tal, 0, seed_key, 1))
-                if helper is not None:
-                    helper.wait()
-                self.enter_chunk(*enter)  # from the cache the helper wrote (or compiled here)
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-        self._compiled = True
-
-    def params(self) -> np.ndarray:
-        """The current parameter values (read from the tables, so edits to them take effect)."""
-        return float_params(self.compiled.tables)
-
-    def month_args(self, id0, id1, tid, pop, F, B, dyn, tal, month, seed_key, cap) -> tuple:
-        """Arguments of ``month_chunk``: worker ``tid`` gets its own row of every tally."""
-        return (id0, id1, *pop, F, B, *dyn, *(x[tid] for x in tal), month, seed_key, cap)
-
-    def bounds(self, pop, dyn, F) -> np.ndarray:
-        """This month's upper bounds of the hazards, for the draw-first shortcuts."""
-        return self._bounds(pop, dyn, F)
-
-    def enter_args(self, ids, births, tid, pop, F, dyn, tal, arrival, month, seed_key, cap) -> tuple:
-        return (ids, births, *pop, F, *dyn, *(x[tid] for x in tal), arrival, month, seed_key, cap)

@@ -7,6 +7,11 @@ recovery) -> intervention enrolment -> one activity transition (a scheduled even
 a service's places) -> referrals triggered by the transition -> services (discharge, admission from
 the queue, detection, referral arrival) -> NEET and completion bookkeeping -> tallies.
 
+Interventions are the values of the scenario's programme slots (``prog``, see
+utenforsk/interventions/slots.py): :func:`programme_step` enrols, and :func:`programme_effect`
+adds the enrolled programmes' log odds ratios to hazards, outcomes and trait targets. Arrivals
+take a native donor's traits (:func:`arrival_donor`). Both are shared with the generated kernel.
+
 Covariates are read at the start of the month: this month's hazards depend on last month's
 traits, states and services. Tallies are integer counts per worker (tally row ``tid``), summed
 afterwards, so the result does not depend on the number of threads.
@@ -29,13 +34,15 @@ from utenforsk.core.tables import (K_AGE, K_ATTR, K_BTRAIT, K_FLAG, K_PROGRAMME,
                                    K_SERVICE, K_SPELL, K_STATE, K_TIS, K_TRAIT, MAX_MONTHS)
 
 #: per-month dynamic inputs set by the service agents (and, later, interventions)
-Dyn = namedtuple("Dyn", ["admit_p", "detect_p", "quality", "ho_prob", "ho_delay", "pg_cover"])
+Dyn = namedtuple("Dyn", ["admit_p", "detect_p", "quality", "ho_prob", "ho_delay", "pg_cover", "pg_open"])
 #: per-thread integer tallies; ``cohort*`` accumulate over the run, the rest are reset monthly
 Tally = namedtuple("Tally", ["age_state", "muni_pop", "muni_state", "grp", "sv", "events",
                              "prog", "cohort", "cohort_grp"])
 MONTHLY_TALLIES = ("age_state", "muni_pop", "muni_state", "grp", "sv", "events", "prog")
 PG_ENROLLED, PG_MONTHS = 0, 1  # programme tally fields: new participants, participant-months
 PERSON_MONTH = -1  # the "month" of draws that belong to a person, not to a month
+RATE_CAP = 13.815510557964274  # -log(1e-6): a monthly rate's cap (p <= 0.999999)
+DONOR_TRIES = rng.LIMITS["donor_tries"]  # draws to find a living native donor for an arrival
 
 # service tally fields
 SV_CLIENTS, SV_WAITING, SV_ADMITTED, SV_DETECTED, SV_IN_NEED, SV_REF_ARRIVED, SV_REF_LOST, \
@@ -103,7 +110,7 @@ def _sigmoid(x):
 
 
 @njit(cache=True, inline="always")
-def _covariates(i, age, muni, pop, tab, dyn, x):
+def _covariates(i, age, muni, pop, tab, dyn, prog, x):
     """Fill ``x`` with person ``i``'s covariate values (start of month); one loop per kind."""
     ks, ke, ca, cb = tab.cov_kstart, tab.cov_kend, tab.cov_a, tab.cov_b
     for c in range(ks[K_ATTR], ke[K_ATTR]):
@@ -129,7 +136,7 @@ def _covariates(i, age, muni, pop, tab, dyn, x):
         else:
             x[c] = dyn.quality[s, muni] if client else 0.0
     for c in range(ks[K_PROGRAMME], ke[K_PROGRAMME]):
-        x[c] = float((pop.programmes[i] >> ca[c]) & 1)
+        x[c] = float((np.int64(pop.programmes[i]) >> prog.ref[ca[c]]) & 1)
     for c in range(ks[K_AGE], ke[K_AGE]):
         x[c] = age / 12.0
     for c in range(ks[K_SPELL], ke[K_SPELL]):
@@ -139,10 +146,10 @@ def _covariates(i, age, muni, pop, tab, dyn, x):
 
 
 @njit(cache=True)
-def _covariates_rare(i, age, muni, pop, tab, dyn, x):
+def _covariates_rare(i, age, muni, pop, tab, dyn, prog, x):
     """:func:`_covariates` as a real call, for rare events (a trait starting): inlining the
     large routine a second time doubled the kernels' compile time."""
-    _covariates(i, age, muni, pop, tab, dyn, x)
+    _covariates(i, age, muni, pop, tab, dyn, prog, x)
 
 
 @njit(cache=True, inline="always")
@@ -153,64 +160,83 @@ def _lp(row, tab, x):
     return s
 
 
+@njit(cache=True, nogil=True, _nrt=False, error_model="numpy", fastmath=FAST)
+def programme_effect(E, j, pm):
+    """Sum of row ``j`` of the effects ``E[slot, j]`` over the slots set in ``pm`` (the person's
+    programmes at the start of the month), in slot order; exactly 0.0 when ``pm`` is 0."""
+    s = 0.0
+    k = 0
+    while pm != 0:
+        if pm & 1:
+            s += E[k, j]
+        pm >>= 1
+        k += 1
+    return s
+
+
 @njit(cache=True, inline="always")
-def _hazard_p(h, age, tab, x):
-    """Monthly probability of hazard ``h`` at ``age`` (months), 0 outside its age window."""
+def _hazard_p(h, age, tab, x, eff=0.0):
+    """Monthly probability of hazard ``h`` at ``age`` (months), 0 outside its age window;
+    ``eff``: the programmes' log odds ratios on it (:func:`programme_effect`)."""
     if age < tab.hz_lo[h] or age >= tab.hz_hi[h]:
         return 0.0
-    return _sigmoid(tab.hz_base[h, age // 12] + _lp(tab.hz_row[h], tab, x))
+    return _sigmoid(tab.hz_base[h, age // 12] + _lp(tab.hz_row[h], tab, x) + eff)
 
 
-@njit(cache=True, inline="always")
-def _programme_match(k, i, pop, tab):
-    """Does person ``i`` meet programme ``k``'s attribute and trait conditions?"""
-    for a in range(pop.attrs.shape[0]):
-        if not tab.pg_attr_ok[k, a, pop.attrs[a, i]]:
+@njit(cache=True, nogil=True, _nrt=False, error_model="numpy", fastmath=FAST)
+def programme_match(k, i, attrs, ctraits, btraits, prog):
+    """Does person ``i`` meet slot ``k``'s attribute and trait conditions?"""
+    for a in range(attrs.shape[0]):
+        if not prog.attr_ok[k, a, attrs[a, i]]:
             return False
-    for c in range(tab.pg_tstart[k], tab.pg_tend[k]):
-        if tab.pg_tkind[c] == 0:
-            v = pop.ctraits[tab.pg_tidx[c], i]
+    for c in range(prog.tstart[k], prog.tend[k]):
+        if prog.tkind[c] == 0:
+            v = np.float64(ctraits[prog.tidx[c], i])
             if v != v:
                 return False
         else:
-            v = float((pop.btraits[i] >> tab.pg_tidx[c]) & 1)
-        if tab.pg_tbelow[c]:
-            if not v < tab.pg_tthr[c]:
+            v = float((btraits[i] >> prog.tidx[c]) & 1)
+        if prog.tbelow[c]:
+            if not v < prog.tthr[c]:
                 return False
-        elif not v > tab.pg_tthr[c]:
+        elif not v > prog.tthr[c]:
             return False
     return True
 
 
-@njit(cache=True, inline="always")
-def _programmes(i, pid, tid, age, state, pop, tab, dyn, tal, seed_key):
-    """Enrol or keep person ``i`` in the scenario's programmes (interventions).
+@njit(cache=True, nogil=True, _nrt=False, error_model="numpy", fastmath=FAST)
+def programme_step(i, pkey, age, state, programmes, ever, attrs, ctraits, btraits, prog, cover, tprog):
+    """Enrol or keep person ``i`` in the scenario's programme slots (interventions); the table
+    kernel calls it, the generated kernel writes the same loop out (codegen.programmes).
 
-    Enrolled while matching ``who`` and ``u_k < coverage * take_up``, where ``u_k`` is the
-    person's own draw for programme ``k`` (the same every month and in every scenario).
+    Enrolled while matching ``who`` and ``u < coverage * take_up``, where ``u`` is the person's
+    own draw for that intervention: keyed by a hash of its name (``prog.draw``), the same every
+    month and in every scenario, whatever the slot. A trait shift applies once per person, at
+    their first enrolment (``ever``), not again when they re-enrol.
     """
-    pkey = rng.person_month_key(seed_key, pid, PERSON_MONTH)
-    for k in range(tab.pg_lo.shape[0]):
+    for k in range(prog.lo.shape[0]):
         bit = np.uint16(1 << k)
-        cover = dyn.pg_cover[k]
-        inside = cover > 0.0 and tab.pg_lo[k] <= age < tab.pg_hi[k] and tab.pg_states[k, state]
-        if pop.programmes[i] & bit:
-            keep = inside and (tab.pg_sticky[k] or _programme_match(k, i, pop, tab))
-            if keep:
-                tal.prog[tid, k, PG_MONTHS] += 1
+        c = cover[k]
+        inside = c > 0.0 and prog.lo[k] <= age < prog.hi[k] and prog.states[k, state]
+        if programmes[i] & bit:
+            if inside and (prog.sticky[k] or programme_match(k, i, attrs, ctraits, btraits, prog)):
+                tprog[k, PG_MONTHS] += 1
             else:
-                pop.programmes[i] &= ~bit
-        elif inside and rng.uniform(pkey, rng.D_PROGRAMME + k) < cover and _programme_match(k, i, pop, tab):
-            pop.programmes[i] |= bit
-            tal.prog[tid, k, PG_ENROLLED] += 1
-            tal.prog[tid, k, PG_MONTHS] += 1
-            for t in range(pop.ctraits.shape[0]):
-                if tab.pg_shift[k, t] != 0.0 and pop.ctraits[t, i] == pop.ctraits[t, i]:
-                    pop.ctraits[t, i] = np.float32(pop.ctraits[t, i] + tab.pg_shift[k, t])
+                programmes[i] &= ~bit
+        elif inside and rng.uniform(pkey, prog.draw[k]) < c \
+                and programme_match(k, i, attrs, ctraits, btraits, prog):
+            programmes[i] |= bit
+            tprog[k, PG_ENROLLED] += 1
+            tprog[k, PG_MONTHS] += 1
+            if (ever[i] & bit) == 0:
+                ever[i] |= bit
+                for t in range(ctraits.shape[0]):
+                    if prog.shift[k, t] != 0.0 and ctraits[t, i] == ctraits[t, i]:
+                        ctraits[t, i] = np.float32(ctraits[t, i] + prog.shift[k, t])
 
 
 @njit(cache=True, inline="always")
-def _hazard_rate(h, age, tab, x):
+def _hazard_rate(h, age, tab, x, eff=0.0):
     """Monthly rate -log(1 - p) of hazard ``h`` = softplus(eta), 0 outside its age window.
 
     For small exp(eta) (most hazards, most months) the log1p is replaced by its series, exact to
@@ -218,10 +244,10 @@ def _hazard_rate(h, age, tab, x):
     """
     if age < tab.hz_lo[h] or age >= tab.hz_hi[h]:
         return 0.0
-    y = math.exp(tab.hz_base[h, age // 12] + _lp(tab.hz_row[h], tab, x))
+    y = math.exp(tab.hz_base[h, age // 12] + _lp(tab.hz_row[h], tab, x) + eff)
     if y < 0.015625:
         return y * (1.0 - y * (0.5 - y * (0.3333333333333333 - y * (0.25 - y * 0.2))))
-    return min(math.log1p(y), 13.815510557964274)
+    return min(math.log1p(y), RATE_CAP)
 
 
 @njit(cache=True, inline="always")
@@ -234,15 +260,15 @@ def _event(u, lam_tot):
 
 
 @njit(cache=True, inline="always")
-def _choose_destination(ds, de, tab, x, u):
+def _choose_destination(ds, de, tab, x, u, prog, pm):
     """Multinomial logit over destinations ``ds..de``; returns the state index."""
     total = 0.0
     for d in range(ds, de):
-        total += math.exp(tab.de_logw[d] + _lp(tab.de_row[d], tab, x))
+        total += math.exp(tab.de_logw[d] + _lp(tab.de_row[d], tab, x) + programme_effect(prog.de, d, pm))
     target = u * total
     acc = 0.0
     for d in range(ds, de):
-        acc += math.exp(tab.de_logw[d] + _lp(tab.de_row[d], tab, x))
+        acc += math.exp(tab.de_logw[d] + _lp(tab.de_row[d], tab, x) + programme_effect(prog.de, d, pm))
         if target < acc:
             return tab.de_to[d]
     return tab.de_to[de - 1]
@@ -262,6 +288,10 @@ def _in_need(s, i, pop, tab):
             if pop.state[i] == tab.nd_idx[n]:
                 return True
             continue
+        if tab.nd_kind[n] == 3:  # a flag held (thr 1.0) or not held (thr 0.0)
+            if float((pop.flags[i] >> tab.nd_idx[n]) & 1) == tab.nd_thr[n]:
+                return True
+            continue
         if tab.nd_kind[n] == 0:
             v = pop.ctraits[tab.nd_idx[n], i]
             if v != v:
@@ -274,9 +304,14 @@ def _in_need(s, i, pop, tab):
 
 
 @njit(cache=True, inline="always")
+def _handoff_flags_ok(h, i, pop, tab):
+    return (np.int32(pop.flags[i]) & tab.ho_fmask[h]) == tab.ho_fwant[h]
+
+
+@njit(cache=True, inline="always")
 def _send(i, h, muni, month, key, pop, tab, dyn, tal, tid):
     to_s = tab.ho_to[h]
-    if rng.uniform(key, rng.D_HANDOFF * 64 + h) < dyn.ho_prob[h, muni]:
+    if rng.uniform(key, rng.D_HANDOFF + h) < dyn.ho_prob[h, muni]:
         if pop.ref_service[i] < 0:  # one pending referral at a time; a second is ignored
             pop.ref_service[i] = to_s
             pop.ref_due[i] = month + dyn.ho_delay[h, muni]
@@ -285,7 +320,7 @@ def _send(i, h, muni, month, key, pop, tab, dyn, tal, tid):
 
 
 @njit(cache=True, inline="always")
-def _init_traits_at(i, age, muni, key, pop, tab, dyn, xi, at_entry):
+def _init_traits_at(i, age, muni, key, pop, tab, dyn, prog, xi, at_entry):
     """Start traits whose start age is now (or, on arrival, already passed).
 
     Covariates are re-read (into ``xi``) before each trait starts, so a trait can depend on one
@@ -295,7 +330,7 @@ def _init_traits_at(i, age, muni, key, pop, tab, dyn, xi, at_entry):
     for t in range(tab.ct_init_age.shape[0]):
         a0 = tab.ct_init_age[t]
         if (age == a0 or (at_entry and age > a0)) and pop.ctraits[t, i] != pop.ctraits[t, i]:
-            _covariates_rare(i, age, muni, pop, tab, dyn, xi)
+            _covariates_rare(i, age, muni, pop, tab, dyn, prog, xi)
             pop.ctraits[t, i] = np.float32(tab.ct_init_icpt[t] + _lp(tab.ct_init_row[t], tab, xi)
                                            + tab.ct_init_sd[t] * rng.normal(key, rng.D_TRAIT_INIT + t))
     for b in range(tab.bt_init_age.shape[0]):
@@ -308,8 +343,64 @@ def _init_traits_at(i, age, muni, key, pop, tab, dyn, xi, at_entry):
 
 
 @njit(cache=True, nogil=True, _nrt=False, error_model="numpy", fastmath=FAST)
-def enter_chunk(ids, births, tid, pop, tab, dyn, arrival, month, seed_key, cap, muni_attr, scratch, tal,
-                us_states):
+def arrival_donor(birth, key, alive, births_of, cum_entries, births_sched, cap):
+    """The slot of a native born in month ``birth`` and still alive, whose traits an arrival
+    takes on (the age-specific distribution of natives), or -1 if none is found in
+    ``DONOR_TRIES`` draws (no such native yet: early in the burn-in). Births are the first
+    entries of their month, so ``cum_entries[b] .. + births_sched[b]`` are natives born in ``b``.
+    Both month kernels call this one function."""
+    if birth < 0 or birth >= births_sched.shape[0]:
+        return -1
+    n = births_sched[birth]
+    if n <= 0:
+        return -1
+    for t in range(DONOR_TRIES):
+        pid = cum_entries[birth] + np.int64(rng.uniform(key, rng.D_ARRIVAL_DONOR + t) * n)
+        slot = pid % cap
+        if alive[slot] == 1 and births_of[slot] == birth:
+            return slot
+    return -1
+
+
+@njit(cache=True, inline="always")
+def _arrival_traits(i, age, r, donor, muni, key, pop, tab, dyn, prog, xi):
+    """Traits and flags of an arrival under arrival rule ``r`` (see ArrivalRule)."""
+    for t in range(tab.ct_init_age.shape[0]):
+        a0 = tab.ct_init_age[t]
+        if age < a0:
+            continue
+        _covariates_rare(i, age, muni, pop, tab, dyn, prog, xi)
+        v = np.nan
+        if donor >= 0 and age > a0:
+            v = np.float64(pop.ctraits[t, donor])
+        if v != v:
+            v = tab.ct_init_icpt[t] + _lp(tab.ct_init_row[t], tab, xi) \
+                + tab.ct_init_sd[t] * rng.normal(key, rng.D_TRAIT_INIT + t)
+        if tab.ar_shift_row[r, t] >= 0:
+            v = v + (tab.ar_shift_icpt[r, t] + _lp(tab.ar_shift_row[r, t], tab, xi))
+        pop.ctraits[t, i] = np.float32(v)
+    for b in range(tab.bt_init_age.shape[0]):
+        a0 = tab.bt_init_age[b]
+        if age < a0:
+            continue
+        if tab.ar_prev_set[r, b] and age > a0:  # at its start age it starts as for natives
+            on = rng.uniform(key, rng.D_ARRIVAL_BTRAIT + b) < tab.ar_prev[r, b]
+        elif donor >= 0 and age > a0:
+            on = ((pop.btraits[donor] >> b) & 1) == 1
+        else:
+            on = rng.uniform(key, rng.D_BTRAIT_INIT + b) < tab.bt_init_p[b]
+        if on:
+            pop.btraits[i] |= np.uint8(1 << b)
+        else:
+            pop.btraits[i] &= np.uint8(~(1 << b) & 0xFF)
+    for f in range(tab.ar_flag_set.shape[1]):
+        if tab.ar_flag_set[r, f] and rng.uniform(key, rng.D_ARRIVAL_FLAG + f) < tab.ar_flag_p[r, f]:
+            pop.flags[i] |= np.uint8(1 << f)
+
+
+@njit(cache=True, nogil=True, _nrt=False, error_model="numpy", fastmath=FAST)
+def enter_chunk(ids, births, tid, pop, tab, dyn, prog, arrival, month, seed_key, cap, muni_attr, scratch,
+                tal, us_states, cum_entries, births_sched):
     """Initialise entrants ``ids`` (born, or arriving when ``arrival``) in ``month``."""
     A = tab.attr_given.shape[0]
     x = scratch[tid, 0]
@@ -342,19 +433,26 @@ def enter_chunk(ids, births, tid, pop, tab, dyn, arrival, month, seed_key, cap, 
         pop.months_neet[i] = 0
         pop.neet_spell[i] = 0
         pop.programmes[i] = 0
+        pop.pg_ever[i] = 0
         for t in range(pop.ctraits.shape[0]):
             pop.ctraits[t, i] = np.nan
         muni = pop.attrs[muni_attr, i]
         if arrival:  # the arrival state first: traits that start on arrival may depend on it
-            _covariates(i, age, muni, pop, tab, dyn, x)
+            _covariates(i, age, muni, pop, tab, dyn, prog, x)
+            rule = -1
             for r in range(tab.ar_lo.shape[0]):
                 if tab.ar_lo[r] <= age < tab.ar_hi[r]:
                     pop.state[i] = _choose_destination(tab.ar_dstart[r], tab.ar_dend[r], tab, x,
-                                                       rng.uniform(key, rng.D_ARRIVAL_STATE))
+                                                       rng.uniform(key, rng.D_ARRIVAL_STATE), prog, 0)
+                    rule = r
                     break
             if us_states[pop.state[i]]:
                 pop.us_start[i] = month
-        _init_traits_at(i, age, muni, key, pop, tab, dyn, x, True)
+            if rule >= 0:  # validation makes the rules cover every age
+                donor = arrival_donor(birth, key, pop.alive, pop.birth, cum_entries, births_sched, cap)
+                _arrival_traits(i, age, rule, donor, muni, key, pop, tab, dyn, prog, x)
+        else:
+            _init_traits_at(i, age, muni, key, pop, tab, dyn, prog, x, True)
         co = (birth + COHORT_OFFSET) // 12
         tal.cohort[tid, co, CO_ENTERED] += 1
         for g in range(tab.grp_attr.shape[0]):
@@ -362,7 +460,7 @@ def enter_chunk(ids, births, tid, pop, tab, dyn, arrival, month, seed_key, cap, 
 
 
 @njit(cache=True, nogil=True, _nrt=False, error_model="numpy", fastmath=FAST)
-def month_chunk(id0, id1, tid, pop, tab, dyn, tal, month, seed_key, cap, muni_attr, scratch,
+def month_chunk(id0, id1, tid, pop, tab, dyn, prog, tal, month, seed_key, cap, muni_attr, scratch,
                  lam_scratch, us_flag, us_states, hb_states):
     """One month of life for ids ``[id0, id1)`` (see the module docstring for the order).
 
@@ -403,13 +501,14 @@ def month_chunk(id0, id1, tid, pop, tab, dyn, tal, month, seed_key, cap, muni_at
                 tal.cohort_grp[tid, g, c, co, CO_AGED_OUT_HB] += hb
             continue
         key = rng.person_month_key(seed_key, pid, month)
-        _covariates(i, age, muni, pop, tab, dyn, x)
+        _covariates(i, age, muni, pop, tab, dyn, prog, x)
+        pm = np.int64(pop.programmes[i])  # programmes at the start of the month: their effects
         # ---- exits (competing: death, emigration)
         n_ex = tab.ex_hz.shape[0]
         if n_ex > 0:
             lam_tot = 0.0
             for e in range(n_ex):
-                lams[e] = _hazard_rate(tab.ex_hz[e], age, tab, x)
+                lams[e] = _hazard_rate(tab.ex_hz[e], age, tab, x, programme_effect(prog.hz, tab.ex_hz[e], pm))
                 lam_tot += lams[e]
             if _event(rng.uniform(key, rng.D_EXIT), lam_tot):
                 target = rng.uniform(key, rng.D_EXIT_WHICH) * lam_tot
@@ -424,29 +523,31 @@ def month_chunk(id0, id1, tid, pop, tab, dyn, tal, month, seed_key, cap, muni_at
                 tal.events[tid, 1 + which] += 1
                 continue
         # ---- traits
-        _init_traits_at(i, age, muni, key, pop, tab, dyn, xi, False)
+        _init_traits_at(i, age, muni, key, pop, tab, dyn, prog, xi, False)
         for t in range(tab.ct_dstart.shape[0]):
             v = pop.ctraits[t, i]
             if v != v:
                 continue
             for d in range(tab.ct_dstart[t], tab.ct_dend[t]):
                 if tab.dy_lo[d] <= age < tab.dy_hi[d]:
-                    target = tab.dy_icpt[d] + _lp(tab.dy_row[d], tab, x)
+                    target = tab.dy_icpt[d] + _lp(tab.dy_row[d], tab, x) + programme_effect(prog.dy, d, pm)
                     v = v + tab.dy_rate[d] * (target - v) + tab.dy_sd[d] * rng.normal(key, rng.D_TRAIT + t)
                     pop.ctraits[t, i] = np.float32(v)
                     break
         for b in range(tab.bt_onset.shape[0]):
             bit = np.uint8(1 << b)
-            u = rng.uniform(key, rng.D_TRAIT + 16 + b)
+            u = rng.uniform(key, rng.D_BTRAIT + b)
             if pop.btraits[i] & bit:
-                if u < _hazard_p(tab.bt_recovery[b], age, tab, x):
+                if u < _hazard_p(tab.bt_recovery[b], age, tab, x, programme_effect(prog.hz, tab.bt_recovery[b], pm)):
                     pop.btraits[i] &= np.uint8(~(1 << b) & 0xFF)
             elif age >= tab.bt_init_age[b]:
-                if u < _hazard_p(tab.bt_onset[b], age, tab, x):
+                if u < _hazard_p(tab.bt_onset[b], age, tab, x, programme_effect(prog.hz, tab.bt_onset[b], pm)):
                     pop.btraits[i] |= bit
         # ---- interventions: enrol or keep (acts through covariates from next month)
-        if tab.pg_lo.shape[0] > 0:
-            _programmes(i, pid, tid, age, state, pop, tab, dyn, tal, seed_key)
+        if pm != 0 or dyn.pg_open[age // 12, state]:  # else no slot can enrol or drop them
+            programme_step(i, rng.person_month_key(seed_key, pid, PERSON_MONTH), age, state,
+                           pop.programmes, pop.pg_ever, pop.attrs, pop.ctraits, pop.btraits, prog,
+                           dyn.pg_cover, tal.prog[tid])
         # ---- one activity transition
         new = -1
         for e in range(tab.st_sc_start[state], tab.st_sc_end[state]):
@@ -455,7 +556,7 @@ def month_chunk(id0, id1, tid, pop, tab, dyn, tal, month, seed_key, cap, muni_at
             due = (age == tab.sc_at[e]) if tab.sc_kind[e] == 0 else (pop.tis[i] + 1 >= tab.sc_at[e])
             if due:
                 new = _choose_destination(tab.sc_dstart[e], tab.sc_dend[e], tab, x,
-                                          rng.uniform(key, rng.D_SCHEDULED))
+                                          rng.uniform(key, rng.D_SCHEDULED), prog, pm)
                 pop.flags[i] |= np.uint8(tab.sc_flags[e])
                 break
         if new < 0:
@@ -468,7 +569,7 @@ def month_chunk(id0, id1, tid, pop, tab, dyn, tal, month, seed_key, cap, muni_at
                     req = tab.tr_req[r]
                     if req >= 0 and ((pop.clients[i] >> req) & 1) == 0:
                         continue
-                    lam = _hazard_rate(tab.tr_hz[r], age, tab, x)
+                    lam = _hazard_rate(tab.tr_hz[r], age, tab, x, programme_effect(prog.hz, tab.tr_hz[r], pm))
                     lams[r - t0] = lam
                     lam_tot += lam
                 if _event(rng.uniform(key, rng.D_TRANSITION), lam_tot):
@@ -493,7 +594,7 @@ def month_chunk(id0, id1, tid, pop, tab, dyn, tal, month, seed_key, cap, muni_at
         if new >= 0:
             for h in range(H):
                 if tab.ho_kind[h] == 0 and tab.ho_from_states[h, state] and tab.ho_to_states[h, new] \
-                        and tab.ho_lo[h] <= age < tab.ho_hi[h]:
+                        and tab.ho_lo[h] <= age < tab.ho_hi[h] and _handoff_flags_ok(h, i, pop, tab):
                     _send(i, h, muni, month, key, pop, tab, dyn, tal, tid)
             if us_states[new] and pop.us_start[i] == NEVER:
                 pop.us_start[i] = month
@@ -510,14 +611,15 @@ def month_chunk(id0, id1, tid, pop, tab, dyn, tal, month, seed_key, cap, muni_at
                 if elig:
                     tal.sv[tid, s, muni, SV_CLIENTS] += 1
                 continue
-            base = rng.D_SERVICE + 4 * s
+            base = rng.D_SERVICE + rng.SERVICE_DRAWS * s
             if pop.clients[i] & bit:
                 if not elig or rng.uniform(key, base + 2) < tab.sv_discharge[s]:
                     pop.clients[i] &= ~bit
                     tal.sv[tid, s, muni, SV_DISCHARGED] += 1
                     if not elig:
                         for h in range(H):
-                            if tab.ho_kind[h] == 1 and tab.ho_from[h] == s and tab.ho_lo[h] <= age < tab.ho_hi[h]:
+                            if tab.ho_kind[h] == 1 and tab.ho_from[h] == s and tab.ho_lo[h] <= age < tab.ho_hi[h] \
+                                    and _handoff_flags_ok(h, i, pop, tab):
                                 _send(i, h, muni, month, key, pop, tab, dyn, tal, tid)
                 else:
                     tal.sv[tid, s, muni, SV_CLIENTS] += 1
@@ -538,7 +640,8 @@ def month_chunk(id0, id1, tid, pop, tab, dyn, tal, month, seed_key, cap, muni_at
                     tal.sv[tid, s, muni, SV_DETECTED] += 1
                     tal.sv[tid, s, muni, SV_WAITING] += 1
                     for h in range(H):
-                        if tab.ho_kind[h] == 2 and tab.ho_from[h] == s and tab.ho_lo[h] <= age < tab.ho_hi[h]:
+                        if tab.ho_kind[h] == 2 and tab.ho_from[h] == s and tab.ho_lo[h] <= age < tab.ho_hi[h] \
+                                and _handoff_flags_ok(h, i, pop, tab):
                             _send(i, h, muni, month, key, pop, tab, dyn, tal, tid)
         r = pop.ref_service[i]
         if r >= 0 and pop.ref_due[i] <= month:

@@ -24,7 +24,7 @@ FLAG_LONG_NEET = 6  # bit set when a NEET spell reaches 12 consecutive months
 Pop = namedtuple("Pop", [
     "alive", "birth", "attrs", "state", "tis", "ctraits", "btraits", "flags",
     "clients", "waiting", "ref_service", "ref_due", "us_start", "months_neet", "neet_spell",
-    "programmes",
+    "programmes", "pg_ever",  # enrolled now; ever enrolled (a trait shift applies once per person)
 ])
 
 
@@ -40,6 +40,7 @@ def allocate(capacity: int, n_attributes: int, n_ctraits: int) -> Pop:
         ref_service=np.full(c, -1, np.int8), ref_due=np.zeros(c, np.int16),
         us_start=np.full(c, NEVER, np.int16), months_neet=np.zeros(c, np.int16),
         neet_spell=np.zeros(c, np.int16), programmes=np.zeros(c, np.uint16),
+        pg_ever=np.zeros(c, np.uint16),
     )
 
 
@@ -64,7 +65,7 @@ def entry_schedule(seed_key, n_months, births_per_month, arrivals_per_month_by_a
         births[m] = _stochastic_round(births_per_month[m], seed_key, rng.D_BIRTHS, m)
         for a in range(n_ages):
             arrivals[m, a] = _stochastic_round(arrivals_per_month_by_age[a], seed_key,
-                                               rng.D_ARRIVALS + 1000 * (a + 1), m)
+                                               rng.D_ARRIVALS + a, m)
     return births, arrivals
 
 

@@ -11,6 +11,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from utenforsk.config.schema import LIMITS
+
+SERVICE_DRAWS = 4  # codes per service: admit, detect, discharge (and one spare)
+
 M1 = np.uint64(0xBF58476D1CE4E5B9)
 M2 = np.uint64(0x94D049BB133111EB)
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
@@ -20,26 +24,70 @@ INV53 = 1.0 / 9007199254740992.0  # 2**-53
 SHIFT30, SHIFT27, SHIFT31, SHIFT11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
 MASK16 = np.uint64(0xFFFF)
 
-# decision codes: every random decision in the model has its own stream
-D_EXIT = 1
-D_TRANSITION = 2
-D_DESTINATION = 3
-D_SCHEDULED = 4
-D_BIRTHS = 5
-D_ARRIVALS = 6
-D_ARRIVAL_AGE = 7
-D_ARRIVAL_STATE = 8
-D_HANDOFF = 9
-D_GATE = 10
-D_EXIT_WHICH = 11
-# blocks below are disjoint given the schema's caps: 16 continuous traits, 8 binary traits,
-# 32 attributes, 8 services, 16 programmes; handoffs use D_HANDOFF * 64 + h (>= 576)
-D_TRAIT = 16      # + continuous trait index (noise); binary onset/recovery at D_TRAIT + 16 + b
-D_TRAIT_INIT = 48  # + continuous trait index
-D_BTRAIT_INIT = 64  # + binary trait index
-D_ATTRIBUTE = 80   # + attribute index
-D_SERVICE = 112    # + 4 * service index + {0: admit, 1: detect, 2: discharge}
-D_PROGRAMME = 160  # + programme index (interventions)
+# ---- decision codes ---------------------------------------------------------------------------
+#: every random decision of a person's month, declared once: (name, number of codes). Codes are
+#: assigned consecutively from 1 in this order, so blocks are disjoint by construction; a block
+#: sized by a schema limit (LIMITS) grows with it. Programme enrolment draws are keyed by a hash
+#: of the intervention's name instead (:func:`programme_decision`), above every declared code.
+DECISIONS = (
+    ("exit", 1), ("exit_which", 1), ("transition", 1), ("destination", 1), ("gate", 1),
+    ("scheduled", 1), ("births", 1), ("arrivals", LIMITS["arrival_ages"]),
+    ("arrival_age", 1), ("arrival_state", 1), ("arrival_donor", LIMITS["donor_tries"]),
+    ("arrival_flag", LIMITS["flags"]), ("arrival_btrait", LIMITS["binary_traits"]),
+    ("trait_noise", LIMITS["continuous_traits"]), ("btrait_change", LIMITS["binary_traits"]),
+    ("trait_init", LIMITS["continuous_traits"]), ("btrait_init", LIMITS["binary_traits"]),
+    ("attribute", LIMITS["attributes"]), ("service", SERVICE_DRAWS * LIMITS["services"]),
+    ("handoff", LIMITS["handoffs"]),
+)
+
+
+def _bases(decls) -> dict[str, int]:
+    out, nxt = {}, 1
+    for name, size in decls:
+        out[name] = nxt
+        nxt += size
+    return out
+
+
+BASE = _bases(DECISIONS)
+#: programme enrolment decisions: the top bit set, so no declared code can reach them
+PROGRAMME_BIT = 1 << 63
+
+
+def check_disjoint(decls, bases: dict[str, int]) -> None:
+    """Raise AssertionError unless the blocks ``bases[name] .. + size`` are disjoint, start at
+    1 or above, stay below the programme block, and each name is declared once."""
+    codes = [bases[n] + j for n, size in decls for j in range(size)]
+    assert len({n for n, _ in decls}) == len(decls), "a decision is declared twice"
+    assert len(set(codes)) == len(codes) and min(codes) >= 1, "decision blocks overlap"
+    assert max(codes) < PROGRAMME_BIT, "declared decisions reach the programme block"
+
+
+check_disjoint(DECISIONS, BASE)
+
+D_EXIT, D_EXIT_WHICH, D_TRANSITION = BASE["exit"], BASE["exit_which"], BASE["transition"]
+D_DESTINATION, D_GATE, D_SCHEDULED = BASE["destination"], BASE["gate"], BASE["scheduled"]
+D_BIRTHS, D_ARRIVALS, D_ARRIVAL_AGE = BASE["births"], BASE["arrivals"], BASE["arrival_age"]
+D_ARRIVAL_STATE, D_ARRIVAL_DONOR = BASE["arrival_state"], BASE["arrival_donor"]
+D_ARRIVAL_FLAG, D_ARRIVAL_BTRAIT = BASE["arrival_flag"], BASE["arrival_btrait"]
+D_TRAIT, D_BTRAIT = BASE["trait_noise"], BASE["btrait_change"]   # + trait index
+D_TRAIT_INIT, D_BTRAIT_INIT = BASE["trait_init"], BASE["btrait_init"]  # + trait index
+D_ATTRIBUTE = BASE["attribute"]  # + attribute index
+D_SERVICE = BASE["service"]      # + SERVICE_DRAWS * service index + {0: admit, 1: detect, 2: discharge}
+D_HANDOFF = BASE["handoff"]      # + handoff index
+
+
+def decision_name(code: int) -> str:
+    """The declared decision a code belongs to, e.g. ``service9`` (for generated source)."""
+    for name, size in DECISIONS:
+        if BASE[name] <= code < BASE[name] + size:
+            return name if size == 1 else f"{name}{code - BASE[name]}"
+    return "programme" if code >= PROGRAMME_BIT else f"decision{code}"
+
+
+def programme_decision(h: int) -> int:
+    """The decision code of a programme's enrolment draw, from a 64-bit hash ``h`` of its name."""
+    return PROGRAMME_BIT | (int(h) & (PROGRAMME_BIT - 1))
 
 
 @njit(cache=True, inline="always")

@@ -38,6 +38,9 @@ Tables = namedtuple("Tables", [
     "sc_kind", "sc_at", "sc_lo", "sc_hi", "sc_dstart", "sc_dend", "sc_flags",
     "de_to", "de_logw", "de_row",
     "ar_lo", "ar_hi", "ar_dstart", "ar_dend",
+    # arrivals' traits and flags by rule: a shift on the donor's traits (intercept + row),
+    # binary-trait prevalences and flag shares where set
+    "ar_shift_icpt", "ar_shift_row", "ar_prev", "ar_prev_set", "ar_flag_p", "ar_flag_set",
     # attributes
     "attr_given", "attr_cum_birth", "attr_cum_arrival",
     # traits
@@ -48,9 +51,7 @@ Tables = namedtuple("Tables", [
     "sv_kind", "sv_lo", "sv_hi", "sv_states", "sv_discharge",
     "sv_nstart", "sv_nend", "nd_kind", "nd_idx", "nd_thr", "nd_below",
     "ho_kind", "ho_from", "ho_to", "ho_from_states", "ho_to_states", "ho_lo", "ho_hi",
-    # intervention programmes (who may enrol; one-off trait shifts)
-    "pg_lo", "pg_hi", "pg_states", "pg_attr_ok", "pg_tstart", "pg_tend", "pg_tkind", "pg_tidx",
-    "pg_tthr", "pg_tbelow", "pg_sticky", "pg_shift",
+    "ho_fmask", "ho_fwant",  # flags a handoff requires: (flags & fmask) == fwant
     # output groups
     "grp_attr",
     # misc scalars as 0-d arrays
@@ -79,6 +80,7 @@ class _LP:
     """Builder for the pool of sparse linear predictors."""
 
     cov_index: dict
+    names: dict = field(default_factory=dict)  # covariate key -> its name in the config
     starts: list = field(default_factory=list)
     ends: list = field(default_factory=list)
     covs: list = field(default_factory=list)
@@ -90,6 +92,7 @@ class _LP:
             key = resolve(name)
             if key not in self.cov_index:
                 self.cov_index[key] = len(self.cov_index)
+                self.names[key] = name
             self.covs.append(self.cov_index[key])
             self.betas.append(p.value)
         self.ends.append(len(self.covs))
@@ -97,10 +100,11 @@ class _LP:
 
 
 class CompiledModel:
-    """Names and numeric tables of one model config (optionally with interventions' programmes)."""
+    """Names and numeric tables of one model config. Interventions are not part of it: they are
+    values in the programme slots (utenforsk/interventions/slots.py), so every scenario of a model
+    shares its tables' structure and its compiled kernel."""
 
-    def __init__(self, cfg: ModelConfig, programmes: list | None = None):
-        """``programmes``: Intervention objects (or bare names, for covariates only)."""
+    def __init__(self, cfg: ModelConfig):
         self.cfg = cfg
         self.states = list(cfg.states)
         self.state_index = {s: i for i, s in enumerate(self.states)}
@@ -113,11 +117,13 @@ class CompiledModel:
         self.services = list(cfg.services)
         self.service_index = {s: i for i, s in enumerate(self.services)}
         self.handoffs = list(cfg.handoffs)
-        self.programme_specs = [p for p in (programmes or []) if not isinstance(p, str)]
-        self.programmes = [p if isinstance(p, str) else p.name for p in (programmes or [])]
-        if len(self.programmes) > 16:
-            from utenforsk.errors import ConfigError
-            raise ConfigError("at most 16 interventions in one scenario", value=len(self.programmes))
+        #: interventions named by ``programme:NAME`` covariates of the config (slots are values)
+        self.programme_refs: list[str] = []
+        #: where interventions act: hazards of each transition, destinations of each scheduled
+        #: outcome, dynamics of each trait (filled by _build)
+        self.transition_hazards: dict[str, list[int]] = {}
+        self.scheduled_destinations: dict[tuple[str, str], list[int]] = {}
+        self.trait_dynamics: dict[str, list[int]] = {}
         self.report_by = list(cfg.report_by)
         self.tables = self._build()
 
@@ -142,54 +148,11 @@ class CompiledModel:
             return (K_SERVICE, self.service_index[ref], 0)
         if kind == "quality":
             return (K_QUALITY, self.service_index[ref], 0)
-        if kind == "programme":
-            if ref not in self.programmes:
-                from utenforsk.errors import ConfigError
-                raise ConfigError(f"covariate {name!r} names no programme in this scenario",
-                                  allowed=", ".join(self.programmes) or "none")
-            return (K_PROGRAMME, self.programmes.index(ref), 0)
+        if kind == "programme":  # the slot is a value (Prog.ref), looked up per scenario
+            if ref not in self.programme_refs:
+                self.programme_refs.append(ref)
+            return (K_PROGRAMME, self.programme_refs.index(ref), 0)
         raise KeyError(name)
-
-    # ---- programmes ----------------------------------------------------------------------------
-    def _programme_tables(self, S: int, kmax: int) -> dict:
-        """Eligibility tables of the scenario's interventions (see utenforsk/interventions)."""
-        K, A, CT = len(self.programmes), len(self.attributes), len(self.ctraits)
-        out = {"pg_lo": np.zeros(K, np.int32), "pg_hi": np.zeros(K, np.int32),
-               "pg_states": np.ones((max(K, 1), S), np.bool_),
-               "pg_attr_ok": np.ones((max(K, 1), max(A, 1), kmax), np.bool_),
-               "pg_tstart": np.zeros(K, np.int32), "pg_tend": np.zeros(K, np.int32),
-               "pg_sticky": np.zeros(K, np.bool_), "pg_shift": np.zeros((max(K, 1), max(CT, 1)))}
-        tk, ti, tt, tb = [], [], [], []
-        specs = {p.name: p for p in self.programme_specs}
-        for k, name in enumerate(self.programmes):
-            if name not in specs:  # a bare name: nobody is ever enrolled by the kernel
-                out["pg_lo"][k], out["pg_hi"][k] = 0, 0
-                continue
-            who, what = specs[name].who, specs[name].what
-            out["pg_lo"][k], out["pg_hi"][k] = months(who.ages[0]), months(who.ages[1])
-            out["pg_sticky"][k] = who.sticky
-            if who.states is not None:
-                out["pg_states"][k, :] = False
-                for st in who.states:
-                    out["pg_states"][k, self.state_index[st]] = True
-            for attr, cats in who.attributes.items():
-                a = self.attr_index[attr]
-                out["pg_attr_ok"][k, a, :] = False
-                for c in cats:
-                    out["pg_attr_ok"][k, a, self.cfg.attributes[attr].categories.index(c)] = True
-            out["pg_tstart"][k] = len(tk)
-            for cond in who.traits:
-                binary = cond.trait in self.btraits
-                tk.append(1 if binary else 0)
-                ti.append(self.btraits.index(cond.trait) if binary else self.ctraits.index(cond.trait))
-                tt.append(cond.below if cond.below is not None else cond.above)
-                tb.append(cond.below is not None)
-            out["pg_tend"][k] = len(tk)
-            for trait, shift in what.trait_shift.items():
-                out["pg_shift"][k, self.ctraits.index(trait)] = shift.value
-        out.update(pg_tkind=np.asarray(tk, np.int32), pg_tidx=np.asarray(ti, np.int32),
-                   pg_tthr=np.asarray(tt, np.float64), pg_tbelow=np.asarray(tb, np.bool_))
-        return out
 
     # ---- build -------------------------------------------------------------------------------
     def _build(self) -> Tables:  # noqa: C901 - one linear pass over the config
@@ -201,8 +164,10 @@ class CompiledModel:
 
         # hazards
         hz_base, hz_lo, hz_hi, hz_row = [], [], [], []
+        self.hazard_names: list[str] = []  # what each hazard is, for the generated source
 
-        def add_hazard(h: Hazard) -> int:
+        def add_hazard(h: Hazard, what: str) -> int:
+            self.hazard_names.append(what)
             p = h.probability.value if h.probability is not None else monthly_from_annual(h.annual_rate.value)
             base = np.full(AGE_YEARS, logit(p))
             for age in sorted(h.age_profile):
@@ -221,6 +186,7 @@ class CompiledModel:
 
         # transitions grouped by origin state
         by_state: list[list] = [[] for _ in range(S)]
+        tr_name = {id(t): name for name, t in cfg.transitions.items()}
         for name, t in cfg.transitions.items():
             for f in t.from_:
                 by_state[self.state_index[f]].append(t)
@@ -228,20 +194,23 @@ class CompiledModel:
         for s in range(S):
             st_tr_start.append(len(tr_hz))
             for t in by_state[s]:
-                tr_hz.append(add_hazard(t))
+                tr_hz.append(add_hazard(t, f"{tr_name[id(t)]} from {self.states[s]}"))
+                self.transition_hazards.setdefault(tr_name[id(t)], []).append(tr_hz[-1])
                 tr_to.append(self.state_index[t.to])
                 tr_gate.append(self.service_index[t.gate] if t.gate else -1)
                 tr_req.append(self.service_index[t.requires_service] if t.requires_service else -1)
                 tr_flags.append(flag_mask(t.set_flags))
             st_tr_end.append(len(tr_hz))
-        ex_hz = [add_hazard(e) for e in cfg.exits.values()]
+        ex_hz = [add_hazard(e, name) for name, e in cfg.exits.items()]
 
         # destinations (scheduled events and arrivals)
         de_to, de_logw, de_row = [], [], []
 
-        def add_destinations(to: dict[str, Destination]) -> tuple[int, int]:
+        def add_destinations(to: dict[str, Destination], event: str | None = None) -> tuple[int, int]:
             start = len(de_to)
             for state, d in to.items():
+                if event is not None:
+                    self.scheduled_destinations.setdefault((event, state), []).append(len(de_to))
                 de_to.append(self.state_index[state])
                 w = 1.0 if d.weight is None else d.weight.value
                 de_logw.append(math.log(w) if w > 0 else -1e30)
@@ -249,6 +218,7 @@ class CompiledModel:
             return start, len(de_to)
 
         sc_by_state: list[list] = [[] for _ in range(S)]
+        sc_name = {id(e): name for name, e in cfg.scheduled.items()}
         for e in cfg.scheduled.values():
             for f in e.from_:
                 sc_by_state[self.state_index[f]].append(e)
@@ -261,19 +231,33 @@ class CompiledModel:
                 sc["at"].append(months(e.at_age) if e.at_age is not None else e.after_months)
                 sc["lo"].append(months(e.ages[0]))
                 sc["hi"].append(months(e.ages[1]))
-                ds, de = add_destinations(e.to)
+                ds, de = add_destinations(e.to, sc_name[id(e)])
                 sc["ds"].append(ds)
                 sc["de"].append(de)
                 sc["flags"].append(flag_mask(e.set_flags))
             st_sc_end.append(len(sc["kind"]))
         ar_lo, ar_hi, ar_ds, ar_de = [], [], [], []
-        if cfg.population.immigration is not None:
-            for r in cfg.population.immigration.states:
-                ar_lo.append(months(r.ages[0]))
-                ar_hi.append(months(r.ages[1]))
-                ds, de = add_destinations(r.to)
-                ar_ds.append(ds)
-                ar_de.append(de)
+        rules = cfg.population.immigration.states if cfg.population.immigration is not None else []
+        R, CT, BT, NF = max(len(rules), 1), max(len(self.ctraits), 1), max(len(self.btraits), 1), max(len(self.flags), 1)
+        ar = dict(shift_icpt=np.zeros((R, CT)), shift_row=np.full((R, CT), -1, np.int32),
+                  prev=np.zeros((R, BT)), prev_set=np.zeros((R, BT), np.bool_),
+                  flag_p=np.zeros((R, NF)), flag_set=np.zeros((R, NF), np.bool_))
+        for ri, r in enumerate(rules):
+            ar_lo.append(months(r.ages[0]))
+            ar_hi.append(months(r.ages[1]))
+            ds, de = add_destinations(r.to)
+            ar_ds.append(ds)
+            ar_de.append(de)
+            for trait, shift in r.trait_shift.items():
+                k = self.ctraits.index(trait)
+                ar["shift_icpt"][ri, k] = shift.intercept.value if shift.intercept else 0.0
+                ar["shift_row"][ri, k] = lp.add(shift.coefficients, res)
+            for trait, p in r.prevalence.items():
+                b = self.btraits.index(trait)
+                ar["prev"][ri, b], ar["prev_set"][ri, b] = p.value, True
+            for flag, p in r.flags.items():
+                f = self.flags.index(flag)
+                ar["flag_p"][ri, f], ar["flag_set"][ri, f] = p.value, True
 
         # attributes: cumulative shares [attr, condition, category]
         A = len(self.attributes)
@@ -304,6 +288,7 @@ class CompiledModel:
             ct["sd"].append(t.initial.sd.value)
             ct["ds"].append(len(dy["lo"]))
             for d in t.dynamics:
+                self.trait_dynamics.setdefault(n, []).append(len(dy["lo"]))
                 dy["lo"].append(months(d.ages[0]))
                 dy["hi"].append(months(d.ages[1]))
                 dy["rate"].append(d.rate.value)
@@ -316,8 +301,8 @@ class CompiledModel:
             t = cfg.traits[n]
             bt["age"].append(months(t.initial.at_age))
             bt["p"].append(t.initial.probability.value)
-            bt["on"].append(add_hazard(t.onset))
-            bt["rec"].append(add_hazard(t.recovery))
+            bt["on"].append(add_hazard(t.onset, f"{n} onset"))
+            bt["rec"].append(add_hazard(t.recovery, f"{n} recovery"))
 
         # services
         SV = len(self.services)
@@ -333,6 +318,12 @@ class CompiledModel:
                 sv_states[si, self.state_index[st]] = True
             sv["ns"].append(len(nd["kind"]))
             for c in s.need:
+                if c.flag is not None:  # kind 3: thr 1.0 = in need when held, 0.0 = when not held
+                    nd["kind"].append(3)
+                    nd["idx"].append(self.flags.index(c.flag))
+                    nd["thr"].append(1.0 if c.held else 0.0)
+                    nd["below"].append(False)
+                    continue
                 if c.states is not None:
                     for st in c.states:
                         nd["kind"].append(2)
@@ -349,20 +340,21 @@ class CompiledModel:
         H = len(self.handoffs)
         ho_from_states = np.zeros((max(H, 1), S), dtype=np.bool_)
         ho_to_states = np.zeros((max(H, 1), S), dtype=np.bool_)
-        ho = {k: [] for k in ("kind", "from", "to", "lo", "hi")}
+        ho = {k: [] for k in ("kind", "from", "to", "lo", "hi", "fmask", "fwant")}
         for hi, h in enumerate(cfg.handoffs.values()):
             ho["kind"].append({"transition": 0, "exit": 1, "detection": 2}[h.trigger])
             ho["from"].append(self.service_index[h.from_service])
             ho["to"].append(self.service_index[h.to_service])
             ho["lo"].append(months(h.ages[0]))
             ho["hi"].append(months(h.ages[1]))
+            ho["fmask"].append(flag_mask(h.flags))
+            ho["fwant"].append(flag_mask([f for f, held in h.flags.items() if held]))
             for st in h.from_states:
                 ho_from_states[hi, self.state_index[st]] = True
             for st in h.to_states:
                 ho_to_states[hi, self.state_index[st]] = True
 
         # covariates sorted by kind, so the kernel fills each kind in one branch-free loop
-        pg = self._programme_tables(S, kmax)
         keys = sorted(lp.cov_index, key=lambda k: (k[0], lp.cov_index[k]))
         new_index = {k: j for j, k in enumerate(keys)}
         remap = np.zeros(max(len(keys), 1), dtype=np.int32)
@@ -374,6 +366,7 @@ class CompiledModel:
         cov_kstart = np.searchsorted(kinds, np.arange(N_KINDS), side="left").astype(np.int32)
         cov_kend = np.searchsorted(kinds, np.arange(N_KINDS), side="right").astype(np.int32)
         self.n_covariates = len(keys)
+        self.covariate_names = [lp.names[k] for k in keys]
         return Tables(
             st_neet=np.array([cfg.is_neet(s, "register") for s in self.states], dtype=np.bool_),
             st_tr_start=i32(st_tr_start), st_tr_end=i32(st_tr_end),
@@ -389,6 +382,8 @@ class CompiledModel:
             sc_dstart=i32(sc["ds"]), sc_dend=i32(sc["de"]), sc_flags=i32(sc["flags"]),
             de_to=i32(de_to), de_logw=f64(de_logw), de_row=i32(de_row),
             ar_lo=i32(ar_lo), ar_hi=i32(ar_hi), ar_dstart=i32(ar_ds), ar_dend=i32(ar_de),
+            ar_shift_icpt=ar["shift_icpt"], ar_shift_row=ar["shift_row"], ar_prev=ar["prev"],
+            ar_prev_set=ar["prev_set"], ar_flag_p=ar["flag_p"], ar_flag_set=ar["flag_set"],
             attr_given=attr_given, attr_cum_birth=cum_b, attr_cum_arrival=cum_a,
             ct_init_age=i32(ct["age"]), ct_init_icpt=f64(ct["icpt"]), ct_init_row=i32(ct["row"]),
             ct_init_sd=f64(ct["sd"]), ct_dstart=i32(ct["ds"]), ct_dend=i32(ct["de"]),
@@ -402,8 +397,29 @@ class CompiledModel:
             nd_below=np.asarray(nd["below"], dtype=np.bool_),
             ho_kind=i32(ho["kind"]), ho_from=i32(ho["from"]), ho_to=i32(ho["to"]),
             ho_from_states=ho_from_states, ho_to_states=ho_to_states,
-            ho_lo=i32(ho["lo"]), ho_hi=i32(ho["hi"]),
-            **pg,
+            ho_lo=i32(ho["lo"]), ho_hi=i32(ho["hi"]), ho_fmask=i32(ho["fmask"]), ho_fwant=i32(ho["fwant"]),
             grp_attr=i32([self.attr_index[a] for a in self.report_by]),
             birth_state=np.int32(self.state_index[cfg.population.birth_state]),
         )
+
+
+# ---- parameter values as one flat array (the generated kernel reads them at constant offsets) ----
+#: float tables read through ``F`` (parameter values); everything else is structure
+FLOAT_TABLES = ("hz_base", "lp_beta", "de_logw", "dy_rate", "dy_sd", "dy_icpt", "ct_init_icpt",
+                "ct_init_sd", "bt_init_p", "sv_discharge", "nd_thr", "attr_cum_birth", "attr_cum_arrival",
+                "ar_shift_icpt", "ar_prev", "ar_flag_p")
+
+
+def float_offsets(tab) -> dict[str, int]:
+    """Offset of each float table in ``F`` (depends on table sizes only)."""
+    out, n = {}, 0
+    for name in FLOAT_TABLES:
+        out[name] = n
+        n += int(np.size(getattr(tab, name)))
+    return out
+
+
+def float_params(tab) -> np.ndarray:
+    """The parameter values, in the layout of :func:`float_offsets`."""
+    return np.concatenate([np.ravel(np.asarray(getattr(tab, n), np.float64)) for n in FLOAT_TABLES]
+                          + [np.zeros(1)])

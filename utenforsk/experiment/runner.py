@@ -216,6 +216,7 @@ class Plan:
         from utenforsk.analysis.hypotheses import validate_hypotheses
         from utenforsk.core.tables import CompiledModel
         from utenforsk.interventions import engine
+        from utenforsk.interventions.slots import programme_slots
         from utenforsk.model import resolve_config
 
         if not self.model_path.exists():
@@ -240,7 +241,7 @@ class Plan:
                 model_over = {k: v for k, v in sc.overrides.items() if not k.startswith(IV_PREFIX)}
                 cfg = resolve_config(self.config, None, model_over)
                 cfg, ivs, _ = engine.resolve_scenario(cfg, self.scenarios[name], where=self.file)
-                CompiledModel(engine.apply_to_config(cfg, ivs), ivs)
+                programme_slots(CompiledModel(cfg), ivs)
             except ConfigError as exc:
                 if exc.key and exc.key.startswith(where):
                     raise

@@ -1,5 +1,6 @@
-"""Interventions as data (YAML), compiled into the model without touching the kernels."""
+"""Interventions: YAML (configs/interventions/) or Python plugins; see engine.py and slots.py."""
 
-from utenforsk.interventions.engine import apply_to_config, coverage, load_intervention
+from utenforsk.interventions.engine import coverage, load_intervention
+from utenforsk.interventions.slots import programme_slots
 
-__all__ = ["apply_to_config", "coverage", "load_intervention"]
+__all__ = ["coverage", "load_intervention", "programme_slots"]

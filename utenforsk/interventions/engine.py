@@ -1,10 +1,10 @@
-"""The intervention engine: resolve, compile into the model, and schedule.
+"""The intervention engine: resolve and schedule.
 
-Interventions never touch a kernel. Their effects become data:
+Interventions never touch a kernel, nor the model's structure. Their effects are values:
 
-- ``odds`` / ``outcome_odds`` / ``trait_target`` become coefficients on the covariate
-  ``programme:NAME`` (log odds ratio, or SD shift) added to the model config before compiling;
-- ``trait_shift`` and the *who* conditions become the kernel's programme tables (enrolment);
+- *who*, the enrolment draw, ``trait_shift``, ``odds``, ``outcome_odds`` and ``trait_target`` fill
+  one of the model's programme slots (utenforsk/interventions/slots.py), read by the one compiled
+  kernel of the model;
 - ``services`` / ``handoffs`` changes are applied each month to the arrays the service agents and
   the kernel read, weighted by the programme's current coverage, in the covered municipalities.
 
@@ -14,12 +14,10 @@ of the baseline.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from utenforsk.config.interventions import Intervention
-from utenforsk.config.params import Param
-from utenforsk.config.schema import ContinuousTrait, ModelConfig
+from utenforsk.config.schema import ModelConfig
 from utenforsk.errors import ConfigError
 
 LIBRARY = Path(__file__).resolve().parents[2] / "configs" / "interventions"
@@ -65,71 +63,6 @@ def resolve_scenario(cfg: ModelConfig, refs: list, where: str | None = None):
             data = plugin.modify_config(data)
         cfg = validate(ModelConfig, data, where or "<plugins>")
     return cfg, interventions, plugins
-
-
-def _log_param(p: Param, what: str) -> Param:
-    if p.range[0] <= 0:
-        raise ConfigError("an odds ratio must be > 0 over its whole range", key=what,
-                          value=list(p.range), allowed="a range of positive numbers")
-    return Param(value=math.log(p.value), range=(math.log(p.range[0]), math.log(p.range[1])),
-                 source=p.source, unit="log odds ratio", note=f"log of the odds ratio {p.value}")
-
-
-def apply_to_config(cfg: ModelConfig, interventions: list[Intervention]) -> ModelConfig:
-    """The model config with every intervention's effects as ``programme:NAME`` coefficients."""
-    if not interventions:
-        return cfg
-    data = cfg.model_dump(by_alias=True, exclude_none=True)
-    names = [iv.name for iv in interventions]
-    if len(set(names)) != len(names):
-        raise ConfigError("two interventions in one scenario share a name", value=names)
-    for iv in interventions:
-        cov, where = f"programme:{iv.name}", f"interventions.{iv.name}"
-        _check_references(cfg, iv, where)
-        for tr, oratio in iv.what.odds.items():
-            data["transitions"][tr].setdefault("coefficients", {})[cov] = _dump(_log_param(oratio, f"{where}.what.odds.{tr}"))
-        for ev, outcomes in iv.what.outcome_odds.items():
-            for dest, oratio in outcomes.items():
-                d = data["scheduled"][ev]["to"][dest]
-                d.setdefault("coefficients", {})[cov] = _dump(_log_param(oratio, f"{where}.what.outcome_odds.{ev}.{dest}"))
-        for trait, shift in iv.what.trait_target.items():
-            for dyn in data["traits"][trait].get("dynamics", []):
-                dyn.setdefault("target", {}).setdefault("coefficients", {})[cov] = _dump(shift)
-    return ModelConfig.model_validate(data)
-
-
-def _dump(p: Param) -> dict:
-    return p.model_dump(exclude_none=True)
-
-
-def _check_references(cfg: ModelConfig, iv: Intervention, where: str) -> None:
-    def need(kind, name, pool, key):
-        if name not in pool:
-            raise ConfigError(f"unknown {kind} {name!r}", key=key, allowed=", ".join(pool))
-
-    w = iv.who
-    for s in w.states or []:
-        need("state", s, list(cfg.states), f"{where}.who.states")
-    for attr, cats in w.attributes.items():
-        need("attribute", attr, list(cfg.attributes), f"{where}.who.attributes")
-        for c in cats:
-            need("category", c, cfg.attributes[attr].categories, f"{where}.who.attributes.{attr}")
-    for cond in w.traits:
-        need("trait", cond.trait, list(cfg.traits), f"{where}.who.traits")
-    for tr in iv.what.odds:
-        need("transition", tr, list(cfg.transitions), f"{where}.what.odds")
-    for ev, outcomes in iv.what.outcome_odds.items():
-        need("scheduled event", ev, list(cfg.scheduled), f"{where}.what.outcome_odds")
-        for dest in outcomes:
-            need("outcome", dest, list(cfg.scheduled[ev].to), f"{where}.what.outcome_odds.{ev}")
-    for trait in list(iv.what.trait_target) + list(iv.what.trait_shift):
-        need("trait", trait, list(cfg.traits), f"{where}.what")
-        if not isinstance(cfg.traits[trait], ContinuousTrait):
-            raise ConfigError("only continuous traits can be shifted", key=f"{where}.what", value=trait)
-    for s in iv.what.services:
-        need("service", s, list(cfg.services), f"{where}.what.services")
-    for h in iv.what.handoffs:
-        need("handoff", h, list(cfg.handoffs), f"{where}.what.handoffs")
 
 
 def coverage(iv: Intervention, year: int, month_of_year: int) -> float:

@@ -1,0 +1,83 @@
+"""Immigrants arrive with the traits and qualifications of their age (issue 11, defect 6).
+
+Before the fix an arrival's traits were drawn from the at-birth / at-6 distribution whatever the
+age on arrival, binary traits started at 0, and no arrival held a flag, so adult immigrants never
+held ``completed_upper_secondary``. Now traits already started are a native donor's of the same
+birth month (plus the rule's ``trait_shift``), binary traits follow the natives' prevalence at
+that age (or a declared ``prevalence``), and flags are drawn with the rule's shares.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from utenforsk.model import UtenforskModel
+
+
+def _arrivals(m: UtenforskModel, month: int) -> np.ndarray:
+    """Slots of the people who arrived (immigrated) in ``month``."""
+    ids = np.arange(int(m.cum_entries[month] + m.births[month]), int(m.cum_entries[month + 1]))
+    return ids % m.capacity
+
+
+@pytest.fixture(scope="module")
+def entered(baseline_path):
+    """A burnt-in baseline whose next month's entrants have just entered (before their month)."""
+    m = UtenforskModel(baseline_path, seed=8, scale=0.01, burn_in_years=30, horizon_years=1)
+    month = m.month
+    m._enter(month)
+    return m, month
+
+
+def test_arrivals_take_a_native_donors_traits(entered):
+    """Each arrival's engagement is exactly that of a living native born in the same month, and
+    their achievement that value plus the rule's shift (-0.2 SD): age-specific draws."""
+    m, month = entered
+    arr = _arrivals(m, month)
+    c = m.compiled
+    eng, ach = c.ctraits.index("engagement"), c.ctraits.index("achievement")
+    births = m.pop.birth
+    native_slots = np.concatenate([np.arange(int(m.cum_entries[b]), int(m.cum_entries[b] + m.births[b]))
+                                   for b in range(month)]) % m.capacity
+    native_slots = native_slots[m.pop.alive[native_slots] == 1]
+    older = arr[(month - births[arr]) > 6 * 12 + 1]
+    assert len(older) > 30, "too few arrivals past 6 to test"
+    hits_e = hits_a = 0
+    for s in older:
+        same = native_slots[births[native_slots] == births[s]]
+        hits_e += m.pop.ctraits[eng, s] in set(m.pop.ctraits[eng, same].tolist())
+        shifted = {float(np.float32(np.float64(v) - 0.2)) for v in m.pop.ctraits[ach, same]}
+        hits_a += float(m.pop.ctraits[ach, s]) in shifted
+    # a donor is missed only when four draws all meet natives who have died or emigrated
+    assert hits_e >= 0.95 * len(older) and hits_a >= 0.95 * len(older), (hits_e, hits_a, len(older))
+
+
+def test_adult_arrivals_hold_qualifications_and_natives_prevalence(baseline_path):
+    """Arrivals aged 25-29 hold completed_upper_secondary at the declared share (0.66), and the
+    mental-health problem of adult arrivals is as prevalent as among natives of their age.
+
+    Tolerance: 4 binomial standard errors of each share (the failing pre-fix values were 0)."""
+    m = UtenforskModel(baseline_path, seed=9, scale=0.01, burn_in_years=30, horizon_years=2)
+    f = m.compiled.flags.index("completed_upper_secondary")
+    b = m.compiled.btraits.index("mental_health")
+    done, ill, n_old, n_adult = 0, 0, 0, 0
+    while m.running:
+        month = m.month
+        m.step()
+        arr = _arrivals(m, month)
+        age = month - m.pop.birth[arr]
+        old, adult = arr[age >= 25 * 12], arr[age >= 20 * 12]
+        done += int(((m.pop.flags[old] >> f) & 1).sum())
+        ill += int(((m.pop.btraits[adult] >> b) & 1).sum())
+        n_old, n_adult = n_old + len(old), n_adult + len(adult)
+    assert n_old > 200
+    share = done / n_old
+    assert abs(share - 0.66) < 4 * np.sqrt(0.66 * 0.34 / n_old), share
+    slots = m.alive_slots()
+    ages = m.month - m.pop.birth[slots]
+    natives = slots[(ages >= 20 * 12) & (m.pop.attrs[m.compiled.attr_index["immigrant_background"], slots] != 2)]
+    p_native = float(((m.pop.btraits[natives] >> b) & 1).mean())
+    assert p_native > 0.05, "the comparison needs a prevalence well above 0"
+    p_arr = ill / n_adult
+    assert abs(p_arr - p_native) < 4 * np.sqrt(p_native * (1 - p_native) / n_adult), (p_arr, p_native)

@@ -1,0 +1,56 @@
+"""The on-disk kernel cache can be shared between users (a cluster's group cache directory):
+generated files are readable by group and others (as the umask allows), and a cache the user
+cannot read or write is met with a clear fallback, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from utenforsk.core import kernel_cache
+
+
+def test_generated_file_is_readable_by_group_and_others(tmp_path):
+    old = os.umask(0o022)
+    try:
+        kernel_cache._write_once(tmp_path / "kernel_x.py", "X = 1\n")
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE((tmp_path / "kernel_x.py").stat().st_mode)
+    assert mode == 0o644, oct(mode)
+
+
+def test_umask_is_respected(tmp_path):
+    old = os.umask(0o077)
+    try:
+        kernel_cache._write_once(tmp_path / "kernel_y.py", "X = 1\n")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "kernel_y.py").stat().st_mode) == 0o600
+
+
+def test_unreadable_shared_file_falls_back_to_a_private_copy(tmp_path, monkeypatch):
+    """Another user's kernel file we may not read (simulated: tests may run as root, who reads
+    anything): the module is imported from a private copy instead."""
+    monkeypatch.setenv("UTENFORSK_KERNEL_CACHE", str(tmp_path))
+    src = "X = 41\n# test_unreadable_shared_file\n"
+    real = kernel_cache._import_module
+
+    def deny(name, path):
+        if path.parent == tmp_path:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(name, path)
+
+    monkeypatch.setattr(kernel_cache, "_import_module", deny)
+    with pytest.warns(UserWarning, match="kernel cache"):
+        mod = kernel_cache.load(src)
+    assert mod.X == 41 and mod.SOURCE_PATH.parent != tmp_path
+    assert mod.SOURCE_PATH.read_text() == src
+
+
+def test_a_lock_we_may_not_create_is_no_error(tmp_path):
+    """A shared cache directory we may read but not write: compiling goes on without the lock."""
+    with kernel_cache._compile_lock(tmp_path / "no-such-dir" / "k.lock"):
+        pass
