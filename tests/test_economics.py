@@ -240,6 +240,21 @@ def test_parameter_mode_intervals_use_draws_not_replicates():
     assert row["npv_nok"] == pytest.approx(draw_means.mean())
 
 
+def test_parameter_mode_intervals_are_the_effects_percentile_intervals():
+    """In parameter mode economics.csv describes parameter uncertainty the way effects.csv does
+    (national percentile intervals over draws), not a t-interval of the mean over draws, which
+    would shrink as draws are added."""
+    from utenforsk.analysis.uncertainty import national_interval
+
+    runs = noisy_runs(n=12)
+    draw_of = {r: r // 3 for r in range(12)}
+    row = economics(runs, draw_of=draw_of, scale=0.01).iloc[0]
+    per = economics_by_replicate(runs).set_index("replicate")["npv_nok"]
+    lo, hi = national_interval(per, draw_of, 0.01)
+    assert (row["npv_nok_low"], row["npv_nok_high"]) == pytest.approx((lo, hi))
+    assert row["npv_nok_low"] <= row["npv_nok"] <= row["npv_nok_high"]
+
+
 def test_acceptability_curve():
     runs = noisy_runs()
     ceac = acceptability(runs, wtp=(0, 1e5, 1e6, 1e7))

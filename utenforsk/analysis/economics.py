@@ -332,29 +332,62 @@ def ratio_interval(num: np.ndarray, den: np.ndarray, level: float = 0.95,
     return point, float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
+def _draw_ratio_interval(units: pd.DataFrame, num: str, den: str, level: float) -> tuple[float, float, float]:
+    """Parameter mode: the ratio of the means over draws, and the percentile interval of the
+    per-draw ratios (unbounded when some draw's denominator is not positive: the ratio is then
+    undefined for that draw, as Fieller's interval is unbounded)."""
+    from utenforsk.analysis.uncertainty import percentile_interval
+
+    n, d = units[num].to_numpy(dtype=float), units[den].to_numpy(dtype=float)
+    m_den = float(d.mean()) if d.size else float("nan")
+    point = float(n.mean()) / m_den if d.size and m_den > 0 else float("nan")
+    if d.size < 2:
+        return point, float("nan"), float("nan")
+    if not (np.isfinite(point) and np.all(d > 0)):
+        return point, -math.inf, math.inf
+    lo, hi = percentile_interval(n / d, level)
+    return point, lo, hi
+
+
 def economics(runs: pd.DataFrame, baseline: str = "baseline", valuation: Valuation | None = None,
               level: float = 0.95, draw_of: dict | None = None,
-              paid_by_programme: dict[str, set[str]] | None = None, valuation_of=None) -> pd.DataFrame:
+              paid_by_programme: dict[str, set[str]] | None = None, valuation_of=None,
+              scale: float = 1.0) -> pd.DataFrame:
     """One row per non-baseline scenario: mean and interval of each quantity and ratio.
 
     Columns: ``scenario``; for each of :data:`QUANTITIES` and :data:`RATIOS` the estimate under its
     own name plus ``<name>_low`` and ``<name>_high``; then ``n_replicates``, ``n_units``,
-    ``interval_basis``, ``value_at_30_included`` and ``price_year``. Quantities get t-intervals of
-    the mean over units (replicates; per-draw means in parameter mode, ``draw_of`` = replicate →
-    draw). Ratios are ratios of means (as an incremental cost-effectiveness ratio is), with the
-    paired bootstrap interval of :func:`ratio_interval`.
+    ``interval_basis``, ``value_at_30_included`` and ``price_year``. Ratios are ratios of means (as
+    an incremental cost-effectiveness ratio is).
+
+    Monte Carlo mode: t-intervals of the mean over replicates, and the paired bootstrap interval
+    of :func:`ratio_interval` for ratios. Parameter mode (``draw_of`` = replicate → draw): the
+    same national-scale percentile intervals over draws as the effects
+    (:func:`utenforsk.analysis.uncertainty.national_interval`, ``scale`` = the simulation scale),
+    so they describe what we do not know and do not shrink with more draws; ratios get the
+    percentile interval of the per-draw ratios (:func:`_draw_ratio_interval`).
     """
+    from utenforsk.analysis.uncertainty import national_interval
+
     valuation = valuation or Valuation()
     per = economics_by_replicate(runs, baseline, valuation, paid_by_programme, valuation_of)
     columns = ["scenario"] + [f"{q}{s}" for q in (*QUANTITIES, *RATIOS) for s in ("", "_low", "_high")] + [
         "n_replicates", "n_units", "interval_basis", "value_at_30_included", "price_year"]
     rows = []
     for scenario in _scenarios(runs, baseline):
-        units = _units(per[per["scenario"] == scenario], draw_of)
+        own = per[per["scenario"] == scenario]
+        units = _units(own, draw_of)
         row: dict = {"scenario": scenario}
         for q in QUANTITIES:
             row[q], row[f"{q}_low"], row[f"{q}_high"], _ = mean_ci(units[q].to_numpy(), level)
+            if draw_of:
+                row[f"{q}_low"], row[f"{q}_high"] = national_interval(
+                    own.set_index("replicate")[q], draw_of, scale, level)
         for ratio, (num, den) in RATIOS.items():
+            if draw_of:
+                row[ratio], row[f"{ratio}_low"], row[f"{ratio}_high"] = _draw_ratio_interval(
+                    units, num, den, level)
+                continue
             seed = zlib.crc32(f"{scenario}:{ratio}".encode())
             row[ratio], row[f"{ratio}_low"], row[f"{ratio}_high"] = ratio_interval(
                 units[num].to_numpy(), units[den].to_numpy(), level, seed)

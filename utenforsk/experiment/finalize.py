@@ -69,7 +69,7 @@ def write_economics(out: Path, plan: Plan, main: pd.DataFrame) -> tuple[pd.DataF
     if draw_of:  # parameter mode: the cost book is drawn once per parameter draw, like the model
         books = {d: central.drawn(np.random.default_rng([plan.exp.seed, d, 0xC057])) for d in sorted(set(draw_of.values()))}
         kw["valuation_of"] = lambda r: books[draw_of[r]]
-    econ = economics(main, draw_of=draw_of, **kw)
+    econ = economics(main, draw_of=draw_of, scale=plan.config.scale, **kw)
     led = ledger(main, **kw)
     ceac = acceptability(main, draw_of=draw_of, **kw)
     econ.to_csv(out / "economics.csv", index=False)
