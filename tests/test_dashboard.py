@@ -1,0 +1,170 @@
+"""The dashboard without a browser: the run model, the experiment reader, the CLI's bad input, and
+the Solara widgets rendered as Mesa tests SolaraViz (``solara.render(..., handle_error=False)``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("solara")
+
+import ipyvuetify as v  # noqa: E402
+import solara  # noqa: E402
+
+from utenforsk.dashboard import app, results, run as drun  # noqa: E402
+
+SMALL = dict(seed=2, scale=0.002, horizon_years=5)
+
+
+def _text(rc) -> str:
+    """Everything the rendered page says (its widget tree, as reacton prints it)."""
+    import ipyvue
+
+    md = [w.template for w in rc.find(ipyvue.VueTemplate).widgets if isinstance(w.template, str)]
+    return rc.find()._current_structure() + "\n".join(md)
+
+
+# ---- the run model --------------------------------------------------------------------------
+def test_library_lists_every_intervention_and_parameters_carry_ranges_and_sources():
+    names = [e.name for e in drun.library()]
+    assert "ips_youth" in names and all(e.error is None for e in drun.library())
+    ps = drun.parameters()
+    p = ps["transitions.job_finding.probability"]
+    assert p.low <= p.value <= p.high and p.source
+    assert drun.municipalities() == ["central_large", "central_medium", "less_central", "least_central"]
+
+
+def test_run_steps_scenario_beside_same_seed_baseline():
+    base = drun.DashboardRun(**SMALL)
+    for _ in range(3):
+        base.step()
+    assert base.error is None and base.months_done == 3 and base.steps == 3
+    assert base.summary()["difference_pp"] == 0.0  # no intervention: the scenario is the baseline
+    sc = drun.DashboardRun(interventions=["nav_youth_guarantee"], start_year=2025, coverage=1.0, **SMALL)
+    for _ in range(14):
+        sc.step()
+    # the same seed gives the same baseline months (common random numbers), shared, not re-simulated
+    assert [r["rates"] for r in sc.base_records[:3]] == [r["rates"] for r in base.records[:3]]
+    assert sc.base_records[0] is base.records[0]
+    assert sc.difference()["difference_pp"].abs().sum() > 0  # the programme changes something
+    assert set(sc.yearly_neet()["run"]) == {"scenario", "baseline"}
+    assert not sc.pathways().empty and not sc.queues().empty
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(interventions=["ips_youth"], coverage=1.5), "coverage"),
+    (dict(interventions=["nope"]), "unknown intervention"),
+    (dict(interventions=["ips_youth"], target=[]), "no target municipality"),
+    (dict(custom_yaml="name: [x\n"), "not valid YAML"),
+    (dict(custom_yaml="name: x\ndescription: y\n"), "missing required key"),
+    (dict(overrides={"transitions.job_finding.probability": 7.0}), "outside the parameter's range"),
+    (dict(scale=-1), "scale"),
+])
+def test_bad_input_is_one_message_not_an_exception(kwargs, words):
+    r = drun.DashboardRun(**{**SMALL, **kwargs})
+    assert r.error and words in r.error and "\n" not in r.error and not r.running
+    r.step()  # harmless
+    assert r.months_done == 0
+
+
+# ---- the experiment reader --------------------------------------------------------------------
+def _tiny_experiment(tmp_path, with_files=("effects", "hypotheses")):
+    d = tmp_path / "exp"
+    d.mkdir()
+    (d / "experiment.json").write_text(json.dumps({"name": "tiny", "replicates": 2}))
+    if "effects" in with_files:
+        (d / "effects.csv").write_text(
+            "scenario,metric,baseline_mean,scenario_mean,difference,ci_low,ci_high,relative_change,n_replicates\n"
+            "a,neet_rate_15_29,0.1,0.09,-0.01,-0.02,0.0,-0.1,2\n"
+            "a,neet_rate_15_29@2030,0.1,0.09,-0.01,-0.02,0.0,-0.1,2\n"
+            "a,gap_neet_rate_15_29_parental_education,0.05,0.04,-0.01,-0.02,0.0,-0.2,2\n")
+    if "hypotheses" in with_files:
+        (d / "hypotheses.csv").write_text("name,statement,verdict\nh1,a reduces NEET,supported\n")
+    return d
+
+
+def test_experiment_reader_reads_what_is_there_and_marks_the_rest_missing(tmp_path):
+    exp = results.load(_tiny_experiment(tmp_path))
+    assert exp.name == "tiny" and exp.effect_metrics() == ["neet_rate_15_29"]
+    assert list(exp.timing()["year"]) == [2030] and len(exp.gaps()) == 1
+    assert exp.get("ledger") is None and exp.get("economics") is None and exp.get("trial") is None
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda p: p / "missing", "no such directory"),
+    (lambda p: p, "not an experiment directory"),
+    (lambda p: (p / "f.txt").write_text("x") and p / "f.txt", "not a directory"),
+])
+def test_foreign_or_missing_directory_is_a_user_error(tmp_path, make, words):
+    with pytest.raises(results.UserError, match=words):
+        results.check_experiment_dir(make(tmp_path))
+
+
+@pytest.mark.parametrize("arg", ["missing", "foreign"])
+def test_cli_missing_or_foreign_experiment_exits_2_with_one_line(tmp_path, arg):
+    path = tmp_path / "nothing" if arg == "missing" else tmp_path
+    proc = subprocess.run([sys.executable, "-m", "utenforsk.cli", "dashboard", "--experiment", str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert lines and lines[0].startswith("error: --experiment") and "Traceback" not in proc.stderr
+
+
+def test_cli_busy_port_exits_2(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "utenforsk.cli", "dashboard", "--port", str(port)],
+                              capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "error: --port" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ---- Solara component tests (as Mesa tests SolaraViz) -------------------------------------------
+def test_page_renders_both_tabs():
+    box, rc = solara.render(app.Page(), handle_error=False)
+    assert rc.find(v.Btn, children=["Run"]).widget
+    assert rc.find(v.Checkbox, label="ips_youth").widget
+    assert rc.find(v.Tab, children=["Results"]).widget
+
+
+def test_explore_step_shows_figures_and_numbers():
+    box, rc = solara.render(app.Explore(), handle_error=False)
+    rc.find(v.Checkbox, label="ips_youth").widget.v_model = True
+    rc.find(v.Btn, children=["Step"]).widget.click()
+    rc.find(v.Btn, children=["Step"]).widget.click()
+    assert "month 2 of 120" in _text(rc)  # the number above the figures
+    assert rc.find(v.Html, class_="figure-neet").widget
+    assert rc.find(v.Html, class_="figure-difference").widget
+
+
+def test_explore_shows_a_validation_message_not_a_traceback():
+    box, rc = solara.render(app.Explore(), handle_error=False)
+    rc.find(v.Checkbox, label="set coverage for all chosen").widget.v_model = True
+    rc.find(v.Checkbox, label="ips_youth").widget.v_model = True
+    rc.find(v.Textarea).widget.v_model = "name: [broken\n"
+    rc.find(v.Btn, children=["Run"]).widget.click()
+    rc.find(v.Alert).wait_for(timeout=10)
+    assert "not valid YAML" in _text(rc) and "Traceback" not in _text(rc)
+
+
+def test_results_shows_present_sections_and_marks_missing_ones(tmp_path, monkeypatch):
+    d = _tiny_experiment(tmp_path)
+    monkeypatch.setenv(app.ENV_EXPERIMENT, str(d))
+    box, rc = solara.render(app.Results(), handle_error=False)
+    text = _text(rc)
+    assert "Effects with 95% intervals" in text and "h1: a reduces NEET" in text
+    assert text.count("not in this experiment") >= 4  # economics, ledger, trial, municipality
+    assert "not in this experiment (no ledger.csv)" in text
+
+
+def test_results_bad_directory_shows_the_message(tmp_path):
+    box, rc = solara.render(app.Results(), handle_error=False)
+    rc.find(v.TextField).widget.v_model = str(tmp_path / "nope")
+    rc.find(v.Btn, children=["Open"]).widget.click()
+    assert "no such directory" in _text(rc) and "Traceback" not in _text(rc)
