@@ -49,9 +49,9 @@ def test_run_steps_scenario_beside_same_seed_baseline():
     # the same seed gives the same baseline months (common random numbers), shared, not re-simulated
     assert [r["rates"] for r in sc.base_records[:3]] == [r["rates"] for r in base.records[:3]]
     assert sc.base_records[0] is base.records[0]
-    assert sc.difference()["difference_pp"].abs().sum() > 0  # the programme changes something
-    assert set(sc.yearly_neet()["run"]) == {"scenario", "baseline"}
-    assert not sc.pathways().empty and not sc.queues().empty
+    assert sum(abs(r["difference_pp"]) for r in sc.difference()) > 0  # the programme changes something
+    assert {r["run"] for r in sc.yearly_neet()} == {"scenario", "baseline"}
+    assert sc.pathways() and sc.queues()
 
 
 @pytest.mark.parametrize("kwargs, words", [
@@ -168,3 +168,19 @@ def test_results_bad_directory_shows_the_message(tmp_path):
     rc.find(v.TextField).widget.v_model = str(tmp_path / "nope")
     rc.find(v.Btn, children=["Open"]).widget.click()
     assert "no such directory" in _text(rc) and "Traceback" not in _text(rc)
+
+
+def test_explore_chart_specs_with_a_runs_rows_are_valid_vega_lite():
+    import altair as alt
+
+    from utenforsk.dashboard import charts
+
+    r = drun.DashboardRun(interventions=["ips_youth"], **SMALL)
+    for _ in range(4):
+        r.step()
+    rows = {"neet_by_year": r.yearly_neet(), "difference": r.difference(), "pathways": r.pathways(),
+            "queues": r.queues()}
+    for name, data in rows.items():
+        spec = charts.with_rows(name, data)
+        assert spec["datasets"][charts.DATA] == data and charts.spec(name).get("datasets", {}).get(charts.DATA) is None
+        alt.Chart.from_dict(spec) if "layer" not in spec else alt.LayerChart.from_dict(spec)  # validates

@@ -71,21 +71,23 @@ def ParameterSlider(overrides: solara.Reactive[dict], params: dict):
         solara.Button("reset parameters", text=True, small=True, on_click=lambda: overrides.set({}))
 
 
+def Vega(spec: dict):
+    """A Vega-Lite spec in the page (the widget solara.FigureAltair renders into)."""
+    return solara.widgets.VegaLite.element(spec=spec, listen_to_click=False, listen_to_hover=False)
+
+
 @solara.component
 def Figures(run: drun.DashboardRun | None, tick: int):
     if run is None or not run.records:
         solara.Info("Choose interventions and press Run: the scenario runs beside the baseline with the "
                     "same seed, month by month.")
         return
-    with solara.Row(style={"flex-wrap": "wrap"}):
-        with solara.Card(margin=1), solara.Div(classes=["figure-neet"]):
-            solara.FigureAltair(charts.neet_by_year(run.yearly_neet()))
-        with solara.Card(margin=1), solara.Div(classes=["figure-difference"]):
-            solara.FigureAltair(charts.difference(run.difference()))
-        with solara.Card(margin=1), solara.Div(classes=["figure-pathways"]):
-            solara.FigureAltair(charts.pathways(run.pathways()))
-        with solara.Card(margin=1), solara.Div(classes=["figure-queues"]):
-            solara.FigureAltair(charts.queues(run.queues()))
+    data = {"neet_by_year": run.yearly_neet(), "difference": run.difference(), "pathways": run.pathways(),
+            "queues": run.queues()}
+    with solara.GridFixed(columns=2, column_gap="8px", row_gap="8px"):
+        for name, rows in data.items():
+            with solara.Card(margin=0), solara.Div(classes=[f"figure-{name.replace('_by_year', '')}"]):
+                Vega(charts.with_rows(name, rows))
 
 
 @solara.component

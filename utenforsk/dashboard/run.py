@@ -349,56 +349,57 @@ class DashboardRun(mesa.Model):
     def current_year(self) -> int | None:
         return self.records[-1]["year"] if self.records else None
 
-    def yearly_neet(self):
-        """NEET rate by age group and year, scenario and baseline (the current year so far)."""
-        import pandas as pd
+    # Each returns a list of row dicts: the data of one chart (utenforsk/dashboard/charts.py).
+    def _masks(self):
+        return (self._scenario or self._shared.baseline).state_masks
 
+    def yearly_neet(self) -> list[dict]:
+        """NEET rate by age group and year, scenario and baseline (the current year so far)."""
         rows = []
+        if not self.records:
+            return rows
+        masks = self._masks()
         for label, recs in (("scenario", self.records), ("baseline", self.base_records)):
             years: dict[int, np.ndarray] = {}
             for r in recs:
                 years[r["year"]] = years.get(r["year"], 0) + r["age_state"]
-            masks = (self._scenario or self._shared.baseline).state_masks if self._shared else None
             for y, a in years.items():
                 rates = headline.rates(masks, a)
                 for g in AGE_GROUPS:
                     rows.append({"year": y, "age group": g.replace("_", "-"), "run": label,
                                  "neet_rate": rates[f"neet_rate_{g}"]})
-        return pd.DataFrame(rows, columns=["year", "age group", "run", "neet_rate"])
+        return rows
 
-    def difference(self):
+    def difference(self) -> list[dict]:
         """Scenario minus baseline NEET rate 15-29 per month, in percentage points."""
-        import pandas as pd
+        return [{"time": r["year"] + (r["month"] % 12) / 12,
+                 "difference_pp": 100 * (r["rates"]["neet_rate_15_29"] - b["rates"]["neet_rate_15_29"])}
+                for r, b in zip(self.records, self.base_records)]
 
-        return pd.DataFrame({
-            "time": [r["year"] + (r["month"] % 12) / 12 for r in self.records],
-            "difference_pp": [100 * (r["rates"]["neet_rate_15_29"] - b["rates"]["neet_rate_15_29"])
-                              for r, b in zip(self.records, self.base_records)]})
-
-    def pathways(self, months: int = 12):
+    def pathways(self, months: int = 12) -> list[dict]:
         """Share of each age in each state over the last ``months`` months of the scenario."""
-        import pandas as pd
-
         if not self.records:
-            return pd.DataFrame(columns=["age", "state", "share"])
+            return []
         a = sum(r["age_state"] for r in self.records[-months:]).astype(float)
         tot = a.sum(axis=1, keepdims=True)
         sh = np.divide(a, tot, out=np.zeros_like(a), where=tot > 0)
         states = (self._scenario or self._shared.baseline).compiled.states
-        ages, idx = np.meshgrid(np.arange(a.shape[0]), np.arange(a.shape[1]), indexing="ij")
-        return pd.DataFrame({"age": ages.ravel(), "state": np.array(states)[idx.ravel()], "share": sh.ravel()})
+        return [{"age": age, "state": st, "share": float(sh[age, k])}
+                for age in range(a.shape[0]) for k, st in enumerate(states)]
 
-    def queues(self):
-        """People waiting per service each month (national, real persons), scenario and baseline."""
-        import pandas as pd
-
+    def queues(self, every: int = 3) -> list[dict]:
+        """People waiting per service (national, real persons), mean per quarter, scenario and
+        baseline; services nobody waits for are left out."""
         rows = []
         for label, recs in (("scenario", self.records), ("baseline", self.base_records)):
-            for r in recs:
-                t = r["year"] + (r["month"] % 12) / 12
-                for s, w in r["waiting"].items():
+            for i in range(0, len(recs), every):
+                chunk = recs[i:i + every]
+                t = chunk[0]["year"] + (chunk[0]["month"] % 12) / 12
+                for s in chunk[0]["waiting"]:
+                    w = sum(r["waiting"][s] for r in chunk) / len(chunk)
                     rows.append({"time": t, "service": s, "run": label, "waiting": w})
-        return pd.DataFrame(rows, columns=["time", "service", "run", "waiting"])
+        busy = {r["service"] for r in rows if r["waiting"] > 0}
+        return [r for r in rows if r["service"] in busy]
 
     def summary(self) -> dict:
         """The numbers above the figures: NEET 15-29 over the months run, scenario vs baseline."""
