@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from html import escape as esc
 from pathlib import Path
 
 import solara
@@ -28,6 +29,12 @@ ENV_EXPERIMENT = "UTENFORSK_DASHBOARD_EXPERIMENT"
 RENDER_EVERY_S = 0.0   # redraw after every month (a month plus its redraw takes well under 0.2 s)
 
 
+def Html(html: str):
+    """Trusted markup (our own text, with values escaped by ``esc``). Not solara.Markdown: that
+    loads KaTeX from the CDN, which is not among the installed assets."""
+    return solara.HTML(tag="div", unsafe_innerHTML=html)
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.2f}%"
 
@@ -35,7 +42,7 @@ def _pct(x: float) -> str:
 # ---- Explore --------------------------------------------------------------------------------
 @solara.component
 def InterventionPicker(chosen: solara.Reactive[list], library: list):
-    solara.Markdown("**Interventions** (configs/interventions/)")
+    Html("<b>Interventions</b> (configs/interventions/)")
     for entry in library:
         if entry.error:
             solara.Error(f"{entry.name}: {entry.error}", dense=True)
@@ -63,11 +70,11 @@ def ParameterSlider(overrides: solara.Reactive[dict], params: dict):
                    on_change=lambda name, v: overrides.set({**overrides.value, name: float(v)}))
     else:
         solara.Text(f"fixed at {p.value:g} (no range)")
-    solara.Markdown(f"<small>value {value:g} (baseline {p.value:g}{', ' + p.unit if p.unit else ''}); "
-                    f"source: {p.source}</small>")
+    Html(f"<small>value {value:g} (baseline {p.value:g}{', ' + esc(p.unit) if p.unit else ''}); "
+         f"source: {esc(p.source)}</small>")
     if overrides.value:
-        solara.Markdown("<small>changed: " + ", ".join(f"`{k}` = {v:g}" for k, v in overrides.value.items())
-                        + "</small>")
+        Html("<small>changed: " + ", ".join(f"<code>{esc(k)}</code> = {v:g}" for k, v in overrides.value.items())
+             + "</small>")
         solara.Button("reset parameters", text=True, small=True, on_click=lambda: overrides.set({}))
 
 
@@ -109,12 +116,12 @@ def Status(run: drun.DashboardRun | None, tick: int, playing: bool):
         return
     s = run.summary()
     solara.ProgressLinear(100 * run.months_done / max(run.total_months, 1))
-    solara.Markdown(
+    Html(
         f"<span class='months-done'>month {run.months_done} of {run.total_months}</span> "
         f"({s['year']}-{s['month_of_year']:02d}) · NEET 15-29 so far: scenario "
-        f"**{_pct(s['neet_scenario'])}**, baseline {_pct(s['neet_baseline'])}, difference "
-        f"<span class='neet-difference'>**{s['difference_pp']:+.3f} pp**</span>"
-        + (" · done" if run.phase == "done" else ""))
+        f"<b>{_pct(s['neet_scenario'])}</b>, baseline {_pct(s['neet_baseline'])}, difference "
+        f"<b class='neet-difference'>{s['difference_pp']:+.3f} pp</b>"
+        + (" · <span class='run-done'>done</span>" if run.phase == "done" else ""))
 
 
 @solara.component
@@ -203,7 +210,7 @@ def Explore():
                                                      max=2044, step=1, dtype=int)},
                                on_change=lambda name, v: settings.set({**settings.value, name: v}))
                 solara.SelectMultiple("target municipality types", target, munis)
-                solara.Markdown("<small>The model has four municipality types today; real municipalities "
+                Html("<small>The model has four municipality types today; real municipalities "
                                 "come in a later issue.</small>")
                 with solara.Details("custom intervention (YAML)"):
                     solara.InputTextArea("an intervention as in configs/interventions/", value=custom,
@@ -232,8 +239,8 @@ def Table(df):
 @solara.component
 def ResultsView(exp: res.Experiment):
     meta = exp.meta
-    solara.Markdown(f"### {exp.name}\n<small>{exp.path} · " + ", ".join(
-        f"{k} {meta[k]}" for k in ("replicates", "scale", "start_year", "horizon_years", "seed", "version")
+    Html(f"<h3>{esc(exp.name)}</h3><small>{esc(str(exp.path))} · " + ", ".join(
+        f"{k} {esc(str(meta[k]))}" for k in ("replicates", "scale", "start_year", "horizon_years", "seed", "version")
         if k in meta) + "</small>")
     metrics = exp.effect_metrics()
     metric, set_metric = solara.use_state(metrics[0] if metrics else None)
@@ -256,7 +263,7 @@ def ResultsView(exp: res.Experiment):
         if exp.get("for_whom") is not None:
             Table(exp.get("for_whom"))
         elif exp.gaps() is not None:
-            solara.Markdown("Effects on the gaps between groups (effects.csv, `gap_*`):")
+            Html("Effects on the gaps between groups (effects.csv, <code>gap_*</code>):")
             Table(exp.gaps())
         else:
             _missing(exp, "for_whom")
@@ -286,7 +293,7 @@ def ResultsView(exp: res.Experiment):
     if exp.figures:
         with solara.Details("figures stored by the report (figures/*.png)"):
             for f in exp.figures:
-                solara.Markdown(f"`{f.name}`")
+                Html(f"<code>{esc(f.name)}</code>")
                 solara.Image(str(f), width="640px")
 
 
