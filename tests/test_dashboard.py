@@ -139,8 +139,8 @@ def test_explore_step_shows_figures_and_numbers():
     rc.find(v.Btn, children=["Step"]).widget.click()
     rc.find(v.Btn, children=["Step"]).widget.click()
     assert "month 2 of 120" in _text(rc)  # the number above the figures
-    assert rc.find(v.Html, class_="figure-neet").widget
-    assert rc.find(v.Html, class_="figure-difference").widget
+    assert rc.find(v.Html, class_="figure-neet has-data").widget
+    assert rc.find(v.Html, class_="figure-difference has-data").widget
 
 
 def test_explore_shows_a_validation_message_not_a_traceback():

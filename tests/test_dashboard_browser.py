@@ -154,8 +154,8 @@ def test_dashboard_in_chromium(server, browser, tmp_path):
         # choose an intervention, run, see a figure and a number change
         page.get_by_text("ips_youth", exact=True).click()
         run.click()
-        page.locator(".figure-neet svg").first.wait_for()
-        page.locator(".figure-difference svg").first.wait_for()
+        page.locator(".figure-neet.has-data svg g.mark-line path").first.wait_for()  # lines drawn
+        page.locator(".figure-difference.has-data svg g.mark-line path").first.wait_for()
         counter = page.locator(".months-done").first
         counter.wait_for()
         first = counter.inner_text()

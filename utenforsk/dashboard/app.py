@@ -15,10 +15,15 @@ import time
 from html import escape as esc
 from pathlib import Path
 
+import warnings
+
 import solara
 import solara.lab
-from mesa.visualization import Slider
-from mesa.visualization.solara_viz import UserInputs
+
+with warnings.catch_warnings():  # Solara's hook linter on Mesa's own ComponentsView (not used here)
+    warnings.filterwarnings("ignore", message=".*ComponentsView.*", category=UserWarning)
+    from mesa.visualization import Slider
+    from mesa.visualization.solara_viz import UserInputs
 
 from utenforsk.dashboard import charts
 from utenforsk.dashboard import results as res
@@ -26,7 +31,10 @@ from utenforsk.dashboard import run as drun
 from utenforsk.errors import UserError
 
 ENV_EXPERIMENT = "UTENFORSK_DASHBOARD_EXPERIMENT"
-RENDER_EVERY_S = 0.0   # redraw after every month (a month plus its redraw takes well under 0.2 s)
+#: while a run plays, the numbers are redrawn every month and the charts at most this often: the
+#: page's Vega-Lite widget waits for 100 ms without a new spec before it draws (a debounce), so
+#: charts updated every month (~20-50 ms) would not be drawn until the run stops
+CHARTS_EVERY_S = 0.25
 
 
 def Html(html: str):
@@ -85,15 +93,18 @@ def Vega(spec: dict):
 
 @solara.component
 def Figures(run: drun.DashboardRun | None, tick: int):
+    """The four Explore charts. They stay mounted (empty before the first month), so the browser
+    loads Vega once, with the page, and a new run only sends new data."""
     if run is None or not run.records:
         solara.Info("Choose interventions and press Run: the scenario runs beside the baseline with the "
-                    "same seed, month by month.")
-        return
-    data = {"neet_by_year": run.yearly_neet(), "difference": run.difference(), "pathways": run.pathways(),
-            "queues": run.queues()}
+                    "same seed, month by month." if run is None or run.error else "starting the run ...")
+    has = run is not None and bool(run.records)
+    data = {"neet_by_year": run.yearly_neet() if has else [], "difference": run.difference() if has else [],
+            "pathways": run.pathways() if has else [], "queues": run.queues() if has else []}
     with solara.GridFixed(columns=2, column_gap="8px", row_gap="8px"):
         for name, rows in data.items():
-            with solara.Card(margin=0), solara.Div(classes=[f"figure-{name.replace('_by_year', '')}"]):
+            cls = f"figure-{name.replace('_by_year', '')}" + (" has-data" if rows else "")
+            with solara.Card(margin=0), solara.Div(classes=[cls]):
                 Vega(charts.with_rows(name, rows))
 
 
@@ -117,7 +128,7 @@ def Status(run: drun.DashboardRun | None, tick: int, playing: bool):
     s = run.summary()
     solara.ProgressLinear(100 * run.months_done / max(run.total_months, 1))
     Html(
-        f"<span class='months-done'>month {run.months_done} of {run.total_months}</span> "
+        f"<span class='months-done' data-run='{run.serial}'>month {run.months_done} of {run.total_months}</span> "
         f"({s['year']}-{s['month_of_year']:02d}) · NEET 15-29 so far: scenario "
         f"<b>{_pct(s['neet_scenario'])}</b>, baseline {_pct(s['neet_baseline'])}, difference "
         f"<b class='neet-difference'>{s['difference_pp']:+.3f} pp</b>"
@@ -139,7 +150,8 @@ def Explore():
     custom = solara.use_reactive("")
     run = solara.use_reactive(None)
     playing = solara.use_reactive(False)
-    tick = solara.use_reactive(0)
+    tick = solara.use_reactive(0)        # redraws the numbers
+    chart_tick = solara.use_reactive(0)  # redraws the charts
 
     def new_run() -> drun.DashboardRun:
         s = settings.value
@@ -158,11 +170,13 @@ def Explore():
                 r.on_progress = lambda: tick.set(tick.value + 1)
             r.step()
             now = time.perf_counter()
-            if now - last >= RENDER_EVERY_S or not r.running:
-                tick.value += 1
+            if r.months_done == 1 or now - last >= CHARTS_EVERY_S or not r.running:
+                chart_tick.value += 1   # new data for the charts
                 last = now
+            tick.value += 1             # the numbers, every month
         if run.value is not None and not run.value.running:
             playing.value = False
+        chart_tick.value += 1
         tick.value += 1
 
     solara.lab.use_task(loop, dependencies=[playing.value, run.value], prefer_threaded=True)
@@ -177,6 +191,7 @@ def Explore():
             run.value = new_run()
         if run.value.error is None:
             run.value.step()
+        chart_tick.value += 1
         tick.value += 1
 
     with solara.Columns([1, 3]):
@@ -219,7 +234,7 @@ def Explore():
                 ParameterSlider(overrides, params)
         with solara.Column():
             Status(run.value, tick.value, playing.value)
-            Figures(run.value, tick.value)
+            Figures(run.value, chart_tick.value)
 
 
 # ---- Results --------------------------------------------------------------------------------

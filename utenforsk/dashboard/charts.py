@@ -20,6 +20,9 @@ STATE_ORDER = ("home", "kindergarten", "school", "upper_secondary_academic", "up
                "higher_education", "employed", "unemployed", "inactive", "nav_programme", "health_benefit")
 RUN_DASH = alt.Scale(domain=["scenario", "baseline"], range=[[1, 0], [4, 3]])
 DATA = "rows"
+#: vega-embed reads these from the spec: SVG (the marks are in the page, so a test can see them)
+#: and no actions menu
+EMBED = {"embedOptions": {"renderer": "svg", "actions": False}}
 
 alt.data_transformers.disable_max_rows()
 YEAR_AXIS = alt.Axis(format="d", tickMinStep=1)
@@ -78,7 +81,7 @@ BUILDERS = {"neet_by_year": _neet_by_year, "difference": _difference, "pathways"
 @lru_cache(maxsize=None)
 def spec(name: str) -> dict:
     """The Vega-Lite spec of an Explore chart, without data (built once with Altair)."""
-    return BUILDERS[name]().properties(width=WIDTH, height=HEIGHT).to_dict()
+    return BUILDERS[name]().properties(width=WIDTH, height=HEIGHT, usermeta=EMBED).to_dict()
 
 
 def with_rows(name: str, rows: list[dict]) -> dict:
@@ -99,7 +102,7 @@ def forest(df: pd.DataFrame, metric: str) -> alt.Chart:
             + base.mark_point(filled=True, size=60).encode(
                 x="difference:Q", tooltip=["scenario", "difference", "ci_low", "ci_high", "n_replicates"])
             + alt.Chart(d).mark_rule(color="gray", strokeDash=[3, 3]).encode(x=alt.datum(0))
-            ).properties(width=420, height=max(60, 28 * d["scenario"].nunique()))
+            ).properties(width=420, height=max(60, 28 * d["scenario"].nunique()), usermeta=EMBED)
 
 
 def timing(df: pd.DataFrame, metric: str) -> alt.Chart:
@@ -108,7 +111,7 @@ def timing(df: pd.DataFrame, metric: str) -> alt.Chart:
         x=alt.X("year:O"), color="scenario:N")
     return (base.mark_line(point=True).encode(y=alt.Y("difference:Q", title="difference"),
                                               tooltip=["scenario", "year", "difference", "ci_low", "ci_high"])
-            + base.mark_errorbar().encode(y="ci_low:Q", y2="ci_high:Q")).properties(width=420, height=220)
+            + base.mark_errorbar().encode(y="ci_low:Q", y2="ci_high:Q")).properties(width=420, height=220, usermeta=EMBED)
 
 
 def economics(df: pd.DataFrame) -> alt.Chart:
@@ -118,4 +121,4 @@ def economics(df: pd.DataFrame) -> alt.Chart:
                                      tooltip=["scenario", alt.Tooltip("npv_nok:Q", format=",.0f")])]
     if {"npv_nok_low", "npv_nok_high"} <= set(df.columns):
         layers.append(base.mark_rule(color="black").encode(x="npv_nok_low:Q", x2="npv_nok_high:Q"))
-    return alt.layer(*layers).properties(width=420, height=max(60, 28 * df["scenario"].nunique()))
+    return alt.layer(*layers).properties(width=420, height=max(60, 28 * df["scenario"].nunique()), usermeta=EMBED)

@@ -15,6 +15,7 @@ without a browser.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import OrderedDict
@@ -185,6 +186,7 @@ class _Shared:
 
 _SHARED: OrderedDict[str, _Shared] = OrderedDict()
 _SHARED_LOCK = threading.Lock()
+_SERIAL = itertools.count(1)
 
 
 def clear_cache() -> None:
@@ -221,6 +223,7 @@ class DashboardRun(mesa.Model):
     def __init__(self, interventions=(), coverage=None, start_year=None, target=None, seed: int = 1,
                  scale: float = DEFAULT_SCALE, horizon_years: int = DEFAULT_HORIZON, overrides=None,
                  custom_yaml: str = ""):
+        self.serial = next(_SERIAL)     # which run this is (the page marks its numbers with it)
         self.error: str | None = None
         self.on_progress = None        # called now and then during the burn-in (the page redraws)
         self.phase = "ready"
