@@ -184,3 +184,36 @@ def test_explore_chart_specs_with_a_runs_rows_are_valid_vega_lite():
         spec = charts.with_rows(name, data)
         assert spec["datasets"][charts.DATA] == data and charts.spec(name).get("datasets", {}).get(charts.DATA) is None
         alt.Chart.from_dict(spec) if "layer" not in spec else alt.LayerChart.from_dict(spec)  # validates
+
+
+def test_parameter_slider_overrides_a_parameter_within_its_range():
+    box, rc = solara.render(app.Explore(), handle_error=False)
+    slider = rc.find(v.Slider, label="probability (range 0.07-0.16)")
+    assert slider.widget
+    slider.widget.v_model = 0.1
+    text = _text(rc)
+    assert "transitions.job_finding.probability</code> = 0.1" in text and "source:" in text
+
+
+def test_the_page_asks_only_for_assets_that_are_installed():
+    """Every CDN file Solara's page template names (at this Solara's versions) is in the
+    offline asset folder the server builds, so the page loads with no network."""
+    import re
+    from pathlib import Path
+
+    import solara.server
+
+    from utenforsk.dashboard import server
+
+    cdn = server.asset_dir()
+    template = (Path(solara.server.__file__).parent / "templates" / "solara.html.j2").read_text()
+    wanted = set(re.findall(r"\{\{cdn\}\}/(@widgetti/solara-vuetify-app@[\w.]+)/", template))
+    wanted |= {"requirejs@2.3.6", "font-awesome@4.5.0", *server.ALIASES}
+    assert wanted and all((cdn / w).exists() for w in wanted), [w for w in wanted if not (cdn / w).exists()]
+
+
+def test_parameter_override_reaches_the_model_config_and_its_own_burn_in():
+    a = drun.DashboardRun(**SMALL)
+    b = drun.DashboardRun(overrides={"transitions.job_finding.probability": 0.1}, **SMALL)
+    assert b.config.transitions["job_finding"].probability.value == 0.1
+    assert a.key != b.key  # another config: its own burn-in and baseline, never the shared one

@@ -203,8 +203,9 @@ def Explore():
                     solara.Button("Pause" if playing.value else "Continue", on_click=lambda: playing.set(not playing.value),
                                   disabled=run.value is None or not run.value.running, classes=["pause-button"])
                     solara.Button("Step", on_click=do_step, disabled=playing.value, classes=["step-button"])
+                Html("<small>The baseline runs beside the scenario with the same seed.</small>")
                 UserInputs({
-                    "seed": {"type": "SliderInt", "label": "seed (the baseline uses the same)",
+                    "seed": {"type": "SliderInt", "label": "seed",
                              "value": settings.value["seed"], "min": 0, "max": 999, "step": 1},
                     "scale": {"type": "Select", "label": "scale (simulated per real person)",
                               "value": settings.value["scale"], "values": list(drun.SCALES)},
@@ -248,7 +249,9 @@ def _missing(exp: res.Experiment, section: str) -> None:
 
 @solara.component
 def Table(df):
-    solara.DataFrame(df, items_per_page=12)
+    """A stored table as it is, numbers shown to 4 significant digits."""
+    shown = df.map(lambda x: f"{x:.4g}" if isinstance(x, float) else x)
+    solara.DataFrame(shown, items_per_page=12)
 
 
 @solara.component
