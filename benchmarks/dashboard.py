@@ -109,8 +109,8 @@ def in_browser(scale: float, repeats: int, out: Path) -> dict:
             run.wait_for()
             page.get_by_text(INTERVENTION, exact=True).click()
             if scale != 0.005:
-                page.get_by_label("scale (simulated per real person)").click()
-                page.get_by_role("option", name=f"{scale:g}", exact=True).click()
+                page.locator(".v-select").filter(has_text="scale (simulated").click()
+                page.locator(".v-menu__content .v-list-item").filter(has_text=f"{scale:g}").first.click()
             for i in range(repeats + 1):
                 if i:  # the previous run is done: Run is enabled again
                     page.wait_for_function("() => !document.querySelector('.run-button').disabled")

@@ -205,7 +205,7 @@ def Explore():
                     solara.Button("Step", on_click=do_step, disabled=playing.value, classes=["step-button"])
                 Html("<small>The baseline runs beside the scenario with the same seed.</small>")
                 UserInputs({
-                    "seed": {"type": "SliderInt", "label": "seed",
+                    "seed": {"type": "SliderInt", "label": f"seed: {settings.value['seed']}",
                              "value": settings.value["seed"], "min": 0, "max": 999, "step": 1},
                     "scale": {"type": "Select", "label": "scale (simulated per real person)",
                               "value": settings.value["scale"], "values": list(drun.SCALES)},
