@@ -217,3 +217,13 @@ def test_parameter_override_reaches_the_model_config_and_its_own_burn_in():
     b = drun.DashboardRun(overrides={"transitions.job_finding.probability": 0.1}, **SMALL)
     assert b.config.transitions["job_finding"].probability.value == 0.1
     assert a.key != b.key  # another config: its own burn-in and baseline, never the shared one
+
+
+def test_a_library_file_that_fails_validation_is_listed_with_its_message(tmp_path):
+    import shutil
+
+    shutil.copy(drun.BASELINE.parents[1] / "interventions" / "ips_youth.yaml", tmp_path / "ips_youth.yaml")
+    (tmp_path / "broken.yaml").write_text("name: broken\ncoverage: {value: 2, range: [0, 1], source: x}\n")
+    entries = {e.name: e for e in drun.library(tmp_path)}
+    assert entries["ips_youth"].error is None and entries["ips_youth"].coverage == 0.3
+    assert "broken.yaml" in entries["broken"].error and "\n" not in entries["broken"].error
