@@ -195,7 +195,7 @@ def test_parameter_slider_overrides_a_parameter_within_its_range():
     assert "transitions.job_finding.probability</code> = 0.1" in text and "source:" in text
 
 
-def test_the_page_asks_only_for_assets_that_are_installed():
+def test_the_page_asks_only_for_assets_that_are_installed(tmp_path):
     """Every CDN file Solara's page template names (at this Solara's versions) is in the
     offline asset folder the server builds, so the page loads with no network."""
     import re
@@ -205,7 +205,7 @@ def test_the_page_asks_only_for_assets_that_are_installed():
 
     from utenforsk.dashboard import server
 
-    cdn = server.asset_dir()
+    cdn = server.asset_dir(tmp_path / "cdn")
     template = (Path(solara.server.__file__).parent / "templates" / "solara.html.j2").read_text()
     wanted = set(re.findall(r"\{\{cdn\}\}/(@widgetti/solara-vuetify-app@[\w.]+)/", template))
     wanted |= {"requirejs@2.3.6", "font-awesome@4.5.0", *server.ALIASES}

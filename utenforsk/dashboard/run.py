@@ -20,6 +20,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import mesa
@@ -81,12 +82,24 @@ class ParamInfo:
     unit: str | None = None
 
 
+@lru_cache(maxsize=1)
+def baseline_config():
+    """The baseline model config (composed and validated once per process)."""
+    from utenforsk.config.loader import load_model_config
+
+    return load_model_config(BASELINE)
+
+
+@lru_cache(maxsize=1)
+def _baseline_parameters() -> dict:
+    return parameters(baseline_config())
+
+
 def parameters(cfg=None) -> dict[str, ParamInfo]:
     """Every Param of the baseline config reachable by a dotted path of mapping keys (those a
     ``{"path.value": v}`` override can set), with its value, range and source."""
-    from utenforsk.config.loader import load_model_config
-
-    cfg = cfg or load_model_config(BASELINE)
+    if cfg is None:
+        return dict(_baseline_parameters())
     data = cfg.model_dump(by_alias=True, exclude_none=True)
     out: dict[str, ParamInfo] = {}
 
@@ -106,9 +119,7 @@ def parameters(cfg=None) -> dict[str, ParamInfo]:
 
 def municipalities(cfg=None) -> list[str]:
     """The municipality types of the model (real municipalities come in a later issue)."""
-    from utenforsk.config.loader import load_model_config
-
-    cfg = cfg or load_model_config(BASELINE)
+    cfg = cfg or baseline_config()
     return list(cfg.attributes["municipality"].categories)
 
 
@@ -263,7 +274,7 @@ class DashboardRun(mesa.Model):
             if not p.low <= float(value) <= p.high:
                 raise ConfigError("value outside the parameter's range", key=path, value=value,
                                   allowed=f"[{p.low:g}, {p.high:g}] (source: {p.source})")
-        self.config = resolve_config(BASELINE, float(scale), {f"{k}.value": float(v) for k, v in overrides.items()},
+        self.config = resolve_config(baseline_config(), float(scale), {f"{k}.value": float(v) for k, v in overrides.items()},
                                      horizon_years=int(horizon_years))
         cal = self.config.calendar
         self.policy_start = cal.start_year
@@ -305,11 +316,10 @@ class DashboardRun(mesa.Model):
             if shared.baseline is None:
                 shared.baseline = UtenforskModel(self.config, seed=seed, burn_in_from=shared.burn_in)
         if self.interventions:
-            probe = UtenforskModel.__new__(UtenforskModel)  # can the burn-in be shared? (no intervention earlier)
-            probe.config, probe.interventions, probe.plugins = self.config, self.interventions, []
-            fork = shared.burn_in if UtenforskModel.can_fork_burn_in(probe) else None
+            # every intervention starts at or after the policy start (build_interventions checks
+            # it), so the scenario forks the shared burn-in (UtenforskModel.can_fork_burn_in)
             self._scenario = UtenforskModel(self.config, seed=seed, interventions=self.interventions,
-                                            burn_in_from=fork)
+                                            burn_in_from=shared.burn_in)
         self._shared = shared
         self.timings["build_s"] = time.perf_counter() - t0
         self.phase = "running"

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import os
 import re
+import hashlib
 import socket
 import sys
-import tempfile
 from pathlib import Path
 
 from utenforsk.errors import UserError
@@ -32,15 +32,24 @@ def asset_dir(target: Path | None = None) -> Path:
     if not src.is_dir() or not any(src.iterdir()):
         raise UserError("the dashboard's offline assets are not installed", key="solara-assets",
                         value=str(src), allowed="pip install solara-assets (the project's dependencies)")
-    target = Path(target or tempfile.mkdtemp(prefix="utenforsk-dashboard-cdn-"))
+    if target is None:  # one folder of links per installed asset folder, reused by later starts
+        key = hashlib.sha256(str(src.resolve()).encode()).hexdigest()[:12]
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        target = cache / "utenforsk" / f"dashboard-cdn-{key}"
+    target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
 
     def link(name: str, to: Path) -> None:
         dst = target / name
+        if dst.is_symlink() and os.readlink(dst) != str(to):  # left by another install: replace
+            dst.unlink()
         if dst.is_symlink() or dst.exists():
             return
         dst.parent.mkdir(parents=True, exist_ok=True)
-        dst.symlink_to(to, target_is_directory=to.is_dir())
+        try:
+            dst.symlink_to(to, target_is_directory=to.is_dir())
+        except FileExistsError:  # another server linked it meanwhile
+            pass
 
     for entry in src.iterdir():
         if entry.name.startswith("@") and entry.is_dir():  # scoped packages: link one level down
