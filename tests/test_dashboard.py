@@ -227,3 +227,23 @@ def test_a_library_file_that_fails_validation_is_listed_with_its_message(tmp_pat
     entries = {e.name: e for e in drun.library(tmp_path)}
     assert entries["ips_youth"].error is None and entries["ips_youth"].coverage == 0.3
     assert "broken.yaml" in entries["broken"].error and "\n" not in entries["broken"].error
+
+
+def test_server_setup_is_offline_and_without_telemetry(monkeypatch):
+    import solara.server.cdn_helper as cdn_helper
+    import solara.server.settings as ssettings
+
+    from utenforsk.dashboard import server
+
+    monkeypatch.setattr(cdn_helper, "fetch_from_cdn", cdn_helper.fetch_from_cdn)  # restored afterwards
+    for name in ("SOLARA_APP", "SERVER_NAME", "SERVER_PORT", "SOLARA_ASSETS_PROXY", "SOLARA_ASSETS_PROXY_CACHE_DIR",
+                 "SOLARA_TELEMETRY_MIXPANEL_ENABLE"):
+        monkeypatch.setenv(name, "")  # so that the test's end restores the environment
+        monkeypatch.delenv(name)
+    monkeypatch.setattr(ssettings.telemetry, "mixpanel_enable", True)
+    monkeypatch.setattr(ssettings.assets, "proxy_cache_dir", ssettings.assets.proxy_cache_dir)
+    monkeypatch.setattr(ssettings.main, "mode", ssettings.main.mode)
+    cdn = server.configure("127.0.0.1", 1234)
+    assert ssettings.telemetry.mixpanel_enable is False and ssettings.assets.proxy_cache_dir == cdn
+    with pytest.raises(RuntimeError, match="offline"):
+        cdn_helper.get_data(cdn, "not-a-package@1.0.0/x.js")  # a missing file is an error, not a download

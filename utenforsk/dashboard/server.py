@@ -86,9 +86,9 @@ def _offline(url):  # replaces solara.server.cdn_helper.fetch_from_cdn
     raise RuntimeError(f"utenforsk dashboard is offline: {url} is not in the installed assets")
 
 
-def serve(host: str = "127.0.0.1", port: int = 8765, experiment: Path | None = None,
-          log_level: str = "warning", on_ready=None) -> None:
-    """Run the server until interrupted (Ctrl-C or SIGTERM)."""
+def configure(host: str = "127.0.0.1", port: int = 8765, experiment: Path | None = None) -> Path:
+    """Set Solara up for this process: our app, offline assets, no telemetry, production mode.
+    Returns the asset folder."""
     cdn = asset_dir()
     os.environ["SOLARA_ASSETS_PROXY"] = "True"
     os.environ["SOLARA_ASSETS_PROXY_CACHE_DIR"] = str(cdn)
@@ -107,6 +107,13 @@ def serve(host: str = "127.0.0.1", port: int = 8765, experiment: Path | None = N
     import solara.server.cdn_helper as cdn_helper
 
     cdn_helper.fetch_from_cdn = _offline
+    return cdn
+
+
+def serve(host: str = "127.0.0.1", port: int = 8765, experiment: Path | None = None,
+          log_level: str = "warning", on_ready=None) -> None:
+    """Run the server until interrupted (Ctrl-C or SIGTERM)."""
+    configure(host, port, experiment)
     import uvicorn
 
     config = uvicorn.Config("solara.server.starlette:app", host=host, port=port, log_level=log_level,
