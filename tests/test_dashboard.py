@@ -188,11 +188,12 @@ def test_explore_chart_specs_with_a_runs_rows_are_valid_vega_lite():
 
 def test_parameter_slider_overrides_a_parameter_within_its_range():
     box, rc = solara.render(app.Explore(), handle_error=False)
-    slider = rc.find(v.Slider, label="probability (range 0.07-0.16)")
+    slider = rc.find(v.Slider, label="value")
     assert slider.widget
     slider.widget.v_model = 0.1
     text = _text(rc)
-    assert "transitions.job_finding.probability</code> = 0.1" in text and "source:" in text
+    assert "transitions.job_finding.probability</code> = 0.1" in text
+    assert "range 0.07 - 0.16; source: assumption" in text
 
 
 def test_the_page_asks_only_for_assets_that_are_installed(tmp_path):

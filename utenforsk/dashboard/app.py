@@ -61,6 +61,10 @@ def InterventionPicker(chosen: solara.Reactive[list], library: list):
 
         solara.Checkbox(label=entry.name, value=entry.name in chosen.value, on_value=toggle,
                         style="margin: 0; height: 28px")
+        if entry.name in chosen.value:
+            Html(f"<small style='display:block; margin: 0 0 6px 32px'>{esc(entry.description)}; library "
+                 f"coverage {entry.coverage:g} (range {entry.coverage_range[0]:g}-{entry.coverage_range[1]:g}), "
+                 f"from {entry.start_year}</small>")
 
 
 @solara.component
@@ -73,13 +77,13 @@ def ParameterSlider(overrides: solara.Reactive[dict], params: dict):
     value = overrides.value.get(path, p.value)
     step = (p.high - p.low) / 100 if p.high > p.low else 1.0
     if p.high > p.low:
-        UserInputs({path: Slider(f"{path.rsplit('.', 1)[-1]} (range {p.low:g}-{p.high:g})", value=value,
+        UserInputs({path: Slider("value", value=value,
                                  min=p.low, max=p.high, step=step, dtype=float)},
                    on_change=lambda name, v: overrides.set({**overrides.value, name: float(v)}))
     else:
         solara.Text(f"fixed at {p.value:g} (no range)")
-    Html(f"<small>value {value:g} (baseline {p.value:g}{', ' + esc(p.unit) if p.unit else ''}); "
-         f"source: {esc(p.source)}</small>")
+    Html(f"<small>value {value:g} (baseline {p.value:g}{', ' + esc(p.unit) if p.unit else ''}), "
+         f"range {p.low:g} - {p.high:g}; source: {esc(p.source)}</small>")
     if overrides.value:
         Html("<small>changed: " + ", ".join(f"<code>{esc(k)}</code> = {v:g}" for k, v in overrides.value.items())
              + "</small>")
