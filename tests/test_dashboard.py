@@ -248,3 +248,21 @@ def test_server_setup_is_offline_and_without_telemetry(monkeypatch):
     assert ssettings.telemetry.mixpanel_enable is False and ssettings.assets.proxy_cache_dir == cdn
     with pytest.raises(RuntimeError, match="offline"):
         cdn_helper.get_data(cdn, "not-a-package@1.0.0/x.js")  # a missing file is an error, not a download
+
+
+def test_results_shows_for_whom_and_ledger_charts_and_other_tables(tmp_path, monkeypatch):
+    d = _tiny_experiment(tmp_path)
+    (d / "for_whom.csv").write_text(
+        "scenario,attribute,category,metric,baseline_mean,scenario_mean,difference,ci_low,ci_high,relative_change,"
+        "n_replicates\na,sex,female,neet_rate_15_29,0.1,0.09,-0.01,-0.02,0.0,-0.1,2\n"
+        "a,sex,male,neet_rate_15_29,0.1,0.095,-0.005,-0.01,0.0,-0.05,2\n")
+    (d / "ledger.csv").write_text("scenario,payer,sector,item,kind,year,cost_change_nok,pv_cost_change_nok\n"
+                                  "a,state,nav,benefits,benefit,2026,-5,-4.5\na,municipality,x,programme:a,programme,"
+                                  "2026,10,9.5\n")
+    (d / "ceac.csv").write_text("scenario,wtp_nok,probability\na,0,0.5\n")
+    monkeypatch.setenv(app.ENV_EXPERIMENT, str(d))
+    box, rc = solara.render(app.Results(), handle_error=False)
+    text = _text(rc)
+    assert "Effect on neet_rate_15_29 by sex" in str([w.spec for w in rc.find(solara.widgets.VegaLite).widgets])
+    assert "Who pays, who gains: present value" in str([w.spec for w in rc.find(solara.widgets.VegaLite).widgets])
+    assert "More stored tables" in text and "not in this experiment (no ledger.csv)" not in text

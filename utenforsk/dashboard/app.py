@@ -17,6 +17,7 @@ from pathlib import Path
 
 import warnings
 
+import pandas as pd
 import solara
 import solara.lab
 
@@ -259,6 +260,36 @@ def Table(df):
 
 
 @solara.component
+def ForWhom(df):
+    """for_whom.csv: a chart for one metric and attribute, and the table."""
+    ok = {"attribute", "category", "metric", "difference", "ci_low", "ci_high"} <= set(df.columns) and len(df)
+    metrics = list(dict.fromkeys(df["metric"])) if ok else [None]
+    attrs = list(dict.fromkeys(df["attribute"])) if ok else [None]
+    metric, set_metric = solara.use_state(next((m for m in metrics if m and "neet" in m), metrics[0]))
+    attr, set_attr = solara.use_state(attrs[0])
+    if not ok:
+        Table(df)
+        return
+    with solara.Row():
+        solara.Select("metric", values=metrics, value=metric, on_value=set_metric)
+        solara.Select("group", values=attrs, value=attr, on_value=set_attr)
+    solara.FigureAltair(charts.for_whom(df, metric, attr))
+    Table(df[(df["metric"] == metric) & (df["attribute"] == attr)])
+
+
+@solara.component
+def OtherTables(files: list):
+    names = [f.name for f in files]
+    name, set_name = solara.use_state(names[0])
+    solara.Select("file", values=names, value=name, on_value=set_name)
+    path = files[names.index(name)]
+    try:
+        Table(pd.read_csv(path))
+    except (OSError, ValueError) as exc:
+        solara.Error(f"{path.name} could not be read: {exc}")
+
+
+@solara.component
 def ResultsView(exp: res.Experiment):
     meta = exp.meta
     Html(f"<h3>{esc(exp.name)}</h3><small>{esc(str(exp.path))} · " + ", ".join(
@@ -283,7 +314,7 @@ def ResultsView(exp: res.Experiment):
             solara.FigureAltair(charts.timing(t[t["base_metric"] == m], m))
     with solara.Card("For whom"):
         if exp.get("for_whom") is not None:
-            Table(exp.get("for_whom"))
+            ForWhom(exp.get("for_whom"))
         elif exp.gaps() is not None:
             Html("Effects on the gaps between groups (effects.csv, <code>gap_*</code>):")
             Table(exp.gaps())
@@ -297,7 +328,13 @@ def ResultsView(exp: res.Experiment):
                 solara.FigureAltair(charts.economics(exp.get("economics")))
             Table(exp.get("economics"))
     with solara.Card("Who pays, who gains (ledger.csv)"):
-        Table(exp.get("ledger")) if exp.get("ledger") is not None else _missing(exp, "ledger")
+        led = exp.get("ledger")
+        if led is None:
+            _missing(exp, "ledger")
+        else:
+            if {"scenario", "payer", "pv_cost_change_nok"} <= set(led.columns):
+                solara.FigureAltair(charts.ledger(led))
+            Table(led)
     with solara.Card("Hypotheses and verdicts (hypotheses.csv)", classes=["results-hypotheses"]):
         if exp.get("hypotheses") is None:
             _missing(exp, "hypotheses")
@@ -312,6 +349,9 @@ def ResultsView(exp: res.Experiment):
         Table(exp.get("trial")) if exp.get("trial") is not None else _missing(exp, "trial")
     with solara.Card("Municipalities"):
         Table(exp.get("municipality")) if exp.get("municipality") is not None else _missing(exp, "municipality")
+    if exp.others:
+        with solara.Card("More stored tables"):
+            OtherTables(exp.others)
     if exp.figures:
         with solara.Details("figures stored by the report (figures/*.png)"):
             for f in exp.figures:

@@ -122,3 +122,26 @@ def economics(df: pd.DataFrame) -> alt.Chart:
     if {"npv_nok_low", "npv_nok_high"} <= set(df.columns):
         layers.append(base.mark_rule(color="black").encode(x="npv_nok_low:Q", x2="npv_nok_high:Q"))
     return alt.layer(*layers).properties(width=420, height=max(60, 28 * df["scenario"].nunique()), usermeta=EMBED)
+
+
+def for_whom(df: pd.DataFrame, metric: str, attribute: str) -> alt.Chart:
+    """Effects by group (for_whom.csv): one row per category, a point and interval per scenario."""
+    d = df[(df["metric"] == metric) & (df["attribute"] == attribute)]
+    base = alt.Chart(d, title=f"Effect on {metric} by {attribute}: difference, 95% interval").encode(
+        y=alt.Y("category:N", title=None), color=alt.Color("scenario:N"), yOffset="scenario:N")
+    return (base.mark_rule().encode(x=alt.X("ci_low:Q", title="difference"), x2="ci_high:Q")
+            + base.mark_point(filled=True, size=50).encode(
+                x="difference:Q", tooltip=["scenario", "category", "difference", "ci_low", "ci_high"])
+            + alt.Chart(d).mark_rule(color="gray", strokeDash=[3, 3]).encode(x=alt.datum(0))
+            ).properties(width=420, height=max(80, 18 * len(d)), usermeta=EMBED)
+
+
+def ledger(df: pd.DataFrame) -> alt.Chart:
+    """Who pays, who gains (ledger.csv): the present value of each payer's cost change per
+    scenario, summed over the ledger's years and items (negative: the payer gains)."""
+    d = df.groupby(["scenario", "payer"], as_index=False)["pv_cost_change_nok"].sum()
+    return alt.Chart(d, title="Who pays, who gains: present value of the cost change by payer (NOK)").mark_bar(
+    ).encode(y=alt.Y("scenario:N", title=None), x=alt.X("pv_cost_change_nok:Q", title="NOK (negative: gains)"),
+             color=alt.Color("payer:N"),
+             tooltip=["scenario", "payer", alt.Tooltip("pv_cost_change_nok:Q", format=",.0f")]).properties(
+        width=420, height=max(60, 28 * d["scenario"].nunique()), usermeta=EMBED)

@@ -58,6 +58,7 @@ class Experiment:
     tables: dict[str, pd.DataFrame | None] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)   # section -> why its file could not be read
     figures: list[Path] = field(default_factory=list)
+    others: list[Path] = field(default_factory=list)          # stored CSV files no section shows
 
     def get(self, section: str) -> pd.DataFrame | None:
         return self.tables.get(section)
@@ -116,6 +117,8 @@ def load(path) -> Experiment:
     if exp.tables["effects"] is not None and not {"scenario", "metric", "difference"} <= set(exp.tables["effects"]):
         exp.problems["effects"] = "effects.csv lacks the columns scenario, metric, difference"
         exp.tables["effects"] = None
+    shown = {n for names in FILES.values() for n in names}
+    exp.others = sorted(f for f in p.glob("*.csv") if f.name not in shown)
     fig = p / "figures"
     exp.figures = sorted(fig.glob("*.png")) if fig.is_dir() else []
     return exp
