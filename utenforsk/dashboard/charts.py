@@ -111,7 +111,7 @@ def timing(df: pd.DataFrame, metric: str) -> alt.Chart:
         x=alt.X("year:O"), color="scenario:N")
     return (base.mark_line(point=True).encode(y=alt.Y("difference:Q", title="difference"),
                                               tooltip=["scenario", "year", "difference", "ci_low", "ci_high"])
-            + base.mark_errorbar().encode(y="ci_low:Q", y2="ci_high:Q")).properties(width=420, height=220, usermeta=EMBED)
+            + base.mark_errorbar().encode(y=alt.Y("ci_low:Q", title="difference"), y2="ci_high:Q")).properties(width=420, height=220, usermeta=EMBED)
 
 
 def economics(df: pd.DataFrame) -> alt.Chart:
