@@ -181,7 +181,7 @@ def test_dashboard_in_chromium(server, browser, tmp_path):
         page.get_by_role("tab", name="Results").click()
         page.locator(".results-effects svg").first.wait_for()
         page.get_by_text("ips_reduces_neet", exact=False).first.wait_for()
-        page.get_by_text("not in this experiment (no ledger.csv)").first.wait_for()
+        page.get_by_text("not in this experiment (no trial.csv").first.wait_for()  # no trial was run
         assert "Traceback" not in page.inner_text("body")
         page.screenshot(path=shots / "3-results.png", full_page=True)
     except Exception:
