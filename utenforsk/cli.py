@@ -257,6 +257,28 @@ def schema(kind: str = typer.Argument("model", help="which schema: model")):
     out.print_json(json.dumps(schemas[kind].model_json_schema(by_alias=True)))
 
 
+@app.command()
+def dashboard(experiment_dir: Optional[Path] = typer.Option(None, "--experiment",
+                                                            help="a stored experiment directory for the Results tab"),
+              port: int = typer.Option(8765, "--port", min=0, max=65535, help="port on 127.0.0.1 (0: any free port)"),
+              host: str = typer.Option("127.0.0.1", "--host", help="address to listen on (default loopback only)")):
+    """Serve the dashboard (Explore: run interventions live; Results: a stored experiment) on localhost."""
+    try:
+        from utenforsk.dashboard.results import check_experiment_dir
+        from utenforsk.dashboard.server import check_port, free_port, serve
+
+        if experiment_dir is not None:
+            check_experiment_dir(experiment_dir)
+        if port == 0:
+            port = free_port(host)
+        check_port(host, port)
+        url = f"http://{host}:{port}/"
+        serve(host=host, port=port, experiment=experiment_dir,
+              on_ready=lambda: out.print(f"utenforsk dashboard: {url} (Ctrl-C stops it)", highlight=False))
+    except UserError as exc:
+        _fail(exc)
+
+
 # Command groups in their own modules; importing them registers their commands on ``app``.
 from utenforsk import cli_hpc, cli_calibration  # noqa: E402,F401
 
