@@ -26,9 +26,18 @@ from utenforsk.errors import ConfigError
 from utenforsk.interventions import engine
 from utenforsk.interventions.slots import MAX_PROGRAMMES, canonical_order, open_cells, programme_slots
 from utenforsk.metrics import headline
+from utenforsk.pilots import municipalities as kommuner
 from utenforsk.services import ServiceAgent
 
 KERNELS = ("generated", "tables")
+#: Q4 counts per municipality: name -> (age from, age to (exclusive), what is counted)
+KQ_FIELDS = {"n_15_29": (15, 30, "all"), "neet_15_29": (15, 30, "neet"),
+             "n_15_19": (15, 20, "all"), "neet_15_19": (15, 20, "neet"),
+             "n_20_24": (20, 25, "all"), "neet_20_24": (20, 25, "neet"),
+             "n_25_29": (25, 30, "all"), "neet_25_29": (25, 30, "neet"),
+             "n_18_29": (18, 30, "all"), "health_benefit_18_29": (18, 30, "health_benefit"),
+             "n_21": (21, 22, "all"), "completed_21": (21, 22, "completed"),
+             "n_0_29": (0, 30, "all")}
 OVERRIDABLE = ("scale", "start_year", "horizon_years", "burn_in_years", "neet_definition")
 
 
@@ -131,6 +140,15 @@ class UtenforskModel(mesa.Model):
         self.capacity = ring_capacity(entries)
         self.pop = allocate(self.capacity, len(c.attributes), len(c.ctraits))
         self.muni_attr = c.attr_index["municipality"]
+        # the real municipality of each slot (utenforsk/pilots/municipalities.py): drawn at entry
+        # within the person's municipality type, outside the kernel, on its own decision
+        #: None unless the model's municipality types are the data file's four groupings
+        self.kommuner = kommuner.load() if tuple(c.municipalities) == kommuner.TYPES else None
+        if self.kommuner is not None:
+            self._k_index, self._k_cdf = self.kommuner.within_type_cdf(len(c.municipalities))
+        self.kommune = np.full(self.capacity, -1, np.int16)
+        #: Q4 point-in-time counts per policy year: {year: [municipality, KQ_FIELDS]}
+        self.kommune_q4: dict[int, np.ndarray] = {}
         self.us_flag = c.flags.index("completed_upper_secondary") if "completed_upper_secondary" in c.flags else -1
         self.state_masks = headline.state_masks(cfg, c.states)
         self.us_states = self.state_masks["upper_secondary"]
@@ -205,6 +223,7 @@ class UtenforskModel(mesa.Model):
                              "before the policy start: simulate the burn-in instead")
         for mine, theirs in zip(self.pop, other.pop):
             mine[...] = theirs
+        self.kommune[...] = other.kommune
         self.tally.cohort[...] = other.tally.cohort
         self.tally.cohort_grp[...] = other.tally.cohort_grp
         self.dyn.admit_p[...] = other.dyn.admit_p
@@ -247,6 +266,11 @@ class UtenforskModel(mesa.Model):
                 ids[a:b], births[a:b], tid, self.pop, c.tables, self.dyn, self.prog, arrival, month,
                 self.seed_key, self.capacity, self.muni_attr, self._scratch, t, self.us_states,
                 self.cum_entries, self.births))
+        if nb + na and self.kommuner is not None:
+            ids = np.arange(start, start + nb + na, dtype=np.int64)
+            slots = ids % self.capacity
+            types = self.pop.attrs[self.muni_attr, slots].astype(np.int64)
+            self.kommune[slots] = kommuner.assign(self.seed_key, ids, types, self._k_index, self._k_cdf)
 
     def _advance(self) -> None:
         """Simulate month ``self.month`` (burn-in or policy)."""
@@ -283,11 +307,37 @@ class UtenforskModel(mesa.Model):
         self.month += 1
         if self.on_month is not None:
             self.on_month(m)
+        if m >= self.burn_in_months and m % 12 >= 9 and self.kommuner is not None:  # Q4: October-December, point in time
+            self._tally_kommune_q4(self.first_year + m // 12, m)
         if m >= self.burn_in_months:
             self.last_month["pg_cover"] = self.dyn.pg_cover.copy()
             self.last_month["year"] = self.first_year + m // 12
             self.last_month["month"] = m
             self.history.append(self.last_month)
+
+    def _tally_kommune_q4(self, year: int, month: int) -> None:
+        """Add the end-of-month status of everyone alive to the year's Q4 counts per municipality
+        (a register-style point-in-time count, three times per Q4; see outputs.KQ_FIELDS)."""
+        slots = self.alive_slots()
+        counts = self.kommune_q4.get(year)
+        if counts is None:
+            counts = self.kommune_q4[year] = np.zeros((len(self.kommuner), len(KQ_FIELDS)))
+        k = self.kommune[slots].astype(np.int64)
+        age = (month - self.pop.birth[slots].astype(np.int64)) // 12
+        state = self.pop.state[slots]
+        neet = self.state_masks["neet"][state]
+        hb = self.hb_states[state] if len(self.hb_states) else np.zeros(len(slots), bool)
+        done = ((self.pop.flags[slots] >> self.us_flag) & 1 == 1) if self.us_flag >= 0 else np.zeros(len(slots), bool)
+        K = len(self.kommuner)
+        for f, (lo, hi, what) in enumerate(KQ_FIELDS.values()):
+            sel = (age >= lo) & (age < hi)
+            if what == "neet":
+                sel &= neet
+            elif what == "health_benefit":
+                sel &= hb
+            elif what == "completed":
+                sel &= done
+            counts[:, f] += np.bincount(k[sel], minlength=K)
 
     def _apply_interventions(self, month: int) -> None:
         """Reset the service and handoff arrays to their base values, then set this month's
@@ -356,4 +406,5 @@ class UtenforskModel(mesa.Model):
 
     @property
     def bytes_per_person(self) -> float:
-        return bytes_per_slot(self.pop) * self.capacity / max(len(self.alive_slots()), 1)
+        per_slot = bytes_per_slot(self.pop) + self.kommune.itemsize
+        return per_slot * self.capacity / max(len(self.alive_slots()), 1)
