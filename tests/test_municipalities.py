@@ -57,11 +57,12 @@ def run():
 def test_populations_sum_to_national(run):
     from utenforsk import outputs
 
-    slots = run.alive_slots()
-    assert (run.kommune[slots] >= 0).all()  # everyone alive lives in a municipality
+    ids = run.alive_ids()
+    assert (ids % run.capacity == run.alive_slots()).all()
+    k = run.kommune_of(ids)
+    assert (k >= 0).all()  # everyone alive lives in a municipality
     # the December count by municipality sums to everyone alive (exact: the same persons)
-    counts = np.bincount(run.kommune[slots], minlength=len(run.kommuner))
-    assert counts.sum() == len(slots)
+    assert np.bincount(k, minlength=len(run.kommuner)).sum() == len(ids)
     df = outputs.periods_by_municipality(run)
     p = outputs.periods(run)
     q4 = df.groupby("year").population_0_29.sum()
@@ -72,9 +73,9 @@ def test_populations_sum_to_national(run):
 def test_within_type_shares_match_data_file(run, data):
     """Each municipality's share of its type's simulated residents matches its share of the
     type's population 0-29 in the data file, within 4 binomial SEs (fixed seed)."""
-    slots = run.alive_slots()
-    k = run.kommune[slots].astype(np.int64)
-    types = run.pop.attrs[run.muni_attr, slots]
+    ids = run.alive_ids()
+    k = run.kommune_of(ids).astype(np.int64)
+    types = run.pop.attrs[run.muni_attr, ids % run.capacity]
     t = data.table
     assert (t.type_index.to_numpy()[k] == types).all()  # municipality within the person's type
     worst = 0.0
@@ -100,3 +101,22 @@ def test_national_results_unchanged_by_municipalities(run, monkeypatch):
     assert m.kommuner is None
     a, b = outputs.periods(run), outputs.periods(m)
     assert a.equals(b)
+
+
+def test_municipality_command(tmp_path):
+    """`utenforsk municipality NAME`: a known name prints its data; unknown/ambiguous -> exit 2."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, COLUMNS="200", NO_COLOR="1", TERM="dumb")
+    call = lambda *a: subprocess.run([sys.executable, "-m", "utenforsk.cli", "municipality", *a],  # noqa: E731
+                                     env=env, capture_output=True, text=True, timeout=120)
+    ok = call("Sola")
+    assert ok.returncode == 0 and "Sola (1124), Rogaland" in ok.stdout and "80.3%" in ok.stdout
+    bad = call("Larvk")
+    assert bad.returncode == 2 and "closest: Larvik" in bad.stderr and "Traceback" not in bad.stderr
+    amb = call("Herøy")
+    assert amb.returncode == 2 and "1515" in amb.stderr and "1818" in amb.stderr
+    missing = call("Sola", "--run", str(tmp_path))
+    assert missing.returncode == 2 and "periods_by_municipality.parquet" in missing.stderr

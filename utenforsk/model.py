@@ -140,13 +140,13 @@ class UtenforskModel(mesa.Model):
         self.capacity = ring_capacity(entries)
         self.pop = allocate(self.capacity, len(c.attributes), len(c.ctraits))
         self.muni_attr = c.attr_index["municipality"]
-        # the real municipality of each slot (utenforsk/pilots/municipalities.py): drawn at entry
-        # within the person's municipality type, outside the kernel, on its own decision
+        # the real municipality of each person (utenforsk/pilots/municipalities.py): within the
+        # person's municipality type, outside the kernel, on its own decision; computed when
+        # needed from (seed, id, type), so it costs no per-person state
         #: None unless the model's municipality types are the data file's four groupings
         self.kommuner = kommuner.load() if tuple(c.municipalities) == kommuner.TYPES else None
         if self.kommuner is not None:
             self._k_index, self._k_cdf = self.kommuner.within_type_cdf(len(c.municipalities))
-        self.kommune = np.full(self.capacity, -1, np.int16)
         #: Q4 point-in-time counts per policy year: {year: [municipality, KQ_FIELDS]}
         self.kommune_q4: dict[int, np.ndarray] = {}
         self.us_flag = c.flags.index("completed_upper_secondary") if "completed_upper_secondary" in c.flags else -1
@@ -223,7 +223,6 @@ class UtenforskModel(mesa.Model):
                              "before the policy start: simulate the burn-in instead")
         for mine, theirs in zip(self.pop, other.pop):
             mine[...] = theirs
-        self.kommune[...] = other.kommune
         self.tally.cohort[...] = other.tally.cohort
         self.tally.cohort_grp[...] = other.tally.cohort_grp
         self.dyn.admit_p[...] = other.dyn.admit_p
@@ -266,11 +265,6 @@ class UtenforskModel(mesa.Model):
                 ids[a:b], births[a:b], tid, self.pop, c.tables, self.dyn, self.prog, arrival, month,
                 self.seed_key, self.capacity, self.muni_attr, self._scratch, t, self.us_states,
                 self.cum_entries, self.births))
-        if nb + na and self.kommuner is not None:
-            ids = np.arange(start, start + nb + na, dtype=np.int64)
-            slots = ids % self.capacity
-            types = self.pop.attrs[self.muni_attr, slots].astype(np.int64)
-            self.kommune[slots] = kommuner.assign(self.seed_key, ids, types, self._k_index, self._k_cdf)
 
     def _advance(self) -> None:
         """Simulate month ``self.month`` (burn-in or policy)."""
@@ -318,11 +312,12 @@ class UtenforskModel(mesa.Model):
     def _tally_kommune_q4(self, year: int, month: int) -> None:
         """Add the end-of-month status of everyone alive to the year's Q4 counts per municipality
         (a register-style point-in-time count, three times per Q4; see outputs.KQ_FIELDS)."""
-        slots = self.alive_slots()
+        ids = self.alive_ids()
+        slots = ids % self.capacity
         counts = self.kommune_q4.get(year)
         if counts is None:
             counts = self.kommune_q4[year] = np.zeros((len(self.kommuner), len(KQ_FIELDS)))
-        k = self.kommune[slots].astype(np.int64)
+        k = self.kommune_of(ids).astype(np.int64)
         age = (month - self.pop.birth[slots].astype(np.int64)) // 12
         state = self.pop.state[slots]
         neet = self.state_masks["neet"][state]
@@ -406,5 +401,17 @@ class UtenforskModel(mesa.Model):
 
     @property
     def bytes_per_person(self) -> float:
-        per_slot = bytes_per_slot(self.pop) + self.kommune.itemsize
-        return per_slot * self.capacity / max(len(self.alive_slots()), 1)
+        return bytes_per_slot(self.pop) * self.capacity / max(len(self.alive_slots()), 1)
+
+    def alive_ids(self) -> np.ndarray:
+        """Person ids of everyone alive (their slots are ``ids % capacity``)."""
+        lo = int(self.cum_entries[max(0, self.month - 1 - MAX_MONTHS)])
+        hi = int(self.cum_entries[self.month])
+        ids = np.arange(lo, hi, dtype=np.int64)
+        return ids[self.pop.alive[ids % self.capacity] == 1]
+
+    def kommune_of(self, ids: np.ndarray) -> np.ndarray:
+        """Municipality row (in ``self.kommuner.table``) of the persons ``ids``: a pure function
+        of (seed, person id, municipality type), so it needs no per-person state."""
+        types = self.pop.attrs[self.muni_attr, ids % self.capacity].astype(np.int64)
+        return kommuner.assign(self.seed_key, ids, types, self._k_index, self._k_cdf)

@@ -111,8 +111,8 @@ def snapshot(model) -> pd.DataFrame:
             out[name] = codes == 1
         else:
             out[name] = pd.Categorical.from_codes(codes, categories=cats)
-    if model.kommuner is not None:
-        out["kommunenummer"] = pd.Categorical.from_codes(model.kommune[slots],
+    if model.kommuner is not None:  # alive_ids() is in slot order of alive_slots()
+        out["kommunenummer"] = pd.Categorical.from_codes(model.kommune_of(model.alive_ids()),
                                                          categories=model.kommuner.numbers)
     state = pop.state[slots]
     out["state"] = pd.Categorical.from_codes(state, categories=c.states)
