@@ -75,3 +75,43 @@ def municipality(name: str = typer.Argument(..., help="municipality: SSB name, s
     if not own:
         out.print("no municipal SSB figure of NEET or completion in configs/norway/data/ for it "
                   "(StatBank 13556 by municipality was not reachable: see municipal_spread.yaml)")
+
+
+@app.command()
+def power(file: Path = typer.Argument(..., help="pilot YAML, e.g. experiments/pilot_ips_youth.yaml"),
+          out_dir: Path = typer.Option(Path("results/power"), "--out", help="output directory"),
+          sims: Optional[int] = typer.Option(None, "--sims", min=10, help="simulated pilots per cell (default: the file's n_sims)")):
+    """Power and minimum detectable effect of a municipal pilot design: power.csv and power.png."""
+    import time
+
+    try:
+        from utenforsk.outputs import ensure_output_dir
+        from utenforsk.pilots import power as pw
+
+        cfg = pw.load_pilot(file)
+        ensure_output_dir(out_dir)
+        t0 = time.perf_counter()
+        df = pw.run_power(cfg, str(file), n_sims=sims)
+    except UserError as exc:
+        _fail(exc)
+    seconds = time.perf_counter() - t0
+    tmp = out_dir / ".power.csv.tmp"
+    df.to_csv(tmp, index=False)
+    tmp.replace(out_dir / "power.csv")
+    pw.figure(df, cfg, out_dir / "power.png")
+    central = df[df.between_sd == cfg.between_sd.value]
+    t = Table(title=f"{cfg.name}: {cfg.design}, power at alpha {cfg.alpha} "
+                    f"(between-municipality SD {cfg.between_sd.value:.3f}; {int(df.n_sims.iloc[0])} pilots per cell)")
+    t.add_column("municipalities", justify="right")
+    t.add_column("years", justify="right")
+    for e in sorted(central.effect.unique(), key=abs):
+        t.add_column(f"{e:+.1%}" + ("*" if central[central.effect == e].effect_is_simulated.any() else ""),
+                     justify="right")
+    t.add_column("MDE (sim.)", justify="right")
+    for (G, Y), d in central.groupby(["n_municipalities", "years"]):
+        d = d.set_index("effect")
+        mde = d.mde_simulated_relative.iloc[0]
+        t.add_row(str(G), str(Y), *[f"{d.power[e]:.2f}" for e in sorted(central.effect.unique(), key=abs)],
+                  "beyond grid" if mde != mde else f"{mde:.0%}")
+    out.print(t)
+    out.print(f"wrote {out_dir}/power.csv and power.png in {seconds:.1f} s (* = the simulation's own effect)")
