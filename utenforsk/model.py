@@ -30,7 +30,7 @@ from utenforsk.pilots import municipalities as kommuner
 from utenforsk.services import ServiceAgent
 
 KERNELS = ("generated", "tables")
-#: Q4 counts per municipality: name -> (age from, age to (exclusive), what is counted)
+#: Q4 (end-of-December) counts per municipality: name -> (age from, age to (exclusive), what is counted)
 KQ_FIELDS = {"n_15_29": (15, 30, "all"), "neet_15_29": (15, 30, "neet"),
              "n_15_19": (15, 20, "all"), "neet_15_19": (15, 20, "neet"),
              "n_20_24": (20, 25, "all"), "neet_20_24": (20, 25, "neet"),
@@ -38,6 +38,8 @@ KQ_FIELDS = {"n_15_29": (15, 30, "all"), "neet_15_29": (15, 30, "neet"),
              "n_18_29": (18, 30, "all"), "health_benefit_18_29": (18, 30, "health_benefit"),
              "n_21": (21, 22, "all"), "completed_21": (21, 22, "completed"),
              "n_0_29": (0, 30, "all")}
+KQ_CODES = np.array([[lo, hi, ("all", "neet", "health_benefit", "completed").index(w)]
+                     for lo, hi, w in KQ_FIELDS.values()], np.int64)
 OVERRIDABLE = ("scale", "start_year", "horizon_years", "burn_in_years", "neet_definition")
 
 
@@ -301,7 +303,7 @@ class UtenforskModel(mesa.Model):
         self.month += 1
         if self.on_month is not None:
             self.on_month(m)
-        if m >= self.burn_in_months and m % 12 >= 9 and self.kommuner is not None:  # Q4: October-December, point in time
+        if m >= self.burn_in_months and m % 12 == 11 and self.kommuner is not None:  # Q4: end of December
             self._tally_kommune_q4(self.first_year + m // 12, m)
         if m >= self.burn_in_months:
             self.last_month["pg_cover"] = self.dyn.pg_cover.copy()
@@ -310,29 +312,18 @@ class UtenforskModel(mesa.Model):
             self.history.append(self.last_month)
 
     def _tally_kommune_q4(self, year: int, month: int) -> None:
-        """Add the end-of-month status of everyone alive to the year's Q4 counts per municipality
-        (a register-style point-in-time count, three times per Q4; see outputs.KQ_FIELDS)."""
-        ids = self.alive_ids()
-        slots = ids % self.capacity
+        """Count the status of everyone alive at the end of December per municipality: a
+        register-style Q4 point-in-time count (KQ_FIELDS), once a year."""
         counts = self.kommune_q4.get(year)
         if counts is None:
             counts = self.kommune_q4[year] = np.zeros((len(self.kommuner), len(KQ_FIELDS)))
-        k = self.kommune_of(ids).astype(np.int64)
-        age = (month - self.pop.birth[slots].astype(np.int64)) // 12
-        state = self.pop.state[slots]
-        neet = self.state_masks["neet"][state]
-        hb = self.hb_states[state] if len(self.hb_states) else np.zeros(len(slots), bool)
-        done = ((self.pop.flags[slots] >> self.us_flag) & 1 == 1) if self.us_flag >= 0 else np.zeros(len(slots), bool)
-        K = len(self.kommuner)
-        for f, (lo, hi, what) in enumerate(KQ_FIELDS.values()):
-            sel = (age >= lo) & (age < hi)
-            if what == "neet":
-                sel &= neet
-            elif what == "health_benefit":
-                sel &= hb
-            elif what == "completed":
-                sel &= done
-            counts[:, f] += np.bincount(k[sel], minlength=K)
+        lo = int(self.cum_entries[max(0, month - MAX_MONTHS)])
+        hi = int(self.cum_entries[month + 1])
+        hb = self.hb_states if len(self.hb_states) else np.zeros(len(self.compiled.states), bool)
+        kommuner.tally_q4(self.seed_key, lo, hi, self.capacity, self.pop.alive, self.pop.birth,
+                          self.pop.attrs[self.muni_attr], self.pop.state, self.pop.flags, month,
+                          self.state_masks["neet"], hb, self.us_flag, self._k_index, self._k_cdf,
+                          KQ_CODES, counts)
 
     def _apply_interventions(self, month: int) -> None:
         """Reset the service and handoff arrays to their base values, then set this month's

@@ -130,7 +130,8 @@ def snapshot(model) -> pd.DataFrame:
 
 def periods_by_municipality(model) -> pd.DataFrame:
     """One row per policy year and municipality, register-style: status counted at the end of
-    each Q4 month (October-December) and averaged, as SSB's Q4 figures are point-in-time counts.
+    December (a Q4 point-in-time count, as SSB's register figures are; the exact reference week is
+    not modelled).
 
     NEET 15-29 and by age group (the model's reporting definition), health benefits 18-29, and
     ``completed_upper_secondary_21`` (share of 21-year-olds who have completed, a proxy for the
@@ -145,7 +146,7 @@ def periods_by_municipality(model) -> pd.DataFrame:
     fields = list(KQ_FIELDS)
     frames = []
     for year, counts in sorted(model.kommune_q4.items()):
-        c = counts / 3.0  # three Q4 months
+        c = counts
         col = {f: c[:, i] for i, f in enumerate(fields)}
         ratio = lambda a, b: np.divide(col[a], col[b], out=np.full(len(t), np.nan), where=col[b] > 0)  # noqa: E731
         frames.append(pd.DataFrame({

@@ -169,3 +169,30 @@ def assign(seed_key, ids, types, index, cdf):
             i = np.flatnonzero(index[k] >= 0)[-1]
         out[j] = index[k, i]
     return out
+
+
+@njit(cache=True)
+def tally_q4(seed_key, lo, hi, capacity, alive, birth, type_attr, state, flags, month, neet, hb,
+             us_bit, index, cdf, fields, counts):
+    """One pass over persons ``lo .. hi-1``: add each living person to ``counts[municipality, f]``
+    for every field ``f`` (``fields[f] = (age from, age to, what)``, what: 0 all, 1 NEET,
+    2 health benefit, 3 completed upper secondary) their status and age satisfy."""
+    for pid in range(lo, hi):
+        s = pid % capacity
+        if alive[s] != 1:
+            continue
+        u = rng.uniform(rng.person_month_key(seed_key, pid, 0), rng.D_KOMMUNE)
+        k = type_attr[s]
+        i = np.searchsorted(cdf[k], u, side="right")
+        if i >= cdf.shape[1] or index[k, i] < 0:
+            i = np.flatnonzero(index[k] >= 0)[-1]
+        row = index[k, i]
+        age = (month - np.int64(birth[s])) // 12
+        st = state[s]
+        done = us_bit >= 0 and (flags[s] >> us_bit) & 1 == 1
+        for f in range(fields.shape[0]):
+            if age < fields[f, 0] or age >= fields[f, 1]:
+                continue
+            what = fields[f, 2]
+            if what == 0 or (what == 1 and neet[st]) or (what == 2 and hb[st]) or (what == 3 and done):
+                counts[row, f] += 1.0
