@@ -92,3 +92,21 @@ def test_power_command_writes_csv_and_figure(tmp_path):
     assert {"power", "power_mc_se", "mde_simulated_relative", "between_sd"} <= set(df.columns)
     assert sorted(df.between_sd.unique()) == [0.007, 0.012, 0.025]  # the range ends as well
     assert (tmp_path / "o" / "power.png").stat().st_size > 1000
+
+
+def test_true_effect_read_from_effects_csv(tmp_path):
+    import pandas as pd
+
+    from utenforsk.errors import ConfigError
+
+    pd.DataFrame({"scenario": ["ips_youth"], "metric": ["neet_rate_15_29"], "relative_change": [-0.0035]}) \
+        .to_csv(tmp_path / "effects.csv", index=False)
+    base = dict(name="t", design="did", n_municipalities=[2], years=[1], baseline_rate=P(0.097),
+                between_sd=P(0.012), year_sd=P(0.005), effects=[0], n_sims=10)
+    cfg = PilotConfig(**base, true_effect={"experiment": str(tmp_path), "scenario": "ips_youth"})
+    assert power.true_effect(cfg, "f") == -0.0035
+    df = power.run_power(cfg)
+    assert df.effect_is_simulated.sum() == 1 and set(df.effect) == {0.0, -0.0035}  # one between_sd (range [v, v])
+    bad = PilotConfig(**base, true_effect={"experiment": str(tmp_path), "scenario": "nope"})
+    with pytest.raises(ConfigError, match="no such scenario"):
+        power.true_effect(bad, "f")
