@@ -131,7 +131,7 @@ def _summary(mdl, tables, out_dir: Path) -> None:
                   f"{obs.upper_secondary_completion_5y.mean():.1%}")
     out.print(t)
     tm = mdl.timings
-    out.print(f"wrote {out_dir}/ (periods, cohorts, cohorts_by_group, snapshot .parquet, run.json) in "
+    out.print(f"wrote {out_dir}/ (periods, cohorts, cohorts_by_group, snapshot, periods_by_municipality .parquet, run.json) in "
               f"{tm['total_s']:.1f} s; config {mdl.config_hash}, {len(tables['snapshot']):,} persons alive")
 
 
@@ -280,7 +280,7 @@ def dashboard(experiment_dir: Optional[Path] = typer.Option(None, "--experiment"
 
 
 # Command groups in their own modules; importing them registers their commands on ``app``.
-from utenforsk import cli_hpc, cli_calibration  # noqa: E402,F401
+from utenforsk import cli_hpc, cli_calibration, cli_pilots  # noqa: E402,F401
 
 
 def main() -> None:

@@ -26,9 +26,20 @@ from utenforsk.errors import ConfigError
 from utenforsk.interventions import engine
 from utenforsk.interventions.slots import MAX_PROGRAMMES, canonical_order, open_cells, programme_slots
 from utenforsk.metrics import headline
+from utenforsk.pilots import municipalities as kommuner
 from utenforsk.services import ServiceAgent
 
 KERNELS = ("generated", "tables")
+#: Q4 (end-of-December) counts per municipality: name -> (age from, age to (exclusive), what is counted)
+KQ_FIELDS = {"n_15_29": (15, 30, "all"), "neet_15_29": (15, 30, "neet"),
+             "n_15_19": (15, 20, "all"), "neet_15_19": (15, 20, "neet"),
+             "n_20_24": (20, 25, "all"), "neet_20_24": (20, 25, "neet"),
+             "n_25_29": (25, 30, "all"), "neet_25_29": (25, 30, "neet"),
+             "n_18_29": (18, 30, "all"), "health_benefit_18_29": (18, 30, "health_benefit"),
+             "n_21": (21, 22, "all"), "completed_21": (21, 22, "completed"),
+             "n_0_29": (0, 30, "all")}
+KQ_CODES = np.array([[lo, hi, ("all", "neet", "health_benefit", "completed").index(w)]
+                     for lo, hi, w in KQ_FIELDS.values()], np.int64)
 OVERRIDABLE = ("scale", "start_year", "horizon_years", "burn_in_years", "neet_definition")
 
 
@@ -131,6 +142,15 @@ class UtenforskModel(mesa.Model):
         self.capacity = ring_capacity(entries)
         self.pop = allocate(self.capacity, len(c.attributes), len(c.ctraits))
         self.muni_attr = c.attr_index["municipality"]
+        # the real municipality of each person (utenforsk/pilots/municipalities.py): within the
+        # person's municipality type, outside the kernel, on its own decision; computed when
+        # needed from (seed, id, type), so it costs no per-person state
+        #: None unless the model's municipality types are the data file's four groupings
+        self.kommuner = kommuner.load() if tuple(c.municipalities) == kommuner.TYPES else None
+        if self.kommuner is not None:
+            self._k_index, self._k_cdf = self.kommuner.within_type_cdf(len(c.municipalities))
+        #: Q4 point-in-time counts per policy year: {year: [municipality, KQ_FIELDS]}
+        self.kommune_q4: dict[int, np.ndarray] = {}
         self.us_flag = c.flags.index("completed_upper_secondary") if "completed_upper_secondary" in c.flags else -1
         self.state_masks = headline.state_masks(cfg, c.states)
         self.us_states = self.state_masks["upper_secondary"]
@@ -283,11 +303,27 @@ class UtenforskModel(mesa.Model):
         self.month += 1
         if self.on_month is not None:
             self.on_month(m)
+        if m >= self.burn_in_months and m % 12 == 11 and self.kommuner is not None:  # Q4: end of December
+            self._tally_kommune_q4(self.first_year + m // 12, m)
         if m >= self.burn_in_months:
             self.last_month["pg_cover"] = self.dyn.pg_cover.copy()
             self.last_month["year"] = self.first_year + m // 12
             self.last_month["month"] = m
             self.history.append(self.last_month)
+
+    def _tally_kommune_q4(self, year: int, month: int) -> None:
+        """Count the status of everyone alive at the end of December per municipality: a
+        register-style Q4 point-in-time count (KQ_FIELDS), once a year."""
+        counts = self.kommune_q4.get(year)
+        if counts is None:
+            counts = self.kommune_q4[year] = np.zeros((len(self.kommuner), len(KQ_FIELDS)))
+        lo = int(self.cum_entries[max(0, month - MAX_MONTHS)])
+        hi = int(self.cum_entries[month + 1])
+        hb = self.hb_states if len(self.hb_states) else np.zeros(len(self.compiled.states), bool)
+        kommuner.tally_q4(self.seed_key, lo, hi, self.capacity, self.pop.alive, self.pop.birth,
+                          self.pop.attrs[self.muni_attr], self.pop.state, self.pop.flags, month,
+                          self.state_masks["neet"], hb, self.us_flag, self._k_index, self._k_cdf,
+                          KQ_CODES, counts)
 
     def _apply_interventions(self, month: int) -> None:
         """Reset the service and handoff arrays to their base values, then set this month's
@@ -357,3 +393,16 @@ class UtenforskModel(mesa.Model):
     @property
     def bytes_per_person(self) -> float:
         return bytes_per_slot(self.pop) * self.capacity / max(len(self.alive_slots()), 1)
+
+    def alive_ids(self) -> np.ndarray:
+        """Person ids of everyone alive (their slots are ``ids % capacity``)."""
+        lo = int(self.cum_entries[max(0, self.month - 1 - MAX_MONTHS)])
+        hi = int(self.cum_entries[self.month])
+        ids = np.arange(lo, hi, dtype=np.int64)
+        return ids[self.pop.alive[ids % self.capacity] == 1]
+
+    def kommune_of(self, ids: np.ndarray) -> np.ndarray:
+        """Municipality row (in ``self.kommuner.table``) of the persons ``ids``: a pure function
+        of (seed, person id, municipality type), so it needs no per-person state."""
+        types = self.pop.attrs[self.muni_attr, ids % self.capacity].astype(np.int64)
+        return kommuner.assign(self.seed_key, ids, types, self._k_index, self._k_cdf)

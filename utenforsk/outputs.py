@@ -111,6 +111,9 @@ def snapshot(model) -> pd.DataFrame:
             out[name] = codes == 1
         else:
             out[name] = pd.Categorical.from_codes(codes, categories=cats)
+    if model.kommuner is not None:  # alive_ids() is in slot order of alive_slots()
+        out["kommunenummer"] = pd.Categorical.from_codes(model.kommune_of(model.alive_ids()),
+                                                         categories=model.kommuner.numbers)
     state = pop.state[slots]
     out["state"] = pd.Categorical.from_codes(state, categories=c.states)
     out["neet"] = model.state_masks["neet"][state]  # the reporting definition
@@ -123,6 +126,43 @@ def snapshot(model) -> pd.DataFrame:
     for b, name in enumerate(c.btraits):
         out[name] = (pop.btraits[slots] >> b) & 1 == 1
     return pd.DataFrame(out)
+
+
+def periods_by_municipality(model) -> pd.DataFrame:
+    """One row per policy year and municipality, register-style: status counted at the end of
+    December (a Q4 point-in-time count, as SSB's register figures are; the exact reference week is
+    not modelled).
+
+    NEET 15-29 and by age group (the model's reporting definition), health benefits 18-29, and
+    ``completed_upper_secondary_21`` (share of 21-year-olds who have completed, a proxy for the
+    five-year completion SSB/Udir report). Counts are scaled to real persons. Services are agents
+    per municipality *type*, so queues and waits by municipality are those of its type
+    (``periods.parquet``), not reported here."""
+    from utenforsk.model import KQ_FIELDS
+
+    if model.kommuner is None:
+        return pd.DataFrame()
+    t = model.kommuner.table
+    fields = list(KQ_FIELDS)
+    frames = []
+    for year, counts in sorted(model.kommune_q4.items()):
+        c = counts
+        col = {f: c[:, i] for i, f in enumerate(fields)}
+        ratio = lambda a, b: np.divide(col[a], col[b], out=np.full(len(t), np.nan), where=col[b] > 0)  # noqa: E731
+        frames.append(pd.DataFrame({
+            "year": year, "kommunenummer": t.kommunenummer, "name": t.name, "type": t.type,
+            "fylke": t.fylke, "simulated_persons_15_29": col["n_15_29"],
+            "population_0_29": col["n_0_29"] / model.config.scale,
+            "population_15_29": col["n_15_29"] / model.config.scale,
+            "neet_15_29": col["neet_15_29"] / model.config.scale,
+            "neet_rate_15_29": ratio("neet_15_29", "n_15_29"),
+            "neet_rate_15_19": ratio("neet_15_19", "n_15_19"),
+            "neet_rate_20_24": ratio("neet_20_24", "n_20_24"),
+            "neet_rate_25_29": ratio("neet_25_29", "n_25_29"),
+            "health_benefit_rate_18_29": ratio("health_benefit_18_29", "n_18_29"),
+            "completed_upper_secondary_21": ratio("completed_21", "n_21"),
+        }))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def provenance(model) -> dict:
@@ -199,11 +239,12 @@ def ensure_output_dir(out: Path) -> None:
 
 
 def write_run(model, out: Path, extra: dict | None = None) -> dict[str, pd.DataFrame]:
-    """Write periods, cohorts, cohorts_by_group, snapshot and run.json into ``out``."""
+    """Write periods, cohorts, cohorts_by_group, snapshot, periods_by_municipality and run.json."""
     ensure_output_dir(out)
     meta = provenance(model)
     tables = {"periods": periods(model), "cohorts": cohorts(model),
-              "cohorts_by_group": cohorts_by_group(model), "snapshot": snapshot(model)}
+              "cohorts_by_group": cohorts_by_group(model), "snapshot": snapshot(model),
+              "periods_by_municipality": periods_by_municipality(model)}
     for name, df in tables.items():
         write_parquet(df, out / f"{name}.parquet", meta)
     write_json({**meta, "timings_s": model.timings, "persons_alive": int(len(tables["snapshot"])),

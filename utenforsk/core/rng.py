@@ -38,6 +38,7 @@ DECISIONS = (
     ("trait_init", LIMITS["continuous_traits"]), ("btrait_init", LIMITS["binary_traits"]),
     ("attribute", LIMITS["attributes"]), ("service", SERVICE_DRAWS * LIMITS["services"]),
     ("handoff", LIMITS["handoffs"]),
+    ("kommune", 1),  # a person's municipality within their type, once at entry (utenforsk/pilots)
 )
 
 
@@ -75,6 +76,7 @@ D_TRAIT_INIT, D_BTRAIT_INIT = BASE["trait_init"], BASE["btrait_init"]  # + trait
 D_ATTRIBUTE = BASE["attribute"]  # + attribute index
 D_SERVICE = BASE["service"]      # + SERVICE_DRAWS * service index + {0: admit, 1: detect, 2: discharge}
 D_HANDOFF = BASE["handoff"]      # + handoff index
+D_KOMMUNE = BASE["kommune"]
 
 
 def decision_name(code: int) -> str:

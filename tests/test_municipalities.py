@@ -1,0 +1,122 @@
+"""The real municipalities: data file, names, grouping, and who lives where (issue 15, part 1)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from utenforsk.errors import ConfigError
+from utenforsk.pilots import municipalities as km
+
+
+@pytest.fixture(scope="module")
+def data():
+    return km.load()
+
+
+def test_data_file_totals(data):
+    t = data.table
+    assert len(t) == 357 and t.kommunenummer.is_unique
+    # the sidecar's totals: 5,550,203 residents on 1 Jan 2024; 1,965,607 aged 0-29 (2023 shares)
+    assert int(t.population_2024_01_01.sum()) == 5_550_203
+    assert abs(t.population_0_29.sum() - 1_965_607) < 400  # shares are rounded to 4 decimals
+    bands = t[[f"population_{b}" for b in km.AGE_BANDS]].sum(axis=1)
+    assert np.allclose(bands, t.population_0_29)
+    assert set(t.type) == set(km.TYPES)
+    # every row says how it was grouped; the interim rule covers exactly the rows without a 2020 class
+    assert (t.group_source == "centrality_2020").sum() == t.centrality_class_1to6.notna().sum() == 171
+
+
+def test_names_numbers_and_closest_matches(data):
+    t = data.table
+    rows = data.resolve(["Larvik", "fredrikstad", "3909", "Oslo - Oslove", "301"])
+    assert list(t.kommunenummer.iloc[rows]) == ["3909", "3107", "3909", "0301", "0301"]
+    with pytest.raises(ConfigError, match="closest: Fredrikstad"):
+        data.resolve(["Fredrikstadd"])
+    with pytest.raises(ConfigError, match=r"ambiguous.*Herøy \(Nordland\)"):
+        data.resolve(["Herøy"])
+    assert t.kommunenummer.iloc[data.resolve(["Herøy (Nordland)"])[0]] == "1818"
+
+
+def test_bad_data_file(tmp_path):
+    bad = tmp_path / "m.csv"
+    bad.write_text("kommunenummer,name\n0301,Oslo\n")
+    with pytest.raises(ConfigError, match="lacks columns"):
+        km.load(bad)
+
+
+@pytest.fixture(scope="module")
+def run():
+    from utenforsk.model import UtenforskModel
+
+    m = UtenforskModel("configs/norway/baseline.yaml", seed=5, scale=0.01, horizon_years=1)
+    m.run_model()
+    return m
+
+
+def test_populations_sum_to_national(run):
+    from utenforsk import outputs
+
+    ids = run.alive_ids()
+    assert (ids % run.capacity == run.alive_slots()).all()
+    k = run.kommune_of(ids)
+    assert (k >= 0).all()  # everyone alive lives in a municipality
+    # the December count by municipality sums to everyone alive (exact: the same persons)
+    assert np.bincount(k, minlength=len(run.kommuner)).sum() == len(ids)
+    df = outputs.periods_by_municipality(run)
+    p = outputs.periods(run)
+    q4 = df.groupby("year").population_0_29.sum()
+    # Q4 mean vs the yearly person-month mean: the population is near-stationary within a year
+    assert abs(q4.iloc[0] / p.population_0_29.iloc[0] - 1) < 0.01
+
+
+def test_within_type_shares_match_data_file(run, data):
+    """Each municipality's share of its type's simulated residents matches its share of the
+    type's population 0-29 in the data file, within 4 binomial SEs (fixed seed)."""
+    ids = run.alive_ids()
+    k = run.kommune_of(ids).astype(np.int64)
+    types = run.pop.attrs[run.muni_attr, ids % run.capacity]
+    t = data.table
+    assert (t.type_index.to_numpy()[k] == types).all()  # municipality within the person's type
+    worst = 0.0
+    for ti in range(len(km.TYPES)):
+        rows = np.flatnonzero(t.type_index.to_numpy() == ti)
+        n = (types == ti).sum()
+        expected = t.population_0_29.to_numpy()[rows] / t.population_0_29.to_numpy()[rows].sum()
+        observed = np.bincount(k[types == ti], minlength=len(t))[rows] / n
+        se = np.sqrt(expected * (1 - expected) / n)
+        worst = max(worst, float(np.max(np.abs(observed - expected) / se)))
+    assert worst < 4.5, worst  # ~357 comparisons: the largest |z| of 357 normals is ~3.0-3.5
+
+
+def test_national_results_unchanged_by_municipalities(run, monkeypatch):
+    """The municipality draw is outside the kernel on its own decision: national periods are
+    bit-for-bit those of a model without real municipalities."""
+    from utenforsk import outputs
+    from utenforsk.model import UtenforskModel
+
+    monkeypatch.setattr(km, "TYPES", ("none",))
+    m = UtenforskModel("configs/norway/baseline.yaml", seed=5, scale=0.01, horizon_years=1)
+    m.run_model()
+    assert m.kommuner is None
+    a, b = outputs.periods(run), outputs.periods(m)
+    assert a.equals(b)
+
+
+def test_municipality_command(tmp_path):
+    """`utenforsk municipality NAME`: a known name prints its data; unknown/ambiguous -> exit 2."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, COLUMNS="200", NO_COLOR="1", TERM="dumb")
+    call = lambda *a: subprocess.run([sys.executable, "-m", "utenforsk.cli", "municipality", *a],  # noqa: E731
+                                     env=env, capture_output=True, text=True, timeout=120)
+    ok = call("Sola")
+    assert ok.returncode == 0 and "Sola (1124), Rogaland" in ok.stdout and "80.3%" in ok.stdout
+    bad = call("Larvk")
+    assert bad.returncode == 2 and "closest: Larvik" in bad.stderr and "Traceback" not in bad.stderr
+    amb = call("Herøy")
+    assert amb.returncode == 2 and "1515" in amb.stderr and "1818" in amb.stderr
+    missing = call("Sola", "--run", str(tmp_path))
+    assert missing.returncode == 2 and "periods_by_municipality.parquet" in missing.stderr
