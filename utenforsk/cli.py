@@ -258,7 +258,7 @@ def schema(kind: str = typer.Argument("model", help="which schema: model")):
 
 
 # Command groups in their own modules; importing them registers their commands on ``app``.
-from utenforsk import cli_hpc, cli_calibration  # noqa: E402,F401
+from utenforsk import cli_hpc, cli_calibration, cli_trial  # noqa: E402,F401
 
 
 def main() -> None:
