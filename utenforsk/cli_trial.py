@@ -54,7 +54,7 @@ def trial(files: Optional[List[Path]] = typer.Argument(None, help="trial spec YA
     table = Table("trial", "outcome", "n", "control", "treated", "estimate [95% MC]", "published [95%]", "consistent")
     for row, t in zip(rows, trials):
         pub = t.spec.published
-        est = row["odds_ratio"] if pub.measure == "odds_ratio" else row["difference"]
+        est = {"odds_ratio": row["odds_ratio"], "level": row["control"]}.get(pub.measure, row["difference"])
         table.add_row(row["trial"], row["outcome"], str(row["n_control"]), f"{row['control']:.3g}",
                       f"{row['treated']:.3g}", f"{est:.3g} [{row['ci_low']:.3g}, {row['ci_high']:.3g}]",
                       f"{pub.estimate:g} [{pub.ci[0]:g}, {pub.ci[1]:g}]", "yes" if row["consistent"] else "NO")

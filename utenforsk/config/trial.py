@@ -17,7 +17,7 @@ from utenforsk.config.interventions import Who
 from utenforsk.config.params import Strict
 
 OUTCOME_KINDS = ("ever_in_states", "in_states", "flag", "trait_sd", "years_in_states")
-MEASURES = ("difference", "odds_ratio")
+MEASURES = ("difference", "odds_ratio", "level")
 
 
 class Enrolment(Strict):
@@ -50,6 +50,10 @@ class Outcome(Strict):
     months: int | None = Field(None, ge=1, le=360, description="follow-up after enrolment")
     at_age: float | None = Field(None, gt=0, lt=30, description="follow-up to this age (years)")
     label: str = Field("", description="how the trial named it, e.g. 'employed within 12 months'")
+    per_exposure_states: list[str] | None = Field(
+        None, description="divide the difference by the difference in years spent in these states "
+                          "during the follow-up (an effect per year of exposure, e.g. per kindergarten "
+                          "place-year)")
 
     @model_validator(mode="after")
     def _fields(self):
@@ -64,7 +68,8 @@ class Outcome(Strict):
 
 class Published(Strict):
     """The published estimate: ``measure`` is a difference (percentage points as a share, SD,
-    years) or an odds ratio. ``ci`` is its 95% interval; where the source gives none, ``band``
+    years), an odds ratio, or ``level``: the control arm's mean (a service as it is today, e.g.
+    the share OT brings into education or work; the treated arm is then not compared). ``ci`` is its 95% interval; where the source gives none, ``band``
     says how the consistency band was derived."""
 
     measure: Literal[MEASURES] = "difference"

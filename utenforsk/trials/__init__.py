@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from utenforsk.errors import UserError
 from utenforsk.trials.run import simulate
 from utenforsk.trials.spec import Trial, all_trials, load_trial
 
@@ -24,7 +25,8 @@ LEVEL = 0.95
 __all__ = ["COLUMNS", "estimate", "load_trial", "all_trials", "run_trial", "write"]
 
 
-def estimate(trial: Trial, control: np.ndarray, treated: np.ndarray) -> dict:
+def estimate(trial: Trial, control: np.ndarray, treated: np.ndarray,
+             exposed: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """One row of trial.csv from the paired per-person outcomes (pooled over replicates).
 
     ``difference`` is treated minus control (for ``trait_sd`` in SD of the control arm);
@@ -32,16 +34,22 @@ def estimate(trial: Trial, control: np.ndarray, treated: np.ndarray) -> dict:
     measure's scale (the difference, or the odds ratio), from the paired person-level differences
     (common random numbers: the same people in both arms); for the odds ratio by the delta method
     on the log odds ratio, with the arms' covariance. ``consistent``: that interval overlaps the
-    published 95% interval.
+    published 95% interval. With ``outcome.per_exposure_states`` the difference is divided by the
+    difference in years exposed (``exposed``: control, treated), a Wald ratio whose SE comes
+    from the linearised per-person differences. With ``measure: level`` the estimate is the
+    control arm's mean, with its binomial/normal SE.
     """
     spec, o = trial.spec, trial.spec.outcome
     ok = ~np.isnan(control) & ~np.isnan(treated)
     yc, yt = control[ok], treated[ok]
+    if exposed is not None:
+        ec, et = exposed[0][ok].astype(float), exposed[1][ok].astype(float)
     n = int(ok.sum())
     z = stats.norm.ppf(0.5 + LEVEL / 2)
     row = {"trial": spec.name, "outcome": o.label or o.kind, "n_control": n, "n_treated": n}
     if n < 2:
-        raise ValueError(f"trial {spec.name}: fewer than 2 people followed up (raise --scale)")
+        raise UserError("fewer than 2 people in the trial population were followed up", file=trial.file,
+                        key="scale", allowed="a larger --scale or more --replicates")
     mc, mt = float(yc.mean()), float(yt.mean())
     d = yt - yc
     se = float(d.std(ddof=1) / math.sqrt(n))
@@ -49,15 +57,25 @@ def estimate(trial: Trial, control: np.ndarray, treated: np.ndarray) -> dict:
     if o.kind == "trait_sd":
         sd = float(yc.std(ddof=1))
         diff, se = diff / sd, se / sd
+    if o.per_exposure_states:
+        de = float(et.mean() - ec.mean())
+        if de <= 0:
+            raise UserError("the intervention raised no exposure, so an effect per participant is "
+                            "undefined", file=trial.file, key="outcome.per_exposure_states",
+                            value=o.per_exposure_states)
+        ratio = diff / de
+        se = float(((yt - yc) - ratio * (et - ec)).std(ddof=1) / math.sqrt(n)) / de
+        diff = ratio
     orr = float("nan")
     binary = o.kind in ("ever_in_states", "in_states", "flag")
     if binary and 0 < mc < 1 and 0 < mt < 1:
         orr = (mt / (1 - mt)) / (mc / (1 - mc))
     lo, hi = diff - z * se, diff + z * se
     pub = spec.published
+    if pub.measure == "level":
+        s_level = float(yc.std(ddof=1) / math.sqrt(n))
+        lo, hi = mc - z * s_level, mc + z * s_level
     if pub.measure == "odds_ratio":
-        if not binary:
-            raise ValueError(f"trial {spec.name}: an odds ratio needs a binary outcome")
         if math.isnan(orr):
             lo, hi = float("nan"), float("nan")
         else:
@@ -77,14 +95,13 @@ def estimate(trial: Trial, control: np.ndarray, treated: np.ndarray) -> dict:
 def run_trial(trial: Trial, replicates: int | None = None, scale: float | None = None,
               threads: int | None = None, on_replicate=None) -> dict:
     reps = replicates or trial.spec.replicates
-    cs, ts = [], []
+    parts = []
     for r in range(reps):
-        c, t = simulate(trial, r, scale=scale, threads=threads)
-        cs.append(c)
-        ts.append(t)
+        parts.append(simulate(trial, r, scale=scale, threads=threads))
         if on_replicate is not None:
             on_replicate(r)
-    return estimate(trial, np.concatenate(cs), np.concatenate(ts))
+    c, t, ec, et = (np.concatenate(x) for x in zip(*parts))
+    return estimate(trial, c, t, (ec, et))
 
 
 def write(rows: list[dict], trials: list[Trial], out_dir: Path) -> None:

@@ -26,15 +26,17 @@ class _Arm:
         self.months_in = np.zeros(0, np.int32)
         self.final = np.zeros(0)
         self.done = np.zeros(0, bool)
+        self.exposed = np.zeros(0, np.int32)
 
     def grow(self, n: int) -> None:
         self.ever = np.concatenate([self.ever, np.zeros(n, bool)])
         self.months_in = np.concatenate([self.months_in, np.zeros(n, np.int32)])
         self.final = np.concatenate([self.final, np.full(n, np.nan)])
         self.done = np.concatenate([self.done, np.zeros(n, bool)])
+        self.exposed = np.concatenate([self.exposed, np.zeros(n, np.int32)])
 
 
-def _update(arm: _Arm, mdl, trial: Trial, pids, enrol_m, m, in_states, flag_bit, trait_idx):
+def _update(arm: _Arm, mdl, trial: Trial, pids, enrol_m, m, in_states, flag_bit, trait_idx, ex_states):
     o = trial.spec.outcome
     todo = np.flatnonzero(~arm.done & (enrol_m < m))  # follow-up from the month after enrolment
     if len(todo) == 0:
@@ -46,6 +48,8 @@ def _update(arm: _Arm, mdl, trial: Trial, pids, enrol_m, m, in_states, flag_bit,
     here = alive & in_states[state] if in_states is not None else alive
     arm.ever[todo] |= here
     arm.months_in[todo] += here
+    if ex_states is not None:
+        arm.exposed[todo] += alive & ex_states[state]  # months exposed
     age = m - pop.birth[slots].astype(np.int64)
     if o.months is not None:
         end = (m - enrol_m[todo]) >= o.months
@@ -72,8 +76,9 @@ def _update(arm: _Arm, mdl, trial: Trial, pids, enrol_m, m, in_states, flag_bit,
 
 
 def simulate(trial: Trial, replicate: int, scale: float | None = None, threads: int | None = None):
-    """The paired outcomes ``(control, treated)`` of the trial population in one replicate
-    (NaN where a person left before a trait or state could be read)."""
+    """The paired outcomes ``(control, treated, control_exposed, treated_exposed)`` of the trial
+    population in one replicate (NaN where a person left before a trait or state could be read;
+    ``*_exposed``: years in ``outcome.per_exposure_states`` during the follow-up, else 0)."""
     from utenforsk.model import UtenforskModel
 
     spec = trial.spec
@@ -89,10 +94,15 @@ def simulate(trial: Trial, replicate: int, scale: float | None = None, threads: 
         in_states[[c.state_index[s] for s in o.states]] = True
     flag_bit = c.flags.index(o.flag) if o.flag else 0
     trait_idx = c.ctraits.index(o.trait) if o.trait else 0
+    ex_states = None
+    if o.per_exposure_states:
+        ex_states = np.zeros(len(c.states), bool)
+        ex_states[[c.state_index[s] for s in o.per_exposure_states]] = True
     pop_states = np.ones(len(c.states), bool)
     if spec.population.states:
         pop_states[:] = False
         pop_states[[c.state_index[s] for s in spec.population.states]] = True
+    age_lo, age_hi = spec.population.ages[0] * 12, spec.population.ages[1] * 12
     bit = np.uint16(1 << 0)  # the trial's one programme: slot 0
     window_end = ctrl.burn_in_months + spec.enrolment.months
     recorded = np.zeros(int(ctrl.cum_entries[-1]) + 1, bool)
@@ -109,17 +119,18 @@ def simulate(trial: Trial, replicate: int, scale: float | None = None, threads: 
             ids = np.arange(lo, hi, dtype=np.int64)
             sl = ids % ctrl.capacity
             # enrolled this month and still in an eligible state when the programme starts acting
+            age = m - ctrl.pop.birth[sl].astype(np.int64)
             new = ids[((ctrl.pop.pg_ever[sl] & bit) != 0) & (ctrl.pop.alive[sl] == 1)
-                      & pop_states[ctrl.pop.state[sl]] & ~recorded[ids]]
+                      & pop_states[ctrl.pop.state[sl]] & (age >= age_lo) & (age < age_hi) & ~recorded[ids]]
             recorded[new] = True
             pids = np.concatenate([pids, new])
             enrol_m = np.concatenate([enrol_m, np.full(len(new), m, np.int64)])
             for arm in arms:
                 arm.grow(len(new))
         for arm, mdl in zip(arms, (ctrl, trt)):
-            _update(arm, mdl, trial, pids, enrol_m, m, in_states, flag_bit, trait_idx)
+            _update(arm, mdl, trial, pids, enrol_m, m, in_states, flag_bit, trait_idx, ex_states)
         if m >= window_end - 1 and all(a.done.all() for a in arms):
             break  # everyone followed up: the rest of the horizon measures nothing
     for arm in arms:  # still alive at the horizon's end (cannot happen with a horizon sized to fit)
         arm.final[~arm.done] = np.nan
-    return arms[0].final, arms[1].final
+    return arms[0].final, arms[1].final, arms[0].exposed / 12.0, arms[1].exposed / 12.0

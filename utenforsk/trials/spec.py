@@ -34,7 +34,19 @@ class Trial:
 
 def _intervention_dict(iv: Intervention, spec: TrialSpec, start_year: int, effects: bool) -> dict:
     data = iv.model_dump(mode="json", exclude_none=True)
-    data["who"] = spec.population.model_dump(mode="json", exclude_none=True)
+    # enrolment needs the trial population's conditions; once enrolled, a person stays in the
+    # programme while inside the intervention's own ages and states (sticky), as in the model. Only
+    # people enrolled as the trial population are followed (run.py), so others the wider window
+    # admits do not enter the trial (they act only through shared services).
+    pop = spec.population
+    who = pop.model_dump(mode="json", exclude_none=True)
+    who["ages"] = [pop.ages[0], max(pop.ages[1], iv.who.ages[1])]
+    if pop.states is None or iv.who.states is None:
+        who.pop("states", None)
+    else:
+        who["states"] = list(dict.fromkeys(list(pop.states) + list(iv.who.states)))
+    who["sticky"] = True
+    data["who"] = who
     data["coverage"] = {"value": 1.0, "range": [1.0, 1.0], "source": "trial: everyone randomised is offered it"}
     data["take_up"] = {"value": spec.take_up, "range": [spec.take_up, spec.take_up], "source": "trial"}
     data["when"] = {"start_year": start_year, "ramp_up_years": 0.0,
@@ -63,9 +75,10 @@ def load_trial(path: Path | str) -> Trial:
     iv = load_intervention(spec.intervention, where=file)
     o = spec.outcome
     states = list(cfg.states)
-    for s in (o.states or []):
-        if s not in states:
-            raise ConfigError("unknown state", file=file, key="outcome.states", value=s, allowed=", ".join(states))
+    for key, names in (("outcome.states", o.states), ("outcome.per_exposure_states", o.per_exposure_states)):
+        for s in (names or []):
+            if s not in states:
+                raise ConfigError("unknown state", file=file, key=key, value=s, allowed=", ".join(states))
     if o.flag is not None and o.flag not in cfg.flags:
         raise ConfigError("unknown flag", file=file, key="outcome.flag", value=o.flag,
                           allowed=", ".join(cfg.flags))
@@ -74,7 +87,14 @@ def load_trial(path: Path | str) -> Trial:
         if o.trait not in cts:
             raise ConfigError("unknown continuous trait", file=file, key="outcome.trait", value=o.trait,
                               allowed=", ".join(cts))
+    if spec.published.measure == "odds_ratio" and o.kind not in ("ever_in_states", "in_states", "flag"):
+        raise ConfigError("an odds ratio needs a yes/no outcome", file=file, key="published.measure",
+                          value=o.kind, allowed="ever_in_states, in_states, flag")
+    if o.per_exposure_states and spec.published.measure != "difference":
+        raise ConfigError("an effect per participant is a difference", file=file, key="published.measure",
+                          value=spec.published.measure, allowed="difference")
     start = spec.enrolment.start_year or cfg.calendar.start_year
+
     lo_age = spec.population.ages[0]
     if o.at_age is not None:
         if o.at_age <= lo_age:
