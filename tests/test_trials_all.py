@@ -22,10 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 KNOWN_INCONSISTENT = {
-    # kindergarten attendance acts only through kindergarten quality on early development, and
     # the extra kindergarten months the outreach buys change years of education by about nothing
     # (-0.01 years per place-year, 95% MC -0.03-0.01, at the specs' default scale): the model has
-    # no channel of the size Havnes & Mogstad found. A model-structure question, not a tolerance.
+    # no kindergarten-to-education channel of the size Havnes & Mogstad found. A model-structure
+    # question (not investigated), not a tolerance.
     "havnes_mogstad": "no kindergarten -> education channel of Havnes & Mogstad's size",
 }
 
