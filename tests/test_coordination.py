@@ -77,3 +77,15 @@ def test_handoff_odds_ratio_on_the_baseline_and_caseload_cost():
     assert months > 0
     assert cost == pytest.approx(months / mdl.config.scale * (c.per_participant_month.value
                                  + c.cost_per_position.value / 12.0 / c.caseload.value), rel=1e-9)
+
+
+def test_report_says_the_effect_is_an_assumption():
+    from utenforsk.experiment.runner import Plan
+    from utenforsk.report import _how_to_read
+
+    plan = Plan(ROOT / "experiments" / "quickstart.yaml")
+    ivs = plan._scenario_ivs("cross_sector_coordination")
+    assert [iv["effect_basis"] for iv in ivs] == ["assumption"]
+    text = _how_to_read(2024, "baseline", {"assumed_effects": "`cross_sector_coordination`"})
+    assert "`cross_sector_coordination` are assumptions, not evidence" in text
+    assert "assumptions, not evidence" not in _how_to_read(2024, "baseline", {})
