@@ -50,6 +50,9 @@ class Outcome(Strict):
     months: int | None = Field(None, ge=1, le=360, description="follow-up after enrolment")
     at_age: float | None = Field(None, gt=0, lt=30, description="follow-up to this age (years)")
     label: str = Field("", description="how the trial named it, e.g. 'employed within 12 months'")
+    sd_of: Literal["control", "population"] = Field(
+        "control", description="trait_sd: the SD of the control arm's trial population, or of everyone "
+                               "alive at the same age in the control arm (a national test's SD)")
     per_exposure_states: list[str] | None = Field(
         None, description="divide the difference by the difference in years spent in these states "
                           "during the follow-up (an effect per year of exposure, e.g. per kindergarten "

@@ -26,7 +26,8 @@ __all__ = ["COLUMNS", "estimate", "load_trial", "all_trials", "run_trial", "writ
 
 
 def estimate(trial: Trial, control: np.ndarray, treated: np.ndarray,
-             exposed: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+             exposed: tuple[np.ndarray, np.ndarray] | None = None,
+             ref_sd: np.ndarray | None = None) -> dict:
     """One row of trial.csv from the paired per-person outcomes (pooled over replicates).
 
     ``difference`` is treated minus control (for ``trait_sd`` in SD of the control arm);
@@ -55,7 +56,8 @@ def estimate(trial: Trial, control: np.ndarray, treated: np.ndarray,
     se = float(d.std(ddof=1) / math.sqrt(n))
     diff = mt - mc
     if o.kind == "trait_sd":
-        sd = float(yc.std(ddof=1))
+        # the control arm's trial population, or everyone at that age (sd_of: population)
+        sd = float(np.nanmean(ref_sd[ok])) if o.sd_of == "population" else float(yc.std(ddof=1))
         diff, se = diff / sd, se / sd
     if o.per_exposure_states:
         de = float(et.mean() - ec.mean())
@@ -100,8 +102,8 @@ def run_trial(trial: Trial, replicates: int | None = None, scale: float | None =
         parts.append(simulate(trial, r, scale=scale, threads=threads))
         if on_replicate is not None:
             on_replicate(r)
-    c, t, ec, et = (np.concatenate(x) for x in zip(*parts))
-    return estimate(trial, c, t, (ec, et))
+    c, t, ec, et, sd = (np.concatenate(x) for x in zip(*parts))
+    return estimate(trial, c, t, (ec, et), sd)
 
 
 def write(rows: list[dict], trials: list[Trial], out_dir: Path) -> None:

@@ -40,7 +40,7 @@ def _update(arm: _Arm, mdl, trial: Trial, pids, enrol_m, m, in_states, flag_bit,
     o = trial.spec.outcome
     todo = np.flatnonzero(~arm.done & (enrol_m < m))  # follow-up from the month after enrolment
     if len(todo) == 0:
-        return
+        return None
     slots = pids[todo] % mdl.capacity
     pop = mdl.pop
     alive = pop.alive[slots] == 1
@@ -57,7 +57,7 @@ def _update(arm: _Arm, mdl, trial: Trial, pids, enrol_m, m, in_states, flag_bit,
         end = age >= int(round(o.at_age * 12))
     finish = end | ~alive
     if not finish.any():
-        return
+        return None
     idx = todo[finish]
     sl = slots[finish]
     al = alive[finish]
@@ -73,12 +73,26 @@ def _update(arm: _Arm, mdl, trial: Trial, pids, enrol_m, m, in_states, flag_bit,
         val = np.where(al, pop.ctraits[trait_idx, sl].astype(float), np.nan)
     arm.final[idx] = val
     arm.done[idx] = True
+    return idx, age[finish] // 12
+
+
+def _population_sd(mdl, m, trait_idx, age_year) -> float:
+    """SD of the trait among everyone alive at this age (in whole years) at the end of month m."""
+    lo, hi = int(mdl.cum_entries[max(0, m - 360)]), int(mdl.cum_entries[m + 1])
+    sl = np.arange(lo, hi, dtype=np.int64) % mdl.capacity
+    pop = mdl.pop
+    sel = sl[(pop.alive[sl] == 1) & ((m - pop.birth[sl].astype(np.int64)) // 12 == age_year)]
+    v = pop.ctraits[trait_idx, sel].astype(float)
+    v = v[~np.isnan(v)]
+    return float(v.std(ddof=1)) if len(v) > 1 else float("nan")
 
 
 def simulate(trial: Trial, replicate: int, scale: float | None = None, threads: int | None = None):
     """The paired outcomes ``(control, treated, control_exposed, treated_exposed)`` of the trial
     population in one replicate (NaN where a person left before a trait or state could be read;
-    ``*_exposed``: years in ``outcome.per_exposure_states`` during the follow-up, else 0)."""
+    ``*_exposed``: years in ``outcome.per_exposure_states`` during the follow-up, else 0;
+    ``ref_sd``: for ``trait_sd`` with ``sd_of: population``, the SD of the trait among everyone
+    alive at the person's age when it was read, in the control arm; else NaN)."""
     from utenforsk.model import UtenforskModel
 
     spec = trial.spec
@@ -109,6 +123,7 @@ def simulate(trial: Trial, replicate: int, scale: float | None = None, threads: 
     pids = np.zeros(0, np.int64)
     enrol_m = np.zeros(0, np.int64)
     arms = (_Arm(), _Arm())
+    ref_sd = np.zeros(0)  # per person: the population SD their trait is scaled by (sd_of: population)
     while ctrl.running:
         m = ctrl.month
         ctrl.step()
@@ -127,10 +142,15 @@ def simulate(trial: Trial, replicate: int, scale: float | None = None, threads: 
             enrol_m = np.concatenate([enrol_m, np.full(len(new), m, np.int64)])
             for arm in arms:
                 arm.grow(len(new))
+        ref_sd = np.concatenate([ref_sd, np.full(len(pids) - len(ref_sd), np.nan)])
         for arm, mdl in zip(arms, (ctrl, trt)):
-            _update(arm, mdl, trial, pids, enrol_m, m, in_states, flag_bit, trait_idx, ex_states)
+            got = _update(arm, mdl, trial, pids, enrol_m, m, in_states, flag_bit, trait_idx, ex_states)
+            if got is not None and mdl is ctrl and o.kind == "trait_sd" and o.sd_of == "population":
+                idx, years = got
+                for a in np.unique(years):
+                    ref_sd[idx[years == a]] = _population_sd(ctrl, m, trait_idx, int(a))
         if m >= window_end - 1 and all(a.done.all() for a in arms):
             break  # everyone followed up: the rest of the horizon measures nothing
     for arm in arms:  # still alive at the horizon's end (cannot happen with a horizon sized to fit)
         arm.final[~arm.done] = np.nan
-    return arms[0].final, arms[1].final, arms[0].exposed / 12.0, arms[1].exposed / 12.0
+    return arms[0].final, arms[1].final, arms[0].exposed / 12.0, arms[1].exposed / 12.0, ref_sd
