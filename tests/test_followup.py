@@ -85,7 +85,7 @@ scenarios:
 uncertainty:
   mode: parameter
   seeds_per_draw: 2
-  parameters: [interventions.ips_youth.what.odds.job_finding, transitions.job_finding.probability]
+  parameters: [interventions.ips_youth.what.odds.health_benefit_exit, transitions.job_finding.probability]
 """
 
 
@@ -95,13 +95,13 @@ def test_intervention_draws_are_shared_within_a_draw(tmp_path):
     def odds(scenario, r):
         spec = plan.task_spec(Task(scenario, r))
         iv = next(i for i in spec["interventions"] if i["name"] == "ips_youth")
-        return iv["what"]["odds"]["job_finding"]["value"], spec
+        return iv["what"]["odds"]["health_benefit_exit"]["value"], spec
 
     v0, spec = odds("ips", 0)
     assert odds("both", 0)[0] == v0 and odds("ips", 1)[0] == v0  # same draw: scenarios and seeds
     assert odds("ips", 2)[0] != v0                                # next draw: a new value
-    assert 1.5 <= v0 <= 6.0
-    assert spec["parameters"]["interventions.ips_youth.what.odds.job_finding"] == v0
+    assert 2.0 <= v0 <= 20.0
+    assert spec["parameters"]["interventions.ips_youth.what.odds.health_benefit_exit"] == v0
     base = plan.task_spec(Task("baseline", 0))
     assert base["overrides"] == spec["overrides"]  # the model draw is shared too (burn-in forks)
     assert spec["seed"] != plan.task_spec(Task("ips", 1))["seed"]
@@ -113,7 +113,7 @@ def test_intervention_draws_are_shared_within_a_draw(tmp_path):
     ("interventions.ips_youth", "not the dotted path of a parameter of that intervention"),
 ])
 def test_unknown_intervention_parameter_is_one_error(tmp_path, param, needle):
-    path = write(tmp_path, DRAWN.replace("interventions.ips_youth.what.odds.job_finding", param))
+    path = write(tmp_path, DRAWN.replace("interventions.ips_youth.what.odds.health_benefit_exit", param))
     with pytest.raises(ConfigError) as err:
         Plan(path)
     e = err.value
@@ -125,9 +125,9 @@ def test_ensemble_rows_are_drawn_in_turn(tmp_path):
     (tmp_path / "ensemble.csv").write_text(
         "transitions.job_finding.probability,transitions.job_finding.coefficients.engagement\n"
         "0.10,0.3\n0.12,0.4\n0.14,0.5\n", encoding="utf-8")
-    body = DRAWN.replace("parameters: [interventions.ips_youth.what.odds.job_finding, "
+    body = DRAWN.replace("parameters: [interventions.ips_youth.what.odds.health_benefit_exit, "
                          "transitions.job_finding.probability]",
-                         "parameters: [interventions.ips_youth.what.odds.job_finding]\n  ensemble: ensemble.csv")
+                         "parameters: [interventions.ips_youth.what.odds.health_benefit_exit]\n  ensemble: ensemble.csv")
     plan = Plan(write(tmp_path, body))
     got = [plan.drawn_values(r)[0]["transitions.job_finding.probability.value"] for r in range(8)]
     assert got == [0.10, 0.10, 0.12, 0.12, 0.14, 0.14, 0.10, 0.10]  # 2 seeds per draw, rows in turn
@@ -145,7 +145,7 @@ def test_ensemble_rows_are_drawn_in_turn(tmp_path):
 ])
 def test_bad_ensemble_is_one_error(tmp_path, csv, needle):
     (tmp_path / "ensemble.csv").write_text(csv, encoding="utf-8")
-    body = DRAWN.replace("parameters: [interventions.ips_youth.what.odds.job_finding, "
+    body = DRAWN.replace("parameters: [interventions.ips_youth.what.odds.health_benefit_exit, "
                          "transitions.job_finding.probability]", "ensemble: ensemble.csv")
     with pytest.raises(ConfigError) as err:
         Plan(write(tmp_path, body))

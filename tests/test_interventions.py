@@ -191,7 +191,7 @@ def test_order_of_interventions_changes_nothing(baseline_path):
     defect 1: the enrolment draw was keyed by the position in the list, so listing a coverage-0
     intervention first changed who got A)."""
     a, b = "ips_youth", "nav_youth_guarantee"
-    kw = dict(scale=0.006, horizon_years=4)
+    kw = dict(scale=0.01, horizon_years=4)  # ips_youth targets health benefits only (issue 14)
     only_a = _run(baseline_path, interventions=[a], **kw)
     assert sum(h["prog"][:, 0].sum() for h in only_a.history) > 30, "A enrolled too few to test"
     _assert_same(only_a, _run(baseline_path, interventions=[_zero("dropout_prevention"), a], **kw))

@@ -280,7 +280,7 @@ def dashboard(experiment_dir: Optional[Path] = typer.Option(None, "--experiment"
 
 
 # Command groups in their own modules; importing them registers their commands on ``app``.
-from utenforsk import cli_hpc, cli_calibration, cli_pilots  # noqa: E402,F401
+from utenforsk import cli_hpc, cli_calibration, cli_pilots, cli_trial  # noqa: E402,F401
 
 
 def main() -> None:

@@ -357,6 +357,11 @@ class UtenforskModel(mesa.Model):
                 for m in munis:
                     if change.probability is not None:
                         d.ho_prob[h, m] += cov * (change.probability.value - d.ho_prob[h, m])
+                    if change.odds is not None:  # odds ratio on this month's (base) probability
+                        p0 = d.ho_prob[h, m]
+                        o = change.odds.value * p0 / (1.0 - p0) if p0 < 1.0 else float("inf")
+                        p1 = 1.0 if o == float("inf") else o / (1.0 + o)
+                        d.ho_prob[h, m] += cov * (p1 - p0)
                     if change.delay_months is not None:
                         d.ho_delay[h, m] = int(round(d.ho_delay[h, m] + cov * (change.delay_months.value - d.ho_delay[h, m])))
         open_cells(self.prog, d.pg_cover, d.pg_open)

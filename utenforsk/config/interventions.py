@@ -58,13 +58,18 @@ class ServiceChange(Strict):
 
 
 class HandoffChange(Strict):
-    """New handoff values (not multipliers): probability and delay."""
+    """Handoff changes: a new probability, or an odds ratio on the (possibly drawn) baseline
+    probability (``odds``: cannot move the handoff the wrong way by accident), and a new delay."""
 
     probability: Probability | None = None
+    odds: NonNegative | None = Field(None, description="odds ratio on the baseline handoff probability")
     delay_months: NonNegative | None = None
 
     @model_validator(mode="after")
     def _delay(self):
+        if self.probability is not None and self.odds is not None:
+            raise ValueError("give either `probability` (a new value) or `odds` (a ratio on the "
+                             "baseline), not both")
         if self.delay_months is not None and self.delay_months.range[1] > 120:
             raise ValueError("delay_months must be at most 120 (allowed: [0, 120] months)")
         return self
@@ -110,6 +115,21 @@ class Cost(Strict):
     fixed_per_year: NonNegative | None = Field(None, description="NOK per active year, national")
     staff_positions: NonNegative | None = Field(None, description="full-time positions, national")
     cost_per_position: NonNegative | None = Field(None, description="NOK per position-year")
+    caseload: NonNegative | None = Field(
+        None, description="enrolled people per position: positions follow enrolment (instead of "
+                          "staff_positions), costed at cost_per_position")
+
+    @model_validator(mode="after")
+    def _positions(self):
+        if self.caseload is not None:
+            if self.staff_positions is not None:
+                raise ValueError("give either `staff_positions` (national) or `caseload` (positions "
+                                 "follow enrolment), not both")
+            if self.cost_per_position is None:
+                raise ValueError("`caseload` needs `cost_per_position`")
+            if self.caseload.range[0] <= 0:
+                raise ValueError("`caseload` must be positive (allowed: a range above 0)")
+        return self
 
 
 class Intervention(Strict):
@@ -124,4 +144,6 @@ class Intervention(Strict):
     take_up: Probability = Field(description="share of those offered who take it up")
     when: When
     cost: Cost = Field(default_factory=Cost)
+    effect_basis: Literal["evidence", "assumption"] = Field(
+        "evidence", description="'assumption' where no causal estimate exists: the report says so")
     kind: Literal["yaml"] = "yaml"

@@ -131,6 +131,10 @@ def finalize(out: Path, plan: Plan) -> dict:
             "start_year": plan.config.calendar.start_year, "horizon_years": plan.config.calendar.horizon_years,
             "version": json.loads((out / "experiment.json").read_text()).get("version"),
             "config_hash": plan.hash, "uncertainty": plan.exp.uncertainty.mode}
+    assumed = sorted({iv["name"] for s in plan.exp.scenarios for iv in plan._scenario_ivs(s)
+                      if isinstance(iv, dict) and iv.get("effect_basis") == "assumption"})
+    if assumed:
+        meta["assumed_effects"] = ", ".join(f"`{n}`" for n in assumed)
     if plan.exp.uncertainty.mode == "parameter":
         meta["parameter_draws"] = len({plan.draw_of(r) for r in range(plan.exp.replicates)})
         meta["seeds_per_draw"] = plan.exp.uncertainty.seeds_per_draw

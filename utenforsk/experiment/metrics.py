@@ -43,6 +43,8 @@ def monthly_programme_costs(model, month: dict) -> dict[str, float]:
         enrolled, months = month["prog"][k, PG_ENROLLED], month["prog"][k, PG_MONTHS]
         total = _param(c.per_participant) * enrolled / scale
         total += _param(c.per_participant_month) * months / scale
+        if c.caseload is not None:  # positions follow enrolment: enrolled person-months / caseload
+            total += months / scale / c.caseload.value * _param(c.cost_per_position) / 12.0
         if month["pg_cover"][k] > 0:
             total += (_param(c.fixed_per_year) + _param(c.staff_positions) * _param(c.cost_per_position)) / 12.0
         out[iv.name] = out.get(iv.name, 0.0) + total

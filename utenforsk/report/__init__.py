@@ -489,7 +489,7 @@ def _meta_section(meta: dict, price_year, scenarios: list[str], n_reps) -> str:
     rows.append(["Price year (NOK)", price_year if price_year is not None else "not stated"])
     if meta.get("discount_rate") is not None:
         rows.append(["Discount rate", fmt_pct(meta["discount_rate"], 1)])
-    skip = {k for k, _ in known} | {"name", "price_year", "discount_rate"}
+    skip = {k for k, _ in known} | {"name", "price_year", "discount_rate", "assumed_effects"}
     for k, v in meta.items():  # anything else simple, for provenance
         if k not in skip and isinstance(v, (str, int, float, bool)):
             rows.append([k.replace("_", " "), v])
@@ -523,7 +523,11 @@ def _how_to_read(price_year, baseline: str, meta: dict) -> str:
         f"cost per exclusion-year are discounted alike to the policy start at {rate} (the column "
         "of exclusion-years avoided is the undiscounted total). Discounting weighs late gains "
         "least, so prevention in early childhood, whose benefits come years after its costs, "
-        "fares worse on NPV than its undiscounted effects suggest.")
+        "fares worse on NPV than its undiscounted effects suggest."
+        + (f" The effects of {meta['assumed_effects']} are assumptions, not evidence: no causal "
+           "estimate exists (its intervention file says `effect_basis: assumption`), so its rows "
+           "show what the assumed mechanism would do, not what is known."
+           if meta.get("assumed_effects") else ""))
 
 
 def uncertainty_table(spread: pd.DataFrame | None) -> str:
