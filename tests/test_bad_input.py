@@ -122,7 +122,7 @@ CASES = {
          "allowed: ages, probability, annual_rate, age_profile, coefficients"]),
     "unknown key in a list item": (
         f"traits: {{achievement: {{dynamics: [{{ages: [6, 19], rate: {P}, sd: {P}, rte: 1}}]}}}}",
-        ["traits.achievement.dynamics[0].rte", "unknown key", "allowed: ages, rate, target, sd"]),
+        ["traits.achievement.dynamics[0].rte", "unknown key", "allowed: ages, rate, target, sd, stationary_sd"]),
     "unknown key in a scheduled outcome": (
         "scheduled: {school_start: {to: {school: {wieght: {value: 1, range: [1, 1], source: x}}}}}",
         ["scheduled.school_start.to.school.wieght", "did you mean 'weight'",

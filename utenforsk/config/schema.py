@@ -19,6 +19,7 @@ Covariate names usable in any ``coefficients:`` mapping (log-odds per unit):
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal, Union
 
 from pydantic import Field, model_validator
@@ -196,12 +197,33 @@ class TraitStart(Strict):
 
 
 class TraitDynamics(Strict):
-    """Monthly mean reversion: x += rate * (target - x) + sd * noise."""
+    """Monthly mean reversion: x += rate * (target - x) + sd * noise.
+
+    Give the monthly noise either directly (`sd`) or through `stationary_sd`, the SD the noise
+    alone sustains around a fixed target: `sd = stationary_sd * sqrt(rate * (2 - rate))`, the
+    stationary variance of the AR(1) process `x' = (1 - rate) x + sd e`. With `stationary_sd`
+    the trait keeps its declared scale whatever the rate (docs/model.md, Traits).
+    """
 
     ages: Ages
     rate: Probability = Field(description="share of the gap to the target closed per month")
     target: LinearPredictor = Field(default_factory=LinearPredictor)
-    sd: NonNegative = Field(description="monthly noise, SD units")
+    sd: NonNegative | None = Field(None, description="monthly noise, SD units")
+    stationary_sd: NonNegative | None = Field(
+        None, description="SD sustained by the noise around a fixed target (sets the monthly noise)")
+
+    @model_validator(mode="after")
+    def _one_noise(self):
+        if (self.sd is None) == (self.stationary_sd is None):
+            raise ValueError("give exactly one of `sd` (monthly noise) or `stationary_sd`")
+        return self
+
+    def noise_sd(self) -> float:
+        """The monthly noise SD the kernel uses."""
+        if self.sd is not None:
+            return self.sd.value
+        r = self.rate.value
+        return self.stationary_sd.value * math.sqrt(r * (2.0 - r))
 
 
 class ContinuousTrait(Strict):
