@@ -14,9 +14,12 @@ import numpy as np
 import pandas as pd
 from utenforsk import __version__
 from utenforsk.analysis.effects import mean_ci
+from utenforsk.calibration.targets import target_set
 
-COLUMNS = ["target", "metric", "year", "observed", "tolerance", "simulated", "ci_low", "ci_high",
+COLUMNS = ["target", "set", "metric", "year", "observed", "tolerance", "simulated", "ci_low", "ci_high",
            "replicate_min", "replicate_max", "difference", "z", "status", "unit", "source"]
+#: the share of hold-out targets that must pass (issue 13); every calibration target must
+HOLDOUT_PASS_SHARE = 0.8
 
 
 def fit_table(targets, values: np.ndarray) -> pd.DataFrame:
@@ -31,7 +34,7 @@ def fit_table(targets, values: np.ndarray) -> pd.DataFrame:
         inside = bool(np.isfinite(diff) and abs(diff) <= t.tolerance)
         status = ("monitor: inside" if inside else "monitor: outside") if t.monitor_only \
             else ("pass" if inside else "FAIL")
-        rows.append([name, t.label(), t.year, t.value, t.tolerance, mean, ci_low, ci_high,
+        rows.append([name, target_set(t), t.label(), t.year, t.value, t.tolerance, mean, ci_low, ci_high,
                      float(v.min()) if len(v) else np.nan, float(v.max()) if len(v) else np.nan,
                      diff, diff / t.tolerance, status, t.unit, t.source])
     df = pd.DataFrame(rows, columns=COLUMNS)
@@ -40,7 +43,26 @@ def fit_table(targets, values: np.ndarray) -> pd.DataFrame:
 
 
 def passed(table: pd.DataFrame) -> bool:
-    return bool((table.status != "FAIL").all())
+    return summary(table)[0]
+
+
+def summary(table: pd.DataFrame) -> tuple[bool, list[str]]:
+    """(ok, lines): every calibration target passes and >= HOLDOUT_PASS_SHARE of hold-outs do;
+    the lines name every failing target, by set."""
+    lines, ok = [], True
+    for name in ("calibration", "hold-out"):
+        part = table[table.set == name]
+        if part.empty:
+            continue
+        fail = list(part.target[part.status == "FAIL"])
+        n = len(part)
+        lines.append(f"{name}: {n - len(fail)} of {n} within tolerance"
+                     + (f"; failing: {', '.join(fail)}" if fail else ""))
+        if name == "calibration" and fail:
+            ok = False
+        if name == "hold-out" and (n - len(fail)) < HOLDOUT_PASS_SHARE * n:
+            ok = False
+    return ok, lines
 
 
 def fmt(x: float, unit: str, digits: int = 1) -> str:
@@ -54,12 +76,12 @@ def fmt(x: float, unit: str, digits: int = 1) -> str:
 
 
 def markdown_rows(table: pd.DataFrame) -> list[str]:
-    out = ["| target | year | observed | tolerance | simulated (95% CI) | replicate range | status |",
-           "|---|---|---:|---:|---:|---:|---|"]
+    out = ["| target | set | year | observed | tolerance | simulated (95% CI) | replicate range | status |",
+           "|---|---|---|---:|---:|---:|---:|---|"]
     for r in table.itertuples():
         u = r.unit
         tol = f"±{fmt(r.tolerance, u)}".replace("%", " pp") if u == "share" else f"±{fmt(r.tolerance, u)}"
-        out.append(f"| `{r.target}` | {r.year} | {fmt(r.observed, u)} | {tol} | "
+        out.append(f"| `{r.target}` | {r.set} | {r.year} | {fmt(r.observed, u)} | {tol} | "
                    f"{fmt(r.simulated, u, 2)} ({fmt(r.ci_low, u, 2)}-{fmt(r.ci_high, u, 2)}) | "
                    f"{fmt(r.replicate_min, u)}-{fmt(r.replicate_max, u)} | {'**FAIL**' if r.status == 'FAIL' else r.status} |")
     return out
@@ -108,7 +130,10 @@ def write_report(table: pd.DataFrame, targets, out: Path, *, model_path: str, ta
         f"scale {sim.scale}, window = the first {sim.horizon_years} policy years after a "
         f"{sim.burn_in_years}-year burn-in",
         f"- **{checked - n_fail} of {checked} targets within tolerance**"
-        + (f"; failing: {', '.join(table.target[table.status == 'FAIL'])}" if n_fail else ""), "",
+        + (f"; failing: {', '.join(table.target[table.status == 'FAIL'])}" if n_fail else ""),
+        *[f"- {line}" for line in summary(table)[1]],
+        f"- pass rule: every calibration target, and at least {HOLDOUT_PASS_SHARE:.0%} of the hold-out "
+        "targets (chosen before fitting, never read by `calibrate`)", "",
         "A target passes when the replicate mean lies within its tolerance of the observed value. "
         "Tolerance rule: " + " ".join(targets.tolerance_rule.split()), "",
         *markdown_rows(table), "",
