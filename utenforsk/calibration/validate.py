@@ -114,12 +114,51 @@ def figure(table: pd.DataFrame, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def _group(t) -> str:
+    """The breakdown a target belongs to: sex, background, sex x background, or all."""
+    keys = set(t.subgroup)
+    if {"sex", "immigrant_background"} <= keys:
+        return "sex x background"
+    return "sex" if "sex" in keys else ("background" if keys else "all")
+
+
+def group_figure(table: pd.DataFrame, targets, path: Path) -> None:
+    """Simulated vs observed share by age (midpoint of the target's age band), one panel per
+    metric, colour by breakdown (all, sex, background) and marker by set (seaborn)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    rows = []
+    for r in table.itertuples():
+        t = targets.targets[r.target]
+        if r.unit != "share" or not np.isfinite(r.simulated):
+            continue
+        a0, a1 = t.age_range
+        sub = ", ".join(f"{'+'.join(v)}" for v in t.subgroup.values()) or "all"
+        for kind, v in (("observed", r.observed), ("simulated", r.simulated)):
+            rows.append({"metric": t.metric + (f" ({t.track})" if t.track else "") + (f" ({'+'.join(t.states)})" if t.states else ""),
+                         "age": (a0 + a1 - 1) / 2, "value": v, "kind": kind, "group": sub, "set": r.set})
+    if not rows:
+        return
+    df = pd.DataFrame(rows)
+    g = sns.relplot(df, x="age", y="value", hue="group", style="kind", col="metric", col_wrap=3,
+                    kind="scatter", facet_kws={"sharey": False, "sharex": False}, height=2.6, aspect=1.3, s=45)
+    g.set_titles("{col_name}", size=8)
+    g.figure.suptitle("simulated (x) vs observed (o) by age band, sex and background", y=1.02, size=10)
+    g.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(g.figure)
+
+
 def write_report(table: pd.DataFrame, targets, out: Path, *, model_path: str, targets_path: str,
                  sim, command: str) -> None:
     """Into ``out``, which exists (the CLI's ensure_output_dir)."""
     (out / "figures").mkdir(exist_ok=True)
     table.to_csv(out / "validation.csv", index=False)
     figure(table, out / "figures" / "validation.png", f"{Path(model_path).name} vs {Path(targets_path).name}")
+    group_figure(table, targets, out / "figures" / "by_age_sex_group.png")
     n_fail = int((table.status == "FAIL").sum())
     checked = int((~table.status.str.startswith("monitor")).sum())
     lines = [
@@ -138,6 +177,7 @@ def write_report(table: pd.DataFrame, targets, out: Path, *, model_path: str, ta
         "Tolerance rule: " + " ".join(targets.tolerance_rule.split()), "",
         *markdown_rows(table), "",
         "![fit](figures/validation.png)", "",
+        "![by age, sex and group](figures/by_age_sex_group.png)", "",
         "## Targets", "",
         "| target | simulated metric | definition | source | tolerance basis |", "|---|---|---|---|---|",
     ]
