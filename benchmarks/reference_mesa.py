@@ -158,7 +158,7 @@ class TraitSpec:
             self.intercept = t.initial.mean.intercept.value if t.initial.mean.intercept else 0.0
             self.terms = tuple((n, c.value) for n, c in t.initial.mean.coefficients.items())
             self.sd = t.initial.sd.value
-            self.dynamics = [(to_months(d.ages[0]), to_months(d.ages[1]), d.rate.value, d.sd.value,
+            self.dynamics = [(to_months(d.ages[0]), to_months(d.ages[1]), d.rate.value, d.noise_sd(),
                               d.target.intercept.value if d.target.intercept else 0.0,
                               tuple((n, c.value) for n, c in d.target.coefficients.items()))
                              for d in t.dynamics]
@@ -236,16 +236,15 @@ class Spec:
                                    for s in self.services}
         pop = cfg.population
         self.birth_state = pop.birth_state
-        self.births_per_month = pop.births_per_year.value * cfg.scale / 12.0
-        self.arrivals_per_month = [0.0] * 30
+        # expected entries by month (the demography series, if any): the engine's own formula
+        from utenforsk.model import entry_rates
+
+        cal = cfg.calendar
+        self.births_by_month, self.arrivals_by_month = entry_rates(
+            cfg, cal.start_year - cal.burn_in_years, (cal.burn_in_years + cal.horizon_years) * 12)
         self.arrival_rules = []
         if pop.immigration is not None:
             imm = pop.immigration
-            for band in imm.age_shares:
-                a0, a1 = int(round(band.ages[0])), int(round(band.ages[1]))
-                for a in range(a0, a1):
-                    self.arrivals_per_month[a] += (imm.arrivals_per_year.value * cfg.scale / 12.0
-                                                   * band.share.value / max(a1 - a0, 1))
             self.arrival_rules = [(to_months(r.ages[0]), to_months(r.ages[1]), Destinations(r.to), r)
                                   for r in imm.states]
         self.covariates = self._covariate_getters()
@@ -690,12 +689,13 @@ class ReferenceModel(mesa.Model):
 
     def _enter(self, month: int):
         spec, rnd = self.spec, self.random
-        for _ in range(self._stochastic_round(spec.births_per_month)):
+        m = min(month, len(spec.births_by_month) - 1)
+        for _ in range(self._stochastic_round(float(spec.births_by_month[m]))):
             p = Person(self, month, spec.draw_attributes(rnd, arrival=False), month)
             p.start_traits(0, at_entry=True)
             self.natives_born.setdefault(month, []).append(p)
-        for a, expected in enumerate(spec.arrivals_per_month):
-            for _ in range(self._stochastic_round(expected)):
+        for a, expected in enumerate(spec.arrivals_by_month[m]):
+            for _ in range(self._stochastic_round(float(expected))):
                 birth = month - 12 * a - int(rnd.random() * 12.0)
                 age = month - birth
                 p = Person(self, birth, spec.draw_attributes(rnd, arrival=True), month)

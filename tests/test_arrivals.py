@@ -24,7 +24,8 @@ def _arrivals(m: UtenforskModel, month: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def entered(baseline_path):
     """A burnt-in baseline whose next month's entrants have just entered (before their month)."""
-    m = UtenforskModel(baseline_path, seed=8, scale=0.01, burn_in_years=30, horizon_years=1)
+    # scale 0.03: ~55 arrivals a month since arrivals follow the SSB series (issue 13)
+    m = UtenforskModel(baseline_path, seed=8, scale=0.03, burn_in_years=30, horizon_years=1)
     month = m.month
     m._enter(month)
     return m, month
@@ -58,7 +59,7 @@ def test_adult_arrivals_hold_qualifications_and_natives_prevalence(baseline_path
     mental-health problem of adult arrivals is as prevalent as among natives of their age.
 
     Tolerance: 4 binomial standard errors of each share (the failing pre-fix values were 0)."""
-    m = UtenforskModel(baseline_path, seed=9, scale=0.01, burn_in_years=30, horizon_years=2)
+    m = UtenforskModel(baseline_path, seed=9, scale=0.02, burn_in_years=30, horizon_years=2)
     f = m.compiled.flags.index("completed_upper_secondary")
     b = m.compiled.btraits.index("mental_health")
     done, ill, n_old, n_adult = 0, 0, 0, 0

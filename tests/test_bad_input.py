@@ -122,7 +122,7 @@ CASES = {
          "allowed: ages, probability, annual_rate, age_profile, coefficients"]),
     "unknown key in a list item": (
         f"traits: {{achievement: {{dynamics: [{{ages: [6, 19], rate: {P}, sd: {P}, rte: 1}}]}}}}",
-        ["traits.achievement.dynamics[0].rte", "unknown key", "allowed: ages, rate, target, sd"]),
+        ["traits.achievement.dynamics[0].rte", "unknown key", "allowed: ages, rate, target, sd, stationary_sd"]),
     "unknown key in a scheduled outcome": (
         "scheduled: {school_start: {to: {school: {wieght: {value: 1, range: [1, 1], source: x}}}}}",
         ["scheduled.school_start.to.school.wieght", "did you mean 'weight'",
@@ -194,8 +194,8 @@ def test_bad_key_in_included_file_names_that_file(tmp_path):
     folder = shutil.copytree(NORWAY, tmp_path / "norway")
     pathways = folder / "pathways.yaml"
     text = pathways.read_text(encoding="utf-8")
-    assert text.count("\n    probability: {value: 0.12,") == 1
-    pathways.write_text(text.replace("\n    probability: {value: 0.12,", "\n    probabilty: {value: 0.12,"),
+    assert text.count("\n    probability: {value: 0.084,") == 1
+    pathways.write_text(text.replace("\n    probability: {value: 0.084,", "\n    probabilty: {value: 0.084,"),
                         encoding="utf-8")
     err = run_bad(tmp_path, folder / "baseline.yaml", str(pathways), "transitions.job_finding.probabilty",
                   "unknown key", "allowed:", "annual_rate")

@@ -73,6 +73,33 @@ def resolve_config(config, scale=None, overrides: dict | None = None, **calendar
     return validate(ModelConfig, data, source)
 
 
+def entry_rates(cfg: ModelConfig, first_year: int, total_months: int) -> tuple[np.ndarray, np.ndarray]:
+    """Expected births per month and arrivals per month by single year of age 0-29.
+
+    Constant at the configured levels, or shaped over calendar years by ``population.series``
+    (levels = the series' reference year's; see :class:`utenforsk.config.schema.DemographySeries`).
+    """
+    years = first_year + np.arange(total_months) // 12
+    births_f = np.ones(total_months)
+    arrivals_f = np.ones(total_months)
+    series = cfg.population.series
+    if series is not None:
+        span = list(range(first_year, int(years[-1]) + 1))
+        b, i = series.values(span + [series.reference_year])
+        b0, i0 = b[-1], i[-1]
+        births_f = (np.asarray(b[:-1]) / b0 if b0 > 0 else np.zeros(len(span)))[years - first_year]
+        arrivals_f = (np.asarray(i[:-1]) / i0 if i0 > 0 else np.zeros(len(span)))[years - first_year]
+    births_pm = cfg.population.births_per_year.value * cfg.scale / 12.0 * births_f
+    by_age = np.zeros(30)
+    imm = cfg.population.immigration
+    if imm is not None:
+        for share in imm.age_shares:
+            a0, a1 = int(round(share.ages[0])), int(round(share.ages[1]))
+            by_age[a0:a1] += (imm.arrivals_per_year.value * cfg.scale / 12.0
+                              * share.share.value / max(a1 - a0, 1))
+    return births_pm, arrivals_f[:, None] * by_age[None, :]
+
+
 class UtenforskModel(mesa.Model):
     """Life courses 0-29 in monthly steps, with services as Mesa agents.
 
@@ -128,14 +155,7 @@ class UtenforskModel(mesa.Model):
         self.month = 0  # next month to simulate, counted from January of first_year
 
         # entries: births and arrivals by single year of age, fixed by seed and config alone
-        births_pm = np.full(self.total_months, cfg.population.births_per_year.value * cfg.scale / 12.0)
-        arrivals_pm = np.zeros(30)
-        imm = cfg.population.immigration
-        if imm is not None:
-            for share in imm.age_shares:
-                a0, a1 = int(round(share.ages[0])), int(round(share.ages[1]))
-                arrivals_pm[a0:a1] += (imm.arrivals_per_year.value * cfg.scale / 12.0
-                                       * share.share.value / max(a1 - a0, 1))
+        births_pm, arrivals_pm = entry_rates(cfg, self.first_year, self.total_months)
         self.births, self.arrivals = entry_schedule(self.seed_key, self.total_months, births_pm, arrivals_pm)
         entries = self.births + self.arrivals.sum(axis=1)
         self.cum_entries = np.concatenate([[0], np.cumsum(entries)]).astype(np.int64)

@@ -57,6 +57,7 @@ UNITS: dict[str, str] = {
     "arrivals_per_year": "persons/year",
     "TraitStart.sd": "SD",
     "TraitDynamics.sd": "SD/month",
+    "TraitDynamics.stationary_sd": "SD (stationary)",
     "rate": "share of gap/month",
     "detection": "probability/month",
     "discharge": "probability/month",

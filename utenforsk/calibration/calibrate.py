@@ -195,3 +195,29 @@ def fit_record(study, targets, names, sim, *, command, targets_file, params_file
             "loss": float(best.value), "start_loss": float(start.value), "start": dict(start.params),
             "trials": len(done), "best_trial": best.number, "replicates": sim.replicates, "scale": sim.scale,
             "horizon_years": sim.horizon_years, "seed": sim.seed, "fit": fit}
+
+
+#: acceptance rule of the ensemble: every fitted target within its tolerance (|z| <= 1), the
+#: implausibility cut of history matching with the tolerance as the combined discrepancy
+ACCEPT_MAX_Z = 1.0
+ENSEMBLE_SAMPLERS = ("random", "qmc")
+
+
+def ensemble(study, targets, names: list[str], max_z: float = ACCEPT_MAX_Z):
+    """Accepted parameter sets: prior draws (uniform over the search ranges, so the sampler must be
+    random or qmc) whose replicate-mean fit puts every fitted target within ``max_z`` tolerances.
+    That is rejection ABC with a uniform prior and a tolerance-scaled distance; the enqueued start
+    trial (the model's own values, not a prior draw) is left out. Returns ``(frame, n_draws)``."""
+    import optuna
+    import pandas as pd
+
+    rows, n = [], 0
+    for t in study.trials:
+        if t.state != optuna.trial.TrialState.COMPLETE or t.system_attrs.get("fixed_params"):
+            continue
+        n += 1
+        means = t.user_attrs["means"]
+        z = [abs(means[k] - targets.targets[k].value) / targets.targets[k].tolerance for k in names]
+        if all(np.isfinite(z)) and max(z) <= max_z:
+            rows.append(dict(t.params))
+    return pd.DataFrame(rows, columns=sorted(study.trials[-1].params)) if rows else pd.DataFrame(), n

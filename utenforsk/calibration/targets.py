@@ -40,6 +40,13 @@ class Target(MetricSpec):
     unit: str = Field("share", description="share (shown as %), persons, or another unit")
     monitor_only: bool = Field(False, description="shown, but neither a pass/fail check nor fitted")
     weight: float = Field(1.0, ge=0, description="weight in the calibration loss")
+    holdout: bool = Field(False, description="chosen before fitting; never read by `calibrate`, checked by `validate`")
+    # provenance carried over from configs/norway/data/targets_candidates.yaml
+    position: int | None = Field(None, description="number under the candidates file's hold-out rule")
+    family: str | None = Field(None, description="source family")
+    address: str | None = Field(None, description="where the figure was read")
+    evidence: str | None = Field(None, description="V (read in the source) or U (approximate)")
+    grouping: str | None = Field(None, description="breakdown the target belongs to (age, sex, background)")
 
 
 class TargetsFile(Strict):
@@ -84,6 +91,20 @@ def _load(cls, path):
     return validate(cls, compose(path, origin), str(path), origin)
 
 
+def without_holdouts(tf: TargetsFile) -> TargetsFile:
+    """The targets `calibrate` may read: hold-outs removed before anything is simulated."""
+    return tf.model_copy(update={"targets": {n: t for n, t in tf.targets.items() if not t.holdout}})
+
+
+def holdout_names(tf: TargetsFile) -> set[str]:
+    return {n for n, t in tf.targets.items() if t.holdout}
+
+
+def target_set(t: Target) -> str:
+    """calibration, hold-out or monitor (what validate reports separately)."""
+    return "monitor" if t.monitor_only else ("hold-out" if t.holdout else "calibration")
+
+
 def load_targets(path, cfg=None) -> TargetsFile:
     """Validate a targets file (and, given a model config, that every target can be produced)."""
     tf = _load(TargetsFile, path)
@@ -95,8 +116,11 @@ def load_targets(path, cfg=None) -> TargetsFile:
     return tf
 
 
-def load_params(path, cfg, targets: TargetsFile) -> tuple[ParamsFile, dict[str, tuple[float, float]]]:
-    """Validate a PARAMS file against the model and targets; returns it and the search ranges."""
+def load_params(path, cfg, targets: TargetsFile, holdouts: set[str] = frozenset()
+                ) -> tuple[ParamsFile, dict[str, tuple[float, float]]]:
+    """Validate a PARAMS file against the model and targets; returns it and the search ranges.
+
+    ``holdouts``: names of hold-out targets (already removed from ``targets``): naming one is an error."""
     pf = _load(ParamsFile, path)
     data = cfg.model_dump(by_alias=True)
     ranges = {}
@@ -116,6 +140,9 @@ def load_params(path, cfg, targets: TargetsFile) -> tuple[ParamsFile, dict[str, 
                               key=f"{key}.log", value=[lo, hi], allowed="low > 0")
         ranges[dotted] = (lo, hi)
     for i, name in enumerate(pf.targets or []):
+        if name in holdouts:
+            raise ConfigError("a hold-out target is never fitted", file=str(path), key=f"targets[{i}]",
+                              value=name, allowed="targets without `holdout: true`: " + ", ".join(targets.targets))
         if name not in targets.targets:
             raise ConfigError("unknown target", file=str(path), key=f"targets[{i}]", value=name,
                               allowed=", ".join(targets.targets))

@@ -365,4 +365,47 @@ def load_model_config(path: str | Path):
 
     origin: dict = {}
     data = compose(path, origin)
+    _read_series(data, origin, str(path))
     return validate(ModelConfig, data, str(path), origin)
+
+
+SERIES_COLUMNS = ("year", "alternative", "births", "immigrations")
+
+
+def _read_series(data: dict, origin: dict, default: str) -> None:
+    """Fill ``population.series.rows`` from the CSV its ``file`` names (relative to that YAML)."""
+    import csv
+
+    pop = data.get("population")
+    series = pop.get("series") if isinstance(pop, dict) else None
+    if not isinstance(series, dict) or "file" not in series or "rows" in series:
+        return
+    key = "population.series.file"
+    named_in = _file_for(("population", "series", "file"), origin, default)
+    name = series["file"]
+    if not isinstance(name, str):
+        raise ConfigError("must be a file path", file=named_in, key=key, value=name,
+                          allowed="a CSV path relative to the YAML file naming it")
+    path = Path(named_in).parent / name
+    if not path.is_file():
+        raise ConfigError("file not found", file=named_in, key=key, value=name,
+                          allowed=f"an existing CSV relative to {Path(named_in).parent}")
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in SERIES_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise ConfigError(f"missing columns {missing}", file=str(path), key=key,
+                                  value=reader.fieldnames, allowed=", ".join(SERIES_COLUMNS))
+            rows = []
+            for n, r in enumerate(reader, start=2):
+                try:
+                    rows.append({"year": int(r["year"]), "alternative": r["alternative"],
+                                 "births": float(r["births"]), "immigrations": float(r["immigrations"])})
+                except (TypeError, ValueError):
+                    raise ConfigError(f"line {n}: year, births and immigrations must be numbers",
+                                      file=str(path), key=key, value={c: r.get(c) for c in SERIES_COLUMNS},
+                                      allowed="year (integer), births and immigrations (>= 0)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read file ({exc.__class__.__name__})", file=str(path), key=key) from None
+    series["rows"] = rows

@@ -19,6 +19,7 @@ Covariate names usable in any ``coefficients:`` mapping (log-odds per unit):
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal, Union
 
 from pydantic import Field, model_validator
@@ -124,10 +125,55 @@ class Immigration(Strict):
     states: list[ArrivalRule] = Field(min_length=1, description="state on arrival by age")
 
 
+class SeriesRow(Strict):
+    year: int = Field(ge=1900, le=2200)
+    alternative: Literal["registered", "main", "low", "high"]
+    births: float = Field(ge=0)
+    immigrations: float = Field(ge=0)
+
+
+class DemographySeries(Strict):
+    """Births and immigrations by calendar year (a CSV; docs/model.md, Population and time).
+
+    The series gives the *shape* over time: births in year y are
+    ``births_per_year * births(y) / births(reference_year)`` (likewise arrivals with
+    immigrations), so ``births_per_year`` and ``arrivals_per_year`` stay the levels of the
+    reference year (one place, with their ranges), whatever the calendar. A year uses its ``registered`` row if there is one, else the chosen projection
+    ``alternative``; years before the first row or after the last take the nearest row's value.
+    """
+
+    file: str = Field(description="CSV with year, alternative, births, immigrations (relative to the YAML naming it)")
+    alternative: Literal["main", "low", "high"] = Field("main", description="projection alternative for the horizon")
+    reference_year: int = Field(2025, ge=1900, le=2200,
+                                description="the year whose births and arrivals are births_per_year and arrivals_per_year")
+    rows: list[SeriesRow] = Field(default_factory=list, description="read from `file` by the loader")
+
+    def values(self, years) -> tuple[list[float], list[float]]:
+        """(births, immigrations) for each calendar year in ``years``."""
+        reg = {r.year: r for r in self.rows if r.alternative == "registered"}
+        alt = {r.year: r for r in self.rows if r.alternative == self.alternative}
+        table = {**alt, **reg}
+        if not table:
+            from utenforsk.errors import ConfigError
+            raise ConfigError(f"no `registered` or `{self.alternative}` rows (was the file read?)",
+                              file=self.file, key="population.series",
+                              allowed="rows with alternative registered, main, low or high")
+        known = sorted(table)
+        out_b, out_i = [], []
+        for y in years:
+            row = table[min(max(y, known[0]), known[-1])] if y not in table else table[y]
+            if y not in table and known[0] < y < known[-1]:
+                row = table[max(k for k in known if k < y)]  # a gap inside: the year before
+            out_b.append(row.births)
+            out_i.append(row.immigrations)
+        return out_b, out_i
+
+
 class Population(Strict):
-    births_per_year: NonNegative = Field(description="live births per year, national")
+    births_per_year: NonNegative = Field(description="live births per year, national (in the series' reference_year when one is given)")
     birth_state: str = Field(description="the state a newborn starts in")
     immigration: Immigration | None = None
+    series: DemographySeries | None = Field(None, description="births and immigrations by year (shape over time)")
 
 
 class Hazard(Strict):
@@ -196,12 +242,33 @@ class TraitStart(Strict):
 
 
 class TraitDynamics(Strict):
-    """Monthly mean reversion: x += rate * (target - x) + sd * noise."""
+    """Monthly mean reversion: x += rate * (target - x) + sd * noise.
+
+    Give the monthly noise either directly (`sd`) or through `stationary_sd`, the SD the noise
+    alone sustains around a fixed target: `sd = stationary_sd * sqrt(rate * (2 - rate))`, the
+    stationary variance of the AR(1) process `x' = (1 - rate) x + sd e`. With `stationary_sd`
+    the trait keeps its declared scale whatever the rate (docs/model.md, Traits).
+    """
 
     ages: Ages
     rate: Probability = Field(description="share of the gap to the target closed per month")
     target: LinearPredictor = Field(default_factory=LinearPredictor)
-    sd: NonNegative = Field(description="monthly noise, SD units")
+    sd: NonNegative | None = Field(None, description="monthly noise, SD units")
+    stationary_sd: NonNegative | None = Field(
+        None, description="SD sustained by the noise around a fixed target (sets the monthly noise)")
+
+    @model_validator(mode="after")
+    def _one_noise(self):
+        if (self.sd is None) == (self.stationary_sd is None):
+            raise ValueError("give exactly one of `sd` (monthly noise) or `stationary_sd`")
+        return self
+
+    def noise_sd(self) -> float:
+        """The monthly noise SD the kernel uses."""
+        if self.sd is not None:
+            return self.sd.value
+        r = self.rate.value
+        return self.stationary_sd.value * math.sqrt(r * (2.0 - r))
 
 
 class ContinuousTrait(Strict):

@@ -57,14 +57,16 @@ def _stochastic_round(expected, key, decision, month):
 
 @njit(cache=True)
 def entry_schedule(seed_key, n_months, births_per_month, arrivals_per_month_by_age):
-    """Number of births and of arrivals by single year of age, for each month (deterministic)."""
+    """Number of births and of arrivals by single year of age, for each month (deterministic).
+
+    ``arrivals_per_month_by_age`` is [month, age] (expected arrivals)."""
     births = np.zeros(n_months, np.int64)
-    n_ages = arrivals_per_month_by_age.shape[0]
+    n_ages = arrivals_per_month_by_age.shape[1]
     arrivals = np.zeros((n_months, n_ages), np.int64)
     for m in range(n_months):
         births[m] = _stochastic_round(births_per_month[m], seed_key, rng.D_BIRTHS, m)
         for a in range(n_ages):
-            arrivals[m, a] = _stochastic_round(arrivals_per_month_by_age[a], seed_key,
+            arrivals[m, a] = _stochastic_round(arrivals_per_month_by_age[m, a], seed_key,
                                                rng.D_ARRIVALS + a, m)
     return births, arrivals
 

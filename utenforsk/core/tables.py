@@ -292,7 +292,7 @@ class CompiledModel:
                 dy["lo"].append(months(d.ages[0]))
                 dy["hi"].append(months(d.ages[1]))
                 dy["rate"].append(d.rate.value)
-                dy["sd"].append(d.sd.value)
+                dy["sd"].append(d.noise_sd())
                 dy["icpt"].append(d.target.intercept.value if d.target.intercept else 0.0)
                 dy["row"].append(lp.add(d.target.coefficients, res))
             ct["de"].append(len(dy["lo"]))
