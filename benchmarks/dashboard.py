@@ -84,12 +84,9 @@ def _start_server(port: int, log: Path):
 
 
 def _stop(proc) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+    from utenforsk.dashboard.server import stop_process_group
+
+    stop_process_group(proc)
 
 
 def in_browser(scale: float, repeats: int, out: Path) -> dict:

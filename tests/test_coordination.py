@@ -7,7 +7,6 @@ import math
 from pathlib import Path
 
 import pytest
-import yaml
 
 from utenforsk.config.interventions import Intervention
 from utenforsk.errors import ConfigError

@@ -23,8 +23,11 @@ def _text(rc) -> str:
     """Everything the rendered page says (its widget tree, as reacton prints it)."""
     import ipyvue
 
-    md = [w.template for w in rc.find(ipyvue.VueTemplate).widgets if isinstance(w.template, str)]
-    return rc.find()._current_structure() + "\n".join(md)
+    widgets = rc.find(ipyvue.VueTemplate).widgets
+    md = [w.template for w in widgets if isinstance(w.template, str)]
+    # solara.HTML's markup in full (the structure printout abbreviates long strings)
+    html = [w.unsafe_innerHTML for w in widgets if isinstance(getattr(w, "unsafe_innerHTML", None), str)]
+    return rc.find()._current_structure() + "\n".join(md + html)
 
 
 # ---- the run model --------------------------------------------------------------------------
@@ -190,10 +193,12 @@ def test_parameter_slider_overrides_a_parameter_within_its_range():
     box, rc = solara.render(app.Explore(), handle_error=False)
     slider = rc.find(v.Slider, label="value")
     assert slider.widget
-    slider.widget.v_model = 0.1
+    p = drun.parameters()["transitions.job_finding.probability"]  # the baseline's own Param
+    inside = round((p.low + p.high) / 2, 4)
+    slider.widget.v_model = inside
     text = _text(rc)
-    assert "transitions.job_finding.probability</code> = 0.1" in text
-    assert "range 0.07 - 0.16; source: assumption" in text
+    assert f"transitions.job_finding.probability</code> = {inside:g}" in text
+    assert f"range {p.low:g} - {p.high:g}; source: " in text and app.esc(p.source)[:40] in text
 
 
 def test_the_page_asks_only_for_assets_that_are_installed(tmp_path):

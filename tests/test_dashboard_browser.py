@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -100,13 +99,9 @@ def server(tiny_experiment, tmp_path_factory):
             time.sleep(0.25)
         yield url
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=30)
+        from utenforsk.dashboard.server import stop_process_group
+
+        stop_process_group(proc)
         assert proc.poll() is not None
 
 

@@ -65,7 +65,7 @@ def validate(model: Path = typer.Argument(..., help="model config YAML, e.g. con
                 bar.update(task, completed=min(i + pool.workers, len(seeds)))
         import numpy as np
 
-        from utenforsk.calibration.validate import fit_table, fmt, passed, write_report
+        from utenforsk.calibration.validate import fit_table, fmt, write_report
 
         table = fit_table(tf, np.vstack(rows))
         write_report(table, tf, out_dir, model_path=str(model), targets_path=str(targets), sim=sim,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import time
 from html import escape as esc
-from pathlib import Path
 
 import warnings
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 import re
 import hashlib
+import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -80,6 +82,19 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def stop_process_group(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Stop a dashboard server started in its own process group (``start_new_session=True``):
+    SIGTERM (uvicorn shuts down cleanly), then SIGKILL after ``timeout`` seconds."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=timeout)
 
 
 def _offline(url):  # replaces solara.server.cdn_helper.fetch_from_cdn
