@@ -162,6 +162,21 @@ def test_capacity_bought_by_a_programme_is_not_charged_twice():
         10 * UC["nav_programme_places"] * DF.sum())
 
 
+def test_capacity_is_paid_by_the_programme_only_in_the_years_it_buys_it():
+    """A follow-up after the programme pays the service at its unit cost again: with the capacity
+    bought in the first year only, the second year's extra places are charged."""
+    runs = park_and_work_runs()
+    plain = economics(runs).set_index("scenario").loc["park"]
+    first = economics(runs, paid_by_programme={"park": {"nav_measures": (YEARS[0], YEARS[0])}}
+                      ).set_index("scenario").loc["park"]
+    assert plain["pv_service_cost_nok"] - first["pv_service_cost_nok"] == pytest.approx(
+        10 * UC["nav_programme_places"] * DF[0])
+    always = economics(runs, paid_by_programme={"park": {"nav_measures": (YEARS[0], None)}}
+                       ).set_index("scenario").loc["park"]
+    assert plain["pv_service_cost_nok"] - always["pv_service_cost_nok"] == pytest.approx(
+        10 * UC["nav_programme_places"] * DF.sum())
+
+
 def test_value_at_30_and_its_switch():
     """One more person turns 30 in work instead of on a health benefit, in the second year."""
     base = dict(yearly(BASE, reps=1))

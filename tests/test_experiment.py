@@ -279,6 +279,21 @@ BAD = {
         "bad_follow.yaml", experiment_text(extra="follow_cohorts_to_age: 30\n").replace(
             "horizon_years: 2", "horizon_years: 70"),
         (), ["follow_cohorts_to_age", "more than 80"]),
+    "drawn_and_fixed_by_a_scenario": (
+        "bad_drawn_fixed.yaml",
+        experiment_text(scenarios=SCENARIOS.replace(
+            "{interventions: [nav_youth_guarantee]}",
+            "{interventions: [nav_youth_guarantee], overrides: {interventions.nav_youth_guarantee.coverage: 0.9}}"),
+            extra="uncertainty: {mode: parameter, parameters: [interventions.nav_youth_guarantee.coverage]}\n"),
+        (), ["scenarios.nav.overrides.interventions.nav_youth_guarantee.coverage",
+             "drawn in parameter mode and also fixed"]),
+    "starts_after_the_stated_horizon_when_followed": (
+        "bad_late_start.yaml",
+        experiment_text(scenarios=SCENARIOS.replace(
+            "{interventions: [nav_youth_guarantee]}",
+            "{interventions: [nav_youth_guarantee], overrides: {interventions.nav_youth_guarantee.when.start_year: 2030}}"),
+            extra="follow_cohorts_to_age: 21\n"),
+        (), ["scenarios.nav.interventions.nav_youth_guarantee.when.start_year", "2030", "after the stated horizon"]),
     "shard_out_of_range": (
         "good_shard.yaml", experiment_text(), ("--shard", "3/2"), ["--shard", "3/2"]),
 }

@@ -154,7 +154,7 @@ class _Flows:
     reps: list
     delta: dict[str, np.ndarray]
     programmes: dict[str, np.ndarray]
-    paid: set[str]  # services whose capacity the scenario's interventions buy
+    paid: set[str] | dict  # services whose capacity the interventions buy (or service -> year mask)
 
     def subset(self, rows: np.ndarray) -> "_Flows":
         return _Flows([self.reps[i] for i in rows], {k: v[rows] for k, v in self.delta.items()},
@@ -199,6 +199,9 @@ def _scenario_flows(runs: pd.DataFrame, baseline: str, valuation: Valuation,
             if np.any(d):  # not another scenario's programme
                 prog["all programmes" if b == COST else b[len(PROGRAMME_PREFIX):]] = d
         paid = (paid_by_programme or {}).get(scenario, set())
+        if isinstance(paid, dict):  # service -> (first, last) year the programme buys its capacity
+            yr = np.array(years)
+            paid = {svc: (yr >= lo) & (yr <= (np.inf if hi is None else hi)) for svc, (lo, hi) in paid.items()}
         out[scenario] = _Flows(reps, delta, prog, paid)
     return years, df, out
 

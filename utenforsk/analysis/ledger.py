@@ -121,13 +121,16 @@ def load_costs(path: str | Path | None = None) -> CostBook:
 
 
 def item_flows(deltas: dict[str, np.ndarray], programme_deltas: dict[str, np.ndarray], book: CostBook,
-               paid_by_programme: set[str] = frozenset()) -> list[tuple[str, str, str, str, np.ndarray]]:
+               paid_by_programme=frozenset()) -> list[tuple[str, str, str, str, np.ndarray]]:
     """Public spending change per ledger item: ``(item, kind, payer, sector, NOK[rep, year])``.
 
     ``deltas`` maps each quantity to its scenario-minus-baseline change (replicates x years);
     ``programme_deltas`` each programme's cost change. A missing quantity counts as no change.
     Items whose ``service`` is in ``paid_by_programme`` are charged 0 (the intervention that
-    changes that service's capacity pays for it in its own cost block).
+    changes that service's capacity pays for it in its own cost block): in every year when it is a
+    set of services, or in the years where the mask is true when it maps a service to a boolean
+    array over the years (the years the capacity is bought; a follow-up after the programme pays
+    the service at its unit cost again).
     """
     shape = next(iter(deltas.values())).shape
     rows = []
@@ -137,7 +140,9 @@ def item_flows(deltas: dict[str, np.ndarray], programme_deltas: dict[str, np.nda
     for name, it in book.items.items():
         q = deltas.get(it.quantity, np.zeros(shape))
         if it.service is not None and it.service in paid_by_programme:
-            q = np.zeros(shape)
+            bought = (paid_by_programme[it.service] if isinstance(paid_by_programme, dict)
+                      else np.ones(shape[-1], dtype=bool))
+            q = np.where(bought, 0.0, q)
         sign = -1.0 if it.kind == "tax" else 1.0
         rows.append((name, it.kind, it.payer, it.sector, sign * q * it.unit_cost.value))
     return rows

@@ -43,16 +43,29 @@ def valuation(plan: Plan):
     return Valuation(load_costs(path), opts.value_at_30)
 
 
-def capacity_bought(plan: Plan) -> dict[str, set[str]]:
-    """Per scenario, the model services whose capacity its interventions change: their cost
-    blocks pay for that capacity, so the ledger does not charge those services' unit costs again."""
+def capacity_bought(plan: Plan) -> dict[str, dict[str, tuple[int, int | None]]]:
+    """Per scenario, the model services whose capacity its interventions change, with the years
+    they do (``(first, last)``, last None = to the end): their cost blocks pay for that capacity
+    in those years, so the ledger does not charge those services' unit costs again then (in the
+    follow-up years after a programme it does)."""
     from utenforsk.interventions import engine
 
-    out: dict[str, set[str]] = {}
+    out: dict[str, dict[str, tuple[int, int | None]]] = {}
     for name, refs in plan.scenarios.items():
-        out[name] = {svc for ref in refs if not engine.is_plugin_ref(ref)
-                     for svc, ch in engine.load_intervention(ref, where=plan.file).what.services.items()
-                     if ch.capacity is not None and ch.capacity != 1.0}
+        bought: dict[str, tuple[int, int | None]] = {}
+        for ref in refs:
+            if engine.is_plugin_ref(ref):
+                continue
+            iv = engine.load_intervention(ref, where=plan.file)
+            for svc, ch in iv.what.services.items():
+                if ch.capacity is None or ch.capacity == 1.0:
+                    continue
+                lo, hi = iv.when.start_year, iv.when.end_year
+                if svc in bought:  # the union of the years, as one span
+                    blo, bhi = bought[svc]
+                    lo, hi = min(lo, blo), (None if hi is None or bhi is None else max(hi, bhi))
+                bought[svc] = (lo, hi)
+        out[name] = bought
     return out
 
 

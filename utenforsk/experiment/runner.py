@@ -175,8 +175,15 @@ class Plan:
             except ConfigError as exc:
                 raise ConfigError(exc.detail, file=self.file, key=f"scenarios.{name}.interventions.{iv_name}"
                                   + (f".{exc.key}" if exc.key else ""), value=exc.value, allowed=exc.allowed) from None
-            if self.policy_end is not None and iv.when.start_year <= self.policy_end and (
-                    iv.when.end_year is None or iv.when.end_year > self.policy_end):
+            if self.policy_end is not None and iv.when.start_year > self.policy_end:
+                # it would run only in the follow-up years, which are documented as programme-free
+                raise ConfigError("the intervention starts after the stated horizon, in the years "
+                                  "added only to follow the treated cohorts", file=self.file,
+                                  key=f"scenarios.{name}.interventions.{iv_name}.when.start_year",
+                                  value=iv.when.start_year,
+                                  allowed=f"a start year up to {self.policy_end} (the stated horizon's last year), "
+                                          "or a longer horizon_years")
+            if self.policy_end is not None and (iv.when.end_year is None or iv.when.end_year > self.policy_end):
                 data.setdefault("when", {})["end_year"] = self.policy_end
         return out
 
@@ -294,6 +301,13 @@ class Plan:
                                               + "".join(f" or interventions.{name}.what.odds.{t}"
                                                         for t in list(ivs[name].get("what", {}).get("odds", {}))[:1]))
                 self.iv_ranges[dotted] = (float(node["range"][0]), float(node["range"][1]))
+                for sc_name, sc in self.exp.scenarios.items():
+                    fixed = {k for k in sc.overrides if k in (dotted, f"{dotted}.value")}
+                    if fixed:  # the draw would silently replace the scenario's own value
+                        raise ConfigError("drawn in parameter mode and also fixed by a scenario's override",
+                                          file=self.file, key=f"scenarios.{sc_name}.overrides.{fixed.pop()}",
+                                          value=dotted, allowed="either draw the parameter (uncertainty.parameters) "
+                                                                "or fix it in the scenario, not both")
                 continue
             if dotted.startswith("attributes.") or ".age_shares" in dotted:
                 raise ConfigError("shares must sum to 1, so one cannot be drawn on its own",

@@ -259,11 +259,12 @@ def economics_table(economics: pd.DataFrame | None, baseline: str = BASELINE) ->
 
 def economics_perspective(economics: pd.DataFrame | None) -> str:
     """What the economics table counts, and from whose point of view (R-109/2021)."""
-    basis = ""
+    basis, ratio_method = "", "a paired bootstrap over replicates"
     if economics is not None and "interval_basis" in getattr(economics, "columns", []) and len(economics):
         basis = f" Intervals are over {economics['interval_basis'].iloc[0]}."
         if economics["interval_basis"].iloc[0] == "parameter draws":
             basis += " Each draw also draws every number of the cost book over its range."
+            ratio_method = "the percentile interval of the per-draw ratios"
     v30 = ""
     if economics is not None and "value_at_30_included" in getattr(economics, "columns", []) and len(economics):
         v30 = (" The NPV includes the value at 30." if bool(economics["value_at_30_included"].iloc[0])
@@ -281,7 +282,7 @@ def economics_perspective(economics: pd.DataFrame | None) -> str:
         "through that 20%. Years in education are an outcome of their own, not valued as "
         "production. Costs and effects are discounted alike (R-109/2021: 4% a year for 40 years), "
         "so the cost per exclusion-year avoided divides discounted costs by discounted NEET-years "
-        "avoided; its interval is a paired bootstrap, `unbounded` where the effect may be zero. "
+        "avoided; its interval is " + ratio_method + ", `unbounded` where the effect may be zero. "
         "Jobs are assumed not to displace other job-seekers (the cost book's displacement share), "
         "and services to scale with their use (long run). Exclusion-years are register NEET years, "
         "so a year in a NAV programme counts as one avoided although it produces nothing: the cost "
