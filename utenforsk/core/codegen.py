@@ -930,3 +930,6 @@ def kernel_source(cm: CompiledModel, muni_attr: int, us_flag: int, us_states, hb
 
 assert all(callable(getattr(_Generator, c.emit, None)) for c in month.MONTH + month.ENTRY), \
     "a component of the run plan has no emitter in _Generator"
+_READABLE = set(POP_ARGS) | set(DYN_ARGS) | {"covariates", "B", "prog"}
+assert all(r in _READABLE for c in month.COMPONENTS for r in c.reads), \
+    f"a component reads something the kernel is not given: {[r for c in month.COMPONENTS for r in c.reads if r not in _READABLE]}"
