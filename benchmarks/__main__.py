@@ -22,8 +22,9 @@ Measures, on the full Norway baseline:
   their difference (the compilation alone);
 - ``new_scenario_first_month_s``: a scenario with an intervention set never run before, on the
   model's already-compiled kernel, from ``UtenforskModel(...)`` to the end of its first month
-  (``benchmarks/scenario_start.py``; also ``first_scenario_first_month_s`` and
-  ``kernel_sources_generated``);
+  (``benchmarks/scenario_start.py``, the slowest of three new sets; also
+  ``new_forked_scenario_first_month_s``, forked from a shared burn-in as in an experiment,
+  ``first_scenario_first_month_s`` and ``kernel_sources_generated``);
 - ``toy_ceiling_ratio``: engine person-months/s on one thread at the largest size ÷ the toy kernel
   of ``../shared/tools/toy_ceiling.py`` (3 counter-hash draws + 1 logistic per person-month) at
   the same number of people, run in the same benchmark (skipped when the tool is absent);
@@ -329,6 +330,7 @@ def main(argv=None) -> int:
                 "mesa_reference_ratio",
                 "mesa_reference_ratio_wall", "bytes_per_person", "time_to_first_step_cold_s",
                 "time_to_first_step_cached_s", "compile_cold_s", "new_scenario_first_month_s",
+                "new_forked_scenario_first_month_s",
                 "first_scenario_first_month_s", "kernel_sources_generated", "toy_ceiling_ratio",
                 "toy_parallel_speedup_2threads", "pool_efficiency_2workers",
                 "pool_efficiency_2workers_steady", "pool_efficiency_2workers_cpu", "pool_startup_s",
