@@ -130,14 +130,14 @@ class UtenforskModel(mesa.Model):
             at the end of its burn-in or later, with no intervention of either model active before
             the month it has reached: its state (and its policy months' history) is copied instead
             of simulating those months again (see :meth:`quiet_months`). Results are identical.
-        kernel_kind: ``"generated"`` (default): a month kernel generated for this model's structure
-            and cached on disk (utenforsk/core/codegen.py, kernel_cache.py); ``"tables"``: the table-driven
-            kernel (utenforsk/core/kernel.py), which needs no per-structure compile. Both give
-            identical results.
         collect: ``False`` keeps only what experiment metrics read (``history``, the cohort
             tallies): no Mesa DataCollector rows or ``current_metrics`` each month and no
             municipality Q4 counts (``kommune_q4``), about 8% of an experiment task's time. The
             simulation itself is the same.
+        kernel_kind: ``"generated"`` (default): a month kernel generated for this model's structure
+            and cached on disk (utenforsk/core/codegen.py, kernel_cache.py); ``"tables"``: the table-driven
+            kernel (utenforsk/core/kernel.py), which needs no per-structure compile. Both give
+            identical results.
     """
 
     def __init__(self, config="configs/norway/baseline.yaml", seed: int = 1, scale: float | None = None,
