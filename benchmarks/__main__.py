@@ -19,16 +19,21 @@ Measures, on the full Norway baseline:
   their difference (the compilation alone);
 - ``new_scenario_first_month_s``: a scenario with an intervention set never run before, on the
   model's already-compiled kernel, from ``UtenforskModel(...)`` to the end of its first month
-  (``benchmarks/scenario_start.py``; also ``first_scenario_first_month_s`` and
-  ``kernel_sources_generated``);
+  (``benchmarks/scenario_start.py``, the slowest of three new sets; also
+  ``new_forked_scenario_first_month_s``, forked from a shared burn-in as in an experiment,
+  ``first_scenario_first_month_s`` and ``kernel_sources_generated``);
 - ``toy_ceiling_ratio``: engine person-months/s on one thread at the largest size ÷ the toy kernel
   of ``../shared/tools/toy_ceiling.py`` (3 counter-hash draws + 1 logistic per person-month) at
   the same number of people, run in the same benchmark (skipped when the tool is absent);
 - ``pool_efficiency_2workers``: the local experiment pool's speed-up from 1 to 2 worker
-  processes, divided by 2: the quickstart experiment at scale 0.02 (``--quick``: 0.002), 4
-  replicates x 5 scenarios (``--quick``: 2), run on 1 and then on 2 workers;
-- ``experiment_tasks_per_minute``: the 2-worker run's throughput, and the projected minutes for
-  1,000 replicates x 5 scenarios;
+  processes, divided by 2: the quickstart experiment at scale 0.02 (``--quick``: 0.002), 6
+  replicates x 5 scenarios (``--quick``: 4), run on 1 and then on 2 workers;
+- ``experiment_tasks_per_minute``: the 2-worker run's steady throughput, and the projected minutes
+  for 1,000 replicates x 5 scenarios (the pool's start-up plus the steady rate); also
+  ``pool_efficiency_2workers_steady`` and ``_cpu`` (see :func:`pool_efficiency`);
+- ``task_*``: where one replicate's CPU seconds go (``benchmarks/experiment_task.py``: config,
+  model build, kernel, Python per month, metrics, writing, pickling), its kernel share and
+  ``task_cpu_1000x5_minutes_2cores``, the CPU-only floor of the projection;
 - full mode (unless ``--no-national``): one run at scale 1.0 (≈2 million alive, 30-year burn-in
   + 20 years), its wall time and peak memory (max RSS).
 
@@ -167,47 +172,88 @@ def national() -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-def _experiment_seconds(scale: float, replicates: int, workers: int) -> tuple[int, float]:
-    """Run the quickstart experiment at ``scale`` in a scratch directory: (tasks, wall seconds)."""
-    from utenforsk.experiment.runner import Plan, run
+def _experiment_run(scale: float, replicates: int, workers: int) -> dict:
+    """Run the quickstart experiment at ``scale`` in a scratch directory: tasks, wall seconds,
+    the times (s since the start) at which each replicate finished, and the tasks' own wall and
+    CPU seconds from their files' metadata (``runner._finish_task``)."""
+    from utenforsk.experiment.runner import Plan, run, task_info
 
+    done_at: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         plan = Plan(ROOT / "experiments" / "quickstart.yaml", replicates)
         plan.exp = plan.exp.model_copy(update={"scale": scale})
         t0 = time.perf_counter()
-        counts = run(plan, Path(tmp), workers=workers)
-        return counts["ran"], time.perf_counter() - t0
+        counts = run(plan, Path(tmp), workers=workers,
+                     progress=lambda done, total, s: done and done_at.append(time.perf_counter() - t0))
+        wall = time.perf_counter() - t0
+        infos = [task_info(t.path(Path(tmp))) for t in plan.tasks()]
+    return {"tasks": counts["ran"], "wall_s": wall, "done_at": done_at,
+            "task_s": sum(i["seconds"] for i in infos), "task_cpu_s": sum(i["cpu_seconds"] for i in infos)}
 
 
-def pool_efficiency(scale: float, replicates: int = 2) -> dict:
-    """The local pool's efficiency, (time on 1 worker / time on 2 workers) / 2, and the experiment
-    throughput (tasks per minute on 2 workers, and the implied minutes for 1,000 replicates x 5
-    scenarios), from the quickstart experiment at ``scale`` (20-year horizon, 5 scenarios).
+def _interval(run: dict, workers: int) -> float:
+    """Seconds per replicate in steady state: from the first wave's end (the ``workers``-th
+    finished replicate, which also paid for starting the workers) to the last one."""
+    t = run["done_at"]
+    return (t[-1] - t[workers - 1]) / (len(t) - workers)
 
-    Replicates, not scenarios, are the pool's unit (a replicate's scenarios share one burn-in),
-    so ``replicates`` should be a multiple of 2. Each worker process loads the cached kernels and
-    runs its kernels on one thread; the 1-worker run (in this process) is held to one thread too,
-    so the ratio is processes, not threads. The 2-worker leg also pays for spawning its workers
-    and loading the cached kernels in each (~2.5 s), so the efficiency is slightly pessimistic.
-    A small untimed run first compiles each scenario's kernel (one per model structure), so
-    neither leg pays for compilation.
+
+def pool_efficiency(scale: float, replicates: int = 6) -> dict:
+    """The local pool's efficiency from 1 to 2 worker processes and the experiment throughput,
+    from the quickstart experiment at ``scale`` (5 scenarios; the horizon follows the treated
+    cohorts to age 21, 27 years), ``replicates`` replicates run on 1 and then on 2 workers.
+
+    Replicates, not scenarios, are the pool's unit (a replicate's scenarios share the burn-in and
+    the months before the programmes start), so ``replicates`` must be a multiple of 2 (a steady
+    pipeline of two workers). Each worker runs its kernels on one thread; the 1-worker run (in
+    this process) is held to one thread too, so the ratio is processes, not threads. A small
+    untimed run first compiles (or loads) the model's kernel. Figures:
+
+    - ``pool_efficiency_2workers``: (wall time on 1 worker / wall time on 2 workers) / 2, whole
+      runs; the 2-worker run also pays for spawning its workers (``pool_startup_s``), which a
+      short run cannot amortise;
+    - ``pool_efficiency_2workers_steady``: the same from the steady-state seconds per replicate
+      (after the first replicate of each worker);
+    - ``pool_efficiency_2workers_cpu``: CPU seconds per task on 1 worker / on 2 workers: how much
+      the two processes slow each other down (shared caches, memory bandwidth) whatever the load;
+    - ``experiment_tasks_per_minute`` (steady, 2 workers) and
+      ``experiment_1000x5_minutes_projected``: the pool's start-up plus 1,000 replicates at the
+      steady rate.
     """
-    _experiment_seconds(min(scale, 0.0005), 1, 1)  # warm-up: compile every scenario's kernel
+    if replicates % 2:
+        raise ValueError("replicates must be a multiple of 2")
+    _experiment_run(min(scale, 0.0005), 2, 1)  # warm-up: compile or load the model's kernel
     saved = os.environ.get("UTENFORSK_THREADS")
     os.environ["UTENFORSK_THREADS"] = "1"
     try:
-        _, t1 = _experiment_seconds(scale, replicates, 1)
+        one = _experiment_run(scale, replicates, 1)
     finally:
         if saved is None:
             os.environ.pop("UTENFORSK_THREADS")
         else:
             os.environ["UTENFORSK_THREADS"] = saved
-    tasks, t2 = _experiment_seconds(scale, replicates, 2)
-    per_min = tasks / t2 * 60.0
-    return {"pool_seconds_1worker": t1, "pool_seconds_2workers": t2, "pool_scale": scale,
-            "pool_efficiency_2workers": t1 / t2 / 2.0, "experiment_tasks_per_minute": per_min,
-            "experiment_scale": scale, "experiment_workers": 2,
-            "experiment_1000x5_minutes_projected": 5000 / per_min}
+    two = _experiment_run(scale, replicates, 2)
+    tasks_per_rep = two["tasks"] / replicates
+    per_rep_1, per_rep_2 = _interval(one, 1), _interval(two, 2)
+    startup = max(0.0, two["done_at"][1] - 2 * per_rep_2)  # first wave: start-up + one replicate each
+    per_min = tasks_per_rep / per_rep_2 * 60.0
+    return {"pool_seconds_1worker": one["wall_s"], "pool_seconds_2workers": two["wall_s"], "pool_scale": scale,
+            "pool_replicates": replicates, "pool_efficiency_2workers": one["wall_s"] / two["wall_s"] / 2.0,
+            "pool_efficiency_2workers_steady": per_rep_1 / per_rep_2 / 2.0,
+            "pool_efficiency_2workers_cpu": (one["task_cpu_s"] / one["tasks"]) / (two["task_cpu_s"] / two["tasks"]),
+            "pool_startup_s": startup, "pool_task_cpu_s_1worker": one["task_cpu_s"] / one["tasks"],
+            "pool_task_cpu_s_2workers": two["task_cpu_s"] / two["tasks"],
+            "experiment_tasks_per_minute": per_min, "experiment_scale": scale, "experiment_workers": 2,
+            "experiment_1000x5_minutes_projected": (startup + 1000 * per_rep_2) / 60.0}
+
+
+def experiment_task(scale: float, replicates: int) -> dict:
+    """Where one replicate's CPU time goes (``benchmarks/experiment_task.py``, its own process:
+    it wraps the engine's functions to meter them); keys prefixed ``task_``."""
+    res = subprocess.run([sys.executable, "-m", "benchmarks.experiment_task", "--scale", str(scale),
+                          "--replicates", str(replicates)], capture_output=True, text=True, check=True, cwd=ROOT)
+    data = json.loads(res.stdout.strip().splitlines()[-1])
+    return {f"task_{k}": v for k, v in data.items()}
 
 
 def main(argv=None) -> int:
@@ -261,7 +307,8 @@ def main(argv=None) -> int:
         y = np.log([r["alive"] / r["pm_per_s_1t"] for r in rows])
         result["scaling_exponent"] = float(np.polyfit(x, y, 1)[0])
     exp_scale = args.experiment_scale or (0.002 if args.quick else 0.02)
-    result.update(pool_efficiency(scale=exp_scale, replicates=2 if args.quick else 4))
+    result.update(pool_efficiency(scale=exp_scale, replicates=4 if args.quick else 6))
+    result.update(experiment_task(exp_scale, 1 if args.quick else 2))
     if args.national or not (args.quick or args.no_national):
         result.update(national())
 
@@ -274,9 +321,12 @@ def main(argv=None) -> int:
                 "mesa_reference_ratio",
                 "mesa_reference_ratio_wall", "bytes_per_person", "time_to_first_step_cold_s",
                 "time_to_first_step_cached_s", "compile_cold_s", "new_scenario_first_month_s",
+                "new_forked_scenario_first_month_s",
                 "first_scenario_first_month_s", "kernel_sources_generated", "toy_ceiling_ratio",
                 "toy_parallel_speedup_2threads", "pool_efficiency_2workers",
+                "pool_efficiency_2workers_steady", "pool_efficiency_2workers_cpu", "pool_startup_s",
                 "experiment_tasks_per_minute", "experiment_1000x5_minutes_projected",
+                "task_cpu_s_per_replicate", "task_kernel_share", "task_cpu_1000x5_minutes_2cores",
                 "national_run_s", "national_peak_rss_bytes"):
         if key in result:
             print(f"{key:45s} {result[key]:,.3f}")

@@ -8,7 +8,11 @@ the first task):
 
 - ``new_scenario_first_month_s``: from ``UtenforskModel(...)`` with a new intervention set (no
   burn-in: the burn-in is simulation, not start-up) to the end of its first month, after another
-  scenario has run in the process (the experiment worker's case);
+  scenario has run in the process; the slowest of three new sets (``..._cpu_s``: its CPU
+  seconds, which a loaded machine inflates less);
+- ``new_forked_scenario_first_month_s``: the same for a scenario forked from a shared burn-in
+  (``burn_in_from``, ``collect=False``), as an experiment worker starts each scenario of a
+  replicate; the slowest of the three sets;
 - ``first_scenario_first_month_s``: the same for the process's first scenario (loading the kernel
   from numba's on-disk cache included);
 - ``kernel_sources_generated``: kernel files written to the (scratch) cache by the whole probe,
@@ -38,16 +42,33 @@ PROBE = textwrap.dedent("""
     m = UtenforskModel({path!r}, interventions={first!r}, **kw)
     m.step()
     first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    m = UtenforskModel({path!r}, interventions={second!r}, **kw)
-    m.step()
-    print(json.dumps({{"first_scenario_first_month_s": first,
-                      "new_scenario_first_month_s": time.perf_counter() - t0}}))
+    new, cpu = [], []
+    for ivs in {second!r}:
+        t0, c0 = time.perf_counter(), time.process_time()
+        m = UtenforskModel({path!r}, interventions=ivs, **kw)
+        m.step()
+        new.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    # the experiment worker's case: a scenario forked from a replicate's shared burn-in
+    fkw = dict(kw, burn_in_years=2, collect=False)
+    donor = UtenforskModel({path!r}, **fkw)
+    forked = []
+    for ivs in {second!r}:
+        t0 = time.perf_counter()
+        m = UtenforskModel({path!r}, interventions=ivs, burn_in_from=donor, **fkw)
+        m.step()
+        forked.append(time.perf_counter() - t0)
+    print(json.dumps({{"first_scenario_first_month_s": first, "new_scenario_first_month_s": max(new),
+                      "new_scenario_first_month_s_each": new, "new_scenario_first_month_cpu_s": max(cpu),
+                      "new_forked_scenario_first_month_s": max(forked)}}))
 """)
 #: the warm-up compiles the baseline; the probe then starts scenarios the cache never saw
-WARM = []
+WARM: list = []
 FIRST = ["ips_youth", "thousand_days"]
-SECOND = ["nav_youth_guarantee", "dropout_prevention", "cross_sector_coordination"]
+#: three intervention sets new to the process; the figures are the slowest of them
+SECOND = [["nav_youth_guarantee", "dropout_prevention", "cross_sector_coordination"],
+          ["kindergarten_quality", "early_school_support"],
+          ["ot_reengagement", "kindergarten_enrolment", "ips_youth", "thousand_days"]]
 
 
 def _probe(env: dict, scale: float, first: list, second: list) -> dict:
@@ -62,7 +83,7 @@ def scenario_start(scale: float = 0.02) -> dict:
         env = {k: v for k, v in os.environ.items() if k != "UTENFORSK_KERNEL_CACHE"}
         env["UTENFORSK_KERNEL_CACHE"] = cache
         env["NUMBA_CACHE_DIR"] = cache
-        _probe(env, 0.0005, WARM, WARM)  # compile the model's kernel into the scratch cache
+        _probe(env, 0.0005, WARM, [WARM])  # compile the model's kernel into the scratch cache
         out = _probe(env, scale, FIRST, SECOND)
         out["kernel_sources_generated"] = len(list(Path(cache).glob("kernel_*.py")))
         out["scenario_start_scale"] = scale

@@ -383,3 +383,33 @@ def test_report_years_and_drawn_shares_are_checked_before_running(tmp_path, extr
                           str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and key in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_shared_months_give_the_tasks_simulated_whole(exp_file, reference, tmp_path):
+    """A replicate's scenarios share the burn-in and the policy months before their first
+    programme starts (here 2025: nav starts in 2026), then fork; every task file holds the same
+    metrics as the task simulated whole from its own config file, with the monthly DataCollector
+    and municipality counts on (``collect=True``), which experiments switch off. The files also
+    record the task's wall and CPU seconds."""
+    from utenforsk.experiment import runner
+    from utenforsk.model import UtenforskModel, quiet_months
+
+    plan = runner.Plan(exp_file, 1)
+    items = [(plan.task_spec(t), str(t.path(tmp_path / "shared"))) for t in plan.tasks()]
+    cal = plan.config.calendar
+    first, total = cal.start_year - cal.burn_in_years, 12 * (cal.burn_in_years + cal.horizon_years)
+    assert cal.start_year == 2025 and quiet_months(first, total, False, [2026]) == 12 * cal.burn_in_years + 12
+    assert runner.run_replicate(items, threads=1) == 2
+    for spec, path in items:
+        whole = UtenforskModel(spec["model"], seed=spec["seed"], overrides=spec["overrides"],
+                               interventions=spec["interventions"], threads=1, **spec["kwargs"])
+        alone = tmp_path / "whole" / Path(path).name
+        alone.parent.mkdir(exist_ok=True)
+        runner._finish_task(whole, spec, str(alone))
+        pd.testing.assert_frame_equal(pd.read_parquet(path), pd.read_parquet(alone), check_exact=True)
+        info = runner.task_info(Path(path))
+        assert info["seconds"] > 0 and info["cpu_seconds"] > 0
+    ref = runs(reference)
+    mine = pd.concat([pd.read_parquet(p) for _, p in items]).sort_values(
+        ["scenario", "replicate", "metric"], kind="stable").reset_index(drop=True)
+    pd.testing.assert_frame_equal(mine, ref[ref.replicate == 0].reset_index(drop=True), check_exact=True)

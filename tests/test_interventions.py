@@ -152,6 +152,37 @@ def test_forked_burn_in_gives_identical_results(baseline_path):
     pd.testing.assert_frame_equal(snapshot(burned), snapshot(_run(baseline_path, seed=4, **kw)), check_exact=True)
 
 
+def test_fork_in_the_policy_years_before_the_programmes_start(baseline_path):
+    """A scenario whose programmes start in 2027 forks a baseline that has run on to January 2027
+    (the experiment runner shares those months too): results, history, the Mesa DataCollector and
+    the municipality counts equal a scenario simulated whole; a model whose programme started
+    earlier refuses the fork."""
+    kw = dict(scale=0.003, horizon_years=4)
+    ivs = [load_intervention(n).model_copy(update={"when": load_intervention(n).when.model_copy(
+        update={"start_year": 2027})}) for n in ("nav_youth_guarantee", "ips_youth")]
+    donor = UtenforskModel(baseline_path, seed=4, **kw)
+    while donor.year < 2027:
+        donor.step()
+    assert donor.month == donor.burn_in_months + 24 and donor.quiet_months() == donor.total_months
+    whole = _run(baseline_path, seed=4, interventions=ivs, **kw)
+    forked = UtenforskModel(baseline_path, seed=4, interventions=ivs, burn_in_from=donor, **kw)
+    assert forked.quiet_months() == donor.month
+    forked.run_model()
+    for f in (periods, cohorts, snapshot):
+        pd.testing.assert_frame_equal(f(whole), f(forked), check_exact=True)
+    pd.testing.assert_frame_equal(whole.datacollector.get_model_vars_dataframe(),
+                                  forked.datacollector.get_model_vars_dataframe(), check_exact=True)
+    assert whole.kommune_q4.keys() == forked.kommune_q4.keys()
+    assert all(np.array_equal(whole.kommune_q4[y], forked.kommune_q4[y]) for y in whole.kommune_q4)
+    assert whole.steps == forked.steps
+    with pytest.raises(ValueError, match="acts before"):  # ips_youth starts in 2026 as shipped
+        UtenforskModel(baseline_path, seed=4, interventions=["ips_youth"], burn_in_from=donor, **kw)
+    quiet = UtenforskModel(baseline_path, seed=4, burn_in_years=2, collect=False, **kw)
+    quiet.step()
+    with pytest.raises(ValueError, match="collect=False"):  # it kept no monthly metrics to copy
+        UtenforskModel(baseline_path, seed=4, burn_in_years=2, burn_in_from=quiet, **kw)
+
+
 def test_plugins_see_base_service_values_every_month(baseline_path):
     """A plugin that scales NAV's places in ``before_month`` acts on the base value every month,
     whether or not a YAML intervention is also in the scenario (issue 11, defect 3: the arrays were

@@ -3,8 +3,9 @@
 - Tasks are (scenario, replicate); replicate ``r`` has one seed for every scenario.
 - ``--shard K/N`` takes the replicates with ``r % N == K - 1`` (all their scenarios), so N
   machines share an experiment and a replicate's scenarios stay together.
-- A replicate's tasks run in one worker and share one simulated burn-in (forked), unless a
-  scenario has its own overrides or plugins.
+- A replicate's tasks run in one worker and share one simulation up to the first month any of
+  their interventions acts (the burn-in and the policy months before the programmes start,
+  forked), unless a scenario has its own overrides or plugins.
 - Each finished task is written by the worker itself, atomically, to
   ``DIR/runs/SCENARIO/rNNNNNN.parquet``; a rerun skips finished tasks (and recomputes unreadable
   ones), so a SIGKILL loses at most the tasks in flight.
@@ -451,8 +452,9 @@ def run_replicate(items: list[tuple[dict, str]], threads: int | None = None, cla
     """Run the tasks of one replicate (``(spec, path)`` pairs), writing each file as it finishes;
     returns how many tasks were run.
 
-    Scenarios without their own overrides or plugins share one simulated burn-in (forked:
-    bit-for-bit the same results as simulating it again, see tests/test_interventions.py).
+    Scenarios without their own overrides or plugins share one simulation of the burn-in and of
+    the policy months before their first intervention starts (forked: bit-for-bit the same
+    results as simulating it again, see tests/test_interventions.py and test_experiment.py).
     With ``claim``, tasks already done or held by another live runner are skipped, the others
     are claimed first (:mod:`utenforsk.hpc.claims`) and a task that raises is recorded as failed.
     """
@@ -499,40 +501,82 @@ def _run_claimed(items: list[tuple[dict, str]], threads: int | None) -> int:
         raise
 
 
+class _Configs:
+    """The model configs of one replicate's tasks, each composed and validated once: the model
+    file is read once, and tasks with the same overrides share one validated config (a task
+    spends ~0.05 s reading and validating the YAML otherwise). It lives for one replicate only,
+    so a long-lived worker (Dask) never serves a config from before a file was edited."""
+
+    def __init__(self):
+        self._base = {}
+        self._resolved = {}
+
+    def __call__(self, spec: dict, overrides: dict):
+        from utenforsk.config.loader import load_model_config
+        from utenforsk.model import resolve_config
+
+        key = json.dumps([spec["model"], overrides, spec["kwargs"]], sort_keys=True, default=str)
+        if key not in self._resolved:
+            if spec["model"] not in self._base:
+                self._base[spec["model"]] = load_model_config(spec["model"])
+            # the same call UtenforskModel(path, overrides=..., **kwargs) makes, on the parsed file
+            self._resolved[key] = resolve_config(self._base[spec["model"]], overrides=overrides, **spec["kwargs"])
+        return self._resolved[key]
+
+
 def _run_items(items: list[tuple[dict, str]], threads: int | None, on_done=None) -> int:
     from utenforsk.interventions.engine import is_plugin_ref
     from utenforsk.model import UtenforskModel
 
+    config = _Configs()
     forkable = [spec["overrides"] == spec["drawn"] and not any(map(is_plugin_ref, spec["interventions"]))
                 for spec, _ in items]
-    donor, donor_share = None, 0.0  # the shared burn-in's time, split over the tasks that fork it
+    donor, donor_share = None, np.zeros(2)  # the shared months' (wall, CPU) s, split over the tasks forking them
     for (spec, path), fork in zip(items, forkable):
-        t0 = time.perf_counter()
+        t0 = _clock()
         model = None
         if fork:
             if donor is None:
-                donor = UtenforskModel(spec["model"], seed=spec["seed"], overrides=spec["drawn"],
-                                       threads=threads, **spec["kwargs"])
-                donor_share = (time.perf_counter() - t0) / sum(forkable)
-                t0 = time.perf_counter()
+                donor = UtenforskModel(config(spec, spec["drawn"]), seed=spec["seed"], threads=threads,
+                                       collect=False)
+                shared = _shared_months(donor, [s for (s, _), f in zip(items, forkable) if f])
+                while donor.month < shared:  # policy months before any programme starts
+                    donor.step()
+                donor_share = (_clock() - t0) / sum(forkable)
+                t0 = _clock()
             try:
-                model = UtenforskModel(spec["model"], seed=spec["seed"], overrides=spec["overrides"],
-                                       interventions=spec["interventions"], threads=threads,
-                                       burn_in_from=donor, **spec["kwargs"])
+                model = UtenforskModel(config(spec, spec["overrides"]), seed=spec["seed"],
+                                       interventions=spec["interventions"], threads=threads, burn_in_from=donor,
+                                       collect=False)
             except ValueError:  # an intervention acts during the burn-in: simulate it
                 model = None
         if model is None:
-            model = UtenforskModel(spec["model"], seed=spec["seed"], overrides=spec["overrides"],
-                                   interventions=spec["interventions"], threads=threads, **spec["kwargs"])
+            model = UtenforskModel(config(spec, spec["overrides"]), seed=spec["seed"],
+                                   interventions=spec["interventions"], threads=threads, collect=False)
         _finish_task(model, spec, path, t0 - (donor_share if fork else 0.0))
         if on_done is not None:
             on_done(path)
     return len(items)
 
 
-def _finish_task(model, spec: dict, path: str, t0: float | None = None) -> None:
+def _clock() -> np.ndarray:
+    """(wall, CPU of this process) seconds."""
+    return np.array([time.perf_counter(), time.process_time()])
+
+
+def _shared_months(donor, specs: list[dict]) -> int:
+    """How far the forking scenarios of a replicate share one simulation: to the first month any
+    of their interventions can act (at least the end of the burn-in)."""
+    from utenforsk.model import quiet_months
+
+    starts = [iv["when"]["start_year"] for spec in specs for iv in spec["interventions"]]
+    return max(donor.burn_in_months, quiet_months(donor.first_year, donor.total_months, False, starts))
+
+
+def _finish_task(model, spec: dict, path: str, t0: np.ndarray | None = None) -> None:
     """Run the policy horizon and write the task's metrics atomically to ``path``; the file's
-    metadata records the task's wall seconds since ``t0`` (read by ``utenforsk status``)."""
+    metadata records the task's wall and CPU seconds since ``t0`` (:func:`_clock`; ``seconds``
+    is read by ``utenforsk status``, ``cpu_seconds`` by the benchmarks)."""
     from utenforsk.experiment.metrics import (cohort_metrics, group_metrics, participant_metrics,
                                               pathway_shares, task_metrics)
     from utenforsk.outputs import write_parquet
@@ -550,7 +594,8 @@ def _finish_task(model, spec: dict, path: str, t0: float | None = None) -> None:
                        "metric": list(metrics), "value": np.array(list(metrics.values()), dtype=float)})
     meta = {**spec["meta"], "replicate_seed": spec["seed"], "config_hash": model.config_hash}
     if t0 is not None:
-        meta["seconds"] = round(time.perf_counter() - t0, 4)
+        wall, cpu = _clock() - t0
+        meta["seconds"], meta["cpu_seconds"] = round(float(wall), 4), round(float(cpu), 4)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_parquet(df, Path(path), meta)
 
