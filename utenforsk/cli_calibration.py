@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from utenforsk.cli import _fail, _scale, _seed, app, out, progress_bar
+from utenforsk.cli import _fail, _scale, _seed, app, err, out, progress_bar
 from utenforsk.errors import UserError
 
 
@@ -234,7 +234,7 @@ def _history_matching(rcfg, cfg, tf, pf, ranges, sim, model, targets, params, ou
             bar.update(task, completed=done, total=total, description=f"history matching, {what} "
                                                                        f"({accepted} accepted so far)")
 
-        hm = HistoryMatch(rcfg, tf, names, pf, ranges, sim, pool, progress)
+        hm = HistoryMatch(rcfg, tf, names, pf, ranges, sim, pool, progress, log=lambda m: err.print(m, highlight=False))
         data = cfg.model_dump(by_alias=True)
         start = {k: float(np.clip(param_node(data, k)["value"], *ranges[k])) for k in ranges}
         start_reps = hm.evaluate(hm.space.unit(np.array([[start[k] for k in hm.space.names]])), 0, 0)

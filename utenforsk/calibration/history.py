@@ -160,8 +160,8 @@ class Result:
 class HistoryMatch:
     """Runs the waves; ``progress(wave, done, total, accepted)`` after every finished replicate."""
 
-    def __init__(self, cfg, targets, names: list[str], params, ranges, sim, pool, progress=None):
-        self.cfg, self.pool, self.progress = cfg, pool, progress
+    def __init__(self, cfg, targets, names: list[str], params, ranges, sim, pool, progress=None, log=None):
+        self.cfg, self.pool, self.progress, self.log = cfg, pool, progress, log
         self.hm = params.history_matching
         self.names = names
         self.specs = [targets.targets[n] for n in names]
@@ -258,6 +258,10 @@ class HistoryMatch:
                           "accepted_in_wave": acc_wave, "acceptance_rate": acc_wave / max(1, len(design)),
                           "accepted_total": int(acc.sum()), "simulated_total": len(U_all),
                           "seconds": round(seconds, 1), "emulator_within_3sd": check})
+            if self.log is not None:
+                self.log(f"wave {wave}: {len(design)} points in {seconds:.0f} s, {acc_wave} accepted "
+                         f"({int(acc.sum())} in all of {len(U_all)} simulated); NROY share of the prior {nroy:.3g}"
+                         + ("" if check is None else f"; last emulator within 3 sd on {check:.0%} of them"))
             if acc.sum() >= hm.accepted:
                 stopped = f"{int(acc.sum())} accepted (asked for {hm.accepted})"
                 break
