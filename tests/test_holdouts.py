@@ -98,7 +98,7 @@ def test_calibrate_writes_an_ensemble_that_covers_the_truth(tmp_path):
     r = cli("calibrate", start, "--targets", targets, "--params", params, "--out", tmp_path / "c.yaml",
             "--workers", 1, "--ensemble", ens, "--method", "rejection")
     assert r.returncode == 0, r.stdout + r.stderr
-    df = pd.read_csv(ens)
+    df = pd.read_csv(ens, comment="#")  # under the provenance line
     meta = json.loads(ens.with_suffix(".json").read_text())
     print("accepted", len(df), "of", meta["draws"])
     assert len(df) >= 3 and meta["accepted"] == len(df)
