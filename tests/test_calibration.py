@@ -420,6 +420,30 @@ def test_history_matching_ensemble_covers_the_truth(tmp_path):
 
     best = load_model_config(tmp_path / "c.yaml").transitions["a_to_b"].probability  # the best accepted set
     assert abs(best.value - 0.02) < 0.004 and "calibrated" in best.source
+    r = cli("ensemble-summary", ens, "--out", tmp_path / "summary")  # prior vs posterior: table, figure
+    assert r.returncode == 0, r.stdout + r.stderr
+    md = (tmp_path / "summary" / "ensemble_summary.md").read_text()
+    assert "`transitions.a_to_b.probability` | [0.005, 0.05]" in md and (tmp_path / "summary" / "ensemble_spread.png").stat().st_size > 1000
+
+
+def test_bad_ensemble_file_exits_2(tmp_path):
+    """ensemble-summary refuses a CSV without its record, or whose columns the record does not name;
+    an experiment refuses an ensemble column that is not a model parameter (exit 2, one line)."""
+    ens = tmp_path / "e.csv"
+    ens.write_text("transitions.a_to_b.probability\n0.02\n", encoding="utf-8")
+    r = cli("ensemble-summary", ens, "--out", tmp_path / "s")
+    assert r.returncode == 2 and "record is missing" in r.stderr and "Traceback" not in r.stderr
+    ens.with_suffix(".json").write_text(json.dumps({"parameters": {"x": {"range": [0, 1]}}}), encoding="utf-8")
+    r = cli("ensemble-summary", ens, "--out", tmp_path / "s")
+    assert r.returncode == 2 and "transitions.a_to_b.probability" in r.stderr and not (tmp_path / "s").exists()
+    (tmp_path / "bad.csv").write_text("# provenance\nno.such.parameter\n0.1\n", encoding="utf-8")
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(f"name: e\nmodel: {BASELINE}\nscale: 0.001\nhorizon_years: 1\nreplicates: 2\n"
+                   "scenarios: {baseline: {}}\nuncertainty: {mode: parameter, ensemble: bad.csv}\n", encoding="utf-8")
+    r = cli("experiment", exp, "--out", tmp_path / "x")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "must name a parameter of the model" in r.stderr and "no.such.parameter" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize("extra,params_extra,needle", [

@@ -361,3 +361,30 @@ def sensitivity(experiment: Path = typer.Argument(..., help="experiment YAML; un
         out.print(t)
     out.print(f"wrote {out_dir}/sensitivity.md, sensitivity.csv, samples.csv, figures/sensitivity.png "
               f"in {time.perf_counter() - t0:.0f} s")
+
+
+@app.command("ensemble-summary")
+def ensemble_summary(ensemble: Path = typer.Argument(..., help="an ensemble CSV from calibrate --ensemble"),
+                     out_dir: Path = typer.Option(Path("results/calibration"), "--out", help="output directory")):
+    """Prior against posterior spread of an ensemble: ensemble_summary.md and a seaborn figure."""
+    try:
+        from utenforsk.calibration import ensemble_report as er
+        from utenforsk.outputs import ensure_output_dir, write_text
+
+        ens, meta = er.load(ensemble)
+        ensure_output_dir(out_dir)
+        table = er.summary(ens, meta)
+        command = "utenforsk " + " ".join(sys.argv[1:])
+        write_text(er.markdown(table, meta, command) + "\n![prior and posterior](ensemble_spread.png)\n",
+                   out_dir / "ensemble_summary.md")
+        er.figure(ens, meta, out_dir / "ensemble_spread.png")
+    except UserError as exc:
+        _fail(exc)
+    t = Table(title=f"{ensemble.name}: {meta['accepted']} accepted of {meta['draws']} ({meta['method']})")
+    for c in ("parameter", "prior", "posterior 5/50/95%", "90% width ratio"):
+        t.add_column(c, justify="left" if c == "parameter" else "right", overflow="fold")
+    for r in table.itertuples():
+        t.add_row(r.parameter, f"[{r.prior_low:.4g}, {r.prior_high:.4g}]",
+                  f"{r.posterior_5:.4g} / {r.posterior_50:.4g} / {r.posterior_95:.4g}", f"{r.width_ratio_90:.2f}")
+    out.print(t)
+    out.print(f"wrote {out_dir}/ensemble_summary.md and ensemble_spread.png")
