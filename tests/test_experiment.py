@@ -413,3 +413,25 @@ def test_shared_months_give_the_tasks_simulated_whole(exp_file, reference, tmp_p
     mine = pd.concat([pd.read_parquet(p) for _, p in items]).sort_values(
         ["scenario", "replicate", "metric"], kind="stable").reset_index(drop=True)
     pd.testing.assert_frame_equal(mine, ref[ref.replicate == 0].reset_index(drop=True), check_exact=True)
+
+
+def test_mission_draws_the_shipped_ensemble():
+    """configs/norway/ensemble.csv (issue 13) holds at least 100 calibrated sets of the
+    parameters configs/norway/calibration_ensemble.yaml frees, each inside its range in the
+    baseline (the Plan checks), and experiments/mission.yaml takes draw d from row d mod rows."""
+    import json
+
+    import yaml
+
+    from utenforsk.experiment.runner import Plan
+
+    plan = Plan(ROOT / "experiments" / "mission.yaml")
+    ens = plan.ensemble
+    freed = yaml.safe_load((ROOT / "configs/norway/calibration_ensemble.yaml").read_text())["parameters"]
+    assert ens is not None and len(ens) >= 100 and list(ens.columns) == list(freed)
+    meta = json.loads((ROOT / "configs/norway/ensemble.json").read_text())
+    assert meta["accepted"] == len(ens) and meta["method"] == "history-matching"
+    assert {"command", "seconds", "seed", "version", "model_config_hash", "date"} <= set(meta)
+    col = "transitions.job_finding.probability"
+    draws = [plan.drawn_values(r)[0][f"{col}.value"] for r in (0, 2, 2 * len(ens))]
+    assert draws == [ens[col].iloc[0], ens[col].iloc[1], ens[col].iloc[0]]  # 2 seeds per draw

@@ -96,9 +96,9 @@ def test_calibrate_writes_an_ensemble_that_covers_the_truth(tmp_path):
         "optimizer": {"sampler": "qmc", "trials": 48, "seed": 3}})
     ens = tmp_path / "ensemble.csv"
     r = cli("calibrate", start, "--targets", targets, "--params", params, "--out", tmp_path / "c.yaml",
-            "--workers", 1, "--ensemble", ens)
+            "--workers", 1, "--ensemble", ens, "--method", "rejection")
     assert r.returncode == 0, r.stdout + r.stderr
-    df = pd.read_csv(ens)
+    df = pd.read_csv(ens, comment="#")  # under the provenance line
     meta = json.loads(ens.with_suffix(".json").read_text())
     print("accepted", len(df), "of", meta["draws"])
     assert len(df) >= 3 and meta["accepted"] == len(df)
@@ -112,5 +112,5 @@ def test_ensemble_needs_prior_draws(tmp_path):
     params = write(tmp_path / "params.yaml", {"parameters": {"transitions.a_to_b.probability": {}},
                                               "optimizer": {"sampler": "tpe", "trials": 2}})
     r = cli("calibrate", MARKOV, "--targets", targets, "--params", params, "--out", tmp_path / "c.yaml",
-            "--ensemble", tmp_path / "e.csv")
+            "--ensemble", tmp_path / "e.csv", "--method", "rejection")
     assert r.returncode == 2 and "optimizer.sampler" in r.stderr and "Traceback" not in r.stderr

@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from utenforsk.cli import _fail, _scale, _seed, app, out, progress_bar
+from utenforsk.cli import _fail, _scale, _seed, app, err, out, progress_bar
 from utenforsk.errors import UserError
 
 
@@ -95,6 +95,12 @@ def validate(model: Path = typer.Argument(..., help="model config YAML, e.g. con
         raise typer.Exit(1)
 
 
+def _pool(executor: str, scheduler: Optional[str], workers: int):
+    from utenforsk.calibration import simulate
+
+    return simulate.DaskPool(scheduler, workers) if executor == "dask" else simulate.Pool(workers)
+
+
 @app.command()
 def calibrate(model: Path = typer.Argument(..., help="model config YAML to calibrate"),
               targets: Path = typer.Option(..., "--targets", help="targets YAML"),
@@ -107,12 +113,16 @@ def calibrate(model: Path = typer.Argument(..., help="model config YAML to calib
               storage: Optional[Path] = typer.Option(None, "--storage",
                                                      help="Optuna journal file (default: OUT with .journal); rerun to resume"),
               ensemble_file: Optional[Path] = typer.Option(
-                  None, "--ensemble", help="also write the accepted parameter sets (CSV for uncertainty.ensemble); "
-                                           "needs sampler random or qmc (prior draws)")):
-    """Fit free parameters to targets with Optuna (CRN replicates, parallel, resumable).
-
-    With --ensemble: rejection ABC over the same trials -- every draw whose fitted targets all lie
-    within their tolerances is accepted (docs/calibration.md)."""
+                  None, "--ensemble", help="write an ensemble of accepted parameter sets (CSV for uncertainty.ensemble)"),
+              method: Optional[str] = typer.Option(
+                  None, "--method", help="how the ensemble is made: history-matching (default) or rejection "
+                                         "(over the Optuna trials; sampler random or qmc)"),
+              executor: str = typer.Option("local", "--executor", help="local (a process pool of --workers) or dask"),
+              scheduler: Optional[str] = typer.Option(None, "--scheduler",
+                                                      help="with --executor dask: tcp://HOST:8786, or local")):
+    """Fit free parameters to targets: Optuna (CRN replicates, parallel, resumable), or with
+    --ensemble an ensemble of accepted sets by history matching in waves or rejection ABC
+    (docs/calibration.md)."""
     scale_v = _scale(scale)
     try:
         from utenforsk.calibration import calibrate as cal
@@ -120,6 +130,20 @@ def calibrate(model: Path = typer.Argument(..., help="model config YAML to calib
         from utenforsk.calibration.targets import holdout_names, load_params, load_targets, without_holdouts
         from utenforsk.config.loader import load_model_config
 
+        if method is not None and method not in cal.METHODS:
+            raise UserError("unknown ensemble method", key="--method", value=method, allowed=", ".join(cal.METHODS))
+        if method is not None and ensemble_file is None:
+            raise UserError("--method says how an ensemble is made", key="--method", value=method,
+                            allowed="use it with --ensemble FILE.csv")
+        if executor not in ("local", "dask"):
+            raise UserError("unknown executor", key="--executor", value=executor, allowed="local, dask")
+        if executor == "dask" and not scheduler:
+            raise UserError("the Dask executor needs a scheduler", key="--scheduler", value=None,
+                            allowed="tcp://HOST:8786, or local")
+        method = method or "history-matching"
+        if ensemble_file is not None and (ensemble_file.suffix != ".csv" or ensemble_file.is_dir()):
+            raise UserError("the ensemble must be a CSV file", key="--ensemble", value=str(ensemble_file),
+                            allowed="a path ending in .csv")
         cfg = load_model_config(model)
         full = load_targets(targets, cfg)
         tf = without_holdouts(full)  # hold-out targets are never simulated, fitted or shown here
@@ -132,39 +156,41 @@ def calibrate(model: Path = typer.Argument(..., help="model config YAML to calib
                             allowed="a path ending in .yaml or .yml")
         if trials is not None:
             pf = pf.model_copy(update={"optimizer": pf.optimizer.model_copy(update={"trials": trials})})
-        if ensemble_file is not None:
-            if pf.optimizer.sampler not in cal.ENSEMBLE_SAMPLERS:
-                raise UserError("an ensemble needs draws from the prior", file=str(params), key="optimizer.sampler",
-                                value=pf.optimizer.sampler, allowed=" or ".join(cal.ENSEMBLE_SAMPLERS))
-            if ensemble_file.suffix != ".csv" or ensemble_file.is_dir():
-                raise UserError("the ensemble must be a CSV file", key="--ensemble", value=str(ensemble_file),
-                                allowed="a path ending in .csv")
+        if ensemble_file is not None and method == "rejection" and pf.optimizer.sampler not in cal.ENSEMBLE_SAMPLERS:
+            raise UserError("an ensemble needs draws from the prior", file=str(params), key="optimizer.sampler",
+                            value=pf.optimizer.sampler, allowed=" or ".join(cal.ENSEMBLE_SAMPLERS))
         sim = _simulation(pf.simulation or tf.simulation, cfg, replicates, scale_v, None, None)
         rcfg = simulate.resolved(cfg, sim)
+        command = "utenforsk " + " ".join(sys.argv[1:])
+        if ensemble_file is not None and method == "history-matching":
+            _history_matching(rcfg, cfg, tf, pf, ranges, sim, model, targets, params, out_file, ensemble_file,
+                              command, executor, scheduler, workers)
+            return
         storage = storage or out_file.with_suffix(".journal")
         t0 = time.perf_counter()
-        with progress_bar() as bar:
+        with progress_bar() as bar, _pool(executor, scheduler, workers) as pool:
             task = bar.add_task("calibrate", total=pf.optimizer.trials)
 
             def progress(done, total, best):
                 bar.update(task, completed=done, total=total, description=f"calibrate (best loss {best:.4g})")
 
-            study, names = cal.run(rcfg, tf, pf, ranges, sim, storage, workers=workers, progress=progress)
-        record = cal.fit_record(study, tf, names, sim, command="utenforsk " + " ".join(sys.argv[1:]),
-                                targets_file=targets, params_file=params)
+            study, names = cal.run(rcfg, tf, pf, ranges, sim, storage, workers=workers, progress=progress, pool=pool)
+        record = cal.fit_record(study, tf, names, sim, command=command, targets_file=targets, params_file=params)
         cal.write_config(out_file, model, dict(study.best_trial.params), record)
         accepted = None
         if ensemble_file is not None:
             accepted, n_draws = cal.ensemble(study, tf, names)
-            ensemble_file.parent.mkdir(parents=True, exist_ok=True)
+            meta = {**cal.provenance(cfg, tf, names, pf, ranges, sim, "rejection"), "accepted": len(accepted),
+                    "draws": n_draws, "rule": f"every fitted target within {cal.ACCEPT_MAX_Z:g} tolerance of its "
+                                              f"observed value (replicate mean)",
+                    "targets": names, "command": command, "seconds": time.perf_counter() - t0}
             if len(accepted):
-                accepted.to_csv(ensemble_file, index=False)
-            from utenforsk.outputs import write_json
+                cal.write_ensemble(accepted, ensemble_file, meta)
+            else:
+                from utenforsk.outputs import write_json
 
-            write_json({"accepted": len(accepted), "draws": n_draws, "rule": f"every fitted target within "
-                        f"{cal.ACCEPT_MAX_Z:g} tolerance of its observed value (replicate mean)",
-                        "targets": names, "command": record["command"], "seconds": time.perf_counter() - t0},
-                       ensemble_file.with_suffix(".json"))
+                ensemble_file.parent.mkdir(parents=True, exist_ok=True)
+                write_json(meta, ensemble_file.with_suffix(".json"))
     except UserError as exc:
         _fail(exc)
     t = Table(title=f"fit: loss {record['loss']:.4g} (start {record['start_loss']:.4g}), "
@@ -183,6 +209,96 @@ def calibrate(model: Path = typer.Argument(..., help="model config YAML to calib
                   + (f"; wrote {ensemble_file}" if len(accepted) else "; none accepted, no CSV written"))
         if not len(accepted):
             raise typer.Exit(1)
+
+
+def _history_matching(rcfg, cfg, tf, pf, ranges, sim, model, targets, params, out_file, ensemble_file,
+                      command, executor, scheduler, workers):
+    """calibrate --ensemble --method history-matching: waves, then the CSV, runs, record, best config."""
+    import datetime as dt
+
+    import numpy as np
+    import pandas as pd
+
+    from utenforsk.calibration import calibrate as cal
+    from utenforsk.calibration.history import HistoryMatch
+    from utenforsk.calibration.params import param_node
+    from utenforsk.outputs import write_json
+
+    names = cal.fitted_targets(tf, pf)
+    t0 = time.perf_counter()
+    with progress_bar("runs") as bar, _pool(executor, scheduler, workers) as pool:
+        task = bar.add_task("history matching", total=None)
+
+        def progress(wave, done, total, accepted):
+            what = "the model's own values" if wave == 0 else f"wave {wave}"
+            bar.update(task, completed=done, total=total, description=f"history matching, {what} "
+                                                                       f"({accepted} accepted so far)")
+
+        hm = HistoryMatch(rcfg, tf, names, pf, ranges, sim, pool, progress, log=lambda m: err.print(m, highlight=False))
+        data = cfg.model_dump(by_alias=True)
+        start = {k: float(np.clip(param_node(data, k)["value"], *ranges[k])) for k in ranges}
+        start_reps = hm.evaluate(hm.space.unit(np.array([[start[k] for k in hm.space.names]])), 0, 0)
+        result = hm.run()
+    seconds = time.perf_counter() - t0
+    means = result.means
+    losses = np.array([cal.loss(tf, names, dict(zip(names, m))) for m in means])
+    pool_idx = np.flatnonzero(result.accepted) if result.accepted.any() else np.arange(len(losses))
+    best = int(pool_idx[np.argmin(losses[pool_idx])])
+    start_means = dict(zip(names, np.nanmean(start_reps[0], axis=0)))
+    best_values = dict(zip(result.names, map(float, result.values[best])))
+    fit = {n: {"observed": tf.targets[n].value, "simulated": float(means[best, j]), "tolerance": tf.targets[n].tolerance,
+               "z": float((means[best, j] - tf.targets[n].value) / tf.targets[n].tolerance)} for j, n in enumerate(names)}
+    record = {"date": dt.date.today().isoformat(), "version": cal.__version__, "command": command,
+              "targets_file": str(targets), "params_file": str(params), "targets": names,
+              "loss": float(losses[best]), "start_loss": cal.loss(tf, names, start_means), "start": start,
+              "trials": len(losses), "best_trial": best, "replicates": sim.replicates, "scale": sim.scale,
+              "horizon_years": sim.horizon_years, "seed": sim.seed, "fit": fit, "method": "history-matching"}
+    cal.write_config(out_file, model, best_values, record)
+    accepted = pd.DataFrame(result.values[result.accepted], columns=result.names)
+    hmset = pf.history_matching
+    meta = {**cal.provenance(cfg, tf, names, pf, ranges, sim, "history-matching"),
+            "accepted": int(result.accepted.sum()), "draws": len(losses), "targets": names,
+            "rule": f"every fitted target within {cal.ACCEPT_MAX_Z:g} tolerance of its observed value "
+                    f"(replicate mean of a simulated run)",
+            "implausibility": f"I = |z - E[f]| / sqrt(Var_em + (tolerance/{hmset.cut:g})^2 + Var_MC), "
+                              f"cut {hmset.cut:g} on the {hmset.cut_rule.replace('_', '-')} over targets",
+            "parameters": {k: {"range": list(ranges[k]), "log": pf.parameters[k].log} for k in ranges},
+            "history_matching": hmset.model_dump(mode="json"), "waves": result.waves, "stopped": result.stopped,
+            "command": command, "seconds": round(seconds, 1), "executor": executor,
+            "workers": getattr(pool, "workers", workers)}
+    ensemble_file.parent.mkdir(parents=True, exist_ok=True)
+    if len(accepted):
+        cal.write_ensemble(accepted, ensemble_file, meta)
+    else:
+        write_json(meta, ensemble_file.with_suffix(".json"))
+    runs = pd.DataFrame(result.values, columns=result.names)
+    runs.insert(0, "wave", result.wave)
+    runs.insert(1, "accepted", result.accepted)
+    runs.insert(2, "max_abs_z", result.max_z)
+    for j, n in enumerate(names):
+        runs[f"sim:{n}"] = means[:, j]
+    runs_file = ensemble_file.with_name(ensemble_file.stem + ".runs.csv")
+    runs.to_csv(runs_file, index=False, float_format="%.8g")
+    t = Table(title=f"history matching: {meta['accepted']} accepted of {meta['draws']} simulated "
+                    f"({sim.replicates} replicates x scale {sim.scale}), {seconds:.0f} s; {result.stopped}")
+    for c in ("wave", "points", "NROY share of prior", "accepted", "rate", "emulator within 3 sd"):
+        t.add_column(c, justify="right")
+    for w in result.waves:
+        chk = w["emulator_within_3sd"]
+        t.add_row(str(w["wave"]), str(w["points"]), f"{w['nroy_share_of_prior']:.3g}", str(w["accepted_in_wave"]),
+                  f"{w['acceptance_rate']:.0%}", "-" if chk is None else f"{chk:.0%}")
+    out.print(t)
+    if len(accepted):
+        q = accepted.quantile([0.05, 0.5, 0.95])
+        for k in result.names:
+            lo, hi = ranges[k]
+            out.print(f"  {k}: prior [{lo:.4g}, {hi:.4g}], accepted 5-50-95% "
+                      f"{q[k].iloc[0]:.4g} / {q[k].iloc[1]:.4g} / {q[k].iloc[2]:.4g}")
+    out.print(f"wrote {ensemble_file if len(accepted) else '(no CSV: none accepted)'}, "
+              f"{ensemble_file.with_suffix('.json')}, {runs_file}; best accepted set as {out_file} "
+              f"(loss {losses[best]:.3g}, start {record['start_loss']:.3g})")
+    if not len(accepted):
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -245,3 +361,30 @@ def sensitivity(experiment: Path = typer.Argument(..., help="experiment YAML; un
         out.print(t)
     out.print(f"wrote {out_dir}/sensitivity.md, sensitivity.csv, samples.csv, figures/sensitivity.png "
               f"in {time.perf_counter() - t0:.0f} s")
+
+
+@app.command("ensemble-summary")
+def ensemble_summary(ensemble: Path = typer.Argument(..., help="an ensemble CSV from calibrate --ensemble"),
+                     out_dir: Path = typer.Option(Path("results/calibration"), "--out", help="output directory")):
+    """Prior against posterior spread of an ensemble: ensemble_summary.md and a seaborn figure."""
+    try:
+        from utenforsk.calibration import ensemble_report as er
+        from utenforsk.outputs import ensure_output_dir, write_text
+
+        ens, meta = er.load(ensemble)
+        ensure_output_dir(out_dir)
+        table = er.summary(ens, meta)
+        command = "utenforsk " + " ".join(sys.argv[1:])
+        write_text(er.markdown(table, meta, command) + "\n![prior and posterior](ensemble_spread.png)\n",
+                   out_dir / "ensemble_summary.md")
+        er.figure(ens, meta, out_dir / "ensemble_spread.png")
+    except UserError as exc:
+        _fail(exc)
+    t = Table(title=f"{ensemble.name}: {meta['accepted']} accepted of {meta['draws']} ({meta['method']})")
+    for c in ("parameter", "prior", "posterior 5/50/95%", "90% width ratio"):
+        t.add_column(c, justify="left" if c == "parameter" else "right", overflow="fold")
+    for r in table.itertuples():
+        t.add_row(r.parameter, f"[{r.prior_low:.4g}, {r.prior_high:.4g}]",
+                  f"{r.posterior_5:.4g} / {r.posterior_50:.4g} / {r.posterior_95:.4g}", f"{r.width_ratio_90:.2f}")
+    out.print(t)
+    out.print(f"wrote {out_dir}/ensemble_summary.md and ensemble_spread.png")

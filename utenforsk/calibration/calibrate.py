@@ -89,8 +89,12 @@ def open_study(storage_path: Path, name: str, optimizer):
         return study
 
 
-def run(cfg, targets, params, ranges, sim, storage_path: Path, workers: int = 1, progress=None):
-    """Run the missing trials of the study; returns ``(study, names)``."""
+def run(cfg, targets, params, ranges, sim, storage_path: Path, workers: int = 1, progress=None, pool=None):
+    """Run the missing trials of the study; returns ``(study, names)``. ``pool``: a
+    :class:`~utenforsk.calibration.simulate.Pool` or ``DaskPool`` to use (default: a local pool of
+    ``workers``, closed at the end)."""
+    import contextlib
+
     import optuna
 
     names = fitted_targets(targets, params)
@@ -103,7 +107,7 @@ def run(cfg, targets, params, ranges, sim, storage_path: Path, workers: int = 1,
         start = {k: float(np.clip(param_node(data, k)["value"], *ranges[k])) for k in ranges}
         study.enqueue_trial(start)
     complete = lambda: sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)  # noqa: E731
-    with simulate.Pool(workers) as pool:
+    with (contextlib.nullcontext(pool) if pool is not None else simulate.Pool(workers)) as pool:
         def objective(trial):
             values = {k: trial.suggest_float(k, lo, hi, log=params.parameters[k].log) for k, (lo, hi) in ranges.items()}
             out = simulate.simulate(cfg, specs, seeds, values, pool)
@@ -221,3 +225,38 @@ def ensemble(study, targets, names: list[str], max_z: float = ACCEPT_MAX_Z):
         if all(np.isfinite(z)) and max(z) <= max_z:
             rows.append(dict(t.params))
     return pd.DataFrame(rows, columns=sorted(study.trials[-1].params)) if rows else pd.DataFrame(), n
+
+
+METHODS = ("history-matching", "rejection")
+
+
+def provenance(cfg, targets, names, params, ranges, sim, method: str) -> dict:
+    """What made an ensemble: hashes of the model, targets and settings, the seed and version."""
+    return {"method": method, "version": __version__, "date": dt.date.today().isoformat(),
+            "model_config_hash": config_hash(cfg.model_dump(mode="json")),
+            "targets_hash": config_hash({n: targets.targets[n].model_dump(mode="json") for n in names}),
+            "settings_hash": config_hash({"parameters": {k: [list(ranges[k]), params.parameters[k].log] for k in ranges},
+                                          "simulation": sim.model_dump(mode="json"),
+                                          "history_matching": params.history_matching.model_dump(mode="json"),
+                                          "optimizer": params.optimizer.model_dump(mode="json")}),
+            "seed": sim.seed, "replicates": sim.replicates, "scale": sim.scale,
+            "horizon_years": sim.horizon_years, "burn_in_years": sim.burn_in_years}
+
+
+def write_ensemble(frame, path: Path, record: dict) -> None:
+    """The accepted sets as CSV, one column per dotted parameter, under one ``#`` provenance line
+    (experiments' ``uncertainty.ensemble`` skips it); the full record in the ``.json`` beside it."""
+    from utenforsk.outputs import write_json, write_text
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    head = (f"# utenforsk {record['version']} calibrate --method {record['method']}: {record['accepted']} accepted "
+            f"of {record['draws']} simulated; model config {record['model_config_hash']}, seed {record['seed']}, "
+            f"{record['date']}; see {path.with_suffix('.json').name}\n")
+    write_text(head + frame.to_csv(index=False, float_format="%.8g"), path)
+    write_json(record, path.with_suffix(".json"))
+
+
+def read_ensemble(path: Path):
+    import pandas as pd
+
+    return pd.read_csv(path, comment="#")

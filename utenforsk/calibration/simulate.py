@@ -60,15 +60,63 @@ class Pool:
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn"),
                                              initializer=_worker_init)
 
-    def map(self, jobs: list[tuple]) -> list:
+    def map(self, jobs: list[tuple], progress=None) -> list:
+        """Results in the order of ``jobs``; ``progress(done, total)`` after each finished job."""
         if self._pool is None:
-            return [_job(j) for j in jobs]
-        return list(self._pool.map(_job, jobs))
+            out = []
+            for j in jobs:
+                out.append(_job(j))
+                if progress is not None:
+                    progress(len(out), len(jobs))
+            return out
+        if progress is None:
+            return list(self._pool.map(_job, jobs))
+        from concurrent.futures import as_completed
+
+        futures = {self._pool.submit(_job, j): i for i, j in enumerate(jobs)}
+        out: list = [None] * len(jobs)
+        for done, fut in enumerate(as_completed(futures), 1):
+            out[futures[fut]] = fut.result()
+            progress(done, len(jobs))
+        return out
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class DaskPool:
+    """The same ``map`` on a Dask distributed cluster (``--executor dask --scheduler ADDRESS``):
+    each job is one replicate of one parameter set, run by a worker with one kernel thread."""
+
+    def __init__(self, scheduler: str, workers: int = 1):
+        from utenforsk.hpc.dask_executor import connect
+
+        self.client = connect(scheduler, workers)
+        self.workers = max(1, sum(self.client.nthreads().values()) or 1)
+
+    def map(self, jobs: list[tuple], progress=None) -> list:
+        from distributed import as_completed
+
+        jobs = [(*j[:4], 1) for j in jobs]  # one kernel thread per Dask worker thread
+        futures = self.client.map(_job, jobs, pure=False)
+        index = {f.key: i for i, f in enumerate(futures)}
+        out: list = [None] * len(jobs)
+        for done, fut in enumerate(as_completed(futures), 1):
+            out[index[fut.key]] = fut.result()
+            if progress is not None:
+                progress(done, len(jobs))
+        return out
+
+    def close(self) -> None:
+        self.client.close()
 
     def __enter__(self):
         return self

@@ -64,6 +64,22 @@ class Optimizer(Strict):
     startup_trials: int | None = Field(None, ge=1, description="random trials before TPE models the loss")
 
 
+class HistoryMatching(Strict):
+    """Settings of ``calibrate --ensemble --method history-matching`` (utenforsk/calibration/history.py)."""
+
+    accepted: int = Field(100, ge=1, le=100_000, description="stop once this many simulated sets are accepted")
+    first_wave: int = Field(128, ge=4, le=100_000, description="points of wave 1 (a Latin hypercube over the priors)")
+    wave_points: int = Field(128, ge=4, le=100_000, description="points of each later wave (uniform over the NROY space)")
+    max_waves: int = Field(6, ge=1, le=100)
+    max_evaluations: int = Field(2000, ge=4, le=1_000_000, description="most points simulated in all")
+    cut: float = Field(3.0, gt=0, description="implausibility cut (Pukelsheim's 3-sigma rule)")
+    cut_rule: str = Field("max", pattern="^(max|second_max)$",
+                          description="max: every target's I below the cut; second_max: all but the worst")
+    candidates: int = Field(16384, ge=256, le=4_194_304, description="Sobol' candidates tested on the emulators per wave")
+    max_train: int = Field(600, ge=8, le=20_000, description="most recent non-implausible runs an emulator is trained on")
+    seed: int = Field(1, ge=0)
+
+
 class FreeParam(Strict):
     range: tuple[float, float] | None = Field(None, description="search range; default the parameter's own range")
     log: bool = Field(False, description="search on a log scale")
@@ -83,6 +99,7 @@ class ParamsFile(Strict):
     targets: list[str] | None = Field(None, description="names of targets to fit (default: all not monitor_only)")
     optimizer: Optimizer = Field(default_factory=Optimizer)
     simulation: Simulation | None = Field(None, description="default: the targets file's")
+    history_matching: HistoryMatching = Field(default_factory=HistoryMatching)
 
 
 def _load(cls, path):
