@@ -92,7 +92,6 @@ def profile(experiment: Path, scale: float, replicates: int) -> dict:
     out: dict = {"experiment": Path(experiment).name, "scale": scale,
                  "scenarios": len(plan.exp.scenarios), "replicates_timed": replicates}
     with tempfile.TemporaryDirectory() as tmp:
-        cpu = wall = 0.0
         for r in range(replicates + 1):
             if r == 1:  # the first replicate warmed up: count from here
                 meter.total = dict.fromkeys(PHASES, 0.0)
