@@ -365,8 +365,10 @@ def test_editing_the_model_file_changes_the_experiment_hash(tmp_path):
     before = Plan(exp).hash
     assert Plan(exp, replicates=7).hash == before  # the replicate count is not part of it
     text = (model_dir / "pathways.yaml").read_text()
-    (model_dir / "pathways.yaml").write_text(text.replace(
-        "probability: {value: 0.084, range: [0.05, 0.16]", "probability: {value: 0.08, range: [0.05, 0.16]", 1))
+    v = Plan(exp).config.transitions["job_finding"].probability.value  # refitted from time to time
+    old = f"probability: {{value: {v:g}, range: [0.05, 0.16]"
+    assert old in text
+    (model_dir / "pathways.yaml").write_text(text.replace(old, "probability: {value: 0.07, range: [0.05, 0.16]", 1))
     assert Plan(exp).hash != before
 
 
@@ -435,3 +437,13 @@ def test_mission_draws_the_shipped_ensemble():
     col = "transitions.job_finding.probability"
     draws = [plan.drawn_values(r)[0][f"{col}.value"] for r in (0, 2, 2 * len(ens))]
     assert draws == [ens[col].iloc[0], ens[col].iloc[1], ens[col].iloc[0]]  # 2 seeds per draw
+    # every column reaches the model, number keys (age_profile.12) included
+    from utenforsk.experiment.runner import Task
+    from utenforsk.model import resolve_config
+
+    spec = plan.task_spec(Task("baseline", 2))
+    cfg = resolve_config(BASELINE, overrides={k: v for k, v in spec["overrides"].items() if k in spec["drawn"]})
+    row = ens.iloc[1]
+    assert cfg.traits["mental_health"].onset.age_profile[12].value == row["traits.mental_health.onset.age_profile.12"]
+    assert cfg.transitions["kindergarten_entry"].coefficients["immigrant_background=immigrant"].value == \
+        row["transitions.kindergarten_entry.coefficients.immigrant_background=immigrant"]

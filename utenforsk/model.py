@@ -16,7 +16,7 @@ from pathlib import Path
 import mesa
 import numpy as np
 
-from utenforsk.config.loader import config_hash, load_model_config, node_at, validate
+from utenforsk.config.loader import _matching_key, config_hash, load_model_config, node_at, validate
 from utenforsk.config.schema import ModelConfig
 from utenforsk.core import kernel, kernel_cache, rng
 from utenforsk.core.population import (allocate, arrival_birth_months, bytes_per_slot,
@@ -64,6 +64,8 @@ def resolve_config(config, scale=None, overrides: dict | None = None, **calendar
     for dotted, value in (overrides or {}).items():
         parent, _, last = dotted.rpartition(".")
         node = node_at(data, parent) if parent else data
+        if isinstance(node, dict):
+            last = _matching_key(node, last)
         if not isinstance(node, dict) or last not in node:
             raise ConfigError("override names no such key", key=dotted,
                               allowed="a dotted path into the config, e.g. "

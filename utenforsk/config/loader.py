@@ -345,11 +345,26 @@ def _allowed_keys(node: Any) -> str | None:
     return None
 
 
+def _matching_key(node: dict, part: str):
+    """``part`` itself, or a key it spells: age profiles have number keys (``12`` matches 12 or 12.0)."""
+    if part in node:
+        return part
+    for k in node:
+        if isinstance(k, (int, float)) and not isinstance(k, bool):
+            try:
+                if float(k) == float(part):
+                    return k
+            except ValueError:
+                pass
+    return part
+
+
 def node_at(data, dotted: str):
-    """The value at a dotted key path in nested mappings (``a.b.c``), or None if there is none."""
+    """The value at a dotted key path in nested mappings (``a.b.c``), or None if there is none.
+    A part may name a number key (``traits.mental_health.onset.age_profile.12``)."""
     node = data
     for part in dotted.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
+        node = node.get(_matching_key(node, part)) if isinstance(node, dict) else None
     return node
 
 
