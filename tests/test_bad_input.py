@@ -194,8 +194,8 @@ def test_bad_key_in_included_file_names_that_file(tmp_path):
     folder = shutil.copytree(NORWAY, tmp_path / "norway")
     pathways = folder / "pathways.yaml"
     text = pathways.read_text(encoding="utf-8")
-    assert text.count("\n    probability: {value: 0.084,") == 1
-    pathways.write_text(text.replace("\n    probability: {value: 0.084,", "\n    probabilty: {value: 0.084,"),
+    assert text.count("\n    probability: {value: 0.088,") == 1  # job_finding's line
+    pathways.write_text(text.replace("\n    probability: {value: 0.088,", "\n    probabilty: {value: 0.088,"),
                         encoding="utf-8")
     err = run_bad(tmp_path, folder / "baseline.yaml", str(pathways), "transitions.job_finding.probabilty",
                   "unknown key", "allowed:", "annual_rate")

@@ -365,8 +365,9 @@ def test_editing_the_model_file_changes_the_experiment_hash(tmp_path):
     before = Plan(exp).hash
     assert Plan(exp, replicates=7).hash == before  # the replicate count is not part of it
     text = (model_dir / "pathways.yaml").read_text()
-    (model_dir / "pathways.yaml").write_text(text.replace(
-        "probability: {value: 0.084, range: [0.05, 0.16]", "probability: {value: 0.08, range: [0.05, 0.16]", 1))
+    old = "probability: {value: 0.088, range: [0.05, 0.16]"  # job_finding's line
+    assert text.count(old) == 1
+    (model_dir / "pathways.yaml").write_text(text.replace(old, "probability: {value: 0.08, range: [0.05, 0.16]", 1))
     assert Plan(exp).hash != before
 
 
