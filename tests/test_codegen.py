@@ -136,8 +136,10 @@ def test_bounds_hold_for_every_person():
         on, rec = bounds.bound_offset_btrait(S, b)
         assert np.all(B[on:on + 30] >= bt[b, 0]) and np.all(B[rec:rec + 30] >= bt[b, 1])
     # and the shortcut does skip: most person-months of the baseline need no hazard at all
+    # (0.61 since issue 13's late entry to higher education: with study competence the bound of
+    # work and NEET states at 19-29 exceeds 0.1, so those person-months are no longer skipped)
     o = np.array([bounds.bound_offset_state(s) for s in m.pop.state[slots[keep]]])
-    assert np.mean(B[o + ages[keep] // 12] < 0.1) > 0.7
+    assert np.mean(B[o + ages[keep] // 12] < 0.1) > 0.55
 
 
 def test_a_bound_too_low_is_caught(monkeypatch):

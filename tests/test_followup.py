@@ -64,8 +64,11 @@ def test_end_year_stops_costs_and_cohorts_are_reported(tmp_path):
     for year in range(2027, 2032):  # after end_year: no programme, no cost
         assert nav[f"programme_cost_nok@{year}"] == 0.0, year
     assert nav["participants"] > 0 and nav["participants:nav_youth_guarantee"] == nav["participants"]
-    # followed cohorts: completion observed for all (to 21), exclusion-years not (needs age 30)
-    assert 0.5 < nav["cohort_completion_5y"] < 1.0 and np.isnan(nav["cohort_exclusion_years_15_29"])
+    # followed cohorts: completion observed for all (to 21), exclusion-years not (needs age 30).
+    # With a 10-year burn-in from an empty population in 2015 the followed cohorts (born
+    # 1997-2010) are all immigrants; since issue 13's arrival-age effect (immigrants' completion
+    # 63%, SSB) their completion is ~0.49, so the sanity bound is 0.3
+    assert 0.3 < nav["cohort_completion_5y"] < 1.0 and np.isnan(nav["cohort_exclusion_years_15_29"])
     assert {f"cohort:{y}:completion_5y" for y in range(1997, 2011)} <= set(nav.index)
     groups = group_effects(runs)
     assert set(groups.attribute) == {"sex", "municipality"}
