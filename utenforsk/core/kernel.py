@@ -39,6 +39,7 @@ Dyn = namedtuple("Dyn", ["admit_p", "detect_p", "quality", "ho_prob", "ho_delay"
 Tally = namedtuple("Tally", ["age_state", "muni_pop", "muni_state", "grp", "sv", "events",
                              "prog", "cohort", "cohort_grp"])
 MONTHLY_TALLIES = ("age_state", "muni_pop", "muni_state", "grp", "sv", "events", "prog")
+MAX_SLOTS = 16  # programme slots: the bits of Pop.programmes (uint16; slots.MAX_PROGRAMMES)
 PG_ENROLLED, PG_MONTHS = 0, 1  # programme tally fields: new participants, participant-months
 PERSON_MONTH = -1  # the "month" of draws that belong to a person, not to a month
 RATE_CAP = 13.815510557964274  # -log(1e-6): a monthly rate's cap (p <= 0.999999)
@@ -162,8 +163,9 @@ def _lp(row, tab, x):
 
 @njit(cache=True, nogil=True, _nrt=False, error_model="numpy", fastmath=FAST)
 def programme_effect(E, j, pm):
-    """Sum of row ``j`` of the effects ``E[slot, j]`` over the slots set in ``pm`` (the person's
-    programmes at the start of the month), in slot order; exactly 0.0 when ``pm`` is 0."""
+    """Sum of row ``j`` of the effects ``E[row, j]`` over the rows set in ``pm`` (the person's
+    effect mask at the start of the month, :func:`effect_mask`: enrolled slots, then ended slots
+    whose effects persist), in row order; exactly 0.0 when ``pm`` is 0."""
     s = 0.0
     k = 0
     while pm != 0:
@@ -172,6 +174,15 @@ def programme_effect(E, j, pm):
         pm >>= 1
         k += 1
     return s
+
+
+@njit(cache=True, inline="always")
+def effect_mask(programmes, ever, after):
+    """The rows of the slots' effects acting on a person this month: bit k for slot k enrolled,
+    bit P + k for slot k whose programme ended and whose effects persist (``after``, a uint16 of
+    slots with persistence > 0); equal to ``programmes`` for anyone never in such a slot."""
+    pm = np.int64(programmes)
+    return pm | ((np.int64(ever) & ~pm & np.int64(after)) << MAX_SLOTS)
 
 
 @njit(cache=True, inline="always")
@@ -205,25 +216,29 @@ def programme_match(k, i, attrs, ctraits, btraits, prog):
 
 
 @njit(cache=True, nogil=True, _nrt=False, error_model="numpy", fastmath=FAST)
-def programme_step(i, pkey, age, state, programmes, ever, attrs, ctraits, btraits, prog, cover, tprog):
+def programme_step(i, pkey, key, age, state, programmes, ever, attrs, ctraits, btraits, prog, cover, tprog):
     """Enrol or keep person ``i`` in the scenario's programme slots (interventions); the table
     kernel calls it, the generated kernel writes the same loop out (codegen.programmes).
 
     Enrolled while matching ``who`` and ``u < coverage * take_up``, where ``u`` is the person's
     own draw for that intervention: keyed by a hash of its name (``prog.draw``), the same every
     month and in every scenario, whatever the slot. A trait shift applies once per person, at
-    their first enrolment (``ever``), not again when they re-enrol.
+    their first enrolment (``ever``), not again when they re-enrol. A programme with a duration
+    ends each enrolled month with probability ``prog.pexit`` (drawn on the month's ``key`` with
+    the intervention's own decision code), and is not taken again (``prog.once``).
     """
     for k in range(prog.lo.shape[0]):
         bit = np.uint16(1 << k)
         c = cover[k]
         inside = c > 0.0 and prog.lo[k] <= age < prog.hi[k] and prog.states[k, state]
         if programmes[i] & bit:
-            if inside and (prog.sticky[k] or programme_match(k, i, attrs, ctraits, btraits, prog)):
+            if inside and (prog.sticky[k] or programme_match(k, i, attrs, ctraits, btraits, prog)) \
+                    and not (prog.pexit[k] > 0.0 and rng.uniform(key, prog.draw[k]) < prog.pexit[k]):
                 tprog[k, PG_MONTHS] += 1
             else:
                 programmes[i] &= ~bit
-        elif inside and rng.uniform(pkey, prog.draw[k]) < c \
+        elif inside and not (prog.once[k] and (ever[i] & bit) != 0) \
+                and rng.uniform(pkey, prog.draw[k]) < c \
                 and programme_match(k, i, attrs, ctraits, btraits, prog):
             programmes[i] |= bit
             tprog[k, PG_ENROLLED] += 1
@@ -502,7 +517,7 @@ def month_chunk(id0, id1, tid, pop, tab, dyn, prog, tal, month, seed_key, cap, m
             continue
         key = rng.person_month_key(seed_key, pid, month)
         _covariates(i, age, muni, pop, tab, dyn, prog, x)
-        pm = np.int64(pop.programmes[i])  # programmes at the start of the month: their effects
+        pm = effect_mask(pop.programmes[i], pop.pg_ever[i], prog.after[0])  # at the start of the month
         # ---- exits (competing: death, emigration)
         n_ex = tab.ex_hz.shape[0]
         if n_ex > 0:
@@ -544,8 +559,8 @@ def month_chunk(id0, id1, tid, pop, tab, dyn, prog, tal, month, seed_key, cap, m
                 if u < _hazard_p(tab.bt_onset[b], age, tab, x, programme_effect(prog.hz, tab.bt_onset[b], pm)):
                     pop.btraits[i] |= bit
         # ---- interventions: enrol or keep (acts through covariates from next month)
-        if pm != 0 or dyn.pg_open[age // 12, state]:  # else no slot can enrol or drop them
-            programme_step(i, rng.person_month_key(seed_key, pid, PERSON_MONTH), age, state,
+        if pop.programmes[i] != 0 or dyn.pg_open[age // 12, state]:  # else no slot can enrol or drop them
+            programme_step(i, rng.person_month_key(seed_key, pid, PERSON_MONTH), key, age, state,
                            pop.programmes, pop.pg_ever, pop.attrs, pop.ctraits, pop.btraits, prog,
                            dyn.pg_cover, tal.prog[tid])
         # ---- one activity transition
