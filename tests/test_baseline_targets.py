@@ -44,3 +44,60 @@ def test_upper_secondary_completion_target(baseline):
     value = observed[-20:].mean()
     assert len(observed) >= 10
     assert low <= value <= high, f"completion {value:.4f}, target [{low}, {high}] ({source})"
+
+
+# ---- the broadened calibration set (issue 13) ---------------------------------------------------
+# Every calibration target of configs/norway/targets_extended.yaml (hold-outs and monitor-only
+# targets excluded), at the targets file's own calendar (45-year burn-in, targets with
+# calendar_years in their year) and scale 0.01, with 4 replicates (the file's 8 halved for
+# runtime, ~1 min on 2 cores): the replicate mean must lie within the target's tolerance. The
+# Monte Carlo SE of a 4-replicate mean at scale 0.01 is 0.2-1 pp for shares (validate's intervals),
+# small against tolerances of 2.5-8 pp. Known structural failures are strict xfails with the
+# reason, so fixing them is noticed.
+EXTENDED_KNOWN = {
+    "immigrant_background_share_15_19_2016": (
+        "Norwegian-born children of immigrants are a constant 16% of births for the whole burn-in "
+        "(SSB: 19% in 2016, far fewer in 1995-2005); needs at-birth shares by calendar year (a kernel "
+        "capability) and SSB's series of births to two immigrant parents (not in configs/norway/data/)"),
+    "immigrant_background_share_25_29_2016": (
+        "as 15-19: too many Norwegian-born to immigrants among the 1986-1991 births"),
+}
+
+
+@pytest.fixture(scope="module")
+def extended(baseline_path):
+    from utenforsk.calibration import simulate
+    from utenforsk.calibration.targets import load_targets, without_holdouts
+    from utenforsk.config.loader import load_model_config
+    from utenforsk.calibration.validate import fit_table
+
+    path = baseline_path.parent / "targets_extended.yaml"
+    cfg = load_model_config(baseline_path)
+    tf = without_holdouts(load_targets(path, cfg))
+    tf = tf.model_copy(update={"targets": {n: t for n, t in tf.targets.items() if not t.monitor_only}})
+    sim = tf.simulation.model_copy(update={"replicates": 4})
+    rcfg = simulate.resolved(cfg, sim)
+    with simulate.Pool(2) as pool:
+        values = simulate.simulate(rcfg, list(tf.targets.values()),
+                                   simulate.replicate_seeds(sim.seed, sim.replicates), None, pool)
+    return fit_table(tf, values).set_index("target")
+
+
+def _extended_names():
+    import yaml
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "norway" / "targets_extended.yaml"
+    data = yaml.safe_load(path.read_text())
+    base = yaml.safe_load((path.parent / "targets.yaml").read_text())
+    names = [n for n, t in {**base["targets"], **data["targets"]}.items()
+             if not t.get("holdout") and not t.get("monitor_only")]
+    return [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=EXTENDED_KNOWN[n]))
+            if n in EXTENDED_KNOWN else n for n in names]
+
+
+@pytest.mark.parametrize("name", _extended_names())
+def test_extended_calibration_target(extended, name):
+    row = extended.loc[name]
+    assert row.status == "pass", (
+        f"{name}: simulated {row.simulated:.4g} vs observed {row.observed:.4g} +- {row.tolerance:.3g}")

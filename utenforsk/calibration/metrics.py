@@ -5,7 +5,10 @@ A :class:`MetricSpec` names a metric kind and its arguments (ages, states, a sub
 ``model.pop`` (who is alive, their age, state, attributes, traits, services, upper-secondary start
 and completion) and accumulates what each spec needs. The kernel and its outputs are untouched.
 
-The *window* is the policy horizon (``start_year`` .. ``start_year + horizon_years - 1``):
+The *window* is the policy horizon (``start_year`` .. ``start_year + horizon_years - 1``), or the
+calendar years a spec names in ``calendar_years`` (``[first, last]``, inclusive; burn-in years
+included), so a target that describes a past year (births in 2022, shares in 2016) is compared
+with that year of the simulated history (the burn-in follows SSB's series, population.series):
 
 - period kinds are person-month means over the window (as the model's period tables: a person
   counts in a month when alive at its end, at their age that month, in their state after it);
@@ -62,6 +65,9 @@ class MetricSpec(Strict):
     trait: str | None = Field(None, description="trait_prevalence, trait_ever: a binary trait")
     subgroup: dict[str, list[str]] = Field(
         default_factory=dict, description="only people with these attribute categories, e.g. {sex: [female]}")
+    calendar_years: tuple[int, int] | None = Field(
+        None, description="[first, last] calendar years compared (inclusive; burn-in years allowed); "
+                          "default: the policy window")
 
     @model_validator(mode="after")
     def _arguments(self):
@@ -75,6 +81,8 @@ class MetricSpec(Strict):
             for k in ("ages", "subgroup"):
                 if getattr(self, k):
                     raise ValueError(f"[{k}] births_per_year counts all births: it takes no `{k}`")
+        if self.calendar_years is not None and self.calendar_years[0] > self.calendar_years[1]:
+            raise ValueError("[calendar_years] first year after the last")
         if self.ages is not None and not 0 <= self.ages[0] < self.ages[1] <= 30:
             raise ValueError("[ages] ages must satisfy 0 <= low < high <= 30 (allowed: whole years 0..30)")
         return self
@@ -108,6 +116,12 @@ class MetricSpec(Strict):
             binary = [n for n, t in cfg.traits.items() if t.kind == "binary"]
             if self.trait not in binary:
                 problems.append(("trait", "not a binary trait of the model", self.trait, ", ".join(binary) or "none"))
+        if self.calendar_years is not None:
+            cal = cfg.calendar
+            first, last = cal.start_year - cal.burn_in_years, cal.start_year + cal.horizon_years - 1
+            if not first <= self.calendar_years[0] <= self.calendar_years[1] <= last:
+                problems.append(("calendar_years", "outside the simulated years", list(self.calendar_years),
+                                 f"years {first}..{last}"))
         roles = {"health_benefit_rate": "health_benefit", "kindergarten_coverage": "kindergarten",
                  "upper_secondary_completion_5y": "upper_secondary"}
         if self.metric in roles and not any(s.role == roles[self.metric] for s in cfg.states.values()):
@@ -123,6 +137,9 @@ class MetricSpec(Strict):
             if v is not None:
                 extra.append(f"{k}={'+'.join(v) if isinstance(v, list) else v}")
         extra += [f"{a}={'+'.join(c)}" for a, c in self.subgroup.items()]
+        if self.calendar_years is not None:
+            y0, y1 = self.calendar_years
+            extra.append(f"in {y0}" if y0 == y1 else f"in {y0}-{y1}")
         return f"{self.metric}[{a0}-{a1 - 1}{'; ' + ', '.join(extra) if extra else ''}]"
 
 
@@ -146,6 +163,13 @@ class Probe:
         cal = cfg.calendar
         self.first_month = cal.burn_in_years * 12                  # first policy month (model index)
         self.end_month = (cal.burn_in_years + cal.horizon_years) * 12
+        # each spec's window [start, end) in model months: the policy window or its calendar_years
+        year0 = cal.start_year - cal.burn_in_years                 # calendar year of model month 0
+        self.windows = [((s.calendar_years[0] - year0) * 12, (s.calendar_years[1] - year0 + 1) * 12)
+                        if s.calendar_years is not None else (self.first_month, self.end_month)
+                        for s in specs]
+        self.earliest = min(w[0] for w in self.windows)
+        self.latest = max(w[1] for w in self.windows)
         self.masks: dict[str, np.ndarray] = {}  # set by attach: the model's state masks and orders
         # how far before the window each spec must start following people
         self.lookback = 0
@@ -187,7 +211,7 @@ class Probe:
         return m
 
     def __call__(self, model, month: int) -> None:
-        if month < self.first_month - self.lookback or month >= self.end_month:
+        if month < self.earliest - self.lookback or month >= self.latest:
             return
         if self.model is None:
             self.attach(model)
@@ -196,7 +220,6 @@ class Probe:
         birth = pop.birth[slots].astype(np.int64)
         age_m = month - birth
         state = pop.state[slots].astype(np.int64)
-        in_window = month >= self.first_month
         cache: dict = {}
         us = pop.us_start[slots]
         started = us == month
@@ -207,6 +230,10 @@ class Probe:
         for j, spec in enumerate(self.specs):
             acc = self.acc[j]
             k = spec.metric
+            w0, w1 = self.windows[j]
+            if month >= w1 or month < w0 - self.lookback:
+                continue
+            in_window = month >= w0
             if k == "upper_secondary_completion_5y":
                 if not in_window:
                     continue
