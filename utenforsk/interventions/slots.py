@@ -31,12 +31,10 @@ from utenforsk.errors import ConfigError
 
 #: interventions in one scenario (the bits of ``Pop.programmes``, a uint16)
 MAX_PROGRAMMES = LIMITS["programmes"]
-from utenforsk.core.kernel import MAX_SLOTS  # noqa: E402
-assert MAX_PROGRAMMES == MAX_SLOTS, "the kernel's effect mask holds 2 x 16 slots"
 #: "no slot": a programme:NAME covariate of a programme not in the scenario reads bit 16, always 0
 NO_SLOT = MAX_PROGRAMMES
 
-#: the slots' values, read by both month kernels (see utenforsk/core/kernel.py: programme_step)
+#: the slots' values, read by the month kernel (see utenforsk/core/codegen.py: programme_loop)
 Prog = namedtuple("Prog", [
     "lo", "hi",            # [P] age window in months (0, 0: an empty slot, nobody eligible)
     "states",              # [P, S] eligible states
@@ -46,16 +44,17 @@ Prog = namedtuple("Prog", [
     "sticky",              # [P] stay enrolled while inside ages and states
     "draw",                # [P] uint64: the enrolment draw's decision code (enrolment_decision)
     "shift",               # [P, CT] trait shift, once per person, at first enrolment (SD)
-    # effects: rows 0..P-1 act while enrolled, rows P..2P-1 (= persistence x the row k) after
-    # enrolment ended; a person's effect mask (kernel.effect_mask) has bit k for slot k enrolled
-    # and bit P + k for slot k ended (only slots with persistence > 0: ``after``)
+    # effects: rows 0..P-1 act while enrolled, rows P..2P-1 (= persistence x row k) after the
+    # person's enrolment in slot k ended; the kernel's effect mask ``pm`` has bit k for slot k
+    # enrolled and bit P + k for slot k ended, only for slots in ``after`` (docs/model.md)
     "hz",                  # [2P, hazards] log odds ratio (what.odds)
     "de",                  # [2P, destinations] log odds ratio on an outcome (what.outcome_odds)
     "dy",                  # [2P, dynamics] shift of a trait's target (what.trait_target)
-    "after",               # [1] uint16: the slots whose effects persist (programme.persistence > 0)
+    "ref",                 # [programme covariates of the model config] slot, or NO_SLOT
+    # programme period and persistence (issue 14), appended
+    "after",               # [1] int64: bits of the slots whose effects persist (persistence > 0)
     "pexit",               # [P] monthly probability the programme ends (1 / duration_months; 0: none)
     "once",                # [P] a finite programme: a person whose programme ended is not re-enrolled
-    "ref",                 # [programme covariates of the model config] slot, or NO_SLOT
 ])
 
 
@@ -152,7 +151,7 @@ def programme_slots(cm, interventions: list[Intervention]) -> Prog:
             raise ConfigError(f"covariate 'programme:{name}' names no programme in this scenario",
                               allowed=", ".join(slot) or "none")
     out["ref"] = np.asarray([slot[n] for n in cm.programme_refs] or [NO_SLOT], np.int64)
-    out["after"] = np.asarray([after], np.uint16)
+    out["after"] = np.asarray([after], np.int64)
     out.update(tkind=np.asarray(tk or [0], np.int64), tidx=np.asarray(ti or [0], np.int64),
                tthr=np.asarray(tt or [0.0], np.float64), tbelow=np.asarray(tb or [False], np.bool_))
     return Prog(**out)
