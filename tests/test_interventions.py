@@ -225,7 +225,7 @@ def test_trait_shift_applies_once_per_person(baseline_path):
     cover[0] = 1.0
 
     def month(state: str) -> None:
-        step(0, np.uint64(12345), 120, cm.state_index[state], pop.programmes,
+        step(0, np.uint64(12345), np.uint64(678), 120, cm.state_index[state], pop.programmes,
              pop.pg_ever, pop.attrs, pop.ctraits, pop.btraits, prog, cover, tally)
 
     ns: dict = {}
