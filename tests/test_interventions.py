@@ -256,7 +256,7 @@ def test_trait_shift_applies_once_per_person(baseline_path):
     cover[0] = 1.0
 
     def month(state: str) -> None:
-        step(0, np.uint64(12345), 120, cm.state_index[state], pop.programmes,
+        step(0, np.uint64(12345), np.uint64(678), 120, cm.state_index[state], pop.programmes,
              pop.pg_ever, pop.attrs, pop.ctraits, pop.btraits, prog, cover, tally)
 
     ns: dict = {}
@@ -270,3 +270,21 @@ def test_trait_shift_applies_once_per_person(baseline_path):
     month("school")  # still below -0.5: enrols again, without a second shift
     assert pop.programmes[0] == 1 and tally[0, kernel.PG_ENROLLED] == 2
     assert pop.ctraits[e, 0] == np.float32(-0.7)
+
+
+@pytest.mark.parametrize("programme, words", [
+    ({"duration_months": {"value": 1.0, "range": [0.5, 2.0], "source": "test"}}, ["duration_months", "at least 1 month"]),
+    ({"persistence": {"value": 1.2, "range": [0.0, 1.5], "source": "test"}}, ["persistence", "probability"]),
+])
+def test_bad_programme_is_one_config_error(programme, words):
+    """A programme period under a month, or a persistence outside [0, 1], is one ConfigError
+    naming the key (exit 2 in the CLI)."""
+    from utenforsk.errors import ConfigError
+
+    iv = {"name": "bad_programme", "description": "test", "evidence": "test", "what": {},
+          "coverage": P(1.0), "take_up": P(1.0), "when": {"start_year": 2025}, "programme": programme}
+    with pytest.raises(ConfigError) as exc:
+        load_intervention(iv)
+    msg = str(exc.value)
+    for w in words:
+        assert w in msg, (w, msg)

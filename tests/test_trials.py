@@ -130,3 +130,52 @@ def test_bad_spec_exits_2(tmp_path, change, words):
 def test_no_spec_exits_2(tmp_path):
     res = cli("trial", cwd=tmp_path)
     assert res.returncode == 2 and "Traceback" not in res.stderr
+
+
+def _exact_two_months(or_month1: float, or_month2: float) -> float:
+    """P(in c at some time within two months) from a, the a->c odds multiplied by ``or_month1``
+    in the first month and by ``or_month2`` in the second (competing rates as the kernel
+    resolves them; from b: b->a 0.05 and b->c 0.03)."""
+    def month_from_a(or_c):
+        pb, pc = 0.02, 0.01
+        oc = or_c * pc / (1 - pc)
+        pc = oc / (1 + oc)
+        lb, lc = -math.log1p(-pb), -math.log1p(-pc)
+        tot = -math.expm1(-(lb + lc))
+        return lb / (lb + lc) * tot, lc / (lb + lc) * tot  # to b, to c
+
+    to_b, to_c = month_from_a(or_month1)
+    la, lc = -math.log1p(-0.05), -math.log1p(-0.03)
+    b_to_c = lc / (la + lc) * -math.expm1(-(la + lc))
+    return to_c + (1 - to_b - to_c) * month_from_a(or_month2)[1] + to_b * b_to_c
+
+
+def test_programme_period_and_persistence_exact(tmp_path):
+    """A programme of mean length D = 2 months (a monthly exit hazard 1/2) whose effect persists
+    at half strength (persistence 0.5 on the log odds ratio): the first month after enrolment
+    carries the full odds ratio 3; in the second, half the people are still enrolled (OR 3) and
+    half have ended the programme (OR 3^0.5). The treated arm's two-month probability of
+    reaching c must lie within 4 Monte Carlo SE of that exact value, and the control arm's of
+    the untreated chain's."""
+    from utenforsk.trials import load_trial, run_trial
+
+    iv = _iv({"a_to_c": {**P, "value": OR, "range": [OR, OR]}})
+    iv["programme"] = {"duration_months": {"value": 2.0, "range": [2.0, 2.0], "source": "test"},
+                       "persistence": {"value": 0.5, "range": [0.5, 0.5], "source": "test"}}
+    spec = _spec(tmp_path, {}, name="markov_period", intervention=iv, scale=1.0,
+                 population={"ages": [10, 29], "states": ["a"]},
+                 outcome={"kind": "ever_in_states", "states": ["c"], "months": 2, "label": "in c within 2 months"},
+                 published={"measure": "difference", "estimate": 0.0, "ci": [-1.0, 1.0], "source": "test"})
+    row = run_trial(load_trial(spec), threads=1)
+    n = row["n_control"]
+    assert n > 50000
+    want = {"control": _exact_two_months(1.0, 1.0),
+            # the exit draw is independent of the hazards: a 50/50 mixture of the two chains
+            "treated": 0.5 * (_exact_two_months(OR, OR) + _exact_two_months(OR, OR ** 0.5))}
+    for arm, p in want.items():
+        se = math.sqrt(p * (1 - p) / n)
+        assert abs(row[arm] - p) < 4 * se, (arm, row[arm], p, se)
+    # without the period and the persistence the second month carries the full odds ratio: the
+    # two predictions differ by more than 4 SE, so the test tells them apart
+    full = _exact_two_months(OR, OR)
+    assert abs(full - want["treated"]) > 4 * math.sqrt(full * (1 - full) / n)

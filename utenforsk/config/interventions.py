@@ -93,6 +93,33 @@ class What(Strict):
         default_factory=dict, description="handoff changes, weighted by coverage")
 
 
+class Programme(Strict):
+    """How long enrolment lasts and what remains after it (docs/model.md, *Interventions*).
+
+    - ``duration_months``: the programme's mean length. Each enrolled month ends the programme with
+      probability ``1 / duration_months`` (a monthly exit hazard, so the chain stays Markov), and
+      a person whose programme ended is not enrolled in it again. Left out: enrolment lasts as long
+      as eligibility (``who``), as before.
+    - ``persistence``: the share of the programme's odds ratios (on the log scale) and trait-target
+      shifts that remains after enrolment ends, for the rest of the person's life in the model:
+      0 = full fade-out (the effect stops with the programme), 1 = a lasting effect. A one-off
+      ``trait_shift`` is not scaled: it is a change of the trait itself, which then follows the
+      trait's own dynamics.
+    """
+
+    duration_months: NonNegative | None = Field(
+        None, description="mean months enrolled (monthly exit hazard 1/D); default: as long as eligible")
+    persistence: Probability | None = Field(
+        None, description="share of the effects that remains after enrolment ends (0: fade-out, 1: lasting)")
+
+    @model_validator(mode="after")
+    def _duration(self):
+        if self.duration_months is not None and self.duration_months.range[0] < 1:
+            raise ValueError("duration_months must be at least 1 month over its whole range "
+                             "(allowed: a range of months >= 1)")
+        return self
+
+
 class When(Strict):
     start_year: int
     end_year: int | None = Field(None, description="last active year (default: to the end)")
@@ -143,6 +170,9 @@ class Intervention(Strict):
     coverage: Probability = Field(description="share of the eligible who are offered it")
     take_up: Probability = Field(description="share of those offered who take it up")
     when: When
+    programme: Programme = Field(default_factory=Programme,
+                                 description="programme length and persistence after it (default: "
+                                             "enrolled while eligible; effects end with enrolment)")
     cost: Cost = Field(default_factory=Cost)
     effect_basis: Literal["evidence", "assumption"] = Field(
         "evidence", description="'assumption' where no causal estimate exists: the report says so")

@@ -57,6 +57,10 @@ class Outcome(Strict):
         None, description="divide the difference by the difference in years spent in these states "
                           "during the follow-up (an effect per year of exposure, e.g. per kindergarten "
                           "place-year)")
+    exposure_unit_years: float = Field(
+        1.0, gt=0, le=30, description="with per_exposure_states: years of exposure that make one unit "
+                                      "of the published estimate (e.g. a kindergarten place read as one "
+                                      "child in kindergarten from 3 to school start: 3 years)")
 
     @model_validator(mode="after")
     def _fields(self):

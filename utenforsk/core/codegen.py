@@ -444,7 +444,7 @@ class _Generator:
         """Enrol or keep in the programme slots: the loop of :func:`programme_loop`, written
         into the month (a call with the slots' arrays cost more than the loop itself). The
         slots are values, so this code is the same for every scenario of the model."""
-        with src.block("if pm != 0 or d_pg_open[ay, state]:  # else no slot can enrol or drop them"):
+        with src.block("if p_programmes[i] != 0 or d_pg_open[ay, state]:  # else no slot can enrol or drop them"):
             self.person_key(src, "pkey", "pmk")
             programme_loop(src, len(self.cm.ctraits))
 
@@ -679,7 +679,7 @@ class _Generator:
         """The person's key for the month, and every covariate as a local ``x<c>``."""
         self.person_key(src, "key", "mk")
         src("ay = age // 12",
-            "pm = np.int64(p_programmes[i])  # programmes at the start of the month: their effects")
+            EFFECT_MASK)
         for c in range(self.cm.n_covariates):
             self.covariate(src, c, f"x{c}", "state")
 
@@ -793,7 +793,7 @@ class _Generator:
         with src.block(f"def largest_rates({args}):"):
             with src.block("for j in range(slots.shape[0]):"):
                 src("i = slots[j]", "age = ages[j]", "ay = age // 12", "state = p_state[i]",
-                    f"muni = p_attrs[{self.muni_attr}, i]", "pm = np.int64(p_programmes[i])")
+                    f"muni = p_attrs[{self.muni_attr}, i]", EFFECT_MASK)
                 for c in range(self.cm.n_covariates):
                     self.covariate(src, c, f"x{c}", "state")
                 for st in range(self.S):
@@ -838,22 +838,36 @@ def _module_head() -> list[str]:
             "_MASK16 = np.uint64(0xFFFF)", f"_INV53 = {rng.INV53!r}"]
 
 
+#: a person's effect mask at the start of the month: bit k for slot k enrolled, bit 16 + k for
+#: slot k whose programme ended and whose effects persist (``prog.after``; the rows 16 + k of
+#: ``prog.hz/de/dy`` hold persistence x row k); equal to ``p_programmes[i]`` for anyone never in
+#: such a slot, so a scenario without persistence reads exactly what it read before
+EFFECT_MASK = (f"pm = np.int64(p_programmes[i]) | ((np.int64(p_pg_ever[i]) & ~np.int64(p_programmes[i]) "
+               f"& prog.after[0]) << {MAX_PROGRAMMES})  # effects at the start of the month")
+
+
 def programme_loop(src: _Src, n_ctraits: int) -> None:
     """The programme slots' month for person ``i`` (the one definition; :func:`programme_step_source`
     wraps the same lines as a function for tests). Enrolled while matching ``who`` and
     ``u < coverage * take_up``, where ``u`` is the person's own draw for that intervention: keyed
     by a hash of its name (``prog.draw``), the same every month and in every scenario, whatever
-    the slot. A trait shift applies once per person, at their first enrolment (``p_pg_ever``)."""
+    the slot. A trait shift applies once per person, at their first enrolment (``p_pg_ever``).
+    A programme with a period ends each enrolled month with probability ``prog.pexit[k]``
+    (1 / duration_months), drawn on the month's ``key`` with the intervention's own decision code,
+    and is not taken again (``prog.once``)."""
     with src.block(f"for k in range({MAX_PROGRAMMES}):"):
         src("pbit = np.uint16(1 << k)", "pcov = d_pg_cover[k]",
             "inside = pcov > 0.0 and prog.lo[k] <= age < prog.hi[k] and prog.states[k, state]")
         with src.block("if p_programmes[i] & pbit:"):
             with src.block("if inside and (prog.sticky[k] or "
-                           "programme_match(k, i, p_attrs, p_ctraits, p_btraits, prog)):"):
+                           "programme_match(k, i, p_attrs, p_ctraits, p_btraits, prog)) "
+                           "and not (prog.pexit[k] > 0.0 and "
+                           "_uniform(key + prog.draw[k] * _GOLDEN) < prog.pexit[k]):"):
                 src(f"t_prog[k, {PG_MONTHS}] += 1")
-            with src.block("else:"):
+            with src.block("else:  # left the window, or the programme period ended"):
                 src("p_programmes[i] &= ~pbit")
-        with src.block("elif inside and _uniform(pkey + prog.draw[k] * _GOLDEN) < pcov "
+        with src.block("elif inside and not (prog.once[k] and (p_pg_ever[i] & pbit) != 0) "
+                       "and _uniform(pkey + prog.draw[k] * _GOLDEN) < pcov "
                        "and programme_match(k, i, p_attrs, p_ctraits, p_btraits, prog):"):
             src("p_programmes[i] |= pbit", f"t_prog[k, {PG_ENROLLED}] += 1",
                 f"t_prog[k, {PG_MONTHS}] += 1")
@@ -873,11 +887,12 @@ def helpers_namespace() -> dict:
 
 
 def programme_step_source(n_ctraits: int) -> str:
-    """A module with ``programme_step(i, pkey, age, state, p_programmes, p_pg_ever, p_attrs,
+    """A module with ``programme_step(i, pkey, key, age, state, p_programmes, p_pg_ever, p_attrs,
     p_ctraits, p_btraits, prog, d_pg_cover, t_prog)``: the month kernel's own slot loop
-    (:func:`programme_loop`) as a function, so a test can run one person through it."""
+    (:func:`programme_loop`) as a function, so a test can run one person through it (``pkey``:
+    the person's key, ``key``: the month's)."""
     src = _Src()
-    src("@njit", "def programme_step(i, pkey, age, state, p_programmes, p_pg_ever, p_attrs, "
+    src("@njit", "def programme_step(i, pkey, key, age, state, p_programmes, p_pg_ever, p_attrs, "
         "p_ctraits, p_btraits, prog, d_pg_cover, t_prog):")
     src.depth += 1
     programme_loop(src, n_ctraits)

@@ -103,8 +103,9 @@ def allocate_tally(n_states, n_munis, n_groups, kmax, n_services, n_exits, n_coh
 
 @njit(cache=True, nogil=True, _nrt=False, error_model="numpy", fastmath=FAST)
 def programme_effect(E, j, pm):
-    """Sum of row ``j`` of the effects ``E[slot, j]`` over the slots set in ``pm`` (the person's
-    programmes at the start of the month), in slot order; exactly 0.0 when ``pm`` is 0."""
+    """Sum of row ``j`` of the effects ``E[row, j]`` over the rows set in ``pm`` (the person's
+    effect mask at the start of the month, codegen.EFFECT_MASK: enrolled slots, then ended slots
+    whose effects persist), in row order; exactly 0.0 when ``pm`` is 0."""
     s = 0.0
     k = 0
     while pm != 0:

@@ -96,8 +96,9 @@ COMPONENTS = (
     Component("age_out", "ageing out at 30", "age_out", reads=("p_flags", "p_state"),
               tallies=("events", "cohort", "cohort_grp")),
     Component("covariates", "covariates, read once at the start of the month", "covariates",
-              reads=("covariates",)),
-    # enrolment draws are keyed by a hash of the intervention's name (rng.programme_decision)
+              reads=("covariates", "p_programmes", "p_pg_ever", "prog")),  # + the effect mask
+    # enrolment draws are keyed by a hash of the intervention's name (rng.programme_decision), on
+    # the person's key; a programme period's monthly end draw by the same code, on the month's key
     Component("programmes", "interventions: the programme slots (values, the same code for every scenario)",
               "programmes", reads=("p_programmes", "p_pg_ever", "p_attrs", "p_ctraits", "p_btraits",
                                    "d_pg_cover", "d_pg_open", "prog"), tallies=("prog",)),

@@ -44,10 +44,17 @@ Prog = namedtuple("Prog", [
     "sticky",              # [P] stay enrolled while inside ages and states
     "draw",                # [P] uint64: the enrolment draw's decision code (enrolment_decision)
     "shift",               # [P, CT] trait shift, once per person, at first enrolment (SD)
-    "hz",                  # [P, hazards] log odds ratio while enrolled (what.odds)
-    "de",                  # [P, destinations] log odds ratio on an outcome (what.outcome_odds)
-    "dy",                  # [P, dynamics] shift of a trait's target while enrolled (what.trait_target)
+    # effects: rows 0..P-1 act while enrolled, rows P..2P-1 (= persistence x row k) after the
+    # person's enrolment in slot k ended; the kernel's effect mask ``pm`` has bit k for slot k
+    # enrolled and bit P + k for slot k ended, only for slots in ``after`` (docs/model.md)
+    "hz",                  # [2P, hazards] log odds ratio (what.odds)
+    "de",                  # [2P, destinations] log odds ratio on an outcome (what.outcome_odds)
+    "dy",                  # [2P, dynamics] shift of a trait's target (what.trait_target)
     "ref",                 # [programme covariates of the model config] slot, or NO_SLOT
+    # programme period and persistence (issue 14), appended
+    "after",               # [1] int64: bits of the slots whose effects persist (persistence > 0)
+    "pexit",               # [P] monthly probability the programme ends (1 / duration_months; 0: none)
+    "once",                # [P] a finite programme: a person whose programme ended is not re-enrolled
 ])
 
 
@@ -88,8 +95,10 @@ def programme_slots(cm, interventions: list[Intervention]) -> Prog:
                states=np.ones((P, S), np.bool_), attr_ok=np.ones((P, max(A, 1), kmax), np.bool_),
                tstart=np.zeros(P, np.int64), tend=np.zeros(P, np.int64),
                sticky=np.zeros(P, np.bool_), draw=np.zeros(P, np.uint64),
-               shift=z(P, max(CT, 1)), hz=z(P, max(len(t.hz_row), 1)),
-               de=z(P, max(len(t.de_to), 1)), dy=z(P, max(len(t.dy_lo), 1)))
+               shift=z(P, max(CT, 1)), hz=z(2 * P, max(len(t.hz_row), 1)),
+               de=z(2 * P, max(len(t.de_to), 1)), dy=z(2 * P, max(len(t.dy_lo), 1)),
+               pexit=z(P), once=np.zeros(P, np.bool_))
+    after = 0
     tk, ti, tt, tb = [], [], [], []
     for k, iv in enumerate(ivs):
         where = f"interventions.{iv.name}"
@@ -127,12 +136,22 @@ def programme_slots(cm, interventions: list[Intervention]) -> Prog:
         for trait, shift in what.trait_target.items():
             for d in cm.trait_dynamics[trait]:
                 out["dy"][k, d] = shift.value
+        prog = iv.programme
+        if prog.duration_months is not None:
+            out["pexit"][k] = 1.0 / prog.duration_months.value
+            out["once"][k] = True
+        if prog.persistence is not None and prog.persistence.value > 0.0:
+            w = prog.persistence.value
+            for e in ("hz", "de", "dy"):
+                out[e][P + k] = w * out[e][k]
+            after |= 1 << k
     slot = {iv.name: k for k, iv in enumerate(ivs)}
     for name in cm.programme_refs:
         if name not in slot:
             raise ConfigError(f"covariate 'programme:{name}' names no programme in this scenario",
                               allowed=", ".join(slot) or "none")
     out["ref"] = np.asarray([slot[n] for n in cm.programme_refs] or [NO_SLOT], np.int64)
+    out["after"] = np.asarray([after], np.int64)
     out.update(tkind=np.asarray(tk or [0], np.int64), tidx=np.asarray(ti or [0], np.int64),
                tthr=np.asarray(tt or [0.0], np.float64), tbelow=np.asarray(tb or [False], np.bool_))
     return Prog(**out)

@@ -36,7 +36,8 @@ def estimate(trial: Trial, control: np.ndarray, treated: np.ndarray,
     (common random numbers: the same people in both arms); for the odds ratio by the delta method
     on the log odds ratio, with the arms' covariance. ``consistent``: that interval overlaps the
     published 95% interval. With ``outcome.per_exposure_states`` the difference is divided by the
-    difference in years exposed (``exposed``: control, treated), a Wald ratio whose SE comes
+    difference in years exposed (``exposed``: control, treated; in units of
+    ``outcome.exposure_unit_years``), a Wald ratio whose SE comes
     from the linearised per-person differences. With ``measure: level`` the estimate is the
     control arm's mean, with its binomial/normal SE.
     """
@@ -60,6 +61,8 @@ def estimate(trial: Trial, control: np.ndarray, treated: np.ndarray,
         sd = float(np.nanmean(ref_sd[ok])) if o.sd_of == "population" else float(yc.std(ddof=1))
         diff, se = diff / sd, se / sd
     if o.per_exposure_states:
+        unit = o.exposure_unit_years  # years of exposure per unit of the published estimate
+        ec, et = ec / unit, et / unit
         de = float(et.mean() - ec.mean())
         if de <= 0:
             raise UserError("the intervention raised no exposure, so an effect per participant is "
