@@ -222,3 +222,23 @@ scenarios:
     assert res.returncode == 0, res.stderr[-3000:]
     kernels = sorted(p.name for p in cache.glob("kernel_*.py"))
     assert len(kernels) == 1, kernels
+
+
+def test_kernel_is_laid_out_by_the_declared_components():
+    """The generated month has one section per component of month.MONTH, in the plan's order,
+    and the decision codes are the components' declarations numbered in registry order."""
+    import re
+
+    from utenforsk.core import month, rng
+
+    src = _source(BASELINE)
+    body = src[src.index("def month_chunk("):src.index("def enter_chunk(")]
+    titles = re.findall(r"# ==== (.*)", body)
+    assert titles == [c.title for c in month.MONTH]
+    entry = re.findall(r"# ==== (.*)", src[src.index("def enter_chunk("):])
+    assert entry == [c.title for c in month.ENTRY]
+    assert rng.DECISIONS == tuple(d for c in month.COMPONENTS for d in c.decisions)
+    code = 1
+    for name, size in rng.DECISIONS:
+        assert rng.BASE[name] == code
+        code += size

@@ -1,0 +1,60 @@
+"""Where the cold first step's time goes: ``python -m benchmarks.cold_start [--cached]``.
+
+One fresh process, an empty numba and kernel cache (``--cached``: the cache the previous cold run
+filled), the Norway baseline at scale 0.001: wall seconds for importing the package, building the
+model (config, tables, population, service agents, writing the kernel source), compiling (or
+loading) the two kernels, and the first month itself; and the CPU seconds of this process up to
+the compiled kernels (``cpu_to_compiled_s``) and of the helper process that compiles the entry
+kernel alongside (``helper_cpu_s``). On a loaded machine wall time overstates the work: compare
+the CPU seconds. Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PROBE = textwrap.dedent("""
+    import json, resource, time
+    t0 = time.perf_counter()
+    from utenforsk.model import UtenforskModel
+    t1 = time.perf_counter()
+    m = UtenforskModel("configs/norway/baseline.yaml", seed=1, scale=0.001, burn_in_years=0, horizon_years=1)
+    t2 = time.perf_counter()
+    m._gen.compile(m.pop, m.dyn, m.prog, m.tally, m.seed_key, m.cum_entries, m.births)
+    t3 = time.perf_counter()
+    c3 = time.process_time()
+    m.step()
+    t4 = time.perf_counter()
+    print(json.dumps({"import_s": t1 - t0, "model_build_s": t2 - t1, "compile_s": t3 - t2,
+                      "first_month_s": t4 - t3, "first_step_s": t4 - t0,
+                      "cpu_to_compiled_s": c3,
+                      "helper_cpu_s": resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime,
+                      "kernel_source_lines": m._gen.source.count(chr(10))}))
+""")
+
+
+def run(cache: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "UTENFORSK_KERNEL_CACHE"}
+    env["NUMBA_CACHE_DIR"] = cache
+    res = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as cache:
+        out = {"cold": run(cache)}
+        if "--cached" in sys.argv:
+            out["cached"] = run(cache)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
