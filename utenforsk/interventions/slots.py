@@ -164,6 +164,15 @@ def check_references(cfg: ModelConfig, iv: Intervention, where: str) -> None:
             need("category", c, cfg.attributes[attr].categories, f"{where}.who.attributes.{attr}")
     for cond in w.traits:
         need("trait", cond.trait, list(cfg.traits), f"{where}.who.traits")
+    if w.municipalities:
+        from utenforsk.interventions.engine import covered_kommuner
+        from utenforsk.pilots.municipalities import TYPES
+
+        if tuple(cfg.municipalities) != TYPES:
+            raise ConfigError("who.municipalities needs the model's municipality types to be the "
+                              "data file's four groupings", key=f"{where}.who.municipalities",
+                              value=list(cfg.municipalities), allowed=", ".join(TYPES))
+        covered_kommuner(iv)
     for tr in iv.what.odds:
         need("transition", tr, list(cfg.transitions), f"{where}.what.odds")
     for ev, outcomes in iv.what.outcome_odds.items():
