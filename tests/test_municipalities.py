@@ -8,6 +8,8 @@ import pytest
 from utenforsk.errors import ConfigError
 from utenforsk.pilots import municipalities as km
 
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
 
 @pytest.fixture(scope="module")
 def data():
@@ -120,3 +122,88 @@ def test_municipality_command(tmp_path):
     assert amb.returncode == 2 and "1515" in amb.stderr and "1818" in amb.stderr
     missing = call("Sola", "--run", str(tmp_path))
     assert missing.returncode == 2 and "periods_by_municipality.parquet" in missing.stderr
+
+
+# ---- pilots in named municipalities -------------------------------------------------------------
+PILOT_TOWNS = ["Larvik", "3107"]  # a name and a number (Fredrikstad)
+
+
+def _ips(municipalities):
+    from utenforsk.interventions import engine
+
+    data = engine.load_intervention("ips_youth").model_dump(by_alias=True, exclude_none=True)
+    data["who"]["municipalities"] = municipalities
+    data["cost"].update(fixed_per_year={"value": 1.2e6, "range": [1.2e6, 1.2e6], "source": "test"},
+                        staff_positions={"value": 10, "range": [10, 10], "source": "test"},
+                        cost_per_position={"value": 1e6, "range": [1e6, 1e6], "source": "test"})
+    return engine.load_intervention(data)
+
+
+def test_pilot_costs_scale_with_population_covered(data):
+    """Fixed and staff costs of a pilot are the national figures times the covered share of the
+    population 0-29; per-participant costs follow enrolment as before."""
+    from types import SimpleNamespace
+
+    from utenforsk.experiment.metrics import monthly_programme_costs
+    from utenforsk.interventions import engine
+
+    t = data.table
+    rows = data.resolve(PILOT_TOWNS)
+    assert [t.name_short.iloc[r] for r in rows] == ["Larvik", "Fredrikstad"]
+    share = t.population_0_29.iloc[rows].sum() / t.population_0_29.sum()
+    pilot, national = _ips(PILOT_TOWNS), _ips([])
+    assert engine.population_share(pilot) == pytest.approx(share) and engine.population_share(national) == 1.0
+    month = {"prog": np.zeros((2, 2)), "pg_cover": np.array([0.2, 0.2])}
+    cost = lambda iv: monthly_programme_costs(SimpleNamespace(interventions=[iv], config=SimpleNamespace(scale=0.01)),  # noqa: E731
+                                              month)["ips_youth"]
+    assert cost(national) == pytest.approx((1.2e6 + 10 * 1e6) / 12)
+    assert cost(pilot) == pytest.approx((1.2e6 + 10 * 1e6) / 12 * share)
+    w = engine.type_weights(pilot, list(km.TYPES))
+    assert set(w) == {int(t.type_index.iloc[r]) for r in rows} and all(0 < v < 1 for v in w.values())
+
+
+def test_pilot_unknown_municipality_exits_2(tmp_path):
+    """An experiment whose pilot names an unknown municipality fails before any run: exit 2,
+    the file and key, and the closest matches."""
+    import os
+    import subprocess
+    import sys
+
+    exp = tmp_path / "e.yaml"
+    exp.write_text(f"name: e\nmodel: {ROOT / 'configs/norway/baseline.yaml'}\nscale: 0.001\nreplicates: 1\n"
+                   "scenarios:\n  baseline: {}\n  pilot:\n    interventions: [ips_youth]\n"
+                   "    overrides: {interventions.ips_youth.who.municipalities: [Larvik, Fredrikstd]}\n")
+    r = subprocess.run([sys.executable, "-m", "utenforsk.cli", "experiment", str(exp), "--out", str(tmp_path / "o")],
+                       env=dict(os.environ, COLUMNS="200"), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stderr
+    assert "closest: Fredrikstad" in r.stderr and "who.municipalities" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_municipality_command_with_experiment(tmp_path):
+    """`utenforsk municipality NAME --experiment DIR` prints each scenario's effect there, paired
+    by replicate; an experiment without municipality metrics -> exit 2."""
+    import os
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    rows = []
+    for r in range(3):
+        for sc, rate in (("baseline", 0.10 + 0.01 * r), ("pilot", 0.08 + 0.01 * r)):
+            rows.append((sc, r, "kommune:3909:neet_rate_15_29", rate))
+            rows.append((sc, r, "kommune:3909:neet_rate_15_29@2027", rate))
+            rows.append((sc, r, "neet_rate_15_29", 0.1))
+    (tmp_path / "e").mkdir()
+    pd.DataFrame(rows, columns=["scenario", "replicate", "metric", "value"]).to_parquet(tmp_path / "e" / "runs.parquet")
+    env = dict(os.environ, COLUMNS="200", NO_COLOR="1", TERM="dumb")
+    call = lambda *a: subprocess.run([sys.executable, "-m", "utenforsk.cli", "municipality", *a],  # noqa: E731
+                                     env=env, capture_output=True, text=True, timeout=120)
+    ok = call("Larvik", "--experiment", str(tmp_path / "e"))
+    assert ok.returncode == 0, ok.stderr
+    line = next(x for x in ok.stdout.splitlines() if "pilot" in x and "all" in x)
+    assert "11.00%" in line and "9.00%" in line and "-2.00" in line and "-18.2%" in line
+    pd.DataFrame(rows[2::3]).rename(columns={0: "scenario", 1: "replicate", 2: "metric", 3: "value"}).to_parquet(
+        tmp_path / "e" / "runs.parquet")
+    bad = call("Larvik", "--experiment", str(tmp_path / "e"))
+    assert bad.returncode == 2 and "municipality_metrics: true" in bad.stderr
