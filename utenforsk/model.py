@@ -27,7 +27,7 @@ from utenforsk.interventions import engine
 from utenforsk.interventions.slots import MAX_PROGRAMMES, canonical_order, open_cells, programme_slots
 from utenforsk.metrics import headline
 from utenforsk.pilots import municipalities as kommuner
-from utenforsk.services import ServiceAgent
+from utenforsk.services import ServiceAgent, ServiceAreas
 
 KERNELS = ("generated", "tables")
 #: Q4 (end-of-December) counts per municipality: name -> (age from, age to (exclusive), what is counted)
@@ -169,6 +169,11 @@ class UtenforskModel(mesa.Model):
         self.kommuner = kommuner.load() if tuple(c.municipalities) == kommuner.TYPES else None
         if self.kommuner is not None:
             self._k_index, self._k_cdf = self.kommuner.within_type_cdf(len(c.municipalities))
+        if cfg.service_areas == "municipality" and self.kommuner is None:
+            raise ConfigError("service_areas: municipality needs the model's municipality types to be "
+                              "the data file's four groupings", key="service_areas", value=cfg.service_areas,
+                              allowed=f"municipality_type, or municipalities {', '.join(kommuner.TYPES)}")
+        self.service_areas_by_kommune = cfg.service_areas == "municipality"
         #: Q4 point-in-time counts per policy year: {year: [municipality, KQ_FIELDS]}
         self.kommune_q4: dict[int, np.ndarray] = {}
         self.us_flag = c.flags.index("completed_upper_secondary") if "completed_upper_secondary" in c.flags else -1
@@ -178,9 +183,18 @@ class UtenforskModel(mesa.Model):
         self.use_kernel(kernel_kind)
         kmax = max(len(a.categories) for a in cfg.attributes.values())
         n_cohorts = (self.total_months + kernel.COHORT_OFFSET) // 12 + 2
-        self.tally = kernel.allocate_tally(len(c.states), len(c.municipalities), len(c.report_by), kmax,
+        # service areas (utenforsk/services/agents.py): the municipality types, or the real
+        # municipalities (service_areas: municipality); area_type[a] = the type of area a
+        if self.service_areas_by_kommune:
+            t = self.kommuner.table
+            self.area_type = t.type_index.to_numpy().astype(np.int64)
+            area_names = [f"{nr} {n}" for nr, n in zip(t.kommunenummer, t.name_short)]
+        else:
+            self.area_type = np.arange(len(c.municipalities), dtype=np.int64)
+            area_names = list(c.municipalities)
+        self.tally = kernel.allocate_tally(len(c.states), len(self.area_type), len(c.report_by), kmax,
                                            len(c.services), len(cfg.exits), n_cohorts, MAX_PROGRAMMES)
-        SV, M, H = max(len(c.services), 1), len(c.municipalities), max(len(c.handoffs), 1)
+        SV, M, H = max(len(c.services), 1), len(self.area_type), max(len(c.handoffs), 1)
         self.dyn = kernel.Dyn(admit_p=np.zeros((SV, M)), detect_p=np.zeros((SV, M)),
                               quality=np.ones((SV, M)), ho_prob=np.zeros((H, M)),
                               ho_delay=np.zeros((H, M), np.int64),
@@ -194,12 +208,10 @@ class UtenforskModel(mesa.Model):
         max_tr = max([int(e - s) for s, e in zip(c.tables.st_tr_start, c.tables.st_tr_end)]
                      + [len(cfg.exits), 1])
         self._lam_scratch = np.zeros((nt, max_tr))
-        for s, name in enumerate(c.services):
-            for m, muni in enumerate(c.municipalities):
-                ServiceAgent(self, name, s, muni, m)
+        self.service_areas = ServiceAreas(self, self.area_type, area_names)
         self._base = {"detect_p": self.dyn.detect_p.copy(), "quality": self.dyn.quality.copy(),
                       "ho_prob": self.dyn.ho_prob.copy(), "ho_delay": self.dyn.ho_delay.copy(),
-                      "places": {(a.s, a.m): a.places_per_1000 for a in self.agents}}
+                      "places": self.service_areas.places_per_1000.copy()}
         self.last_month: dict | None = None
         self.history: list[dict] = []  # one entry per policy month
         self.datacollector = mesa.DataCollector(model_reporters={
@@ -301,7 +313,7 @@ class UtenforskModel(mesa.Model):
         self._apply_interventions(m)  # always: plugins below must start from the base values
         for plugin in self.plugins:
             plugin.before_month(self, self.first_year + m // 12, m % 12)
-        self.agents.do("step")  # services set admissions from last month's demand
+        self.service_areas.step()  # the service agents set admissions from last month's demand
         lo = int(self.cum_entries[max(0, m - MAX_MONTHS)])
         hi = int(self.cum_entries[m + 1])
         c = self.compiled
@@ -356,14 +368,14 @@ class UtenforskModel(mesa.Model):
         d.quality[:] = base["quality"]
         d.ho_prob[:] = base["ho_prob"]
         d.ho_delay[:] = base["ho_delay"]
-        places = dict(base["places"])
+        places = base["places"].copy()
         for k, iv in enumerate(self.interventions):
             cov = engine.coverage(iv, year, moy)
             d.pg_cover[k] = cov
             if cov <= 0.0:
                 continue
             # type m -> the share of its population 0-29 the intervention covers (who.municipalities)
-            munis = engine.type_weights(iv, c.municipalities)
+            munis = self._covered_areas(iv)
             for name, change in iv.what.services.items():
                 s = c.service_index[name]
                 for m, w in munis.items():
@@ -373,7 +385,7 @@ class UtenforskModel(mesa.Model):
                     if change.quality is not None:
                         d.quality[s, m] *= 1 + cw * (change.quality.value - 1)
                     if change.capacity is not None:
-                        places[(s, m)] *= 1 + cw * (change.capacity.value - 1)
+                        places[s, m] *= 1 + cw * (change.capacity.value - 1)
             for name, change in iv.what.handoffs.items():
                 h = c.handoffs.index(name)
                 for m, w in munis.items():
@@ -388,8 +400,18 @@ class UtenforskModel(mesa.Model):
                     if change.delay_months is not None:
                         d.ho_delay[h, m] = int(round(d.ho_delay[h, m] + cw * (change.delay_months.value - d.ho_delay[h, m])))
         open_cells(self.prog, d.pg_cover, d.pg_open)
-        for a in self.agents:
-            a.places_per_1000 = places[(a.s, a.m)]
+        self.service_areas.places_per_1000[...] = places
+
+    def _covered_areas(self, iv) -> dict[int, float]:
+        """Service areas an intervention's service and handoff changes act in, with the share of
+        each area's population 0-29 it covers: its named municipalities (weight 1) when areas are
+        municipalities, else the municipality types it covers, weighted by the covered share."""
+        if not self.service_areas_by_kommune:
+            return engine.type_weights(iv, self.compiled.municipalities)
+        rows = engine.covered_kommuner(iv)
+        types = set(engine.covered_municipalities(iv, self.compiled.municipalities))
+        areas = range(len(self.area_type)) if rows is None else rows
+        return {int(a): 1.0 for a in areas if int(self.area_type[a]) in types}
 
     def step(self) -> None:
         """Advance one policy month and collect the headline metrics."""

@@ -399,6 +399,10 @@ class ModelConfig(Strict):
     flags: dict[str, str] = Field(default_factory=dict, description="name -> meaning; at most 6")
     attributes: dict[str, Attribute] = Field(default_factory=dict)
     municipalities: dict[str, Municipality] = Field(min_length=1)
+    service_areas: Literal["municipality_type", "municipality"] = Field(
+        "municipality_type", description="where services keep capacity, queues and tallies: per "
+        "municipality type, or per real municipality (configs/norway/data/municipalities.csv; "
+        "needs the four types as municipalities): a pilot then moves no other municipality's queues")
     population: Population
     traits: dict[str, Trait] = Field(default_factory=dict)
     transitions: dict[str, Transition] = Field(default_factory=dict)
