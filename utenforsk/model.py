@@ -174,6 +174,8 @@ class UtenforskModel(mesa.Model):
                               "the data file's four groupings", key="service_areas", value=cfg.service_areas,
                               allowed=f"municipality_type, or municipalities {', '.join(kommuner.TYPES)}")
         self.service_areas_by_kommune = cfg.service_areas == "municipality"
+        #: service tallies per policy year, summed over its months: {year: [service, municipality, field]}
+        self.kommune_sv: dict[int, np.ndarray] = {}
         #: Q4 point-in-time counts per policy year: {year: [municipality, KQ_FIELDS]}
         self.kommune_q4: dict[int, np.ndarray] = {}
         self.us_flag = c.flags.index("completed_upper_secondary") if "completed_upper_secondary" in c.flags else -1
@@ -341,7 +343,26 @@ class UtenforskModel(mesa.Model):
             self.last_month["pg_cover"] = self.dyn.pg_cover.copy()
             self.last_month["year"] = self.first_year + m // 12
             self.last_month["month"] = m
-            self.history.append(self.last_month)
+            self.history.append(self._by_type(self.last_month))
+
+    def _by_type(self, month: dict) -> dict:
+        """The month's record for ``history``: with services per municipality, the service and
+        municipality tallies summed to the municipality types (what every national output
+        reads; a run's history stays small), and the municipalities' service tallies added to
+        the year's sum (``kommune_sv``, for periods_by_municipality)."""
+        if not self.service_areas_by_kommune:
+            return month
+        year = month["year"]
+        acc = self.kommune_sv.get(year)
+        self.kommune_sv[year] = month["sv"].copy() if acc is None else acc + month["sv"]
+        out = dict(month)
+        n = len(self.compiled.municipalities)
+        for f in ("sv", "muni_pop", "muni_state"):
+            a = month[f]
+            axis = 1 if f == "sv" else 0
+            out[f] = np.stack([a.take(np.flatnonzero(self.area_type == k), axis=axis).sum(axis=axis)
+                               for k in range(n)], axis=axis)
+        return out
 
     def _tally_kommune_q4(self, year: int, month: int) -> None:
         """Count the status of everyone alive at the end of December per municipality: a
