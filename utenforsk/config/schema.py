@@ -83,6 +83,16 @@ class Municipality(Strict):
     detection_factor: NonNegative = Field(description="multiplies every service's detection")
 
 
+class MunicipalityEffect(Strict):
+    """A random intercept per real municipality on the logit scale of the hazards that read it
+    (covariate ``kommune:NAME`` with its loading as coefficient, e.g. +1 on NEET entry, -1 on
+    exit): ``u_k = sd * z_k``, ``z_k`` standard normal on the run seed's own decision, centred to
+    a population-weighted mean of zero (docs/pilots.md). Needs ``service_areas: municipality``."""
+
+    description: str
+    sd: NonNegative = Field(description="SD of the intercept across municipalities (logit scale)")
+
+
 class AgeShare(Strict):
     ages: Ages
     share: Probability
@@ -403,6 +413,9 @@ class ModelConfig(Strict):
         "municipality_type", description="where services keep capacity, queues and tallies: per "
         "municipality type, or per real municipality (configs/norway/data/municipalities.csv; "
         "needs the four types as municipalities): a pilot then moves no other municipality's queues")
+    municipality_effects: dict[str, MunicipalityEffect] = Field(
+        default_factory=dict, description="random intercepts per real municipality, read by hazards "
+                                          "as covariate kommune:NAME (service_areas: municipality)")
     population: Population
     traits: dict[str, Trait] = Field(default_factory=dict)
     transitions: dict[str, Transition] = Field(default_factory=dict)
