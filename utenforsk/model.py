@@ -395,44 +395,40 @@ class UtenforskModel(mesa.Model):
             d.pg_cover[k] = cov
             if cov <= 0.0:
                 continue
-            # type m -> the share of its population 0-29 the intervention covers (who.municipalities)
             munis = self._covered_areas(iv)
             for name, change in iv.what.services.items():
                 s = c.service_index[name]
-                for m, w in munis.items():
-                    cw = cov * w
+                for m in munis:
                     if change.detection is not None:
-                        d.detect_p[s, m] = min(1.0, d.detect_p[s, m] * (1 + cw * (change.detection.value - 1)))
+                        d.detect_p[s, m] = min(1.0, d.detect_p[s, m] * (1 + cov * (change.detection.value - 1)))
                     if change.quality is not None:
-                        d.quality[s, m] *= 1 + cw * (change.quality.value - 1)
+                        d.quality[s, m] *= 1 + cov * (change.quality.value - 1)
                     if change.capacity is not None:
-                        places[s, m] *= 1 + cw * (change.capacity.value - 1)
+                        places[s, m] *= 1 + cov * (change.capacity.value - 1)
             for name, change in iv.what.handoffs.items():
                 h = c.handoffs.index(name)
-                for m, w in munis.items():
-                    cw = cov * w
+                for m in munis:
                     if change.probability is not None:
-                        d.ho_prob[h, m] += cw * (change.probability.value - d.ho_prob[h, m])
+                        d.ho_prob[h, m] += cov * (change.probability.value - d.ho_prob[h, m])
                     if change.odds is not None:  # odds ratio on this month's (base) probability
                         p0 = d.ho_prob[h, m]
                         o = change.odds.value * p0 / (1.0 - p0) if p0 < 1.0 else float("inf")
                         p1 = 1.0 if o == float("inf") else o / (1.0 + o)
-                        d.ho_prob[h, m] += cw * (p1 - p0)
+                        d.ho_prob[h, m] += cov * (p1 - p0)
                     if change.delay_months is not None:
-                        d.ho_delay[h, m] = int(round(d.ho_delay[h, m] + cw * (change.delay_months.value - d.ho_delay[h, m])))
+                        d.ho_delay[h, m] = int(round(d.ho_delay[h, m] + cov * (change.delay_months.value - d.ho_delay[h, m])))
         open_cells(self.prog, d.pg_cover, d.pg_open)
         self.service_areas.places_per_1000[...] = places
 
-    def _covered_areas(self, iv) -> dict[int, float]:
-        """Service areas an intervention's service and handoff changes act in, with the share of
-        each area's population 0-29 it covers: its named municipalities (weight 1) when areas are
-        municipalities, else the municipality types it covers, weighted by the covered share."""
-        if not self.service_areas_by_kommune:
-            return engine.type_weights(iv, self.compiled.municipalities)
+    def _covered_areas(self, iv) -> list[int]:
+        """Service areas an intervention's service and handoff changes act in: the areas of
+        the municipality types it covers, and only its named municipalities (who.municipalities,
+        which needs services per municipality) if it names some."""
+        c = self.compiled
+        types = set(engine.covered_municipalities(iv, c.municipalities))
         rows = engine.covered_kommuner(iv)
-        types = set(engine.covered_municipalities(iv, self.compiled.municipalities))
         areas = range(len(self.area_type)) if rows is None else rows
-        return {int(a): 1.0 for a in areas if int(self.area_type[a]) in types}
+        return [int(a) for a in areas if int(self.area_type[a]) in types]
 
     def step(self) -> None:
         """Advance one policy month and collect the headline metrics."""

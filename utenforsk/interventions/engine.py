@@ -111,22 +111,3 @@ def population_share(iv: Intervention) -> float:
 
     pop = km.load().table.population_0_29.to_numpy()
     return float(pop[rows].sum() / pop.sum())
-
-
-def type_weights(iv: Intervention, municipalities: list[str]) -> dict[int, float]:
-    """Covered municipality types ``m`` and the share of type ``m``'s population 0-29 the
-    intervention covers (1 for every allowed type unless ``who.municipalities`` names some)."""
-    types = covered_municipalities(iv, municipalities)
-    rows = covered_kommuner(iv)
-    if rows is None:
-        return {m: 1.0 for m in types}
-    from utenforsk.pilots import municipalities as km
-
-    t = km.load().table
-    pop, ty = t.population_0_29.to_numpy(), t.type_index.to_numpy()
-    out = {}
-    for m in types:
-        inside = [r for r in rows if ty[r] == m]
-        if inside:
-            out[m] = float(pop[inside].sum() / pop[ty == m].sum())
-    return out

@@ -48,6 +48,7 @@ Prog = namedtuple("Prog", [
     "de",                  # [P, destinations] log odds ratio on an outcome (what.outcome_odds)
     "dy",                  # [P, dynamics] shift of a trait's target while enrolled (what.trait_target)
     "ref",                 # [programme covariates of the model config] slot, or NO_SLOT
+    "area_ok",             # [P, service areas] where the slot enrols (who.municipalities)
 ])
 
 
@@ -89,7 +90,8 @@ def programme_slots(cm, interventions: list[Intervention]) -> Prog:
                tstart=np.zeros(P, np.int64), tend=np.zeros(P, np.int64),
                sticky=np.zeros(P, np.bool_), draw=np.zeros(P, np.uint64),
                shift=z(P, max(CT, 1)), hz=z(P, max(len(t.hz_row), 1)),
-               de=z(P, max(len(t.de_to), 1)), dy=z(P, max(len(t.dy_lo), 1)))
+               de=z(P, max(len(t.de_to), 1)), dy=z(P, max(len(t.dy_lo), 1)),
+               area_ok=np.ones((P, n_areas(cfg)), np.bool_))
     tk, ti, tt, tb = [], [], [], []
     for k, iv in enumerate(ivs):
         where = f"interventions.{iv.name}"
@@ -115,6 +117,11 @@ def programme_slots(cm, interventions: list[Intervention]) -> Prog:
             tt.append(cond.below if cond.below is not None else cond.above)
             tb.append(cond.below is not None)
         out["tend"][k] = len(tk)
+        if who.municipalities:  # service areas are the real municipalities (check_references)
+            from utenforsk.interventions.engine import covered_kommuner
+
+            out["area_ok"][k, :] = False
+            out["area_ok"][k, covered_kommuner(iv)] = True
         for trait, shift in what.trait_shift.items():
             out["shift"][k, cm.ctraits.index(trait)] = shift.value
         for tr, oratio in what.odds.items():
@@ -136,6 +143,15 @@ def programme_slots(cm, interventions: list[Intervention]) -> Prog:
     out.update(tkind=np.asarray(tk or [0], np.int64), tidx=np.asarray(ti or [0], np.int64),
                tthr=np.asarray(tt or [0.0], np.float64), tbelow=np.asarray(tb or [False], np.bool_))
     return Prog(**out)
+
+
+def n_areas(cfg: ModelConfig) -> int:
+    """Service areas of the model: its municipality types, or the real municipalities."""
+    if cfg.service_areas == "municipality":
+        from utenforsk.pilots.municipalities import load
+
+        return len(load())
+    return len(cfg.municipalities)
 
 
 def open_cells(prog: Prog, cover: np.ndarray, out: np.ndarray) -> None:
@@ -168,10 +184,11 @@ def check_references(cfg: ModelConfig, iv: Intervention, where: str) -> None:
         from utenforsk.interventions.engine import covered_kommuner
         from utenforsk.pilots.municipalities import TYPES
 
-        if tuple(cfg.municipalities) != TYPES:
-            raise ConfigError("who.municipalities needs the model's municipality types to be the "
-                              "data file's four groupings", key=f"{where}.who.municipalities",
-                              value=list(cfg.municipalities), allowed=", ".join(TYPES))
+        if tuple(cfg.municipalities) != TYPES or cfg.service_areas != "municipality":
+            raise ConfigError("who.municipalities needs services per municipality (the model's "
+                              "service_areas: municipality, with the data file's four municipality types)",
+                              key=f"{where}.who.municipalities", value=iv.who.municipalities,
+                              allowed=f"a model with service_areas: municipality and municipalities {', '.join(TYPES)}")
         covered_kommuner(iv)
     for tr in iv.what.odds:
         need("transition", tr, list(cfg.transitions), f"{where}.what.odds")
