@@ -13,6 +13,8 @@ Covariate names usable in any ``coefficients:`` mapping (log-odds per unit):
 - ``service:NAME`` (0/1: currently a client of that service);
 - ``quality:NAME`` (the service's quality in the person's municipality, when a client, else 0);
 - ``programme:NAME`` (0/1: enrolled in an intervention, see the interventions issue);
+- ``kommune:NAME`` (the person's municipality's random intercept ``NAME`` of
+  ``municipality_effects``; its coefficient is the loading, e.g. +1 on NEET entry, -1 on exit);
 - ``age_years``, ``neet_spell_years`` (current NEET spell, capped at 3), ``years_in_state``
   (capped at 10).
 """
@@ -583,7 +585,7 @@ class ModelConfig(Strict):
     def covariate_problem(self, name: str) -> str | None:
         """Why ``name`` is not a covariate of this model, or None if it is."""
         allowed = ("ATTRIBUTE=CATEGORY, a trait, a flag, state:NAME, service:NAME, quality:NAME, "
-                   "programme:NAME, " + ", ".join(DERIVED_COVARIATES))
+                   "programme:NAME, kommune:NAME (a municipality_effects entry), " + ", ".join(DERIVED_COVARIATES))
         if name in DERIVED_COVARIATES or name in self.traits or name in self.flags:
             return None
         if "=" in name:
@@ -596,7 +598,8 @@ class ModelConfig(Strict):
             return None
         if ":" in name:
             kind, ref = name.split(":", 1)
-            pools = {"state": self.states, "service": self.services, "quality": self.services}
+            pools = {"state": self.states, "service": self.services, "quality": self.services,
+                     "kommune": self.municipality_effects}
             if kind == "programme":
                 return None  # resolved against the scenario's interventions
             if kind in pools:
