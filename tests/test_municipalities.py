@@ -205,3 +205,42 @@ def test_municipality_command_with_experiment(tmp_path):
         tmp_path / "e" / "runs.parquet")
     bad = call("Larvik", "--experiment", str(tmp_path / "e"))
     assert bad.returncode == 2 and "municipality_metrics: true" in bad.stderr
+
+
+def _in_towns(name, towns=PILOT_TOWNS):
+    from utenforsk.interventions import engine
+
+    data = engine.load_intervention(name).model_dump(by_alias=True, exclude_none=True)
+    data["who"]["municipalities"] = list(towns)
+    return data
+
+
+def test_named_pilot_leaves_other_municipalities_bit_for_bit(data):
+    """A pilot of two interventions (NAV youth guarantee: service capacity, detection and odds;
+    IPS: odds) in Larvik and Fredrikstad, services per municipality: every person elsewhere ends
+    in the same state with the same traits, and every other municipality's yearly figures and
+    service tallies are bit-for-bit the baseline's; the towns' are not."""
+    import pandas as pd
+
+    from utenforsk import outputs
+    from utenforsk.model import UtenforskModel
+
+    kw = dict(seed=5, scale=0.01, horizon_years=3, overrides={"service_areas": "municipality"})
+    a = UtenforskModel(ROOT / "configs/norway/baseline.yaml", **kw)
+    b = UtenforskModel(ROOT / "configs/norway/baseline.yaml",
+                       interventions=[_in_towns("nav_youth_guarantee"), _in_towns("ips_youth")], **kw)
+    a.run_model()
+    b.run_model()
+    towns = [data.numbers[r] for r in data.resolve(PILOT_TOWNS)]
+    sa, sb = outputs.snapshot(a), outputs.snapshot(b)
+    ka, kb = sa.kommunenummer.isin(towns).to_numpy(), sb.kommunenummer.isin(towns).to_numpy()
+    pd.testing.assert_frame_equal(sa[~ka].reset_index(drop=True), sb[~kb].reset_index(drop=True), check_exact=True)
+    pa, pb = outputs.periods_by_municipality(a), outputs.periods_by_municipality(b)
+    ia, ib = pa.kommunenummer.isin(towns).to_numpy(), pb.kommunenummer.isin(towns).to_numpy()
+    pd.testing.assert_frame_equal(pa[~ia].reset_index(drop=True), pb[~ib].reset_index(drop=True), check_exact=True)
+    rows = np.array(data.resolve(PILOT_TOWNS))
+    others = np.setdiff1d(np.arange(len(data)), rows)
+    for year in a.kommune_sv:
+        assert np.array_equal(a.kommune_sv[year][:, others], b.kommune_sv[year][:, others])
+    assert not pa[ia].reset_index(drop=True).equals(pb[ib].reset_index(drop=True))  # the pilot acted there
+    assert not sa[ka].reset_index(drop=True).equals(sb[kb].reset_index(drop=True))

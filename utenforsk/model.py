@@ -174,9 +174,7 @@ class UtenforskModel(mesa.Model):
                               "the data file's four groupings", key="service_areas", value=cfg.service_areas,
                               allowed=f"municipality_type, or municipalities {', '.join(kommuner.TYPES)}")
         self.service_areas_by_kommune = cfg.service_areas == "municipality"
-        if cfg.municipality_effects and not self.service_areas_by_kommune:
-            raise ConfigError("municipality_effects need services per municipality", key="service_areas",
-                              value=cfg.service_areas, allowed="municipality")
+
         #: service tallies per policy year, summed over its months: {year: [service, municipality, field]}
         self.kommune_sv: dict[int, np.ndarray] = {}
         #: Q4 point-in-time counts per policy year: {year: [municipality, KQ_FIELDS]}

@@ -89,7 +89,8 @@ class MunicipalityEffect(Strict):
     """A random intercept per real municipality on the logit scale of the hazards that read it
     (covariate ``kommune:NAME`` with its loading as coefficient, e.g. +1 on NEET entry, -1 on
     exit): ``u_k = sd * z_k``, ``z_k`` standard normal on the run seed's own decision, centred to
-    a population-weighted mean of zero (docs/pilots.md). Needs ``service_areas: municipality``."""
+    a population-weighted mean of zero (docs/pilots.md). With ``service_areas: municipality_type``
+    the kernel knows no municipality and every intercept is 0."""
 
     description: str
     sd: NonNegative = Field(description="SD of the intercept across municipalities (logit scale)")
@@ -417,7 +418,7 @@ class ModelConfig(Strict):
         "needs the four types as municipalities): a pilot then moves no other municipality's queues")
     municipality_effects: dict[str, MunicipalityEffect] = Field(
         default_factory=dict, description="random intercepts per real municipality, read by hazards "
-                                          "as covariate kommune:NAME (service_areas: municipality)")
+                                          "as covariate kommune:NAME (0 unless service_areas: municipality)")
     population: Population
     traits: dict[str, Trait] = Field(default_factory=dict)
     transitions: dict[str, Transition] = Field(default_factory=dict)
