@@ -8,9 +8,6 @@ Measures, on the full Norway baseline:
   alive: the whole monthly step (entries, service agents, kernel, tallies), median of repeated
   12-month blocks after a warm-up block;
 - ``parallel_speedup_2threads`` at the largest size;
-- ``generated_over_table_kernel`` (full mode): the generated kernel's speed over the table-driven
-  kernel's (``UtenforskModel(kernel_kind="tables")``), one thread, same population, at the
-  middle size;
 - ``scaling_exponent``: log-log slope of time per month against population size;
 - ``bytes_per_person`` of simulation state (all person arrays / people alive);
 - ``mesa_reference_ratio``: engine speed / speed of the per-agent Mesa reference
@@ -75,11 +72,10 @@ def machine() -> dict:
             "platform": platform.platform()}
 
 
-def throughput(alive: float, months: int, reps: int, seed: int = 1, tables: bool = False) -> dict:
-    """Person-months per second of the full monthly step, 1 and 2 threads, same model; with
-    ``tables``, also the table-driven kernel on one thread (the generated kernel's gain).
+def throughput(alive: float, months: int, reps: int, seed: int = 1) -> dict:
+    """Person-months per second of the full monthly step, 1 and 2 threads, same model.
 
-    The legs alternate block by block (1 thread, 2 threads, [tables], 1 thread, ...), so a
+    The legs alternate block by block (1 thread, 2 threads, 1 thread, ...), so a
     shared VM's drift in speed falls on all of them alike and their ratios stay fair."""
     from utenforsk.model import UtenforskModel
 
@@ -87,11 +83,10 @@ def throughput(alive: float, months: int, reps: int, seed: int = 1, tables: bool
     model = UtenforskModel(BASELINE, seed=seed, scale=scale, horizon_years=80)
     out = {"scale": scale, "alive": int(len(model.alive_slots())),
            "bytes_per_person": model.bytes_per_person}
-    legs = [("generated", 1), ("generated", 2)] + ([("tables", 1)] if tables else [])
+    legs = [1, 2]
     rates: dict = {leg: [] for leg in legs}
     for rep in range(reps + 1):  # the first round warms up (thread pool, caches) and is not kept
-        for kind, threads in legs:
-            model.use_kernel(kind)
+        for threads in legs:
             model.n_threads = threads
             pm = 0
             t0 = time.perf_counter()
@@ -99,9 +94,9 @@ def throughput(alive: float, months: int, reps: int, seed: int = 1, tables: bool
                 pm += int(model.pop.alive.sum())
                 model._advance()
             if rep > 0:
-                rates[(kind, threads)].append(pm / (time.perf_counter() - t0))
-    for (kind, threads), r in rates.items():
-        out[f"pm_per_s_{threads}t" + ("_tables" if kind == "tables" else "")] = statistics.median(r)
+                rates[threads].append(pm / (time.perf_counter() - t0))
+    for threads, r in rates.items():
+        out[f"pm_per_s_{threads}t"] = statistics.median(r)
     return out
 
 
@@ -240,12 +235,8 @@ def main(argv=None) -> int:
         result.update(scenario_start(0.002 if args.quick else 0.02))
     rows = []
     for n in sizes:
-        r = throughput(n, months, reps, tables=not args.quick and n == sizes[len(sizes) // 2])
+        r = throughput(n, months, reps)
         rows.append(r)
-        if "pm_per_s_1t_tables" in r:
-            result["generated_over_table_kernel"] = r["pm_per_s_1t"] / r["pm_per_s_1t_tables"]
-            print(f"  {r['alive']:>9,} alive: table kernel {r['pm_per_s_1t_tables'] / 1e6:6.2f} M pm/s "
-                  f"(1 thread)", flush=True)
         print(f"  {r['alive']:>9,} alive: {r['pm_per_s_1t'] / 1e6:6.2f} M pm/s (1 thread), "
               f"{r['pm_per_s_2t'] / 1e6:6.2f} M pm/s (2 threads)", flush=True)
     result["sizes"] = rows
@@ -279,7 +270,7 @@ def main(argv=None) -> int:
     print()
     print(f"{'figure':45s} value")
     for key in ("kernel_person_months_per_s_1thread", "kernel_person_months_per_s_2threads",
-                "parallel_speedup_2threads", "generated_over_table_kernel", "scaling_exponent",
+                "parallel_speedup_2threads", "scaling_exponent",
                 "mesa_reference_ratio",
                 "mesa_reference_ratio_wall", "bytes_per_person", "time_to_first_step_cold_s",
                 "time_to_first_step_cached_s", "compile_cold_s", "new_scenario_first_month_s",

@@ -13,7 +13,7 @@ population) is used for the dynamics: this is an independent implementation, so 
 (1) the honest per-agent baseline for speed and (2) an independent check of the engine
 (``tests/test_reference_mesa.py`` compares the distributions of headline outcomes).
 
-Where docs and engine differ, this follows the engine (``utenforsk/core/kernel.py``); the few
+Where docs and engine differ, this follows the engine (the kernel ``utenforsk/core/codegen.py`` generates); the few
 places are marked ``ENGINE:`` below. Random numbers differ by design: the engine hashes
 (seed, decision, person, month) with splitmix64, this uses one ``random.Random`` stream, so
 individual lives differ and only distributions can agree.

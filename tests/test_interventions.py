@@ -202,10 +202,10 @@ def test_order_of_interventions_changes_nothing(baseline_path):
 
 def test_trait_shift_applies_once_per_person(baseline_path):
     """A ``trait_shift`` ("once, at enrolment") is applied at a person's first enrolment only, not
-    again when they leave and re-enrol (issue 11, defect 2). ``programme_step`` is the enrolment
-    code both month kernels call; here it runs on one person who enrols, leaves school and
-    returns."""
-    from utenforsk.core import kernel
+    again when they leave and re-enrol (issue 11, defect 2). ``programme_step`` is the month
+    kernel's own slot loop (codegen.programme_loop) as a function; here it runs on one person
+    who enrols, leaves school and returns."""
+    from utenforsk.core import codegen, kernel
     from utenforsk.core.population import allocate
     from utenforsk.core.tables import CompiledModel
     from utenforsk.interventions.slots import MAX_PROGRAMMES, programme_slots
@@ -225,8 +225,12 @@ def test_trait_shift_applies_once_per_person(baseline_path):
     cover[0] = 1.0
 
     def month(state: str) -> None:
-        kernel.programme_step(0, np.uint64(12345), 120, cm.state_index[state], pop.programmes,
-                              pop.pg_ever, pop.attrs, pop.ctraits, pop.btraits, prog, cover, tally)
+        step(0, np.uint64(12345), 120, cm.state_index[state], pop.programmes,
+             pop.pg_ever, pop.attrs, pop.ctraits, pop.btraits, prog, cover, tally)
+
+    ns: dict = {}
+    exec(codegen.programme_step_source(len(cm.ctraits)), ns)
+    step = ns["programme_step"]
 
     month("school")
     assert pop.programmes[0] == 1 and pop.ctraits[e, 0] == np.float32(-0.7)

@@ -29,7 +29,6 @@ from utenforsk.metrics import headline
 from utenforsk.pilots import municipalities as kommuner
 from utenforsk.services import ServiceAgent, ServiceAreas
 
-KERNELS = ("generated", "tables")
 #: Q4 (end-of-December) counts per municipality: name -> (age from, age to (exclusive), what is counted)
 KQ_FIELDS = {"n_15_29": (15, 30, "all"), "neet_15_29": (15, 30, "neet"),
              "n_15_19": (15, 20, "all"), "neet_15_19": (15, 20, "neet"),
@@ -116,17 +115,12 @@ class UtenforskModel(mesa.Model):
         burn_in_from: a model whose burn-in is finished, with the same config, seed and overrides
             and no intervention active before the policy start: its state is copied instead of
             simulating the burn-in again (see :meth:`can_fork_burn_in`). Results are identical.
-        kernel_kind: ``"generated"`` (default): a month kernel generated for this model's structure
-            and cached on disk (utenforsk/core/codegen.py, kernel_cache.py); ``"tables"``: the table-driven
-            kernel (utenforsk/core/kernel.py), which needs no per-structure compile. Both give
-            identical results.
     """
 
     def __init__(self, config="configs/norway/baseline.yaml", seed: int = 1, scale: float | None = None,
                  *, start_year=None, horizon_years=None, burn_in_years=None, neet_definition=None,
                  overrides: dict | None = None, threads: int | None = None,
-                 interventions: list | None = None, on_month=None, burn_in_from=None,
-                 kernel_kind: str = "generated"):
+                 interventions: list | None = None, on_month=None, burn_in_from=None):
         t0 = time.perf_counter()
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ConfigError("seed must be a non-negative integer", key="seed", value=seed)
@@ -183,7 +177,10 @@ class UtenforskModel(mesa.Model):
         self.state_masks = headline.state_masks(cfg, c.states)
         self.us_states = self.state_masks["upper_secondary"]
         self.hb_states = self.state_masks["health_benefit"]
-        self.use_kernel(kernel_kind)
+        #: the month kernel generated for this model's structure and cached on disk
+        #: (utenforsk/core/codegen.py, kernel_cache.py); every scenario of the model shares it
+        self._gen = kernel_cache.GeneratedKernel(self.compiled, self.muni_attr, self.us_flag,
+                                                 self.us_states, self.hb_states)
         kmax = max(len(a.categories) for a in cfg.attributes.values())
         n_cohorts = (self.total_months + kernel.COHORT_OFFSET) // 12 + 2
         # service areas (utenforsk/services/agents.py): the municipality types, or the real
@@ -206,11 +203,6 @@ class UtenforskModel(mesa.Model):
         for h, ho in enumerate(cfg.handoffs.values()):
             self.dyn.ho_prob[h, :] = ho.probability.value
             self.dyn.ho_delay[h, :] = int(round(ho.delay_months.value))
-        nt = kernel.n_threads()
-        self._scratch = np.zeros((nt, 2, max(c.n_covariates, 1)))
-        max_tr = max([int(e - s) for s, e in zip(c.tables.st_tr_start, c.tables.st_tr_end)]
-                     + [len(cfg.exits), 1])
-        self._lam_scratch = np.zeros((nt, max_tr))
         self.service_areas = ServiceAreas(self, self.area_type, area_names)
         self._base = {"detect_p": self.dyn.detect_p.copy(), "quality": self.dyn.quality.copy(),
                       "ho_prob": self.dyn.ho_prob.copy(), "ho_delay": self.dyn.ho_delay.copy(),
@@ -231,16 +223,6 @@ class UtenforskModel(mesa.Model):
         self.timings["burn_in_s"] = time.perf_counter() - t1
         self.timings["horizon_s"] = 0.0
         self.running = self.month < self.total_months
-
-    def use_kernel(self, kind: str) -> None:
-        """Switch between the generated and the table kernel (identical results; benchmarks)."""
-        if kind not in KERNELS:
-            raise ConfigError("unknown kernel", key="kernel_kind", value=kind, allowed=", ".join(KERNELS))
-        self.kernel_name = kind
-        if kind == "generated" and getattr(self, "_generated", None) is None:
-            self._generated = kernel_cache.GeneratedKernel(self.compiled, self.muni_attr, self.us_flag,
-                                                      self.us_states, self.hb_states)
-        self._gen = self._generated if kind == "generated" else None
 
     # ---- forking a shared burn-in ----------------------------------------------------------------
     def burn_in_key(self) -> str:
@@ -281,7 +263,7 @@ class UtenforskModel(mesa.Model):
     def _enter(self, month: int) -> None:
         nb = int(self.births[month])
         start = int(self.cum_entries[month])
-        t, c = self.tally, self.compiled
+        t = self.tally
         na = int(self.arrivals[month].sum())
         for arrival, ids, births in (
                 (False, np.arange(start, start + nb, dtype=np.int64), np.full(nb, month, np.int64)),
@@ -292,16 +274,10 @@ class UtenforskModel(mesa.Model):
                 ages = np.repeat(np.arange(30), self.arrivals[month])
                 births = arrival_birth_months(self.seed_key, ids, ages, month)
             threads = min(self.n_threads, t.age_state.shape[0])
-            if self._gen is not None:
-                g, F = self._gen, self._F
-                kernel.run_chunks(g.enter_chunk, len(ids), threads, lambda a, b, tid: g.enter_args(
-                    ids[a:b], births[a:b], tid, self.pop, F, self.dyn, self.prog, t, arrival, month,
-                    self.seed_key, self.capacity, self.cum_entries, self.births))
-                continue
-            kernel.run_chunks(kernel.enter_chunk, len(ids), threads, lambda a, b, tid: (
-                ids[a:b], births[a:b], tid, self.pop, c.tables, self.dyn, self.prog, arrival, month,
-                self.seed_key, self.capacity, self.muni_attr, self._scratch, t, self.us_states,
-                self.cum_entries, self.births))
+            g, F = self._gen, self._F
+            kernel.run_chunks(g.enter_chunk, len(ids), threads, lambda a, b, tid: g.enter_args(
+                ids[a:b], births[a:b], tid, self.pop, F, self.dyn, self.prog, t, arrival, month,
+                self.seed_key, self.capacity, self.cum_entries, self.births))
 
     def _advance(self) -> None:
         """Simulate month ``self.month`` (burn-in or policy)."""
@@ -309,9 +285,8 @@ class UtenforskModel(mesa.Model):
         t = self.tally
         for name in kernel.MONTHLY_TALLIES:
             getattr(t, name).fill(0)
-        if self._gen is not None:
-            self._gen.compile(self.pop, self.dyn, self.prog, t, self.seed_key, self.cum_entries, self.births)
-            self._F = self._gen.params()  # values now: a plugin may have changed a table
+        self._gen.compile(self.pop, self.dyn, self.prog, t, self.seed_key, self.cum_entries, self.births)
+        self._F = self._gen.params()  # values now: a plugin may have changed a table
         self._enter(m)
         self._apply_interventions(m)  # always: plugins below must start from the base values
         for plugin in self.plugins:
@@ -319,21 +294,13 @@ class UtenforskModel(mesa.Model):
         self.service_areas.step()  # the service agents set admissions from last month's demand
         lo = int(self.cum_entries[max(0, m - MAX_MONTHS)])
         hi = int(self.cum_entries[m + 1])
-        c = self.compiled
         threads = min(self.n_threads, t.age_state.shape[0])  # never more workers than tally rows
-        if self._gen is not None:
-            g = self._gen
-            F = g.params()  # again: plugins (before_month) may have changed a value since entries
-            B = g.bounds(self.pop, self.dyn, self.prog, F)  # after entries: ranges at the month's start
-            kernel.run_chunks(g.month_chunk, hi - lo, threads, lambda a, b, tid: g.month_args(
-                lo + a, lo + b, tid, self.pop, F, B, self.dyn, self.prog, t, m, self.seed_key,
-                self.capacity))
-        else:
-            kernel.run_chunks(kernel.month_chunk, hi - lo, threads, lambda a, b, tid: (
-                lo + a, lo + b, tid, self.pop, c.tables, self.dyn, self.prog, t, m, self.seed_key,
-                self.capacity,
-                self.muni_attr, self._scratch, self._lam_scratch, self.us_flag, self.us_states,
-                self.hb_states))
+        g = self._gen
+        F = g.params()  # again: plugins (before_month) may have changed a value since entries
+        B = g.bounds(self.pop, self.dyn, self.prog, F)  # after entries: ranges at the month's start
+        kernel.run_chunks(g.month_chunk, hi - lo, threads, lambda a, b, tid: g.month_args(
+            lo + a, lo + b, tid, self.pop, F, B, self.dyn, self.prog, t, m, self.seed_key,
+            self.capacity))
         self.last_month = {f: getattr(t, f).sum(axis=0) for f in kernel.MONTHLY_TALLIES}
         self.month += 1
         if self.on_month is not None:

@@ -2,7 +2,7 @@
 
 Most person-months have no exit, no transition and no onset. The generated kernel draws u first
 and computes the hazards (the exp calls) only when u lies below an upper bound of their total rate
-for the person's state and age-year; above it, the table kernel's answer is "no event" too, so
+for the person's state and age-year; above it, the full computation's answer is "no event" too, so
 results stay identical (tests/test_codegen.py checks the bounds hold for every person, and that a
 bound set too low is caught). Bounds come from each covariate's range this month (0/1 indicators,
 age within the year, the traits' current minimum and maximum over the population, the largest
@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from utenforsk.core.kernel import RATE_CAP
-from utenforsk.core.tables import AGE_YEARS, K_AGE, K_QUALITY, K_SPELL, K_TIS, K_TRAIT, CompiledModel, float_offsets
+from utenforsk.core.covariates import K_AGE, K_QUALITY, K_TRAIT, KINDS
+from utenforsk.core.tables import AGE_YEARS, CompiledModel, float_offsets
 
 BOUND_EXIT = 0
 BOUND_MARGIN = 1e-6
@@ -44,9 +45,10 @@ class HazardBounds:
         self.n_beta = len(t.lp_beta)
         kind = np.asarray(t.cov_kind, np.int64)
         self.cov_a = np.asarray(t.cov_a, np.int64)
-        self.lo0, self.hi0 = np.zeros(len(kind)), np.ones(len(kind))  # indicators: 0 or 1
-        self.hi0[kind == K_SPELL] = 3.0   # min(spell, 36) / 12
-        self.hi0[kind == K_TIS] = 10.0    # min(tis, 120) / 12
+        self.lo0, self.hi0 = np.zeros(len(kind)), np.ones(len(kind))
+        for k, decl in enumerate(KINDS):  # fixed ranges as declared; the others are set monthly
+            if isinstance(decl.bound, tuple):
+                self.lo0[kind == k], self.hi0[kind == k] = decl.bound
         self.traits = np.flatnonzero(kind == K_TRAIT)
         self.quality = np.flatnonzero(kind == K_QUALITY)
         term_h, term_j = [], []  # every linear-predictor term of every hazard

@@ -1,16 +1,15 @@
 """Writes the month kernel out as Python source for one model's structure (emitting only).
 
-:mod:`utenforsk.core.kernel` interprets the model's tables: every covariate, linear predictor
-and hazard is a loop over index arrays, and every person walks loops whose lengths depend on
-their state. That generality costs most of a person-month. Here the same month, in the same
-order and with the same random numbers, is generated as straight Python source:
+The model's tables (utenforsk/core/tables.py) say which states, covariates, hazards, services
+... a model has; interpreting them at run time (loops over index arrays whose lengths depend on
+the person's state) cost most of a person-month. The month is therefore generated as straight
+Python source, and this is the only month there is:
 
 - covariates are local scalars, read once at the start of the month;
 - each linear predictor is an unrolled sum with constant covariate indices;
 - each origin state has its own block of scheduled events and competing hazards;
 - services, handoffs and tallies are unrolled with their indices as constants;
-- the counter-based random numbers are inlined (no numba call inlining, which dominated the
-  compile time of the table kernel).
+- the counter-based random numbers are inlined (numba's call inlining dominated compile time).
 
 Only the *structure* (which states, covariates, hazards, ... and how they connect) is baked into
 the source. Every parameter *value* is read from one float array ``F`` at a constant offset
@@ -21,8 +20,10 @@ scenario of a model reuse one compiled kernel. The source is sectioned by the mo
 
 The draw-first hazard bounds the kernel reads are in :mod:`utenforsk.core.bounds`; writing the
 source to the on-disk cache and compiling it are in :mod:`utenforsk.core.kernel_cache`.
-``tests/test_codegen.py`` checks that this kernel and the table kernel produce identical
-results, bit for bit, on the Norway baseline and on every test model.
+``tests/test_golden.py`` holds its results bit for bit on the Norway baseline, with
+interventions, and on the test models; ``tests/test_exactness.py`` holds it to the exact
+Markov-chain occupancy; :meth:`_Generator.rates_oracle` writes, with the same emitters, the
+oracle the bounds tests use.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from utenforsk.core import rng
+from utenforsk.core import covariates, month, rng
 from utenforsk.core.kernel import (
     CO_AGED_OUT,
     CO_AGED_OUT_HB,
@@ -65,17 +66,6 @@ from utenforsk.core.kernel import (
 from utenforsk.core.population import FLAG_LONG_NEET, NEVER, Pop
 from utenforsk.core.tables import (
     AGE_YEARS,
-    K_AGE,
-    K_ATTR,
-    K_BTRAIT,
-    K_FLAG,
-    K_PROGRAMME,
-    K_QUALITY,
-    K_SERVICE,
-    K_SPELL,
-    K_STATE,
-    K_TIS,
-    K_TRAIT,
     MAX_MONTHS,
     CompiledModel,
     float_offsets,
@@ -149,21 +139,8 @@ def _and(*conds: str) -> str:
     return " and ".join(conds) if conds else "True"
 
 
-#: each covariate kind's value as an expression (``client``: "is a client of service a")
-COVARIATE_CODE = {
-    K_ATTR: "np.float64(p_attrs[{a}, i] == {b})",
-    K_TRAIT: "_nz(p_ctraits[{a}, i])",
-    K_BTRAIT: "float((p_btraits[i] >> {a}) & 1)",
-    K_FLAG: "float((p_flags[i] >> {a}) & 1)",
-    K_STATE: "np.float64({state} == {a})",
-    K_SERVICE: "np.float64({client})",
-    # quality >= 0 is finite, so q * 0.0 == 0.0 and q * 1.0 == q
-    K_QUALITY: "d_quality[{a}, muni] * np.float64({client})",
-    K_PROGRAMME: "float((np.int64(p_programmes[i]) >> prog.ref[{a}]) & 1)",  # the slot is a value
-    K_AGE: "age / 12.0",
-    K_SPELL: "min(p_neet_spell[i], 36) / 12.0",
-    K_TIS: "min(p_tis[i], 120) / 12.0",
-}
+#: each covariate kind's value as an expression (declared in utenforsk/core/covariates.py)
+COVARIATE_CODE = {n: k.code for n, k in enumerate(covariates.KINDS)}
 
 
 class _Generator:
@@ -255,7 +232,7 @@ class _Generator:
         """Assign covariate ``c``'s current value to ``var`` (as kernel._covariates)."""
         t = self.t
         kind, a, b = int(t.cov_kind[c]), int(t.cov_a[c]), int(t.cov_b[c])
-        client = self.client(a, state) if kind in (K_SERVICE, K_QUALITY) else ""
+        client = self.client(a, state) if kind in covariates.CLIENT_KINDS else ""
         src(f"{var} = " + COVARIATE_CODE[kind].format(a=a, b=b, state=state, client=client)
             + f"  # {self.cm.covariate_names[c]}")
 
@@ -328,7 +305,7 @@ class _Generator:
                     programmes: bool = True) -> None:
         """Multinomial logit over destinations ``ds..de`` (kernel._choose_destination); with
         ``programmes``, the start-of-month programmes' odds ratios on each outcome (an entrant
-        is in none: the table kernel adds exactly 0.0)."""
+        is in none: :func:`programme_effect` would add exactly 0.0)."""
         t = self.t
         if de - ds == 1:  # one destination: chosen whatever the draw
             src(f"{out} = {int(t.de_to[ds])}")
@@ -464,29 +441,12 @@ class _Generator:
                     src(f"p_btraits[i] |= {self.u8(b)}")
 
     def programmes(self, src: _Src) -> None:
-        """Enrol or keep in the programme slots (kernel.programme_step, written out: a call with
-        the slots' arrays cost more than the loop itself). The slots are values, so this code is
-        the same for every scenario of the model."""
+        """Enrol or keep in the programme slots: the loop of :func:`programme_loop`, written
+        into the month (a call with the slots' arrays cost more than the loop itself). The
+        slots are values, so this code is the same for every scenario of the model."""
         with src.block("if pm != 0 or d_pg_open[ay, state]:  # else no slot can enrol or drop them"):
             self.person_key(src, "pkey", "pmk")
-            with src.block(f"for k in range({MAX_PROGRAMMES}):"):
-                src("pbit = np.uint16(1 << k)", "pcov = d_pg_cover[k]",
-                    "inside = pcov > 0.0 and prog.lo[k] <= age < prog.hi[k] and prog.states[k, state]")
-                with src.block("if p_programmes[i] & pbit:"):
-                    with src.block("if inside and (prog.sticky[k] or "
-                                   "programme_match(k, i, p_attrs, p_ctraits, p_btraits, prog)):"):
-                        src(f"t_prog[k, {PG_MONTHS}] += 1")
-                    with src.block("else:"):
-                        src("p_programmes[i] &= ~pbit")
-                with src.block("elif inside and _uniform(pkey + prog.draw[k] * _GOLDEN) < pcov "
-                               "and programme_match(k, i, p_attrs, p_ctraits, p_btraits, prog):"):
-                    src("p_programmes[i] |= pbit", f"t_prog[k, {PG_ENROLLED}] += 1",
-                        f"t_prog[k, {PG_MONTHS}] += 1")
-                    with src.block("if (p_pg_ever[i] & pbit) == 0:  # a trait shift once per person"):
-                        src("p_pg_ever[i] |= pbit")
-                        for t in range(len(self.cm.ctraits)):
-                            with src.block(f"if prog.shift[k, {t}] != 0.0 and p_ctraits[{t}, i] == p_ctraits[{t}, i]:"):
-                                src(f"p_ctraits[{t}, i] = np.float32(p_ctraits[{t}, i] + prog.shift[k, {t}])")
+            programme_loop(src, len(self.cm.ctraits))
 
     def send(self, src: _Src, h: int) -> None:
         """A handoff fires: the referral arrives later, or is lost (kernel._send)."""
@@ -515,7 +475,19 @@ class _Generator:
                 self.send(src, h)
 
     def transition(self, src: _Src) -> None:
-        """One activity transition: a scheduled event, else competing hazards (maybe gated)."""
+        """One activity transition, then the handoffs it triggers and the new state's clocks."""
+        self.activity(src)
+        with src.block("if new >= 0:"):
+            src("# ---- handoffs triggered by the transition")
+            self.handoffs(src, 0, lambda h: True)
+            with src.block(f"if {self.member('new', self.us)} and p_us_start[i] == {int(NEVER)}:"):
+                src("p_us_start[i] = month")
+            src("state = new", "p_state[i] = new", "p_tis[i] = 0")
+        with src.block("elif p_tis[i] < 32767:"):
+            src("p_tis[i] += 1")
+
+    def activity(self, src: _Src) -> None:
+        """A scheduled event, else competing hazards (maybe gated): the new state in ``new``."""
         t = self.t
         src("new = -1")
         first = True
@@ -690,13 +662,57 @@ class _Generator:
         self.groups(src, "t_grp[{g}, {c}, ay, state] += 1")
 
     # ---- the two kernels ---------------------------------------------------------------------
-    def month_chunk(self, src: _Src) -> None:
+    def age_out(self, src: _Src) -> None:
+        with src.block(f"if age >= {MAX_MONTHS}:"):
+            src("p_alive[i] = 0", f"t_events[{EV_AGED_OUT}] += 1",
+                f"long_neet = (p_flags[i] >> {FLAG_LONG_NEET}) & 1",
+                f"hb = 1 if {self.member('state', self.hb)} else 0",
+                f"t_cohort[co, {CO_AGED_OUT}] += 1",
+                f"t_cohort[co, {CO_AGED_OUT_LONG}] += long_neet",
+                f"t_cohort[co, {CO_AGED_OUT_HB}] += hb")
+            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_AGED_OUT}] += 1")
+            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_AGED_OUT_LONG}] += long_neet")
+            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_AGED_OUT_HB}] += hb")
+            src("continue")
+
+    def covariates(self, src: _Src) -> None:
+        """The person's key for the month, and every covariate as a local ``x<c>``."""
+        self.person_key(src, "key", "mk")
+        src("ay = age // 12",
+            "pm = np.int64(p_programmes[i])  # programmes at the start of the month: their effects")
+        for c in range(self.cm.n_covariates):
+            self.covariate(src, c, f"x{c}", "state")
+
+    def exits(self, src: _Src) -> None:
         t = self.t
+        depth = src.depth
+        u = self.uniform(src, rng.D_EXIT)
+        src(f"if {u} < B[{BOUND_EXIT} + ay]:")
+        src.depth += 1
+        rates = [self.rate(src, int(h)) for h in t.ex_hz]
+        which = self.competing(src, rates, u, rng.D_EXIT_WHICH)
+        src("p_alive[i] = 0", f"t_events[1 + {which}] += 1", "continue")
+        src.depth = depth
+
+    def traits(self, src: _Src) -> None:
+        self.init_traits(src, at_entry=False)
+        self.trait_dynamics(src)
+
+    def section(self, src: _Src, comp: month.Component) -> None:
+        """Component ``comp``'s section of the kernel, under its title (skipped when empty)."""
+        if comp.name == "exits" and not len(self.t.ex_hz):
+            return
+        src(f"# ==== {comp.title}")
+        getattr(self, comp.emit)(src)
+
+    # ---- the two kernels ---------------------------------------------------------------------
+    def month_chunk(self, src: _Src) -> None:
+        """One month of life for ids [id0, id1): the components of month.MONTH, in order."""
         args = ", ".join(("id0", "id1") + POP_ARGS + ("F", "B") + DYN_ARGS + ("prog",) + TALLY_ARGS
                          + ("month", "seed_key", "cap"))
         src("@njit(cache=True, nogil=True, _nrt=False, error_model='numpy', fastmath=FAST, no_rewrites=True, no_cfunc_wrapper=True, pipeline_class=LeanCompiler)")
         with src.block(f"def month_chunk({args}):"):
-            src('"""One month of life for ids [id0, id1) (kernel.month_chunk, specialised)."""',
+            src('"""One month of life for ids [id0, id1) (the components of utenforsk/core/month.py)."""',
                 "mk = seed_key ^ (np.uint64(month + 100000) * _PM)",
                 f"pmk = seed_key ^ (np.uint64({PERSON_MONTH + 100000}) * _PM)",
                 "i = id0 % cap - 1  # the slot pid % cap, advanced without a division per person")
@@ -705,103 +721,94 @@ class _Generator:
                     "age = month - p_birth[i]",
                     f"co = (p_birth[i] + {COHORT_OFFSET}) // 12",
                     f"muni = p_attrs[{self.muni_attr}, i]",
-                    "state = p_state[i]",
-                    "# ==== ageing out at 30")
-                with src.block(f"if age >= {MAX_MONTHS}:"):
-                    src("p_alive[i] = 0", f"t_events[{EV_AGED_OUT}] += 1",
-                        f"long_neet = (p_flags[i] >> {FLAG_LONG_NEET}) & 1",
-                        f"hb = 1 if {self.member('state', self.hb)} else 0",
-                        f"t_cohort[co, {CO_AGED_OUT}] += 1",
-                        f"t_cohort[co, {CO_AGED_OUT_LONG}] += long_neet",
-                        f"t_cohort[co, {CO_AGED_OUT_HB}] += hb")
-                    self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_AGED_OUT}] += 1")
-                    self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_AGED_OUT_LONG}] += long_neet")
-                    self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_AGED_OUT_HB}] += hb")
-                    src("continue")
-                self.person_key(src, "key", "mk")
-                src("ay = age // 12",
-                    "pm = np.int64(p_programmes[i])  # programmes at the start of the month: their effects",
-                    "# ==== covariates, read once at the start of the month")
-                for c in range(self.cm.n_covariates):
-                    self.covariate(src, c, f"x{c}", "state")
-                n_ex = len(t.ex_hz)
-                if n_ex:
-                    src("# ==== exits (competing; skipped when the draw is above the rates' bound)")
-                    depth = src.depth
-                    u = self.uniform(src, rng.D_EXIT)
-                    src(f"if {u} < B[{BOUND_EXIT} + ay]:")
-                    src.depth += 1
-                    rates = [self.rate(src, int(h)) for h in t.ex_hz]
-                    which = self.competing(src, rates, u, rng.D_EXIT_WHICH)
-                    src("p_alive[i] = 0", f"t_events[1 + {which}] += 1", "continue")
-                    src.depth = depth
-                src("# ==== traits: start, mean reversion, binary onset and recovery")
-                self.init_traits(src, at_entry=False)
-                self.trait_dynamics(src)
-                src("# ==== interventions: the programme slots (values, the same code for every scenario)")
-                self.programmes(src)
-                src("# ==== one activity transition: a scheduled event, else competing hazards")
-                self.transition(src)
-                with src.block("if new >= 0:"):
-                    src("# ==== handoffs triggered by the transition")
-                    self.handoffs(src, 0, lambda h: True)
-                    with src.block(f"if {self.member('new', self.us)} and p_us_start[i] == {int(NEVER)}:"):
-                        src("p_us_start[i] = month")
-                    src("state = new", "p_state[i] = new", "p_tis[i] = 0")
-                with src.block("elif p_tis[i] < 32767:"):
-                    src("p_tis[i] += 1")
-                src("# ==== services: discharge, admission, detection")
-                self.services(src)
-                src("# ==== referral arrival")
-                self.referral(src)
-                src("# ==== NEET, completion and tallies")
-                self.bookkeeping(src)
+                    "state = p_state[i]")
+                for comp in month.MONTH:
+                    self.section(src, comp)
 
-    def enter_chunk(self, src: _Src) -> None:
-        t, cm = self.t, self.cm
-        args = ", ".join(("ids", "births") + POP_ARGS + ("F",) + DYN_ARGS + ("prog",) + TALLY_ARGS
-                         + ("arrival", "month", "seed_key", "cap", "cum_entries", "births_sched"))
+    def attributes(self, src: _Src) -> None:
+        """Each attribute's category, given the one it depends on (birth or arrival shares)."""
+        t = self.t
         A = len(t.attr_given)
         kmax = int(t.attr_cum_birth.shape[2]) if A else 1
+        for a in range(A):
+            g = int(t.attr_given[a])
+            u, c = self.uniform(src, rng.D_ATTRIBUTE + a), f"_cat{a}"
+            row = f"cum0 + {a * kmax * kmax}" + ("" if g < 0 else f" + p_attrs[{g}, i] * {kmax}")
+            src(f"{c} = 0", f"while {c} < {kmax - 1} and {u} >= F[{row} + {c}]:",
+                f"    {c} += 1", f"p_attrs[{a}, i] = {c}")
+
+    def entrants(self, src: _Src) -> None:
+        """A newborn's or an arrival's state, traits and flags; the cohort's entry count."""
+        t, cm = self.t, self.cm
+        src(f"p_state[i] = {int(t.birth_state)}", "p_tis[i] = 0", "p_btraits[i] = 0",
+            "p_flags[i] = 0", "p_clients[i] = 0", "p_waiting[i] = 0", "p_ref_service[i] = -1",
+            "p_ref_due[i] = 0", f"p_us_start[i] = {int(NEVER)}", "p_months_neet[i] = 0",
+            "p_neet_spell[i] = 0", "p_programmes[i] = 0", "p_pg_ever[i] = 0")
+        for k in range(len(cm.ctraits)):
+            src(f"p_ctraits[{k}, i] = np.nan")
+        src(f"muni = p_attrs[{self.muni_attr}, i]")
+        with src.block("if arrival:"):
+            src("pass")
+            for r in range(len(t.ar_lo)):
+                win = _window(int(t.ar_lo[r]), int(t.ar_hi[r]))
+                with src.block(f"{'if' if r == 0 else 'elif'} {win}:"):
+                    st = self.fresh("_st")
+                    self.destination_reread(src, st, int(t.ar_dstart[r]), int(t.ar_dend[r]),
+                                            rng.D_ARRIVAL_STATE)
+                    src(f"p_state[i] = {st}")
+                    self.arrival_traits(src, r)
+            with src.block(f"if {self.member('p_state[i]', self.us)}:"):
+                src("p_us_start[i] = month")
+        with src.block("else:"):
+            src("pass")
+            self.init_traits(src, at_entry=True)
+        src(f"co = (birth + {COHORT_OFFSET}) // 12", f"t_cohort[co, {CO_ENTERED}] += 1")
+        self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_ENTERED}] += 1")
+
+    def enter_chunk(self, src: _Src) -> None:
+        """Initialise entrants ``ids``: the components of month.ENTRY, in order."""
+        args = ", ".join(("ids", "births") + POP_ARGS + ("F",) + DYN_ARGS + ("prog",) + TALLY_ARGS
+                         + ("arrival", "month", "seed_key", "cap", "cum_entries", "births_sched"))
         src("@njit(cache=True, nogil=True, _nrt=False, error_model='numpy', fastmath=FAST, no_rewrites=True, no_cfunc_wrapper=True, pipeline_class=LeanCompiler)")
         with src.block(f"def enter_chunk({args}):"):
-            src('"""Initialise entrants (kernel.enter_chunk, specialised)."""',
+            src('"""Initialise entrants (the components of utenforsk/core/month.py: ENTRY)."""',
                 f"cum0 = {self.off['attr_cum_arrival']} if arrival else {self.off['attr_cum_birth']}",
                 "mk = seed_key ^ (np.uint64(month + 100000) * _PM)")
             with src.block("for j in range(ids.shape[0]):"):
                 src("pid = ids[j]", "birth = births[j]", "i = pid % cap")
                 self.person_key(src, "key", "mk")
                 src("p_alive[i] = 1", "p_birth[i] = birth", "age = month - birth")
-                for a in range(A):
-                    g = int(t.attr_given[a])
-                    u, c = self.uniform(src, rng.D_ATTRIBUTE + a), f"_cat{a}"
-                    row = f"cum0 + {a * kmax * kmax}" + ("" if g < 0 else f" + p_attrs[{g}, i] * {kmax}")
-                    src(f"{c} = 0", f"while {c} < {kmax - 1} and {u} >= F[{row} + {c}]:",
-                        f"    {c} += 1", f"p_attrs[{a}, i] = {c}")
-                src(f"p_state[i] = {int(t.birth_state)}", "p_tis[i] = 0", "p_btraits[i] = 0",
-                    "p_flags[i] = 0", "p_clients[i] = 0", "p_waiting[i] = 0", "p_ref_service[i] = -1",
-                    "p_ref_due[i] = 0", f"p_us_start[i] = {int(NEVER)}", "p_months_neet[i] = 0",
-                    "p_neet_spell[i] = 0", "p_programmes[i] = 0", "p_pg_ever[i] = 0")
-                for k in range(len(cm.ctraits)):
-                    src(f"p_ctraits[{k}, i] = np.nan")
-                src(f"muni = p_attrs[{self.muni_attr}, i]")
-                with src.block("if arrival:"):
-                    src("pass")
-                    for r in range(len(t.ar_lo)):
-                        win = _window(int(t.ar_lo[r]), int(t.ar_hi[r]))
-                        with src.block(f"{'if' if r == 0 else 'elif'} {win}:"):
-                            st = self.fresh("_st")
-                            self.destination_reread(src, st, int(t.ar_dstart[r]), int(t.ar_dend[r]),
-                                                    rng.D_ARRIVAL_STATE)
-                            src(f"p_state[i] = {st}")
-                            self.arrival_traits(src, r)
-                    with src.block(f"if {self.member('p_state[i]', self.us)}:"):
-                        src("p_us_start[i] = month")
-                with src.block("else:"):
-                    src("pass")
-                    self.init_traits(src, at_entry=True)
-                src(f"co = (birth + {COHORT_OFFSET}) // 12", f"t_cohort[co, {CO_ENTERED}] += 1")
-                self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_ENTERED}] += 1")
+                for comp in month.ENTRY:
+                    self.section(src, comp)
+
+    def rates_oracle(self) -> str:
+        """A module with ``largest_rates(slots, ages, <population>, F, <dyn>, prog, TR, EX, BT)``:
+        each person's actual total transition rate, total exit rate and binary-trait onset and
+        recovery probabilities, written by the same emitters as the month, folded into their
+        maxima by state (or trait) and age-year. The bounds tests hold the draw-first bounds
+        against it (tests/test_codegen.py)."""
+        t, src = self.t, _Src()
+        args = ", ".join(("slots", "ages") + POP_ARGS + ("F",) + DYN_ARGS + ("prog", "TR", "EX", "BT"))
+        src("@njit")
+        with src.block(f"def largest_rates({args}):"):
+            with src.block("for j in range(slots.shape[0]):"):
+                src("i = slots[j]", "age = ages[j]", "ay = age // 12", "state = p_state[i]",
+                    f"muni = p_attrs[{self.muni_attr}, i]", "pm = np.int64(p_programmes[i])")
+                for c in range(self.cm.n_covariates):
+                    self.covariate(src, c, f"x{c}", "state")
+                for st in range(self.S):
+                    tr = range(int(t.st_tr_start[st]), int(t.st_tr_end[st]))
+                    if len(tr):
+                        with src.block(f"if state == {st}:"):
+                            rates = [self.rate(src, int(t.tr_hz[r])) for r in tr]
+                            src(f"TR[{st}, ay] = max(TR[{st}, ay], 0.0" + "".join(f" + {r}" for r in rates) + ")")
+                rates = [self.rate(src, int(h)) for h in t.ex_hz]
+                src("EX[ay] = max(EX[ay], 0.0" + "".join(f" + {r}" for r in rates) + ")")
+                for b in range(len(t.bt_onset)):
+                    src(f"BT[{b}, 0, ay] = max(BT[{b}, 0, ay], {self.prob(int(t.bt_onset[b]))})",
+                        f"BT[{b}, 1, ay] = max(BT[{b}, 1, ay], {self.prob(int(t.bt_recovery[b]))})")
+        head = _module_head() + [f"{name} = {value}" for name, value in sorted(self.consts.items())]
+        return "\n".join(head) + HELPERS.replace("cache=True, ", "") + "\n\n" + src.text()
 
     def module(self) -> str:
         body = _Src()
@@ -809,21 +816,72 @@ class _Generator:
         body("", "")
         self.enter_chunk(body)
         t = self.t
-        head = [f'"""Generated by utenforsk.core.codegen (version {GENERATOR_VERSION}) for one model structure."""',
-                "import math", "import numpy as np", "from numba import njit",
-                "from utenforsk.core.kernel import FAST, arrival_donor, programme_effect as _pe",
-                "from utenforsk.core.kernel import programme_match",
-                "from utenforsk.core.kernel_cache import LeanCompiler", "",
-                f"_M1 = np.uint64({int(rng.M1)})", f"_M2 = np.uint64({int(rng.M2)})",
-                f"_PP = np.uint64({int(rng.P_PERSON)})", f"_GOLDEN = np.uint64({int(rng.GOLDEN)})", f"_PM = np.uint64({int(rng.P_MONTH)})",
-                "_S11, _S16, _S27, _S30, _S31, _S32, _S48 = (np.uint64(n) for n in (11, 16, 27, 30, 31, 32, 48))",
-                "_MASK16 = np.uint64(0xFFFF)", f"_INV53 = {rng.INV53!r}",
+        head = _module_head() + [
                 f"_SV_STATES = np.array({np.asarray(t.sv_states, bool).tolist()!r}, dtype=np.bool_)",
                 f"_SV_LO = np.array({np.asarray(t.sv_lo, np.int64).tolist() or [0]!r}, dtype=np.int64)",
                 f"_SV_HI = np.array({np.asarray(t.sv_hi, np.int64).tolist() or [0]!r}, dtype=np.int64)"]
         head += [f"{name} = {value}" for name, value in sorted(self.consts.items())]
         head.append(HELPERS)
         return "\n".join(head) + "\n\n\n" + body.text()
+
+
+def _module_head() -> list[str]:
+    """The generated module's imports and the random-number constants."""
+    return [f'"""Generated by utenforsk.core.codegen (version {GENERATOR_VERSION}) for one model structure."""',
+            "import math", "import numpy as np", "from numba import njit",
+            "from utenforsk.core.kernel import FAST, arrival_donor, programme_effect as _pe",
+            "from utenforsk.core.kernel import programme_match",
+            "from utenforsk.core.kernel_cache import LeanCompiler", "",
+            f"_M1 = np.uint64({int(rng.M1)})", f"_M2 = np.uint64({int(rng.M2)})",
+            f"_PP = np.uint64({int(rng.P_PERSON)})", f"_GOLDEN = np.uint64({int(rng.GOLDEN)})", f"_PM = np.uint64({int(rng.P_MONTH)})",
+            "_S11, _S16, _S27, _S30, _S31, _S32, _S48 = (np.uint64(n) for n in (11, 16, 27, 30, 31, 32, 48))",
+            "_MASK16 = np.uint64(0xFFFF)", f"_INV53 = {rng.INV53!r}"]
+
+
+def programme_loop(src: _Src, n_ctraits: int) -> None:
+    """The programme slots' month for person ``i`` (the one definition; :func:`programme_step_source`
+    wraps the same lines as a function for tests). Enrolled while matching ``who`` and
+    ``u < coverage * take_up``, where ``u`` is the person's own draw for that intervention: keyed
+    by a hash of its name (``prog.draw``), the same every month and in every scenario, whatever
+    the slot. A trait shift applies once per person, at their first enrolment (``p_pg_ever``)."""
+    with src.block(f"for k in range({MAX_PROGRAMMES}):"):
+        src("pbit = np.uint16(1 << k)", "pcov = d_pg_cover[k]",
+            "inside = pcov > 0.0 and prog.lo[k] <= age < prog.hi[k] and prog.states[k, state]")
+        with src.block("if p_programmes[i] & pbit:"):
+            with src.block("if inside and (prog.sticky[k] or "
+                           "programme_match(k, i, p_attrs, p_ctraits, p_btraits, prog)):"):
+                src(f"t_prog[k, {PG_MONTHS}] += 1")
+            with src.block("else:"):
+                src("p_programmes[i] &= ~pbit")
+        with src.block("elif inside and _uniform(pkey + prog.draw[k] * _GOLDEN) < pcov "
+                       "and programme_match(k, i, p_attrs, p_ctraits, p_btraits, prog):"):
+            src("p_programmes[i] |= pbit", f"t_prog[k, {PG_ENROLLED}] += 1",
+                f"t_prog[k, {PG_MONTHS}] += 1")
+            with src.block("if (p_pg_ever[i] & pbit) == 0:  # a trait shift once per person"):
+                src("p_pg_ever[i] |= pbit")
+                for t in range(n_ctraits):
+                    with src.block(f"if prog.shift[k, {t}] != 0.0 and p_ctraits[{t}, i] == p_ctraits[{t}, i]:"):
+                        src(f"p_ctraits[{t}, i] = np.float32(p_ctraits[{t}, i] + prog.shift[k, {t}])")
+
+
+def helpers_namespace() -> dict:
+    """The generated modules' helpers (``_uniform``, ``_rate``, ...) compiled on their own, for
+    tests of the arithmetic every kernel uses."""
+    ns: dict = {}
+    exec("\n".join(_module_head()) + HELPERS.replace("cache=True, ", ""), ns)
+    return ns
+
+
+def programme_step_source(n_ctraits: int) -> str:
+    """A module with ``programme_step(i, pkey, age, state, p_programmes, p_pg_ever, p_attrs,
+    p_ctraits, p_btraits, prog, d_pg_cover, t_prog)``: the month kernel's own slot loop
+    (:func:`programme_loop`) as a function, so a test can run one person through it."""
+    src = _Src()
+    src("@njit", "def programme_step(i, pkey, age, state, p_programmes, p_pg_ever, p_attrs, "
+        "p_ctraits, p_btraits, prog, d_pg_cover, t_prog):")
+    src.depth += 1
+    programme_loop(src, n_ctraits)
+    return "\n".join(_module_head()) + HELPERS.replace("cache=True, ", "") + "\n\n" + src.text()
 
 
 #: small functions the kernels call: each call site is cheaper for numba to compile than the
@@ -860,6 +918,18 @@ def _nz(v):
 '''
 
 
+def rates_oracle_source(cm: CompiledModel, muni_attr: int, us_flag: int, us_states, hb_states) -> str:
+    """The bounds tests' oracle for ``cm`` (see :meth:`_Generator.rates_oracle`)."""
+    return _Generator(cm, muni_attr, us_flag, us_states, hb_states).rates_oracle()
+
+
 def kernel_source(cm: CompiledModel, muni_attr: int, us_flag: int, us_states, hb_states) -> str:
     """The generated module's source for ``cm``'s structure (values are read from ``F``)."""
     return _Generator(cm, muni_attr, us_flag, us_states, hb_states).module()
+
+
+assert all(callable(getattr(_Generator, c.emit, None)) for c in month.MONTH + month.ENTRY), \
+    "a component of the run plan has no emitter in _Generator"
+_READABLE = set(POP_ARGS) | set(DYN_ARGS) | {"covariates", "B", "prog"}
+assert all(r in _READABLE for c in month.COMPONENTS for r in c.reads), \
+    f"a component reads something the kernel is not given: {[r for c in month.COMPONENTS for r in c.reads if r not in _READABLE]}"

@@ -11,9 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from utenforsk.config.schema import LIMITS
-
-SERVICE_DRAWS = 4  # codes per service: admit, detect, discharge (and one spare)
+from utenforsk.config.schema import LIMITS  # noqa: F401 - read as rng.LIMITS
+from utenforsk.core.month import DECISIONS, SERVICE_DRAWS  # noqa: F401 - re-exported
 
 M1 = np.uint64(0xBF58476D1CE4E5B9)
 M2 = np.uint64(0x94D049BB133111EB)
@@ -25,21 +24,12 @@ SHIFT30, SHIFT27, SHIFT31, SHIFT11 = np.uint64(30), np.uint64(27), np.uint64(31)
 MASK16 = np.uint64(0xFFFF)
 
 # ---- decision codes ---------------------------------------------------------------------------
-#: every random decision of a person's month, declared once: (name, number of codes). Codes are
-#: assigned consecutively from 1 in this order, so blocks are disjoint by construction; a block
-#: sized by a schema limit (LIMITS) grows with it. Programme enrolment draws are keyed by a hash
-#: of the intervention's name instead (:func:`programme_decision`), above every declared code.
-DECISIONS = (
-    ("exit", 1), ("exit_which", 1), ("transition", 1), ("destination", 1), ("gate", 1),
-    ("scheduled", 1), ("births", 1), ("arrivals", LIMITS["arrival_ages"]),
-    ("arrival_age", 1), ("arrival_state", 1), ("arrival_donor", LIMITS["donor_tries"]),
-    ("arrival_flag", LIMITS["flags"]), ("arrival_btrait", LIMITS["binary_traits"]),
-    ("trait_noise", LIMITS["continuous_traits"]), ("btrait_change", LIMITS["binary_traits"]),
-    ("trait_init", LIMITS["continuous_traits"]), ("btrait_init", LIMITS["binary_traits"]),
-    ("attribute", LIMITS["attributes"]), ("service", SERVICE_DRAWS * LIMITS["services"]),
-    ("handoff", LIMITS["handoffs"]),
-    ("kommune", 1),  # a person's municipality within their type, once at entry (utenforsk/pilots)
-)
+#: every random decision of a person's month is declared once, by the component that makes it
+#: (utenforsk/core/month.py): ``DECISIONS`` = (name, number of codes) in registry order. Codes
+#: are assigned consecutively from 1 in that order, so blocks are disjoint by construction
+#: (asserted below); a block sized by a schema limit (LIMITS) grows with it. Programme enrolment
+#: draws are keyed by a hash of the intervention's name instead (:func:`programme_decision`),
+#: above every declared code.
 
 
 def _bases(decls) -> dict[str, int]:

@@ -17,10 +17,10 @@ import numpy as np
 from utenforsk.config.schema import (BinaryTrait, ContinuousTrait, Destination, Hazard,
                                      ModelConfig)
 
-# covariate kinds (cov_kind)
-K_ATTR, K_TRAIT, K_BTRAIT, K_FLAG, K_STATE, K_SERVICE, K_QUALITY, K_PROGRAMME, K_AGE, K_SPELL, K_TIS = range(11)
-N_KINDS = 11
-DERIVED = {"age_years": K_AGE, "neet_spell_years": K_SPELL, "years_in_state": K_TIS}
+# covariate kinds (cov_kind), declared in utenforsk/core/covariates.py
+from utenforsk.core.covariates import (DERIVED, K_ATTR, K_BTRAIT, K_FLAG, K_PROGRAMME,  # noqa: F401
+                                       K_QUALITY, K_SERVICE, K_STATE, K_TRAIT, N_KINDS, PREFIXED)
+from utenforsk.core.covariates import K_AGE, K_SPELL, K_TIS  # noqa: F401 - re-exported
 AGE_YEARS = 30
 MAX_MONTHS = AGE_YEARS * 12
 LOGIT_CAP = 30.0  # logit(0) and logit(1) are clipped to -+30: "never" and "always" in practice
@@ -141,18 +141,18 @@ class CompiledModel:
         if "=" in name:
             a, c = name.split("=", 1)
             return (K_ATTR, self.attr_index[a], cfg.attributes[a].categories.index(c))
-        kind, ref = name.split(":", 1)
-        if kind == "state":
+        prefix, ref = name.split(":", 1)
+        kind = PREFIXED.get(prefix)
+        if kind is None:
+            raise KeyError(name)
+        if kind == K_STATE:
             return (K_STATE, self.state_index[ref], 0)
-        if kind == "service":
-            return (K_SERVICE, self.service_index[ref], 0)
-        if kind == "quality":
-            return (K_QUALITY, self.service_index[ref], 0)
-        if kind == "programme":  # the slot is a value (Prog.ref), looked up per scenario
-            if ref not in self.programme_refs:
-                self.programme_refs.append(ref)
-            return (K_PROGRAMME, self.programme_refs.index(ref), 0)
-        raise KeyError(name)
+        if kind in (K_SERVICE, K_QUALITY):
+            return (kind, self.service_index[ref], 0)
+        # K_PROGRAMME: the slot is a value (Prog.ref), looked up per scenario
+        if ref not in self.programme_refs:
+            self.programme_refs.append(ref)
+        return (K_PROGRAMME, self.programme_refs.index(ref), 0)
 
     # ---- build -------------------------------------------------------------------------------
     def _build(self) -> Tables:  # noqa: C901 - one linear pass over the config

@@ -34,7 +34,7 @@ MAX_PROGRAMMES = LIMITS["programmes"]
 #: "no slot": a programme:NAME covariate of a programme not in the scenario reads bit 16, always 0
 NO_SLOT = MAX_PROGRAMMES
 
-#: the slots' values, read by both month kernels (see utenforsk/core/kernel.py: programme_step)
+#: the slots' values, read by the month kernel (see utenforsk/core/codegen.py: programme_loop)
 Prog = namedtuple("Prog", [
     "lo", "hi",            # [P] age window in months (0, 0: an empty slot, nobody eligible)
     "states",              # [P, S] eligible states
