@@ -199,7 +199,16 @@ class UtenforskModel(mesa.Model):
                               quality=np.ones((SV, M)), ho_prob=np.zeros((H, M)),
                               ho_delay=np.zeros((H, M), np.int64),
                               pg_cover=np.zeros(MAX_PROGRAMMES),
-                              pg_open=np.zeros((MAX_MONTHS // 12, len(c.states)), np.bool_))
+                              pg_open=np.zeros((MAX_MONTHS // 12, len(c.states)), np.bool_),
+                              kre=np.zeros((max(len(cfg.municipality_effects), 1), M)))
+        if self.service_areas_by_kommune and cfg.municipality_effects:
+            # the run's municipality intercepts (logit scale), from its seed: the same in every
+            # scenario of a replicate (common random numbers), centred to a zero national mean
+            self.dyn.kre[:len(cfg.municipality_effects)] = kommuner.draw_effects(
+                self.seed_key, [e.sd.value for e in cfg.municipality_effects.values()],
+                self.kommuner.table.population_0_29.to_numpy(), rng.BASE["kommune_effect"])
+        #: the intercepts [municipality_effects, service areas] (all 0 with services per type)
+        self.kre = self.dyn.kre
         for h, ho in enumerate(cfg.handoffs.values()):
             self.dyn.ho_prob[h, :] = ho.probability.value
             self.dyn.ho_delay[h, :] = int(round(ho.delay_months.value))
@@ -278,6 +287,8 @@ class UtenforskModel(mesa.Model):
             kernel.run_chunks(g.enter_chunk, len(ids), threads, lambda a, b, tid: g.enter_args(
                 ids[a:b], births[a:b], tid, self.pop, F, self.dyn, self.prog, t, arrival, month,
                 self.seed_key, self.capacity, self.cum_entries, self.births))
+            if self.service_areas_by_kommune:  # the entrants' municipality is their service area
+                self.pop.area[ids % self.capacity] = self.kommune_of(ids)
 
     def _advance(self) -> None:
         """Simulate month ``self.month`` (burn-in or policy)."""

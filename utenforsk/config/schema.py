@@ -36,7 +36,8 @@ MAX_AGE_YEARS = 30.0
 #: the model's limits, in one place: the person arrays' bit widths and the random-number decision
 #: blocks (utenforsk/core/rng.py) are sized from them
 LIMITS = {"states": 127, "flags": 6, "continuous_traits": 16, "binary_traits": 8, "attributes": 32,
-          "services": 8, "handoffs": 64, "programmes": 16, "arrival_ages": 30, "donor_tries": 4}
+          "services": 8, "handoffs": 64, "programmes": 16, "arrival_ages": 30, "donor_tries": 4,
+          "municipality_effects": 8}
 
 
 def _check_ages(ages: Ages, what: str = "ages") -> None:
@@ -452,7 +453,7 @@ class ModelConfig(Strict):
                   "continuous_traits": sum(isinstance(t, ContinuousTrait) for t in self.traits.values()),
                   "binary_traits": sum(isinstance(t, BinaryTrait) for t in self.traits.values()),
                   "attributes": len(self.attributes), "services": len(self.services),
-                  "handoffs": len(self.handoffs)}
+                  "handoffs": len(self.handoffs), "municipality_effects": len(self.municipality_effects)}
         for what, n in counts.items():
             if n > LIMITS[what]:
                 key = "traits" if what.endswith("traits") else what

@@ -213,7 +213,8 @@ def draw_effects(seed_key, sds, weights: np.ndarray, decision0: int) -> np.ndarr
     out = np.zeros((max(len(sds), 1), K))
     w = np.asarray(weights, float) / np.sum(weights)
     for e, sd in enumerate(sds):
-        u = np.array([rng.uniform(rng.person_month_key(seed_key, np.int64(EFFECT_ID0 + k), 0),
+        # (a key above 2**63 comes back as a Python int: keep it a uint64)
+        u = np.array([rng.uniform(np.uint64(rng.person_month_key(seed_key, np.int64(EFFECT_ID0 + k), 0)),
                                   np.uint64(decision0 + e)) for k in range(K)])
         z = ndtri(np.clip(u, 1e-12, 1 - 1e-12))
         out[e] = sd * (z - np.dot(w, z))

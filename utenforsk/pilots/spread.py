@@ -8,13 +8,13 @@ municipality. For each municipality ``k`` the simulated Q4 NEET rate 15-29 and t
 the run's own intercepts ``u_ek`` (weighted least squares, weights = simulated persons, with
 statsmodels): ``rate_k = a + sum_e b_e u_ek + noise``. With independent intercepts the spread the
 intercepts cause is ``Var(rate) = sum_e b_e^2 sd_e^2``, one equation per outcome, linear in the
-``sd_e^2``; solving it for the target SDs gives the fitted SDs (binomial noise at the run's scale
-is in the residual, not in the slopes).
+``sd_e^2``; the fitted SDs solve it for the target SDs by non-negative least squares in relative
+terms (binomial noise at the run's scale is in the residual, not in the slopes).
 
 Targets (configs/norway/data/municipal_spread.yaml): NEET 15-29, between-municipality SD 1.2 pp
 (the pilots' central value; the between-county SD 0.7 pp [U] is its lower bound, no municipal
 table was found); completion, SD 4.7 pp (between-county, 2012 cohort [U]; the nine Rogaland
-municipalities of the 2011 cohort there have SD 4.5 pp).
+municipalities of the 2011 cohort there have SD 4.7 pp).
 """
 
 from __future__ import annotations
@@ -54,16 +54,24 @@ def slopes(model_path=BASELINE, scale=0.02, seed=1, trial_sd=0.3, years=5):
         ok = np.isfinite(y) & (n > 0)
         fit = sm.WLS(y[ok], X[ok], weights=n[ok]).fit()
         out.append(fit.params[1:])
+        print(f"{name}: slopes {np.round(fit.params[1:], 4)} (SE {np.round(fit.bse[1:], 4)})")
         sds[name] = float(np.sqrt(np.cov(y[ok], aweights=n[ok])))
     return names, np.array(out), sds, pd.Series(n)
 
 
 def fit(b: np.ndarray, targets=TARGETS) -> np.ndarray:
-    """SDs solving ``sum_e b[o, e]^2 sd_e^2 = target_o^2`` (least squares if not square; a
-    negative variance is set to 0)."""
+    """SDs with ``sum_e b[o, e]^2 sd_e^2`` closest to ``target_o^2`` in relative terms, variances
+    non-negative (scipy's NNLS on ``b^2 / target^2``, each outcome weighing the same)."""
+    from scipy.optimize import nnls
+
     t2 = np.array([targets[k] ** 2 for k in targets])
-    v, *_ = np.linalg.lstsq(b ** 2, t2, rcond=None)
-    return np.sqrt(np.maximum(v, 0.0))
+    v, _ = nnls(b ** 2 / t2[:, None], np.ones(len(t2)))
+    return np.sqrt(v)
+
+
+def implied(b: np.ndarray, sd: np.ndarray) -> dict[str, float]:
+    """Between-municipality SD of each outcome the intercepts ``sd`` cause (no binomial noise)."""
+    return {k: float(np.sqrt((b[o] ** 2 * sd ** 2).sum())) for o, k in enumerate(TARGETS)}
 
 
 def main(argv=None) -> None:
@@ -78,6 +86,8 @@ def main(argv=None) -> None:
     print(f"slopes (outcome per logit unit), rows {list(TARGETS)}, columns {names}:\n{np.round(b, 4)}")
     print(f"simulated spread at trial SD {a.trial_sd} (incl. binomial noise): {sds}")
     print("fitted SDs:", {n: round(float(s), 3) for n, s in zip(names, sd)})
+    print("the spread they cause (targets " + str(TARGETS) + "):",
+          {k: round(v, 4) for k, v in implied(b, sd).items()})
 
 
 if __name__ == "__main__":
