@@ -171,6 +171,7 @@ class UtenforskModel(mesa.Model):
 
         #: service tallies per policy year, summed over its months: {year: [service, municipality, field]}
         self.kommune_sv: dict[int, np.ndarray] = {}
+        self._type_sum: np.ndarray | None = None
         #: Q4 point-in-time counts per policy year: {year: [municipality, KQ_FIELDS]}
         self.kommune_q4: dict[int, np.ndarray] = {}
         self.us_flag = c.flags.index("completed_upper_secondary") if "completed_upper_secondary" in c.flags else -1
@@ -333,14 +334,17 @@ class UtenforskModel(mesa.Model):
             return month
         year = month["year"]
         acc = self.kommune_sv.get(year)
-        self.kommune_sv[year] = month["sv"].copy() if acc is None else acc + month["sv"]
+        if acc is None:
+            self.kommune_sv[year] = month["sv"].copy()
+        else:
+            np.add(acc, month["sv"], out=acc)
+        if self._type_sum is None:  # [type, area] 0/1: counts summed by a matrix product (exact)
+            self._type_sum = (np.arange(len(self.compiled.municipalities))[:, None]
+                              == self.area_type[None, :]).astype(np.int64)
         out = dict(month)
-        n = len(self.compiled.municipalities)
-        for f in ("sv", "muni_pop", "muni_state"):
-            a = month[f]
-            axis = 1 if f == "sv" else 0
-            out[f] = np.stack([a.take(np.flatnonzero(self.area_type == k), axis=axis).sum(axis=axis)
-                               for k in range(n)], axis=axis)
+        out["sv"] = np.einsum("ta,saf->stf", self._type_sum, month["sv"])
+        out["muni_pop"] = self._type_sum @ month["muni_pop"]
+        out["muni_state"] = self._type_sum @ month["muni_state"]
         return out
 
     def _tally_kommune_q4(self, year: int, month: int) -> None:

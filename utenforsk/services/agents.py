@@ -87,25 +87,22 @@ class ServiceAreas:
         if last is None:
             dyn.admit_p[:n] = 1.0
             return
-        cum = np.zeros((last["muni_pop"].shape[0], last["muni_pop"].shape[1] + 1), np.int64)
-        np.cumsum(last["muni_pop"], axis=1, out=cum[:, 1:])
-        sv = last["sv"]
-        for s in range(n):
-            a0, a1 = self.ages[s]
-            residents = cum[:, a1] - cum[:, a0]
-            self.capacity[s] = self.places_per_1000[s] * residents / 1000.0
-            self.clients[s] = sv[s, :, SV_CLIENTS]
-            if self.follow_up[s]:
-                self.waiting[s] = sv[s, :, SV_WAITING]
-                self.admitted[s] = sv[s, :, SV_ADMITTED]
-                demand = self.waiting[s]
-            else:
-                tried, refused = sv[s, :, SV_GATE_TRIED], sv[s, :, SV_GATE_REFUSED]
-                self.waiting[s], self.admitted[s], demand = refused, tried - refused, tried
-            free = np.maximum(self.capacity[s] - self.clients[s], 0.0)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                p = np.minimum(np.maximum(free / demand, 0.0), 1.0)
-            self.admit_p[s] = np.where(demand > 0, p, np.where(free > 0, 1.0, 0.0))
+        pop = last["muni_pop"]  # [area, age-year]
+        cum = np.zeros((pop.shape[0], pop.shape[1] + 1), np.int64)
+        np.cumsum(pop, axis=1, out=cum[:, 1:])
+        residents = (cum[:, self.ages[:n, 1]] - cum[:, self.ages[:n, 0]]).T  # [service, area]
+        sv = last["sv"][:n]
+        fu = self.follow_up[:n, None]
+        tried, refused = sv[:, :, SV_GATE_TRIED], sv[:, :, SV_GATE_REFUSED]
+        self.capacity[:n] = self.places_per_1000[:n] * residents / 1000.0
+        self.clients[:n] = sv[:, :, SV_CLIENTS]
+        self.waiting[:n] = np.where(fu, sv[:, :, SV_WAITING], refused)
+        self.admitted[:n] = np.where(fu, sv[:, :, SV_ADMITTED], tried - refused)
+        demand = np.where(fu, sv[:, :, SV_WAITING], tried)
+        free = np.maximum(self.capacity[:n] - self.clients[:n], 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = np.minimum(np.maximum(free / demand, 0.0), 1.0)
+        self.admit_p[:n] = np.where(demand > 0, p, np.where(free > 0, 1.0, 0.0))
         dyn.admit_p[:n] = self.admit_p[:n]
 
 
