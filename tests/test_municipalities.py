@@ -91,18 +91,34 @@ def test_within_type_shares_match_data_file(run, data):
     assert worst < 4.5, worst  # ~357 comparisons: the largest |z| of 357 normals is ~3.0-3.5
 
 
-def test_national_results_unchanged_by_municipalities(run, monkeypatch):
-    """The municipality draw is outside the kernel on its own decision: national periods are
-    bit-for-bit those of a model without real municipalities."""
+def test_national_results_unchanged_by_municipalities(monkeypatch):
+    """With services per municipality type the municipality draw (on its own decision) and the
+    intercepts' covariates (all 0) change nothing: national periods are bit-for-bit those of a
+    model without real municipalities."""
     from utenforsk import outputs
     from utenforsk.model import UtenforskModel
 
+    kw = dict(seed=5, scale=0.01, horizon_years=1, overrides={"service_areas": "municipality_type"})
+    run = UtenforskModel("configs/norway/baseline.yaml", **kw)
+    run.run_model()
+    assert run.kommuner is not None and not run.kre.any()
     monkeypatch.setattr(km, "TYPES", ("none",))
-    m = UtenforskModel("configs/norway/baseline.yaml", seed=5, scale=0.01, horizon_years=1)
+    m = UtenforskModel("configs/norway/baseline.yaml", **kw)
     m.run_model()
     assert m.kommuner is None
     a, b = outputs.periods(run), outputs.periods(m)
     assert a.equals(b)
+
+
+def test_area_is_the_municipality_and_intercepts_centred(run, data):
+    """With services per municipality every person's service area is their municipality (the
+    draw of kommune_of), and each intercept has a population-weighted mean of 0."""
+    ids = run.alive_ids()
+    assert np.array_equal(run.pop.area[ids % run.capacity], run.kommune_of(ids))
+    w = data.table.population_0_29.to_numpy()
+    for e in range(run.kre.shape[0]):
+        assert abs(np.dot(w, run.kre[e])) < 1e-9 * w.sum()
+    assert run.kre.std(axis=1).max() > 0
 
 
 def test_municipality_command(tmp_path):
