@@ -110,15 +110,19 @@ def test_national_results_unchanged_by_municipalities(monkeypatch):
     assert a.equals(b)
 
 
-def test_area_is_the_municipality_and_intercepts_centred(run, data):
+def test_area_is_the_municipality_and_intercepts_centred(data):
     """With services per municipality every person's service area is their municipality (the
     draw of kommune_of), and each intercept has a population-weighted mean of 0."""
+    from utenforsk.model import UtenforskModel
+
+    run = UtenforskModel(ROOT / "configs/norway/baseline_municipal.yaml", seed=5, scale=0.01, horizon_years=1)
+    run.run_model()
     ids = run.alive_ids()
     assert np.array_equal(run.pop.area[ids % run.capacity], run.kommune_of(ids))
     w = data.table.population_0_29.to_numpy()
     for e in range(run.kre.shape[0]):
         assert abs(np.dot(w, run.kre[e])) < 1e-9 * w.sum()
-    assert run.kre.std(axis=1).max() > 0
+    assert run.kre.std(axis=1).max() > 0 and len(run.area_type) == len(data)
 
 
 def test_municipality_command(tmp_path):
@@ -184,7 +188,7 @@ def test_pilot_unknown_municipality_exits_2(tmp_path):
     import sys
 
     exp = tmp_path / "e.yaml"
-    exp.write_text(f"name: e\nmodel: {ROOT / 'configs/norway/baseline.yaml'}\nscale: 0.001\nreplicates: 1\n"
+    exp.write_text(f"name: e\nmodel: {ROOT / 'configs/norway/baseline_municipal.yaml'}\nscale: 0.001\nreplicates: 1\n"
                    "scenarios:\n  baseline: {}\n  pilot:\n    interventions: [ips_youth]\n"
                    "    overrides: {interventions.ips_youth.who.municipalities: [Larvik, Fredrikstd]}\n")
     r = subprocess.run([sys.executable, "-m", "utenforsk.cli", "experiment", str(exp), "--out", str(tmp_path / "o")],
