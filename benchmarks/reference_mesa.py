@@ -287,6 +287,8 @@ class Spec:
                         getters[name] = lambda p, age, c=client: 1.0 if c(p) else 0.0
                     else:
                         getters[name] = lambda p, age, c=client, s=ref: p.services[s].quality if c(p) else 0.0
+                elif kind == "kommune":  # the reference has services per type: intercepts are 0
+                    getters[name] = lambda p, age: 0.0
                 else:
                     raise ValueError(f"covariate {name!r}: interventions are not part of the reference")
         return tuple(getters.items())

@@ -202,7 +202,8 @@ def test_plugins_see_base_service_values_every_month(baseline_path):
     alone = _run(baseline_path, interventions=[{"plugin": "scale_nav_places_test"}], **kw)
     with_idle = _run(baseline_path, interventions=[{"plugin": "scale_nav_places_test"}, _zero("ips_youth")], **kw)
     places = lambda m: sorted(a.places_per_1000 for a in m.agents if a.service == "nav")  # noqa: E731
-    base = [60.0 * f for f in sorted(m.capacity_factor.value for m in alone.config.municipalities.values())]
+    factor = [m.capacity_factor.value for m in alone.config.municipalities.values()]
+    base = sorted(60.0 * factor[t] for t in alone.area_type)  # each service area's type
     assert places(alone) == pytest.approx([1.5 * b for b in base], rel=1e-12)
     assert places(alone) == places(with_idle)
     pd.testing.assert_frame_equal(periods(alone), periods(with_idle), check_exact=True)

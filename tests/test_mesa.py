@@ -15,7 +15,8 @@ def test_model_steps_and_services_are_agents(baseline_path):
     assert isinstance(model, mesa.Model)
     cfg = model.config
     agents = list(model.agents)
-    assert len(agents) == len(cfg.services) * len(cfg.municipalities)
+    assert len(agents) == len(cfg.services) * len(model.area_type)  # per service and service area
+    assert len(model.area_type) == (357 if cfg.service_areas == "municipality" else len(cfg.municipalities))
     assert all(isinstance(a, ServiceAgent) for a in agents)
     assert {a.service for a in agents} == set(cfg.services)
     year0 = model.year
@@ -24,7 +25,8 @@ def test_model_steps_and_services_are_agents(baseline_path):
     assert model.steps == 12 and model.year == year0 + 1
     assert not model.running  # one-year horizon done
     nav = [a for a in model.agents if a.service == "nav"]
-    assert sum(a.clients for a in nav) > 0 and all(a.capacity > 0 for a in nav)
+    # at scale 0.002 a small municipality may have nobody of NAV's ages: capacity 0 there
+    assert sum(a.clients for a in nav) > 0 and all(a.capacity >= 0 for a in nav) and sum(a.capacity for a in nav) > 0
 
 
 def test_datacollector_collects_headline_metrics(baseline_path):

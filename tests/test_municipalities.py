@@ -8,6 +8,8 @@ import pytest
 from utenforsk.errors import ConfigError
 from utenforsk.pilots import municipalities as km
 
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
 
 @pytest.fixture(scope="module")
 def data():
@@ -89,18 +91,38 @@ def test_within_type_shares_match_data_file(run, data):
     assert worst < 4.5, worst  # ~357 comparisons: the largest |z| of 357 normals is ~3.0-3.5
 
 
-def test_national_results_unchanged_by_municipalities(run, monkeypatch):
-    """The municipality draw is outside the kernel on its own decision: national periods are
-    bit-for-bit those of a model without real municipalities."""
+def test_national_results_unchanged_by_municipalities(monkeypatch):
+    """With services per municipality type the municipality draw (on its own decision) and the
+    intercepts' covariates (all 0) change nothing: national periods are bit-for-bit those of a
+    model without real municipalities."""
     from utenforsk import outputs
     from utenforsk.model import UtenforskModel
 
+    kw = dict(seed=5, scale=0.01, horizon_years=1, overrides={"service_areas": "municipality_type"})
+    run = UtenforskModel("configs/norway/baseline.yaml", **kw)
+    run.run_model()
+    assert run.kommuner is not None and not run.kre.any()
     monkeypatch.setattr(km, "TYPES", ("none",))
-    m = UtenforskModel("configs/norway/baseline.yaml", seed=5, scale=0.01, horizon_years=1)
+    m = UtenforskModel("configs/norway/baseline.yaml", **kw)
     m.run_model()
     assert m.kommuner is None
     a, b = outputs.periods(run), outputs.periods(m)
     assert a.equals(b)
+
+
+def test_area_is_the_municipality_and_intercepts_centred(data):
+    """With services per municipality every person's service area is their municipality (the
+    draw of kommune_of), and each intercept has a population-weighted mean of 0."""
+    from utenforsk.model import UtenforskModel
+
+    run = UtenforskModel(ROOT / "configs/norway/baseline_municipal.yaml", seed=5, scale=0.01, horizon_years=1)
+    run.run_model()
+    ids = run.alive_ids()
+    assert np.array_equal(run.pop.area[ids % run.capacity], run.kommune_of(ids))
+    w = data.table.population_0_29.to_numpy()
+    for e in range(run.kre.shape[0]):
+        assert abs(np.dot(w, run.kre[e])) < 1e-9 * w.sum()
+    assert run.kre.std(axis=1).max() > 0 and len(run.area_type) == len(data)
 
 
 def test_municipality_command(tmp_path):
@@ -120,3 +142,125 @@ def test_municipality_command(tmp_path):
     assert amb.returncode == 2 and "1515" in amb.stderr and "1818" in amb.stderr
     missing = call("Sola", "--run", str(tmp_path))
     assert missing.returncode == 2 and "periods_by_municipality.parquet" in missing.stderr
+
+
+# ---- pilots in named municipalities -------------------------------------------------------------
+PILOT_TOWNS = ["Larvik", "3107"]  # a name and a number (Fredrikstad)
+
+
+def _ips(municipalities):
+    from utenforsk.interventions import engine
+
+    data = engine.load_intervention("ips_youth").model_dump(by_alias=True, exclude_none=True)
+    data["who"]["municipalities"] = municipalities
+    data["cost"].update(fixed_per_year={"value": 1.2e6, "range": [1.2e6, 1.2e6], "source": "test"},
+                        staff_positions={"value": 10, "range": [10, 10], "source": "test"},
+                        cost_per_position={"value": 1e6, "range": [1e6, 1e6], "source": "test"})
+    return engine.load_intervention(data)
+
+
+def test_pilot_costs_scale_with_population_covered(data):
+    """Fixed and staff costs of a pilot are the national figures times the covered share of the
+    population 0-29; per-participant costs follow enrolment as before."""
+    from types import SimpleNamespace
+
+    from utenforsk.experiment.metrics import monthly_programme_costs
+    from utenforsk.interventions import engine
+
+    t = data.table
+    rows = data.resolve(PILOT_TOWNS)
+    assert [t.name_short.iloc[r] for r in rows] == ["Larvik", "Fredrikstad"]
+    share = t.population_0_29.iloc[rows].sum() / t.population_0_29.sum()
+    pilot, national = _ips(PILOT_TOWNS), _ips([])
+    assert engine.population_share(pilot) == pytest.approx(share) and engine.population_share(national) == 1.0
+    month = {"prog": np.zeros((2, 2)), "pg_cover": np.array([0.2, 0.2])}
+    cost = lambda iv: monthly_programme_costs(SimpleNamespace(interventions=[iv], config=SimpleNamespace(scale=0.01)),  # noqa: E731
+                                              month)["ips_youth"]
+    assert cost(national) == pytest.approx((1.2e6 + 10 * 1e6) / 12)
+    assert cost(pilot) == pytest.approx((1.2e6 + 10 * 1e6) / 12 * share)
+
+
+def test_pilot_unknown_municipality_exits_2(tmp_path):
+    """An experiment whose pilot names an unknown municipality fails before any run: exit 2,
+    the file and key, and the closest matches."""
+    import os
+    import subprocess
+    import sys
+
+    exp = tmp_path / "e.yaml"
+    exp.write_text(f"name: e\nmodel: {ROOT / 'configs/norway/baseline_municipal.yaml'}\nscale: 0.001\nreplicates: 1\n"
+                   "scenarios:\n  baseline: {}\n  pilot:\n    interventions: [ips_youth]\n"
+                   "    overrides: {interventions.ips_youth.who.municipalities: [Larvik, Fredrikstd]}\n")
+    r = subprocess.run([sys.executable, "-m", "utenforsk.cli", "experiment", str(exp), "--out", str(tmp_path / "o")],
+                       env=dict(os.environ, COLUMNS="200"), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stderr
+    assert "closest: Fredrikstad" in r.stderr and "who.municipalities" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_municipality_command_with_experiment(tmp_path):
+    """`utenforsk municipality NAME --experiment DIR` prints each scenario's effect there, paired
+    by replicate; an experiment without municipality metrics -> exit 2."""
+    import os
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    rows = []
+    for r in range(3):
+        for sc, rate in (("baseline", 0.10 + 0.01 * r), ("pilot", 0.08 + 0.01 * r)):
+            rows.append((sc, r, "kommune:3909:neet_rate_15_29", rate))
+            rows.append((sc, r, "kommune:3909:neet_rate_15_29@2027", rate))
+            rows.append((sc, r, "neet_rate_15_29", 0.1))
+    (tmp_path / "e").mkdir()
+    pd.DataFrame(rows, columns=["scenario", "replicate", "metric", "value"]).to_parquet(tmp_path / "e" / "runs.parquet")
+    env = dict(os.environ, COLUMNS="200", NO_COLOR="1", TERM="dumb")
+    call = lambda *a: subprocess.run([sys.executable, "-m", "utenforsk.cli", "municipality", *a],  # noqa: E731
+                                     env=env, capture_output=True, text=True, timeout=120)
+    ok = call("Larvik", "--experiment", str(tmp_path / "e"))
+    assert ok.returncode == 0, ok.stderr
+    line = next(x for x in ok.stdout.splitlines() if "pilot" in x and "all" in x)
+    assert "11.00%" in line and "9.00%" in line and "-2.00" in line and "-18.2%" in line
+    pd.DataFrame(rows[2::3]).rename(columns={0: "scenario", 1: "replicate", 2: "metric", 3: "value"}).to_parquet(
+        tmp_path / "e" / "runs.parquet")
+    bad = call("Larvik", "--experiment", str(tmp_path / "e"))
+    assert bad.returncode == 2 and "municipality_metrics: true" in bad.stderr
+
+
+def _in_towns(name, towns=PILOT_TOWNS):
+    from utenforsk.interventions import engine
+
+    data = engine.load_intervention(name).model_dump(by_alias=True, exclude_none=True)
+    data["who"]["municipalities"] = list(towns)
+    return data
+
+
+def test_named_pilot_leaves_other_municipalities_bit_for_bit(data):
+    """A pilot of two interventions (NAV youth guarantee: service capacity, detection and odds;
+    IPS: odds) in Larvik and Fredrikstad, services per municipality: every person elsewhere ends
+    in the same state with the same traits, and every other municipality's yearly figures and
+    service tallies are bit-for-bit the baseline's; the towns' are not."""
+    import pandas as pd
+
+    from utenforsk import outputs
+    from utenforsk.model import UtenforskModel
+
+    kw = dict(seed=5, scale=0.01, horizon_years=3, overrides={"service_areas": "municipality"})
+    a = UtenforskModel(ROOT / "configs/norway/baseline.yaml", **kw)
+    b = UtenforskModel(ROOT / "configs/norway/baseline.yaml",
+                       interventions=[_in_towns("nav_youth_guarantee"), _in_towns("ips_youth")], **kw)
+    a.run_model()
+    b.run_model()
+    towns = [data.numbers[r] for r in data.resolve(PILOT_TOWNS)]
+    sa, sb = outputs.snapshot(a), outputs.snapshot(b)
+    ka, kb = sa.kommunenummer.isin(towns).to_numpy(), sb.kommunenummer.isin(towns).to_numpy()
+    pd.testing.assert_frame_equal(sa[~ka].reset_index(drop=True), sb[~kb].reset_index(drop=True), check_exact=True)
+    pa, pb = outputs.periods_by_municipality(a), outputs.periods_by_municipality(b)
+    ia, ib = pa.kommunenummer.isin(towns).to_numpy(), pb.kommunenummer.isin(towns).to_numpy()
+    pd.testing.assert_frame_equal(pa[~ia].reset_index(drop=True), pb[~ib].reset_index(drop=True), check_exact=True)
+    rows = np.array(data.resolve(PILOT_TOWNS))
+    others = np.setdiff1d(np.arange(len(data)), rows)
+    for year in a.kommune_sv:
+        assert np.array_equal(a.kommune_sv[year][:, others], b.kommune_sv[year][:, others])
+    assert not pa[ia].reset_index(drop=True).equals(pb[ib].reset_index(drop=True))  # the pilot acted there
+    assert not sa[ka].reset_index(drop=True).equals(sb[kb].reset_index(drop=True))

@@ -84,8 +84,8 @@ def test_units_and_descriptions_follow_the_schema(rows):
 def test_markdown_table_sections_and_escaping(cfg, rows):
     md = markdown_table(cfg)
     headings = [line[4:] for line in md.splitlines() if line.startswith("### ")]
-    assert headings == ["population", "attributes", "municipalities", "traits", "scheduled",
-                        "transitions", "exits", "services", "handoffs"]
+    assert headings == ["population", "attributes", "municipalities", "municipality_effects", "traits",
+                        "scheduled", "transitions", "exits", "services", "handoffs"]
     table_rows = [line for line in md.splitlines() if line.startswith("| `")]
     assert len(table_rows) == len(rows)
     assert all(line.count(" | ") - line.count("\\|") == 4 for line in table_rows)

@@ -110,3 +110,65 @@ def test_true_effect_read_from_effects_csv(tmp_path):
     bad = PilotConfig(**base, true_effect={"experiment": str(tmp_path), "scenario": "nope"})
     with pytest.raises(ConfigError, match="no such scenario"):
         power.true_effect(bad, "f")
+
+
+# ---- the model's own replicate runs as the register world ---------------------------------------
+def _fake_experiment(path: Path, reps: int, effect: float, seed: int = 11) -> None:
+    """A runs.parquet with per-municipality yearly NEET 15-29 as an experiment with
+    municipality_metrics writes it: binomial counts around 10% with municipal intercepts (SD
+    1 pp), 2,000 simulated persons each, years 2024-2029; the scenario ``pilot`` multiplies the
+    rates by (1 + effect) from 2026."""
+    import pandas as pd
+
+    from utenforsk.pilots import municipalities as km
+
+    rng = np.random.default_rng(seed)
+    nrs = km.load().numbers
+    rows = []
+    for r in range(reps):
+        u = rng.normal(0, 0.01, len(nrs))
+        unif = rng.random((len(nrs), 6))
+        for sc, e in (("baseline", 0.0), ("pilot", effect)):
+            for j, y in enumerate(range(2024, 2030)):
+                p = (0.1 + u) * (1 + (e if y >= 2026 else 0.0))
+                rate = __import__("scipy").stats.binom.ppf(unif[:, j], 2000, p) / 2000
+                for k, nr in enumerate(nrs):
+                    rows += [(sc, r, f"kommune:{nr}:neet_rate_15_29@{y}", rate[k]),
+                             (sc, r, f"kommune:{nr}:simulated_persons_15_29@{y}", 2000.0)]
+    df = pd.DataFrame(rows, columns=["scenario", "replicate", "metric", "value"])
+    path.mkdir(parents=True, exist_ok=True)
+    df.to_parquet(path / "runs.parquet")
+
+
+def test_replicate_world_type_one_error_and_simulated_effect(tmp_path):
+    """Cluster-randomised, 20 municipalities, 2 years, on 4 replicate runs: 1,000 pilots (250
+    random allocations per replicate) reject a zero effect at 5% +- 3 MC SE, and the simulated
+    effect (-15% relative from 2026) is what the power rows call the simulation's own."""
+    _fake_experiment(tmp_path / "exp", reps=4, effect=-0.15)
+    cfg = PilotConfig(name="t", design="cluster_randomised", n_municipalities=[20], years=[2],
+                      effects=[0.0], n_sims=1000, seed=2,
+                      replicates={"experiment": str(tmp_path / "exp"), "scenario": "pilot", "start_year": 2026})
+    df = power.run_power(cfg)
+    zero = df[~df.effect_is_simulated].iloc[0]
+    assert zero.world == "replicates" and zero.n_sims == 1000
+    assert abs(zero.power - 0.05) < 3 * np.sqrt(0.05 * 0.95 / 1000), zero.power
+    sim = df[df.effect_is_simulated].iloc[0]
+    assert sim.effect == pytest.approx(-0.15, abs=0.01)
+    assert sim.power > 0.5
+
+
+def test_replicate_world_bad_input_exits_2(tmp_path):
+    from utenforsk.errors import UserError
+
+    _fake_experiment(tmp_path / "exp", reps=1, effect=0.0)
+    base = dict(name="t", design="did", n_municipalities=[2], years=[3], pre_years=3, effects=[0.0])
+    cfg = PilotConfig(**base, replicates={"experiment": str(tmp_path / "exp"), "scenario": "pilot",
+                                          "start_year": 2026})
+    with pytest.raises(UserError, match="years do not cover"):  # 3 pre-years before 2026: from 2023
+        power.run_power(cfg)
+    cfg = PilotConfig(**{**base, "pre_years": 2}, replicates={"experiment": str(tmp_path / "exp"),
+                                                             "scenario": "nope", "start_year": 2026})
+    with pytest.raises(UserError, match="no such scenario"):
+        power.run_power(cfg)
+    with pytest.raises(Exception, match="parametric world needs"):
+        PilotConfig(**base)

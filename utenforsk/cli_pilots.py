@@ -31,9 +31,12 @@ def own_ssb_figures(name_short: str) -> dict[str, tuple[float, str]]:
 
 @app.command()
 def municipality(name: str = typer.Argument(..., help="municipality: SSB name, short name or 4-digit number"),
-                 run_dir: Optional[Path] = typer.Option(None, "--run", help="a `utenforsk run` output directory")):
+                 run_dir: Optional[Path] = typer.Option(None, "--run", help="a `utenforsk run` output directory"),
+                 exp_dir: Optional[Path] = typer.Option(None, "--experiment",
+                                                        help="a finished experiment run with municipality_metrics: true")):
     """Print one municipality: its data (population, type, county), its simulated figures from a
-    run's periods_by_municipality.parquet, and its own SSB figures where the data files have them."""
+    run's periods_by_municipality.parquet, and its own SSB figures where the data files have them;
+    with --experiment, each scenario's effect there (paired by replicate)."""
     try:
         from utenforsk.pilots import municipalities as km
 
@@ -42,6 +45,11 @@ def municipality(name: str = typer.Argument(..., help="municipality: SSB name, s
         if run_dir is not None and not (run_dir / "periods_by_municipality.parquet").exists():
             raise UserError("no periods_by_municipality.parquet in this directory", key="--run",
                             value=str(run_dir), allowed="the --out directory of `utenforsk run`")
+        effects = None
+        if exp_dir is not None:
+            from utenforsk.pilots.replicates import municipality_effects
+
+            effects = municipality_effects(exp_dir, row.kommunenummer)
     except UserError as exc:
         _fail(exc)
     out.print(f"[bold]{row['name']}[/] ({row.kommunenummer}), {row.fylke}: "
@@ -49,6 +57,8 @@ def municipality(name: str = typer.Argument(..., help="municipality: SSB name, s
               f"{row.population_0_29:,.0f} aged 0-29 (2023 age shares); type {row.type} "
               f"(grouped by {row.group_source})")
     own = own_ssb_figures(row.name_short)
+    if effects is not None:
+        print_effects(row, effects, exp_dir)
     if run_dir is None:
         for metric, (value, what) in own.items():
             out.print(f"SSB: {metric} = {value:.1%} ({what})")
@@ -77,6 +87,23 @@ def municipality(name: str = typer.Argument(..., help="municipality: SSB name, s
                   "(StatBank 13556 by municipality was not reachable: see municipal_spread.yaml)")
 
 
+def print_effects(row, effects, exp_dir: Path) -> None:
+    """Each scenario's effect in the municipality: horizon NEET 15-29 (Q4, pooled over years)
+    and the yearly figures, baseline and scenario means with the paired 95% interval."""
+    if effects.empty:
+        out.print(f"{exp_dir}: only a baseline, no scenario effect to show")
+        return
+    t = Table(title=f"{row['name']}: effect on NEET 15-29 (Q4) in {exp_dir}, paired over "
+                    f"{int(effects.n_replicates.max())} replicates ('all': pooled over the years)")
+    for c in ("scenario", "year", "baseline", "scenario NEET", "change pp", "95% interval", "relative"):
+        t.add_column(c, justify="left" if c == "scenario" else "right")
+    for r in effects.itertuples():
+        t.add_row(r.scenario, r.metric.partition("@")[2] or "all", f"{r.baseline_mean:.2%}", f"{r.scenario_mean:.2%}",
+                  f"{100 * r.difference:+.2f}", f"[{100 * r.ci_low:+.2f}, {100 * r.ci_high:+.2f}]",
+                  "" if r.relative_change != r.relative_change else f"{r.relative_change:+.1%}")
+    out.print(t)
+
+
 @app.command()
 def power(file: Path = typer.Argument(..., help="pilot YAML, e.g. experiments/pilot_ips_youth.yaml"),
           out_dir: Path = typer.Option(Path("results/power"), "--out", help="output directory"),
@@ -99,9 +126,9 @@ def power(file: Path = typer.Argument(..., help="pilot YAML, e.g. experiments/pi
     df.to_csv(tmp, index=False)
     tmp.replace(out_dir / "power.csv")
     pw.figure(df, cfg, out_dir / "power.png")
-    central = df[df.between_sd == cfg.between_sd.value]
+    central = pw.central_rows(df, cfg)
     t = Table(title=f"{cfg.name}: {cfg.design}, power at alpha {cfg.alpha} "
-                    f"(between-municipality SD {cfg.between_sd.value:.3f}; {int(df.n_sims.iloc[0])} pilots per cell)")
+                    f"({pw.world_label(df, cfg)}; {int(df.n_sims.iloc[0])} pilots per cell)")
     t.add_column("municipalities", justify="right")
     t.add_column("years", justify="right")
     for e in sorted(central.effect.unique(), key=abs):

@@ -27,7 +27,7 @@ from utenforsk.interventions import engine
 from utenforsk.interventions.slots import MAX_PROGRAMMES, canonical_order, open_cells, programme_slots
 from utenforsk.metrics import headline
 from utenforsk.pilots import municipalities as kommuner
-from utenforsk.services import ServiceAgent
+from utenforsk.services import ServiceAgent, ServiceAreas
 
 #: Q4 (end-of-December) counts per municipality: name -> (age from, age to (exclusive), what is counted)
 KQ_FIELDS = {"n_15_29": (15, 30, "all"), "neet_15_29": (15, 30, "neet"),
@@ -184,6 +184,15 @@ class UtenforskModel(mesa.Model):
         self.kommuner = kommuner.load() if tuple(c.municipalities) == kommuner.TYPES else None
         if self.kommuner is not None:
             self._k_index, self._k_cdf = self.kommuner.within_type_cdf(len(c.municipalities))
+        if cfg.service_areas == "municipality" and self.kommuner is None:
+            raise ConfigError("service_areas: municipality needs the model's municipality types to be "
+                              "the data file's four groupings", key="service_areas", value=cfg.service_areas,
+                              allowed=f"municipality_type, or municipalities {', '.join(kommuner.TYPES)}")
+        self.service_areas_by_kommune = cfg.service_areas == "municipality"
+
+        #: service tallies per policy year, summed over its months: {year: [service, municipality, field]}
+        self.kommune_sv: dict[int, np.ndarray] = {}
+        self._type_sum: np.ndarray | None = None
         #: Q4 point-in-time counts per policy year: {year: [municipality, KQ_FIELDS]}
         self.kommune_q4: dict[int, np.ndarray] = {}
         self.us_flag = c.flags.index("completed_upper_secondary") if "completed_upper_secondary" in c.flags else -1
@@ -196,23 +205,39 @@ class UtenforskModel(mesa.Model):
                                                  self.us_states, self.hb_states)
         kmax = max(len(a.categories) for a in cfg.attributes.values())
         n_cohorts = (self.total_months + kernel.COHORT_OFFSET) // 12 + 2
-        self.tally = kernel.allocate_tally(len(c.states), len(c.municipalities), len(c.report_by), kmax,
+        # service areas (utenforsk/services/agents.py): the municipality types, or the real
+        # municipalities (service_areas: municipality); area_type[a] = the type of area a
+        if self.service_areas_by_kommune:
+            t = self.kommuner.table
+            self.area_type = t.type_index.to_numpy().astype(np.int64)
+            area_names = [f"{nr} {n}" for nr, n in zip(t.kommunenummer, t.name_short)]
+        else:
+            self.area_type = np.arange(len(c.municipalities), dtype=np.int64)
+            area_names = list(c.municipalities)
+        self.tally = kernel.allocate_tally(len(c.states), len(self.area_type), len(c.report_by), kmax,
                                            len(c.services), len(cfg.exits), n_cohorts, MAX_PROGRAMMES)
-        SV, M, H = max(len(c.services), 1), len(c.municipalities), max(len(c.handoffs), 1)
+        SV, M, H = max(len(c.services), 1), len(self.area_type), max(len(c.handoffs), 1)
         self.dyn = kernel.Dyn(admit_p=np.zeros((SV, M)), detect_p=np.zeros((SV, M)),
                               quality=np.ones((SV, M)), ho_prob=np.zeros((H, M)),
                               ho_delay=np.zeros((H, M), np.int64),
                               pg_cover=np.zeros(MAX_PROGRAMMES),
-                              pg_open=np.zeros((MAX_MONTHS // 12, len(c.states)), np.bool_))
+                              pg_open=np.zeros((MAX_MONTHS // 12, len(c.states)), np.bool_),
+                              kre=np.zeros((max(len(cfg.municipality_effects), 1), M)))
+        if self.service_areas_by_kommune and cfg.municipality_effects:
+            # the run's municipality intercepts (logit scale), from its seed: the same in every
+            # scenario of a replicate (common random numbers), centred to a zero national mean
+            self.dyn.kre[:len(cfg.municipality_effects)] = kommuner.draw_effects(
+                self.seed_key, [e.sd.value for e in cfg.municipality_effects.values()],
+                self.kommuner.table.population_0_29.to_numpy(), rng.BASE["kommune_effect"])
+        #: the intercepts [municipality_effects, service areas] (all 0 with services per type)
+        self.kre = self.dyn.kre
         for h, ho in enumerate(cfg.handoffs.values()):
             self.dyn.ho_prob[h, :] = ho.probability.value
             self.dyn.ho_delay[h, :] = int(round(ho.delay_months.value))
-        for s, name in enumerate(c.services):
-            for m, muni in enumerate(c.municipalities):
-                ServiceAgent(self, name, s, muni, m)
+        self.service_areas = ServiceAreas(self, self.area_type, area_names)
         self._base = {"detect_p": self.dyn.detect_p.copy(), "quality": self.dyn.quality.copy(),
                       "ho_prob": self.dyn.ho_prob.copy(), "ho_delay": self.dyn.ho_delay.copy(),
-                      "places": {(a.s, a.m): a.places_per_1000 for a in self.agents}}
+                      "places": self.service_areas.places_per_1000.copy()}
         self.last_month: dict | None = None
         self.history: list[dict] = []  # one entry per policy month
         self.datacollector = mesa.DataCollector(model_reporters={
@@ -310,6 +335,8 @@ class UtenforskModel(mesa.Model):
             kernel.run_chunks(g.enter_chunk, len(ids), threads, lambda a, b, tid: g.enter_args(
                 ids[a:b], births[a:b], tid, self.pop, F, self.dyn, self.prog, t, arrival, month,
                 self.seed_key, self.capacity, self.cum_entries, self.births))
+            if self.service_areas_by_kommune:  # the entrants' municipality is their service area
+                self.pop.area[ids % self.capacity] = self.kommune_of(ids)
 
     def _advance(self) -> None:
         """Simulate month ``self.month`` (burn-in or policy)."""
@@ -323,7 +350,7 @@ class UtenforskModel(mesa.Model):
         self._apply_interventions(m)  # always: plugins below must start from the base values
         for plugin in self.plugins:
             plugin.before_month(self, self.first_year + m // 12, m % 12)
-        self.agents.do("step")  # services set admissions from last month's demand
+        self.service_areas.step()  # the service agents set admissions from last month's demand
         lo = int(self.cum_entries[max(0, m - MAX_MONTHS)])
         hi = int(self.cum_entries[m + 1])
         threads = min(self.n_threads, t.age_state.shape[0])  # never more workers than tally rows
@@ -343,7 +370,29 @@ class UtenforskModel(mesa.Model):
             self.last_month["pg_cover"] = self.dyn.pg_cover.copy()
             self.last_month["year"] = self.first_year + m // 12
             self.last_month["month"] = m
-            self.history.append(self.last_month)
+            self.history.append(self._by_type(self.last_month))
+
+    def _by_type(self, month: dict) -> dict:
+        """The month's record for ``history``: with services per municipality, the service and
+        municipality tallies summed to the municipality types (what every national output
+        reads; a run's history stays small), and the municipalities' service tallies added to
+        the year's sum (``kommune_sv``, for periods_by_municipality)."""
+        if not self.service_areas_by_kommune:
+            return month
+        year = month["year"]
+        acc = self.kommune_sv.get(year)
+        if acc is None:
+            self.kommune_sv[year] = month["sv"].copy()
+        else:
+            np.add(acc, month["sv"], out=acc)
+        if self._type_sum is None:  # [type, area] 0/1: counts summed by a matrix product (exact)
+            self._type_sum = (np.arange(len(self.compiled.municipalities))[:, None]
+                              == self.area_type[None, :]).astype(np.int64)
+        out = dict(month)
+        out["sv"] = np.einsum("ta,saf->stf", self._type_sum, month["sv"])
+        out["muni_pop"] = self._type_sum @ month["muni_pop"]
+        out["muni_state"] = self._type_sum @ month["muni_state"]
+        return out
 
     def _tally_kommune_q4(self, year: int, month: int) -> None:
         """Count the status of everyone alive at the end of December per municipality: a
@@ -370,13 +419,13 @@ class UtenforskModel(mesa.Model):
         d.quality[:] = base["quality"]
         d.ho_prob[:] = base["ho_prob"]
         d.ho_delay[:] = base["ho_delay"]
-        places = dict(base["places"])
+        places = base["places"].copy()
         for k, iv in enumerate(self.interventions):
             cov = engine.coverage(iv, year, moy)
             d.pg_cover[k] = cov
             if cov <= 0.0:
                 continue
-            munis = engine.covered_municipalities(iv, c.municipalities)
+            munis = self._covered_areas(iv)
             for name, change in iv.what.services.items():
                 s = c.service_index[name]
                 for m in munis:
@@ -385,7 +434,7 @@ class UtenforskModel(mesa.Model):
                     if change.quality is not None:
                         d.quality[s, m] *= 1 + cov * (change.quality.value - 1)
                     if change.capacity is not None:
-                        places[(s, m)] *= 1 + cov * (change.capacity.value - 1)
+                        places[s, m] *= 1 + cov * (change.capacity.value - 1)
             for name, change in iv.what.handoffs.items():
                 h = c.handoffs.index(name)
                 for m in munis:
@@ -399,8 +448,17 @@ class UtenforskModel(mesa.Model):
                     if change.delay_months is not None:
                         d.ho_delay[h, m] = int(round(d.ho_delay[h, m] + cov * (change.delay_months.value - d.ho_delay[h, m])))
         open_cells(self.prog, d.pg_cover, d.pg_open)
-        for a in self.agents:
-            a.places_per_1000 = places[(a.s, a.m)]
+        self.service_areas.places_per_1000[...] = places
+
+    def _covered_areas(self, iv) -> list[int]:
+        """Service areas an intervention's service and handoff changes act in: the areas of
+        the municipality types it covers, and only its named municipalities (who.municipalities,
+        which needs services per municipality) if it names some."""
+        c = self.compiled
+        types = set(engine.covered_municipalities(iv, c.municipalities))
+        rows = engine.covered_kommuner(iv)
+        areas = range(len(self.area_type)) if rows is None else rows
+        return [int(a) for a in areas if int(self.area_type[a]) in types]
 
     def step(self) -> None:
         """Advance one policy month and collect the headline metrics (unless ``collect`` is off)."""

@@ -135,9 +135,11 @@ def periods_by_municipality(model) -> pd.DataFrame:
 
     NEET 15-29 and by age group (the model's reporting definition), health benefits 18-29, and
     ``completed_upper_secondary_21`` (share of 21-year-olds who have completed, a proxy for the
-    five-year completion SSB/Udir report). Counts are scaled to real persons. Services are agents
-    per municipality *type*, so queues and waits by municipality are those of its type
-    (``periods.parquet``), not reported here."""
+    five-year completion SSB/Udir report). Counts are scaled to real persons. With services per
+    municipality (``service_areas: municipality``), each service's mean clients and queue over the
+    year (real persons) and its mean wait in months (queue-months per admission) in the
+    municipality; with services per municipality type they are the type's (``periods.parquet``)
+    and not reported here."""
     from utenforsk.model import KQ_FIELDS
 
     if model.kommuner is None:
@@ -161,8 +163,28 @@ def periods_by_municipality(model) -> pd.DataFrame:
             "neet_rate_25_29": ratio("neet_25_29", "n_25_29"),
             "health_benefit_rate_18_29": ratio("health_benefit_18_29", "n_18_29"),
             "completed_upper_secondary_21": ratio("completed_21", "n_21"),
+            **_kommune_services(model, year),
         }))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _kommune_services(model, year: int) -> dict:
+    """Per municipality: ``clients_S``, ``queue_S`` (yearly means, real persons) and
+    ``wait_months_S`` for every service S, from the year's service tallies (services per
+    municipality only)."""
+    sv = getattr(model, "kommune_sv", {}).get(year)
+    if sv is None:
+        return {}
+    out = {}
+    months = 12.0
+    for s, name in enumerate(model.compiled.services):
+        kind = model.config.services[name].kind
+        flow = np.array([queue_flow(kind, sv[s, a]) for a in range(sv.shape[1])], float)
+        out[f"clients_{name}"] = sv[s, :, SV_CLIENTS] / months / model.config.scale
+        out[f"queue_{name}"] = flow[:, 0] / months / model.config.scale
+        out[f"wait_months_{name}"] = np.divide(flow[:, 0], flow[:, 1], out=np.full(len(flow), np.nan),
+                                               where=flow[:, 1] > 0)
+    return out
 
 
 def provenance(model) -> dict:

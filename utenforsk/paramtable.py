@@ -29,8 +29,8 @@ END = "<!-- PARAMETER TABLE END -->"
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "configs" / "norway" / "baseline.yaml"
 
 #: Section order of the table (top-level config keys); any other section holding Params follows.
-SECTIONS = ("population", "attributes", "municipalities", "traits", "scheduled", "transitions",
-            "exits", "services", "handoffs")
+SECTIONS = ("population", "attributes", "municipalities", "municipality_effects", "traits", "scheduled",
+            "transitions", "exits", "services", "handoffs")
 
 #: Unit of a Param by the schema field that holds it. A key is a field name, or ``Class.field``
 #: where one field name means different things in different objects (looked up along the class's
@@ -64,6 +64,7 @@ UNITS: dict[str, str] = {
     "capacity": "per 1,000 residents",
     "quality": "index (1 = today's average)",
     "delay_months": "months",
+    "MunicipalityEffect.sd": "SD (log-odds)",
 }
 DEFAULT_UNIT = "-"
 

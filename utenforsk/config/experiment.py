@@ -89,6 +89,10 @@ class Experiment(Strict):
     follow_cohorts_to_age: int | None = Field(None, ge=16, le=30, description=(
         "extend the horizon until every birth cohort an intervention treated inside the stated "
         "horizon has reached this age (interventions stop at the stated horizon's end)"))
+    municipality_metrics: bool = Field(False, description=(
+        "add each real municipality's Q4 figures to every task's metrics "
+        "(kommune:NNNN:METRIC and kommune:NNNN:METRIC@YEAR; `utenforsk municipality NAME "
+        "--experiment DIR` and `utenforsk power` with `world: replicates` read them)"))
     for_whom: list[str] | None = Field(None, description=(
         "attributes the report breaks effects down by, e.g. [parental_education, "
         "immigrant_background, sex, municipality]; they become the model's report_by "

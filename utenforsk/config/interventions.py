@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from utenforsk.config.params import Coefficient, NonNegative, Probability, Strict
 
@@ -39,6 +39,12 @@ class Who(Strict):
     attributes: dict[str, list[str]] = Field(
         default_factory=dict, description="allowed categories per attribute, e.g. municipality for pilots")
     traits: list[TraitCondition] = Field(default_factory=list)
+    municipalities: list[str] = Field(
+        default_factory=list,
+        description="real municipalities (SSB names as in configs/norway/data/municipalities.csv, "
+                    "or 4-digit numbers) where the intervention enrols, e.g. [Larvik, Fredrikstad]; "
+                    "empty: everywhere. Fixed, staff and capacity costs scale with the population "
+                    "0-29 covered (docs/pilots.md)")
     sticky: bool = Field(True, description="once enrolled, stay while inside ages and states")
 
     @model_validator(mode="after")
@@ -47,6 +53,11 @@ class Who(Strict):
         if not 0 <= lo < hi <= 30:
             raise ValueError(f"ages must satisfy 0 <= low < high <= 30, got {list(self.ages)}")
         return self
+
+    @field_validator("municipalities", mode="before")
+    @classmethod
+    def _names(cls, v):  # YAML reads 3805 as a number: a kommunenummer (0301 must be quoted)
+        return [str(m).strip() for m in v] if isinstance(v, list) else v
 
 
 class ServiceChange(Strict):

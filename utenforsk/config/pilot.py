@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from utenforsk.config.params import Param, Strict
 
@@ -25,6 +25,19 @@ class TrueEffect(Strict):
     metric: str = "neet_rate_15_29"
 
 
+class ReplicateWorld(Strict):
+    """The model's own replicate runs as the register world (instead of the parametric one):
+    an experiment run with ``municipality_metrics: true``; a treated municipality-year takes the
+    scenario's simulated rate, every other one the baseline's, from the same replicate."""
+
+    experiment: str = Field(description="an experiment output directory (runs.parquet with kommune: metrics)")
+    scenario: str = Field(description="the scenario with the intervention (its effect is the true effect)")
+    baseline: str = "baseline"
+    start_year: int = Field(description="the intervention's first year in that scenario (pilot year 1)")
+    min_persons: int = Field(5, ge=1, description="municipalities with fewer simulated persons 15-29 in "
+                                                  "some replicate-year are left out of the pool (their rates are noise)")
+
+
 class PilotConfig(Strict):
     name: str
     description: str = ""
@@ -39,16 +52,28 @@ class PilotConfig(Strict):
                                                     "for did: the treated (as many comparisons are matched)")
     years: list[int] = Field(description="years of follow-up after the start (a grid)")
     pre_years: int = Field(2, ge=0, le=10, description="register years before the start (did, stepped_wedge: 1 is used)")
-    baseline_rate: Param = Field(description="NEET 15-29 in Q4, national")
-    between_sd: Param = Field(description="SD across municipalities of the NEET rate (probability scale)")
-    year_sd: Param = Field(description="SD of a municipality's year-to-year deviation beyond binomial noise")
+    baseline_rate: Param | None = Field(None, description="NEET 15-29 in Q4, national (parametric world)")
+    between_sd: Param | None = Field(None, description="SD across municipalities of the NEET rate (probability scale; parametric world)")
+    year_sd: Param | None = Field(None, description="SD of a municipality's year-to-year deviation beyond binomial noise (parametric world)")
     effects: list[float] = Field(description="assumed relative effects on the NEET rate in covered municipalities, e.g. -0.05")
     true_effect: TrueEffect | None = None
+    replicates: ReplicateWorld | None = Field(
+        None, description="simulate pilots on the model's own replicate runs (`world` column "
+                          "'replicates'); the parametric world's baseline_rate, between_sd and year_sd are then not used")
     n_sims: int = Field(1000, ge=10, le=100_000)
     alpha: float = Field(0.05, gt=0, lt=0.5)
     power_target: float = Field(0.8, gt=0, lt=1)
     analysis: Literal["cluster_ols", "mixed"] = "cluster_ols"
     seed: int = Field(1, ge=0)
+
+    @model_validator(mode="after")
+    def _world(self):
+        if self.replicates is None:
+            lacking = [k for k in ("baseline_rate", "between_sd", "year_sd") if getattr(self, k) is None]
+            if lacking:
+                raise ValueError(f"the parametric world needs {', '.join(lacking)} "
+                                 "(or give `replicates:` to use the model's own replicate runs)")
+        return self
 
     @field_validator("n_municipalities")
     @classmethod

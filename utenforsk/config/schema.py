@@ -13,6 +13,8 @@ Covariate names usable in any ``coefficients:`` mapping (log-odds per unit):
 - ``service:NAME`` (0/1: currently a client of that service);
 - ``quality:NAME`` (the service's quality in the person's municipality, when a client, else 0);
 - ``programme:NAME`` (0/1: enrolled in an intervention, see the interventions issue);
+- ``kommune:NAME`` (the person's municipality's random intercept ``NAME`` of
+  ``municipality_effects``; its coefficient is the loading, e.g. +1 on NEET entry, -1 on exit);
 - ``age_years``, ``neet_spell_years`` (current NEET spell, capped at 3), ``years_in_state``
   (capped at 10).
 """
@@ -34,7 +36,8 @@ MAX_AGE_YEARS = 30.0
 #: the model's limits, in one place: the person arrays' bit widths and the random-number decision
 #: blocks (utenforsk/core/rng.py) are sized from them
 LIMITS = {"states": 127, "flags": 6, "continuous_traits": 16, "binary_traits": 8, "attributes": 32,
-          "services": 8, "handoffs": 64, "programmes": 16, "arrival_ages": 30, "donor_tries": 4}
+          "services": 8, "handoffs": 64, "programmes": 16, "arrival_ages": 30, "donor_tries": 4,
+          "municipality_effects": 8}
 
 
 def _check_ages(ages: Ages, what: str = "ages") -> None:
@@ -81,6 +84,17 @@ class Municipality(Strict):
     description: str
     capacity_factor: NonNegative = Field(description="multiplies every service's capacity")
     detection_factor: NonNegative = Field(description="multiplies every service's detection")
+
+
+class MunicipalityEffect(Strict):
+    """A random intercept per real municipality on the logit scale of the hazards that read it
+    (covariate ``kommune:NAME`` with its loading as coefficient, e.g. +1 on NEET entry, -1 on
+    exit): ``u_k = sd * z_k``, ``z_k`` standard normal on the run seed's own decision, centred to
+    a population-weighted mean of zero (docs/pilots.md). With ``service_areas: municipality_type``
+    the kernel knows no municipality and every intercept is 0."""
+
+    description: str
+    sd: NonNegative = Field(description="SD of the intercept across municipalities (logit scale)")
 
 
 class AgeShare(Strict):
@@ -399,6 +413,13 @@ class ModelConfig(Strict):
     flags: dict[str, str] = Field(default_factory=dict, description="name -> meaning; at most 6")
     attributes: dict[str, Attribute] = Field(default_factory=dict)
     municipalities: dict[str, Municipality] = Field(min_length=1)
+    service_areas: Literal["municipality_type", "municipality"] = Field(
+        "municipality_type", description="where services keep capacity, queues and tallies: per "
+        "municipality type, or per real municipality (configs/norway/data/municipalities.csv; "
+        "needs the four types as municipalities): a pilot then moves no other municipality's queues")
+    municipality_effects: dict[str, MunicipalityEffect] = Field(
+        default_factory=dict, description="random intercepts per real municipality, read by hazards "
+                                          "as covariate kommune:NAME (0 unless service_areas: municipality)")
     population: Population
     traits: dict[str, Trait] = Field(default_factory=dict)
     transitions: dict[str, Transition] = Field(default_factory=dict)
@@ -432,7 +453,7 @@ class ModelConfig(Strict):
                   "continuous_traits": sum(isinstance(t, ContinuousTrait) for t in self.traits.values()),
                   "binary_traits": sum(isinstance(t, BinaryTrait) for t in self.traits.values()),
                   "attributes": len(self.attributes), "services": len(self.services),
-                  "handoffs": len(self.handoffs)}
+                  "handoffs": len(self.handoffs), "municipality_effects": len(self.municipality_effects)}
         for what, n in counts.items():
             if n > LIMITS[what]:
                 key = "traits" if what.endswith("traits") else what
@@ -566,7 +587,7 @@ class ModelConfig(Strict):
     def covariate_problem(self, name: str) -> str | None:
         """Why ``name`` is not a covariate of this model, or None if it is."""
         allowed = ("ATTRIBUTE=CATEGORY, a trait, a flag, state:NAME, service:NAME, quality:NAME, "
-                   "programme:NAME, " + ", ".join(DERIVED_COVARIATES))
+                   "programme:NAME, kommune:NAME (a municipality_effects entry), " + ", ".join(DERIVED_COVARIATES))
         if name in DERIVED_COVARIATES or name in self.traits or name in self.flags:
             return None
         if "=" in name:
@@ -579,7 +600,8 @@ class ModelConfig(Strict):
             return None
         if ":" in name:
             kind, ref = name.split(":", 1)
-            pools = {"state": self.states, "service": self.services, "quality": self.services}
+            pools = {"state": self.states, "service": self.services, "quality": self.services,
+                     "kommune": self.municipality_effects}
             if kind == "programme":
                 return None  # resolved against the scenario's interventions
             if kind in pools:

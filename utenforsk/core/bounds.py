@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from utenforsk.core.kernel import RATE_CAP
-from utenforsk.core.covariates import K_AGE, K_QUALITY, K_TRAIT, KINDS
+from utenforsk.core.covariates import K_AGE, K_KOMMUNE, K_QUALITY, K_TRAIT, KINDS
 from utenforsk.core.tables import AGE_YEARS, CompiledModel, float_offsets
 
 BOUND_EXIT = 0
@@ -51,6 +51,7 @@ class HazardBounds:
                 self.lo0[kind == k], self.hi0[kind == k] = decl.bound
         self.traits = np.flatnonzero(kind == K_TRAIT)
         self.quality = np.flatnonzero(kind == K_QUALITY)
+        self.kommune = np.flatnonzero(kind == K_KOMMUNE)
         term_h, term_j = [], []  # every linear-predictor term of every hazard
         for h in range(self.H):
             row = int(t.hz_row[h])
@@ -85,6 +86,9 @@ class HazardBounds:
         for c in self.quality:
             q = dyn.quality[self.cov_a[c]]
             lo[c], hi[c] = min(float(q.min()), 0.0), max(float(q.max()), 0.0)
+        for c in self.kommune:  # the intercepts' range over the municipalities
+            k = dyn.kre[self.cov_a[c]]
+            lo[c], hi[c] = min(float(k.min()), 0.0), max(float(k.max()), 0.0)
         beta = F[self.off["lp_beta"]:self.off["lp_beta"] + self.n_beta]
         eta = F[self.off["hz_base"]:self.off["hz_base"] + self.H * AGE_YEARS].reshape(self.H, AGE_YEARS).copy()
         b = beta[self.j_other]

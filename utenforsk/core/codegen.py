@@ -720,7 +720,7 @@ class _Generator:
                 src("i += 1", "if i == cap:", "    i = 0", "if p_alive[i] == 0:", "    continue",
                     "age = month - p_birth[i]",
                     f"co = (p_birth[i] + {COHORT_OFFSET}) // 12",
-                    f"muni = p_attrs[{self.muni_attr}, i]",
+                    "muni = np.int64(p_area[i])  # the service area (a type, or a municipality)",
                     "state = p_state[i]")
                 for comp in month.MONTH:
                     self.section(src, comp)
@@ -746,7 +746,10 @@ class _Generator:
             "p_neet_spell[i] = 0", "p_programmes[i] = 0", "p_pg_ever[i] = 0")
         for k in range(len(cm.ctraits)):
             src(f"p_ctraits[{k}, i] = np.nan")
-        src(f"muni = p_attrs[{self.muni_attr}, i]")
+        # the service area: the type here; the model sets the real municipality right after the
+        # entry kernel when services are per municipality (at entry nobody is a client of a
+        # service, and no intercept is read, so this month's entry reads nothing by area)
+        src(f"muni = p_attrs[{self.muni_attr}, i]", "p_area[i] = muni")
         with src.block("if arrival:"):
             src("pass")
             for r in range(len(t.ar_lo)):
@@ -793,7 +796,7 @@ class _Generator:
         with src.block(f"def largest_rates({args}):"):
             with src.block("for j in range(slots.shape[0]):"):
                 src("i = slots[j]", "age = ages[j]", "ay = age // 12", "state = p_state[i]",
-                    f"muni = p_attrs[{self.muni_attr}, i]", EFFECT_MASK)
+                    "muni = np.int64(p_area[i])", EFFECT_MASK)
                 for c in range(self.cm.n_covariates):
                     self.covariate(src, c, f"x{c}", "state")
                 for st in range(self.S):
@@ -857,7 +860,8 @@ def programme_loop(src: _Src, n_ctraits: int) -> None:
     and is not taken again (``prog.once``)."""
     with src.block(f"for k in range({MAX_PROGRAMMES}):"):
         src("pbit = np.uint16(1 << k)", "pcov = d_pg_cover[k]",
-            "inside = pcov > 0.0 and prog.lo[k] <= age < prog.hi[k] and prog.states[k, state]")
+            "inside = pcov > 0.0 and prog.lo[k] <= age < prog.hi[k] and prog.states[k, state] "
+            "and prog.area_ok[k, muni]")
         with src.block("if p_programmes[i] & pbit:"):
             with src.block("if inside and (prog.sticky[k] or "
                            "programme_match(k, i, p_attrs, p_ctraits, p_btraits, prog)) "
@@ -893,7 +897,7 @@ def programme_step_source(n_ctraits: int) -> str:
     the person's key, ``key``: the month's)."""
     src = _Src()
     src("@njit", "def programme_step(i, pkey, key, age, state, p_programmes, p_pg_ever, p_attrs, "
-        "p_ctraits, p_btraits, prog, d_pg_cover, t_prog):")
+        "p_ctraits, p_btraits, prog, d_pg_cover, t_prog, muni=0):")
     src.depth += 1
     programme_loop(src, n_ctraits)
     return "\n".join(_module_head()) + HELPERS.replace("cache=True, ", "") + "\n\n" + src.text()

@@ -45,18 +45,22 @@ KINDS = (
     Kind("age", "age_years", "age / 12.0", "age"),
     Kind("spell", "neet_spell_years (capped at 3)", "min(p_neet_spell[i], 36) / 12.0", (0.0, 3.0)),
     Kind("tis", "years_in_state (capped at 10)", "min(p_tis[i], 120) / 12.0", (0.0, 10.0)),
+    # the person's municipality's random intercept (municipality_effects; 0 with services per type)
+    Kind("kommune", "kommune:EFFECT (the municipality's intercept of a municipality_effects entry)",
+         "d_kre[{a}, muni]", "kommune"),
 )
 KIND = {k.name: n for n, k in enumerate(KINDS)}
 (K_ATTR, K_TRAIT, K_BTRAIT, K_FLAG, K_STATE, K_SERVICE, K_QUALITY, K_PROGRAMME, K_AGE, K_SPELL,
- K_TIS) = (KIND[n] for n in ("attribute", "trait", "binary_trait", "flag", "state", "service", "quality",
-                             "programme", "age", "spell", "tis"))
+ K_TIS, K_KOMMUNE) = (KIND[n] for n in ("attribute", "trait", "binary_trait", "flag", "state", "service",
+                                        "quality", "programme", "age", "spell", "tis", "kommune"))
 N_KINDS = len(KINDS)
 #: names that are covariates by themselves (no argument)
 DERIVED = {"age_years": K_AGE, "neet_spell_years": K_SPELL, "years_in_state": K_TIS}
 #: ``PREFIX:NAME`` covariates: prefix -> kind
-PREFIXED = {"state": K_STATE, "service": K_SERVICE, "quality": K_QUALITY, "programme": K_PROGRAMME}
+PREFIXED = {"state": K_STATE, "service": K_SERVICE, "quality": K_QUALITY, "programme": K_PROGRAMME,
+            "kommune": K_KOMMUNE}
 #: kinds that read "is a client of service a"
 CLIENT_KINDS = (K_SERVICE, K_QUALITY)
 
 assert len(set(KIND)) == len(KINDS), "a covariate kind is declared twice"
-assert all(isinstance(k.bound, tuple) or k.bound in ("trait", "quality", "age") for k in KINDS)
+assert all(isinstance(k.bound, tuple) or k.bound in ("trait", "quality", "age", "kommune") for k in KINDS)

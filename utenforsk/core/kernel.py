@@ -28,7 +28,8 @@ from numba import njit
 from utenforsk.core import month, rng
 
 #: per-month dynamic inputs set by the service agents (and, later, interventions)
-Dyn = namedtuple("Dyn", ["admit_p", "detect_p", "quality", "ho_prob", "ho_delay", "pg_cover", "pg_open"])
+Dyn = namedtuple("Dyn", ["admit_p", "detect_p", "quality", "ho_prob", "ho_delay", "pg_cover", "pg_open",
+                         "kre"])  # kre: [municipality_effects, service areas] intercepts (logit)
 #: per-thread integer tallies, as declared in utenforsk/core/month.py (TALLIES); ``cohort*``
 #: accumulate over the run, the rest are reset monthly
 Tally = namedtuple("Tally", [t.name for t in month.TALLIES])

@@ -107,6 +107,11 @@ COMPONENTS = (
     Component("bookkeeping", "NEET, completion and tallies", "bookkeeping",
               reads=("p_state", "p_neet_spell", "p_us_start", "p_flags"),
               tallies=("age_state", "muni_pop", "muni_state", "grp", "cohort", "cohort_grp")),
+    # the municipality intercepts of a run (municipality_effects), drawn once per run from the
+    # seed outside the kernel (utenforsk/pilots/municipalities.py: draw_effects); read as the
+    # covariate kind ``kommune``
+    Component("municipality_effects", "municipality intercepts", "",
+              decisions=(("kommune_effect", LIMITS["municipality_effects"]),)),
 )
 BY_NAME = {c.name: c for c in COMPONENTS}
 

@@ -20,7 +20,7 @@ from utenforsk.config.schema import (BinaryTrait, ContinuousTrait, Destination, 
 # covariate kinds (cov_kind), declared in utenforsk/core/covariates.py
 from utenforsk.core.covariates import (DERIVED, K_ATTR, K_BTRAIT, K_FLAG, K_PROGRAMME,  # noqa: F401
                                        K_QUALITY, K_SERVICE, K_STATE, K_TRAIT, N_KINDS, PREFIXED)
-from utenforsk.core.covariates import K_AGE, K_SPELL, K_TIS  # noqa: F401 - re-exported
+from utenforsk.core.covariates import K_AGE, K_KOMMUNE, K_SPELL, K_TIS  # noqa: F401 - re-exported
 AGE_YEARS = 30
 MAX_MONTHS = AGE_YEARS * 12
 LOGIT_CAP = 30.0  # logit(0) and logit(1) are clipped to -+30: "never" and "always" in practice
@@ -149,6 +149,8 @@ class CompiledModel:
             return (K_STATE, self.state_index[ref], 0)
         if kind in (K_SERVICE, K_QUALITY):
             return (kind, self.service_index[ref], 0)
+        if kind == K_KOMMUNE:  # row of the model's municipality_effects (Dyn.kre)
+            return (K_KOMMUNE, list(cfg.municipality_effects).index(ref), 0)
         # K_PROGRAMME: the slot is a value (Prog.ref), looked up per scenario
         if ref not in self.programme_refs:
             self.programme_refs.append(ref)

@@ -93,7 +93,7 @@ def write_economics(out: Path, plan: Plan, main: pd.DataFrame) -> tuple[pd.DataF
     return econ, led, ceac, sens
 
 
-DETAIL_PREFIXES = ("pathway:", "parameter:", "cohort:", "group:", "participants:")  # not main metrics
+DETAIL_PREFIXES = ("pathway:", "parameter:", "cohort:", "group:", "participants:", "kommune:")  # not main metrics
 
 
 def draws(plan: Plan) -> dict[int, int] | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from utenforsk.core.kernel import PG_ENROLLED, PG_MONTHS, SV_CLIENTS
+from utenforsk.interventions import engine
 from utenforsk.metrics import headline
 from utenforsk.outputs import cohorts
 
@@ -45,8 +46,9 @@ def monthly_programme_costs(model, month: dict) -> dict[str, float]:
         total += _param(c.per_participant_month) * months / scale
         if c.caseload is not None:  # positions follow enrolment: enrolled person-months / caseload
             total += months / scale / c.caseload.value * _param(c.cost_per_position) / 12.0
-        if month["pg_cover"][k] > 0:
-            total += (_param(c.fixed_per_year) + _param(c.staff_positions) * _param(c.cost_per_position)) / 12.0
+        if month["pg_cover"][k] > 0:  # national figures, scaled to the population a pilot covers
+            total += (_param(c.fixed_per_year) + _param(c.staff_positions) * _param(c.cost_per_position)) \
+                / 12.0 * engine.population_share(iv)
         out[iv.name] = out.get(iv.name, 0.0) + total
     for plugin in getattr(model, "plugins", []):
         out[plugin.name] = out.get(plugin.name, 0.0) + plugin.monthly_cost(model, month)
@@ -209,6 +211,32 @@ def group_metrics(model) -> dict[str, float]:
         for c, cat in enumerate(model.config.attributes[attr].categories):
             out[f"group:{attr}:{cat}:neet_rate_15_29"] = headline.share(grp[g, c], neet, 15, 30)
             out[f"group:{attr}:{cat}:exclusion_years_15_29"] = float(grp[g, c, 15:30][:, neet].sum() / 12.0 / scale)
+    return out
+
+
+#: per-municipality metrics (experiment key municipality_metrics): columns of
+#: outputs.periods_by_municipality, per policy year, plus NEET 15-29 pooled over the years
+KOMMUNE_METRICS = ("neet_rate_15_29", "simulated_persons_15_29", "neet_15_29", "population_15_29",
+                   "health_benefit_rate_18_29", "completed_upper_secondary_21")
+
+
+def municipality_metrics(model) -> dict[str, float]:
+    """Each real municipality's Q4 figures: ``kommune:NNNN:METRIC@YEAR`` for
+    :data:`KOMMUNE_METRICS`, and ``kommune:NNNN:neet_rate_15_29`` pooled over the policy years
+    (NEET counts over persons counted, the register's point-in-time definition each December)."""
+    from utenforsk.outputs import periods_by_municipality
+
+    df = periods_by_municipality(model)
+    out: dict[str, float] = {}
+    if df.empty:
+        return out
+    for r in df.itertuples(index=False):
+        for m in KOMMUNE_METRICS:
+            out[f"kommune:{r.kommunenummer}:{m}@{r.year}"] = float(getattr(r, m))
+    pooled = df.groupby("kommunenummer", sort=False)[["neet_15_29", "population_15_29"]].sum()
+    for nr, row in pooled.iterrows():
+        out[f"kommune:{nr}:neet_rate_15_29"] = (float(row.neet_15_29 / row.population_15_29)
+                                              if row.population_15_29 > 0 else float("nan"))
     return out
 
 

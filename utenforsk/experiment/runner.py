@@ -379,6 +379,8 @@ class Plan:
             exp.pop("follow_cohorts_to_age", None)
         if exp.get("for_whom") is None:
             exp.pop("for_whom", None)
+        if not exp.get("municipality_metrics"):
+            exp.pop("municipality_metrics", None)
         if exp["uncertainty"].get("ensemble") is None:
             exp["uncertainty"].pop("ensemble", None)
         extra = {}
@@ -443,6 +445,7 @@ class Plan:
                 "overrides": {**shared, **model_over}, "drawn": shared,
                 "parameters": {**{k.removesuffix(".value"): v for k, v in drawn.items()}, **drawn_iv},
                 "followed": list(self.followed) if self.followed else None,
+                "municipality_metrics": self.exp.municipality_metrics,
                 "scenario": task.scenario, "replicate": task.replicate,
                 "meta": {"experiment": self.exp.name, "experiment_hash": self.hash,
                          "seed": self.exp.seed, "version": __version__}}
@@ -577,8 +580,8 @@ def _finish_task(model, spec: dict, path: str, t0: np.ndarray | None = None) -> 
     """Run the policy horizon and write the task's metrics atomically to ``path``; the file's
     metadata records the task's wall and CPU seconds since ``t0`` (:func:`_clock`; ``seconds``
     is read by ``utenforsk status``, ``cpu_seconds`` by the benchmarks)."""
-    from utenforsk.experiment.metrics import (cohort_metrics, group_metrics, participant_metrics,
-                                              pathway_shares, task_metrics)
+    from utenforsk.experiment.metrics import (cohort_metrics, group_metrics, municipality_metrics,
+                                              participant_metrics, pathway_shares, task_metrics)
     from utenforsk.outputs import write_parquet
 
     model.run_model()
@@ -589,6 +592,8 @@ def _finish_task(model, spec: dict, path: str, t0: np.ndarray | None = None) -> 
     metrics.update(participant_metrics(model))
     if spec.get("followed"):
         metrics.update(cohort_metrics(model, *spec["followed"]))
+    if spec.get("municipality_metrics"):
+        metrics.update(municipality_metrics(model))
     metrics.update({f"parameter:{k}": v for k, v in spec.get("parameters", {}).items()})
     df = pd.DataFrame({"scenario": spec["scenario"], "replicate": spec["replicate"],
                        "metric": list(metrics), "value": np.array(list(metrics.values()), dtype=float)})

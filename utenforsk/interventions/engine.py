@@ -80,3 +80,34 @@ def coverage(iv: Intervention, year: int, month_of_year: int) -> float:
 def covered_municipalities(iv: Intervention, municipalities: list[str]) -> list[int]:
     allowed = iv.who.attributes.get("municipality")
     return [m for m, name in enumerate(municipalities) if allowed is None or name in allowed]
+
+
+def covered_kommuner(iv: Intervention, where: str | None = None):
+    """Rows (in configs/norway/data/municipalities.csv) of the real municipalities an intervention
+    enrols in (``who.municipalities``), or None when it is not restricted to named ones. Unknown
+    or ambiguous names raise ConfigError (exit 2) with the closest matches."""
+    if not iv.who.municipalities:
+        return None
+    key = (iv.name, tuple(iv.who.municipalities))
+    if key not in _RESOLVED:
+        from utenforsk.pilots import municipalities as km
+
+        _RESOLVED[key] = km.load().resolve(iv.who.municipalities, file=where,
+                                           key=f"interventions.{iv.name}.who.municipalities")
+    return _RESOLVED[key]
+
+
+_RESOLVED: dict[tuple, list[int]] = {}
+
+
+def population_share(iv: Intervention) -> float:
+    """Share of the national population 0-29 (data file) living where the intervention enrols:
+    1 unless ``who.municipalities`` names some. A pilot's fixed, staff and capacity costs scale
+    with it (their national figures are for national coverage)."""
+    rows = covered_kommuner(iv)
+    if rows is None:
+        return 1.0
+    from utenforsk.pilots import municipalities as km
+
+    pop = km.load().table.population_0_29.to_numpy()
+    return float(pop[rows].sum() / pop.sum())

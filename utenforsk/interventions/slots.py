@@ -55,6 +55,7 @@ Prog = namedtuple("Prog", [
     "after",               # [1] int64: bits of the slots whose effects persist (persistence > 0)
     "pexit",               # [P] monthly probability the programme ends (1 / duration_months; 0: none)
     "once",                # [P] a finite programme: a person whose programme ended is not re-enrolled
+    "area_ok",             # [P, service areas] where the slot enrols (who.municipalities)
 ])
 
 
@@ -97,7 +98,8 @@ def programme_slots(cm, interventions: list[Intervention]) -> Prog:
                sticky=np.zeros(P, np.bool_), draw=np.zeros(P, np.uint64),
                shift=z(P, max(CT, 1)), hz=z(2 * P, max(len(t.hz_row), 1)),
                de=z(2 * P, max(len(t.de_to), 1)), dy=z(2 * P, max(len(t.dy_lo), 1)),
-               pexit=z(P), once=np.zeros(P, np.bool_))
+               pexit=z(P), once=np.zeros(P, np.bool_),
+               area_ok=np.ones((P, n_areas(cfg)), np.bool_))
     after = 0
     tk, ti, tt, tb = [], [], [], []
     for k, iv in enumerate(ivs):
@@ -124,6 +126,11 @@ def programme_slots(cm, interventions: list[Intervention]) -> Prog:
             tt.append(cond.below if cond.below is not None else cond.above)
             tb.append(cond.below is not None)
         out["tend"][k] = len(tk)
+        if who.municipalities:  # service areas are the real municipalities (check_references)
+            from utenforsk.interventions.engine import covered_kommuner
+
+            out["area_ok"][k, :] = False
+            out["area_ok"][k, covered_kommuner(iv)] = True
         for trait, shift in what.trait_shift.items():
             out["shift"][k, cm.ctraits.index(trait)] = shift.value
         for tr, oratio in what.odds.items():
@@ -157,6 +164,15 @@ def programme_slots(cm, interventions: list[Intervention]) -> Prog:
     return Prog(**out)
 
 
+def n_areas(cfg: ModelConfig) -> int:
+    """Service areas of the model: its municipality types, or the real municipalities."""
+    if cfg.service_areas == "municipality":
+        from utenforsk.pilots.municipalities import load
+
+        return len(load())
+    return len(cfg.municipalities)
+
+
 def open_cells(prog: Prog, cover: np.ndarray, out: np.ndarray) -> None:
     """Mark in ``out[age_year, state]`` where some slot with coverage this month may enrol: the
     kernels call the enrolment step only there, or for people already enrolled. Conservative
@@ -183,6 +199,16 @@ def check_references(cfg: ModelConfig, iv: Intervention, where: str) -> None:
             need("category", c, cfg.attributes[attr].categories, f"{where}.who.attributes.{attr}")
     for cond in w.traits:
         need("trait", cond.trait, list(cfg.traits), f"{where}.who.traits")
+    if w.municipalities:
+        from utenforsk.interventions.engine import covered_kommuner
+        from utenforsk.pilots.municipalities import TYPES
+
+        if tuple(cfg.municipalities) != TYPES or cfg.service_areas != "municipality":
+            raise ConfigError("who.municipalities needs services per municipality (the model's "
+                              "service_areas: municipality, with the data file's four municipality types)",
+                              key=f"{where}.who.municipalities", value=iv.who.municipalities,
+                              allowed=f"a model with service_areas: municipality and municipalities {', '.join(TYPES)}")
+        covered_kommuner(iv)
     for tr in iv.what.odds:
         need("transition", tr, list(cfg.transitions), f"{where}.what.odds")
     for ev, outcomes in iv.what.outcome_odds.items():

@@ -196,3 +196,26 @@ def tally_q4(seed_key, lo, hi, capacity, alive, birth, type_attr, state, flags, 
             what = fields[f, 2]
             if what == 0 or (what == 1 and neet[st]) or (what == 2 and hb[st]) or (what == 3 and done):
                 counts[row, f] += 1.0
+
+
+#: the "person" ids whose draws are the municipality intercepts: SCHEDULE_ID + 1 + municipality row
+EFFECT_ID0 = 2**62 + 1
+
+
+def draw_effects(seed_key, sds, weights: np.ndarray, decision0: int) -> np.ndarray:
+    """Random intercepts ``[effect, municipality]`` of one run: ``sd_e * z_ek`` with ``z_ek``
+    standard normal, one uniform per municipality on decision ``decision0 + e`` of a reserved
+    id (so no person's draw moves), centred to a population-weighted mean of exactly zero over
+    ``weights`` (population 0-29), so the intercepts shift municipalities, not the nation."""
+    from scipy.special import ndtri
+
+    K = len(weights)
+    out = np.zeros((max(len(sds), 1), K))
+    w = np.asarray(weights, float) / np.sum(weights)
+    for e, sd in enumerate(sds):
+        # (a key above 2**63 comes back as a Python int: keep it a uint64)
+        u = np.array([rng.uniform(np.uint64(rng.person_month_key(seed_key, np.int64(EFFECT_ID0 + k), 0)),
+                                  np.uint64(decision0 + e)) for k in range(K)])
+        z = ndtri(np.clip(u, 1e-12, 1 - 1e-12))
+        out[e] = sd * (z - np.dot(w, z))
+    return out

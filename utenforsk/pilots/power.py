@@ -239,7 +239,10 @@ def check_design(cfg: PilotConfig, pool: np.ndarray, fixed: np.ndarray | None, f
 
 def run_power(cfg: PilotConfig, file: str = "<pilot>", n_sims: int | None = None,
               sizes: np.ndarray | None = None, between_sds: list[float] | None = None) -> pd.DataFrame:
-    """Simulated power for every (between_sd, municipalities, years, effect): one row each."""
+    """Simulated power for every (between_sd, municipalities, years, effect): one row each (on
+    the model's own replicate runs when the pilot file gives ``replicates``)."""
+    if cfg.replicates is not None:
+        return run_power_replicates(cfg, file, n_sims)
     data = km.load()
     t = data.table
     N = sizes_15_29(t) if sizes is None else np.asarray(sizes)
@@ -283,7 +286,7 @@ def run_power(cfg: PilotConfig, file: str = "<pilot>", n_sims: int | None = None
                         r[2] += 1
         for (G, Y, e), (k, s, n) in rej.items():
             power = k / n
-            row = {"design": cfg.design, "between_sd": bsd, "year_sd": ysd, "n_municipalities": G,
+            row = {"design": cfg.design, "world": "parametric", "between_sd": bsd, "year_sd": ysd, "n_municipalities": G,
                    "years": Y, "effect": e, "effect_is_simulated": truth is not None and e == truth,
                    "power": power, "power_mc_se": float(np.sqrt(max(power * (1 - power), 1e-12) / n)),
                    "mean_estimate_pp": 100 * s / n, "true_change_pp": 100 * p0 * e, "n_sims": n}
@@ -304,6 +307,20 @@ def run_power(cfg: PilotConfig, file: str = "<pilot>", n_sims: int | None = None
     return df.reset_index(drop=True)
 
 
+def central_rows(df: pd.DataFrame, cfg: PilotConfig) -> pd.DataFrame:
+    """The rows at the central between-municipality SD (all rows on the replicate world)."""
+    if cfg.replicates is not None:
+        return df
+    return df[np.isclose(df.between_sd, cfg.between_sd.value)]
+
+
+def world_label(df: pd.DataFrame, cfg: PilotConfig) -> str:
+    if cfg.replicates is not None:
+        return (f"the model's replicate runs ({int(df.replicates.iloc[0])}) of {cfg.replicates.experiment}, "
+                f"simulated between-municipality SD {df.between_sd.iloc[0]:.3f}")
+    return f"between-municipality SD {cfg.between_sd.value:.3f}"
+
+
 def figure(df: pd.DataFrame, cfg: PilotConfig, path: Path) -> None:
     """Power against the number of municipalities, one line per follow-up and assumed effect,
     at the central between-municipality SD."""
@@ -312,7 +329,7 @@ def figure(df: pd.DataFrame, cfg: PilotConfig, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    central = df[np.isclose(df.between_sd, cfg.between_sd.value)]
+    central = central_rows(df, cfg)
     fig, axes = plt.subplots(1, len(cfg.years), figsize=(4 * len(cfg.years), 3.4), sharey=True, squeeze=False)
     for ax, Y in zip(axes[0], cfg.years):
         for e, d in central[central.years == Y].groupby("effect"):
@@ -324,8 +341,119 @@ def figure(df: pd.DataFrame, cfg: PilotConfig, path: Path) -> None:
         ax.set_xlabel("municipalities" + (" treated (+ as many matched)" if cfg.design == "did" else ""))
     axes[0][0].set_ylabel("power")
     axes[0][-1].legend(title="relative effect", fontsize=7)
-    fig.suptitle(f"{cfg.name}: {cfg.design}, NEET 15-29 in Q4 (between-municipality SD {cfg.between_sd.value:.3f})",
-                 fontsize=9)
+    fig.suptitle(f"{cfg.name}: {cfg.design}, NEET 15-29 in Q4 ({world_label(df, cfg)})", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+# ---- the model's own replicate runs as the register world ---------------------------------------
+def replicate_world(cfg: PilotConfig, data: km.Municipalities, file: str):
+    """``(base[R, K, T], treated[R, K, T], persons[R, K, T], years, ok[K])`` from the
+    experiment named in ``cfg.replicates``, municipalities in the data file's order; ``ok`` marks
+    those with at least ``min_persons`` simulated persons 15-29 in every replicate-year."""
+    from utenforsk.pilots.replicates import outcome_panel
+
+    w = cfg.replicates
+    years, nrs, base, treated, persons = outcome_panel(w.experiment, w.scenario, w.baseline)
+    pos = {nr: i for i, nr in enumerate(nrs)}
+    missing = [nr for nr in data.numbers if nr not in pos]
+    if missing:
+        raise ConfigError("the experiment's municipality metrics lack municipalities of the data file",
+                          file=file, key="replicates.experiment", value=missing[:3])
+    order = np.array([pos[nr] for nr in data.numbers])
+    base, treated, persons = base[:, order], treated[:, order], persons[:, order]
+    ok = (np.nan_to_num(persons) >= w.min_persons).all(axis=(0, 2)) & np.isfinite(base).all(axis=(0, 2)) \
+        & np.isfinite(treated).all(axis=(0, 2))
+    return base, treated, persons, years, ok
+
+
+def periods(cfg: PilotConfig, Y: int) -> int:
+    """Register years before pilot year 1 in the design's periods (did: pre_years; stepped wedge:
+    its one baseline year; cluster-randomised: none)."""
+    return {"did": cfg.pre_years, "stepped_wedge": 1}.get(cfg.design, 0)
+
+
+def run_power_replicates(cfg: PilotConfig, file: str = "<pilot>", n_sims: int | None = None) -> pd.DataFrame:
+    """Power of the pilot design on the model's own replicate runs (``cfg.replicates``).
+
+    One replicate serves many pilots: pilot ``i`` uses replicate ``i mod R`` and its own random
+    choice and allocation of municipalities, so the municipalities' simulated heterogeneity
+    (their random intercepts, sizes and sampling noise at the experiment's scale) and the
+    simulation's own effect (``effect_is_simulated``: treated municipality-years take the
+    scenario's simulated rates) replace the parametric world. The assumed effects of the grid
+    multiply the baseline's simulated rates. Periods are calendar years: pilot year 1 is
+    ``replicates.start_year``. A did with named municipalities has no allocation to randomise:
+    it is one pilot per replicate (``n_sims`` = replicates).
+
+    At an experiment ``scale`` below 1 a municipality's simulated rate carries 1/scale times the
+    register's binomial variance, so this power is conservative (a lower bound) unless the
+    experiment runs at scale 1."""
+    data = km.load()
+    t = data.table
+    base, treated, persons, years, ok = replicate_world(cfg, data, file)
+    pool, fixed = pool_rows(cfg, data, file)
+    if fixed is not None and not ok[fixed].all():
+        bad = [t.name.iloc[k] for k in fixed if not ok[k]]
+        raise ConfigError("named municipalities have too few simulated persons in the experiment",
+                          file=file, key="municipalities", value=bad,
+                          allowed=f"a larger experiment scale, or replicates.min_persons below {cfg.replicates.min_persons}")
+    pool = pool[ok[pool]]
+    check_design(cfg, pool, fixed, file)
+    w = cfg.replicates
+    start = years.index(w.start_year) if w.start_year in years else None
+    need_pre = max(periods(cfg, Y) for Y in cfg.years)
+    if start is None or start - need_pre < 0 or start + max(cfg.years) > len(years):
+        raise ConfigError("the experiment's years do not cover the design", file=file, key="replicates.start_year",
+                          value=w.start_year, allowed=f"policy years {years[0]}-{years[-1]} must hold "
+                                                      f"{need_pre} year(s) before the start and {max(cfg.years)} from it")
+    R = base.shape[0]
+    follow = slice(start, start + max(cfg.years))
+    truth = float(np.mean(treated[:, ok, follow] - base[:, ok, follow]) / np.mean(base[:, ok, follow]))
+    effects = sorted(set(cfg.effects), key=abs)
+    N = np.nan_to_num(persons).mean(axis=(0, 2))
+    order = match_order(t, np.maximum(N, 1.0), pool) if cfg.design == "did" else None
+    fe = cfg.design != "cluster_randomised"
+    n_sims = n_sims or cfg.n_sims
+    if fixed is not None:  # named treated, matched comparisons: nothing to randomise, one pilot per replicate
+        n_sims = R
+    rng = np.random.default_rng([cfg.seed, 7])
+    rej: dict = {}
+    for i in range(n_sims):
+        r = i % R
+        for G in cfg.n_municipalities:
+            if fixed is not None:
+                chosen = np.concatenate([fixed[:G], match_comparisons(order, fixed[:G])])
+            elif cfg.design == "did":
+                tr = rng.choice(pool, G, replace=False)
+                chosen = np.concatenate([tr, match_comparisons(order, tr)])
+            else:
+                chosen = rng.choice(pool, G, replace=False)
+            for Y in cfg.years:
+                treat, T = allocation(cfg.design, G, Y, cfg.pre_years, rng)
+                cols = slice(start - periods(cfg, Y), start - periods(cfg, Y) + T)
+                b = base[r][chosen][:, cols]
+                sim = np.where(treat > 0, treated[r][chosen][:, cols], b)
+                for e, y in [(e, b * (1 + e * treat)) for e in effects] + [(truth, sim)]:
+                    est, pv = analyse(y, treat, fe, cfg.analysis)
+                    key = (G, Y, e, e is truth)
+                    acc = rej.setdefault(key, [0, 0.0, 0])
+                    acc[0] += pv < cfg.alpha
+                    acc[1] += est
+                    acc[2] += 1
+    p0 = float(np.mean(base[:, ok, follow]))
+    sd = float(np.mean(np.std(base[:, ok], axis=1)))  # across municipalities, mean over replicates and years
+    rows = []
+    for (G, Y, e, simulated), (k, s, n) in rej.items():
+        power = k / n
+        rows.append({"design": cfg.design, "world": "replicates", "between_sd": sd, "year_sd": np.nan,
+                     "n_municipalities": G, "years": Y, "effect": e, "effect_is_simulated": simulated,
+                     "power": power, "power_mc_se": float(np.sqrt(max(power * (1 - power), 1e-12) / n)),
+                     "mean_estimate_pp": 100 * s / n, "true_change_pp": 100 * p0 * e, "n_sims": n,
+                     "replicates": R, "pool": len(pool)})
+    df = pd.DataFrame(rows).sort_values(["n_municipalities", "years", "effect_is_simulated", "effect"],
+                                        key=lambda c: c.abs() if c.name == "effect" else c)
+    mde = (df[(df.power >= cfg.power_target) & (df.effect != 0) & ~df.effect_is_simulated]
+           .assign(a=lambda d: d.effect.abs()).groupby(["n_municipalities", "years"]).a.min())
+    df["mde_simulated_relative"] = [mde.get((r.n_municipalities, r.years), np.nan) for r in df.itertuples()]
+    return df.reset_index(drop=True)

@@ -1,5 +1,5 @@
-"""Services as Mesa agents: one agent per service and municipality type."""
+"""Services as Mesa agents: one agent per service and service area (municipality type or municipality)."""
 
-from utenforsk.services.agents import ServiceAgent
+from utenforsk.services.agents import ServiceAgent, ServiceAreas
 
-__all__ = ["ServiceAgent"]
+__all__ = ["ServiceAgent", "ServiceAreas"]
