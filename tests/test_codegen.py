@@ -12,12 +12,9 @@ from pathlib import Path
 
 import numba
 import numpy as np
-import pytest
-from numba import njit
 
 from utenforsk.core import bounds, codegen, kernel, kernel_cache, tables
 from utenforsk.core.tables import CompiledModel
-from utenforsk.errors import ConfigError
 from utenforsk.model import UtenforskModel, resolve_config
 
 BASELINE = "configs/norway/baseline.yaml"

@@ -161,6 +161,17 @@ def match_order(table: pd.DataFrame, N: np.ndarray, pool: np.ndarray) -> np.ndar
     return out
 
 
+def choose_municipalities(cfg, G: int, fixed, order, pool, rng) -> np.ndarray:
+    """The G pilot municipalities (named ones first, else drawn from ``pool``), followed by their
+    matched comparisons in a difference-in-differences design (``order``: the matching order)."""
+    if fixed is not None:
+        return np.concatenate([fixed[:G], match_comparisons(order, fixed[:G])])
+    if cfg.design == "did":
+        treated = rng.choice(pool, G, replace=False)
+        return np.concatenate([treated, match_comparisons(order, treated)])
+    return rng.choice(pool, G, replace=False)
+
+
 def match_comparisons(order: np.ndarray, treated: np.ndarray) -> np.ndarray:
     """For each treated municipality in turn, the first untreated, unmatched one in its order."""
     taken = set(int(k) for k in treated)
@@ -267,14 +278,7 @@ def run_power(cfg: PilotConfig, file: str = "<pilot>", n_sims: int | None = None
         for _ in range(n_sims):
             world = draw_world(rng, len(t), T_max, bsd, ysd)
             for G in cfg.n_municipalities:
-                if fixed is not None:
-                    treated = fixed[:G]
-                    chosen = np.concatenate([treated, match_comparisons(order, treated)])
-                elif cfg.design == "did":
-                    treated = rng.choice(pool, G, replace=False)
-                    chosen = np.concatenate([treated, match_comparisons(order, treated)])
-                else:
-                    chosen = rng.choice(pool, G, replace=False)
+                chosen = choose_municipalities(cfg, G, fixed, order, pool, rng)
                 for Y in cfg.years:
                     treat, T = allocation(cfg.design, G, Y, cfg.pre_years, rng)
                     for e in effects:
@@ -422,13 +426,7 @@ def run_power_replicates(cfg: PilotConfig, file: str = "<pilot>", n_sims: int | 
     for i in range(n_sims):
         r = i % R
         for G in cfg.n_municipalities:
-            if fixed is not None:
-                chosen = np.concatenate([fixed[:G], match_comparisons(order, fixed[:G])])
-            elif cfg.design == "did":
-                tr = rng.choice(pool, G, replace=False)
-                chosen = np.concatenate([tr, match_comparisons(order, tr)])
-            else:
-                chosen = rng.choice(pool, G, replace=False)
+            chosen = choose_municipalities(cfg, G, fixed, order, pool, rng)
             for Y in cfg.years:
                 treat, T = allocation(cfg.design, G, Y, cfg.pre_years, rng)
                 cols = slice(start - periods(cfg, Y), start - periods(cfg, Y) + T)
