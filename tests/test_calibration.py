@@ -103,6 +103,13 @@ def test_mis_set_parameter_fails_naming_the_target(tmp_path):
 
 
 # ---- calibration: recovery ------------------------------------------------------------------------
+def _markov_start(tmp_path):
+    """The Markov test model started 0.015 away from its true a_to_b and b_to_c, wide ranges."""
+    return write(tmp_path / "start.yaml", {"base": str(MARKOV), "transitions": {
+        "a_to_b": {"probability": {"value": 0.035, "range": [0.005, 0.05], "source": "start"}},
+        "b_to_c": {"probability": {"value": 0.045, "range": [0.01, 0.06], "source": "start"}}}})
+
+
 def _markov_targets(tmp_path, truth_seed=777):
     """Targets made from the Markov model at its true values (a_to_b 0.02, b_to_c 0.03), with
     seeds independent of the calibration's, so the recovery also faces Monte Carlo error."""
@@ -135,9 +142,7 @@ def test_calibration_recovers_known_parameters(tmp_path):
     against a start 0.015 away (75% and 50%). Measured: 0.0215 and 0.0296.
     """
     targets = _markov_targets(tmp_path)
-    start = write(tmp_path / "start.yaml", {"base": str(MARKOV), "transitions": {
-        "a_to_b": {"probability": {"value": 0.035, "range": [0.005, 0.05], "source": "start"}},
-        "b_to_c": {"probability": {"value": 0.045, "range": [0.01, 0.06], "source": "start"}}}})
+    start = _markov_start(tmp_path)
     params = write(tmp_path / "params.yaml", {
         "parameters": {"transitions.a_to_b.probability": {}, "transitions.b_to_c.probability": {}},
         "optimizer": {"sampler": "tpe", "trials": 20, "seed": 3, "startup_trials": 6}})
@@ -390,9 +395,7 @@ def test_history_matching_ensemble_covers_the_truth(tmp_path):
     from utenforsk.calibration.calibrate import read_ensemble
 
     targets = _markov_targets(tmp_path)
-    start = write(tmp_path / "start.yaml", {"base": str(MARKOV), "transitions": {
-        "a_to_b": {"probability": {"value": 0.035, "range": [0.005, 0.05], "source": "start"}},
-        "b_to_c": {"probability": {"value": 0.045, "range": [0.01, 0.06], "source": "start"}}}})
+    start = _markov_start(tmp_path)
     params = write(tmp_path / "params.yaml", {
         "parameters": {"transitions.a_to_b.probability": {}, "transitions.b_to_c.probability": {}},
         "history_matching": {"accepted": 30, "first_wave": 24, "wave_points": 24, "max_waves": 5,
