@@ -54,14 +54,7 @@ def test_upper_secondary_completion_target(baseline):
 # Monte Carlo SE of a 4-replicate mean at scale 0.01 is 0.2-1 pp for shares (validate's intervals),
 # small against tolerances of 2.5-8 pp. Known structural failures are strict xfails with the
 # reason, so fixing them is noticed.
-EXTENDED_KNOWN = {
-    "immigrant_background_share_15_19_2016": (
-        "Norwegian-born children of immigrants are a constant 16% of births for the whole burn-in "
-        "(SSB: 19% in 2016, far fewer in 1995-2005); needs at-birth shares by calendar year (a kernel "
-        "capability) and SSB's series of births to two immigrant parents (not in configs/norway/data/)"),
-    "immigrant_background_share_25_29_2016": (
-        "as 15-19: too many Norwegian-born to immigrants among the 1986-1991 births"),
-}
+EXTENDED_KNOWN: dict[str, str] = {}  # none today (the 2016 immigrant shares pass since issue 13's birth_share)
 
 
 @pytest.fixture(scope="module")

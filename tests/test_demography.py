@@ -49,14 +49,9 @@ def test_population_by_age_band(snap2023, name):
     assert abs(simulated - t["value"]) <= t["tolerance"], (name, simulated, t["value"], t["tolerance"])
 
 
-@pytest.mark.parametrize("name", [
-    "immigrant_background_share_0_4_2016",
-    pytest.param("immigrant_background_share_15_19_2016", marks=pytest.mark.xfail(strict=True, reason=(
-        "Norwegian-born children of immigrants are a constant 16% of births for the whole burn-in; "
-        "their share of births in 1995-2005 (far lower) is not in configs/norway/data/ (issue 13, open)"))),
-    pytest.param("immigrant_background_share_25_29_2016", marks=pytest.mark.xfail(strict=True, reason=(
-        "as 15-19: too many Norwegian-born to immigrants among the 1986-1990 births"))),
-])
+@pytest.mark.parametrize("name", ["immigrant_background_share_0_4_2016",
+                                  "immigrant_background_share_15_19_2016",
+                                  "immigrant_background_share_25_29_2016"])
 def test_immigrant_background_share_by_age_band(snap2016, name):
     t = CANDIDATES[name]
     lo, hi = t["ages"]
@@ -96,3 +91,61 @@ def test_series_file_with_a_bad_number_is_one_clear_error(tmp_path):
     (tmp_path / "s.csv").write_text("year,alternative,births,immigrations\n2020,registered,many,1\n")
     bad = override(tmp_path, "population: {series: {file: s.csv}}")
     assert_bad(cli("run", bad, "--scale", "0.001", cwd=tmp_path), "population.series.file", "line 2")
+
+
+def test_birth_share_follows_the_series(baseline_path):
+    """population.series.birth_share: the at-birth share of Norwegian-born to immigrants in year
+    y is share_2025 * birth_share(y) / birth_share(2025), the other category fills the rest."""
+    from utenforsk.core.tables import CompiledModel
+    from utenforsk.model import birth_share_tables
+
+    cfg = load_model_config(baseline_path)
+    cm = CompiledModel(cfg)
+    first = 1980
+    off, rows = birth_share_tables(cfg, cm, first, 46)
+    col = {r.year: r.birth_share for r in cfg.population.series.rows if r.alternative == "registered"}
+    ref = next(r.birth_share for r in cfg.population.series.rows if r.year == 2025 and r.alternative == "main")
+    share0 = cfg.attributes["immigrant_background"].at_birth["all"]["norwegian_born_to_immigrants"].value
+    cats = cfg.attributes["immigrant_background"].categories
+    k = cats.index("norwegian_born_to_immigrants")
+    kmax = int(cm.tables.attr_cum_birth.shape[2])
+    for year in (1980, 1990, 2001, 2016, 2024):
+        cum = rows[year - first].reshape(kmax, kmax)[0]  # condition "all"
+        shares = np.diff(np.concatenate([[0.0], cum[:len(cats)]]))
+        assert shares[k] == pytest.approx(share0 * col[year] / ref)
+        assert shares.sum() == pytest.approx(1.0)
+    assert rows[2025 - first].reshape(kmax, kmax)[0, :len(cats)] == pytest.approx(
+        cm.tables.attr_cum_birth[cm.attr_index["immigrant_background"], 0, :len(cats)])
+
+
+def test_natives_born_in_a_year_carry_its_birth_share(snap2016, baseline_path):
+    """Among natives aged 15-19 at the end of 2015 (born 1996-2000), the share of Norwegian-born to
+    immigrants is the series' mean share of those years (natives' emigration does not depend on
+    background). ~6,000 natives at scale 0.02: SE ~0.3 pp; tolerance 1.2 pp (4 SE)."""
+    cfg = load_model_config(baseline_path)
+    share0 = cfg.attributes["immigrant_background"].at_birth["all"]["norwegian_born_to_immigrants"].value
+    col = {r.year: r.birth_share for r in cfg.population.series.rows if r.alternative == "registered"}
+    ref = next(r.birth_share for r in cfg.population.series.rows if r.year == 2025 and r.alternative == "main")
+    expected = share0 * np.mean([col[y] for y in range(1996, 2001)]) / ref
+    x = snap2016[(snap2016.age >= 15) & (snap2016.age < 20) & (snap2016.immigrant_background != "immigrant")]
+    share = (x.immigrant_background == "norwegian_born_to_immigrants").mean()
+    assert abs(share - expected) <= 0.012, (share, expected)
+
+
+def test_birth_share_naming_an_unknown_category_is_one_clear_error(tmp_path):
+    bad = override(tmp_path, "population: {series: {file: data/demography_series.csv, "
+                             "birth_share: {attribute: immigrant_background, category: martian}}}")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/demography_series.csv").write_text(
+        (ROOT / "configs/norway/data/demography_series.csv").read_text(encoding="utf-8"), encoding="utf-8")
+    assert_bad(cli("run", bad, "--scale", "0.001", cwd=tmp_path), "population.series.birth_share.category",
+               "martian")
+
+
+def test_birth_share_without_the_column_is_one_clear_error(tmp_path):
+    (tmp_path / "s.csv").write_text("year,alternative,births,immigrations\n2020,registered,50000,30000\n"
+                                    "2025,main,50000,30000\n")
+    bad = override(tmp_path, "population: {series: {file: s.csv, birth_share: "
+                             "{attribute: immigrant_background, category: norwegian_born_to_immigrants}}}")
+    assert_bad(cli("run", bad, "--scale", "0.001", cwd=tmp_path), "population.series.birth_share",
+               "birth_share column")

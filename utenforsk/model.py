@@ -21,7 +21,7 @@ from utenforsk.config.schema import ModelConfig
 from utenforsk.core import kernel, kernel_cache, rng
 from utenforsk.core.population import (allocate, arrival_birth_months, bytes_per_slot,
                                        entry_schedule, ring_capacity)
-from utenforsk.core.tables import MAX_MONTHS, CompiledModel
+from utenforsk.core.tables import MAX_MONTHS, CompiledModel, float_offsets
 from utenforsk.errors import ConfigError
 from utenforsk.interventions import engine
 from utenforsk.interventions.slots import MAX_PROGRAMMES, canonical_order, open_cells, programme_slots
@@ -101,6 +101,48 @@ def entry_rates(cfg: ModelConfig, first_year: int, total_months: int) -> tuple[n
     return births_pm, arrivals_f[:, None] * by_age[None, :]
 
 
+def birth_share_tables(cfg: ModelConfig, compiled: CompiledModel, first_year: int,
+                       n_years: int) -> tuple[int, np.ndarray] | None:
+    """The at-birth cumulative shares of ``population.series.birth_share``'s attribute for each
+    calendar year from ``first_year``: (offset of that attribute's block in the float parameters
+    ``F``, array [year, block]), or None without it. The category's share is
+    ``share_ref * s(y) / s(reference_year)`` (capped at 1), the other categories rescaled to fill
+    the rest (docs/model.md, Population and time). Only the entry kernel reads the block, for
+    births, so writing a year's block into the month's ``F`` changes nothing else; the draws are
+    the same counter-based uniforms."""
+    series = cfg.population.series
+    if series is None or series.birth_share is None:
+        return None
+    bs = series.birth_share
+    attr = cfg.attributes[bs.attribute]
+    years = list(range(first_year, first_year + n_years))
+    values = series.birth_shares(years + [series.reference_year])
+    ref = values[-1]
+    if ref <= 0:
+        raise ConfigError("the reference year's birth_share must be above 0", file=series.file,
+                          key="population.series.birth_share", value=ref, allowed="a share in (0, 1]")
+    tab = compiled.tables
+    ai = compiled.attr_index[bs.attribute]
+    kmax = int(tab.attr_cum_birth.shape[2])
+    conds = ["all"] if attr.given is None else cfg.attributes[attr.given].categories
+    k = attr.categories.index(bs.category)
+    out = np.repeat(np.asarray(tab.attr_cum_birth[ai], np.float64).reshape(1, -1), len(years), axis=0)
+    for yi, v in enumerate(values[:-1]):
+        block = out[yi].reshape(kmax, kmax)
+        for ci, cond in enumerate(conds):
+            shares = np.array([attr.at_birth[cond][c].value if c in attr.at_birth[cond] else 0.0
+                               for c in attr.categories])
+            s0 = shares[k]
+            new = min(1.0, s0 * v / ref)
+            rest = 1.0 - s0
+            shares = shares * ((1.0 - new) / rest if rest > 0 else 0.0)
+            shares[k] = new
+            c = np.cumsum(shares)
+            c[-1] = 1.0
+            block[ci, :len(c)] = c
+    return float_offsets(tab)["attr_cum_birth"] + ai * kmax * kmax, out
+
+
 def quiet_months(first_year: int, total_months: int, plugins: bool, start_years: list[int]) -> int:
     """Months from the burn-in's start (January of ``first_year``) before any of a scenario's
     interventions can act: an intervention's coverage is 0 before January of its
@@ -173,6 +215,8 @@ class UtenforskModel(mesa.Model):
         births_pm, arrivals_pm = entry_rates(cfg, self.first_year, self.total_months)
         self.births, self.arrivals = entry_schedule(self.seed_key, self.total_months, births_pm, arrivals_pm)
         entries = self.births + self.arrivals.sum(axis=1)
+        #: at-birth shares by calendar year (population.series.birth_share), or None
+        self._birth_shares = birth_share_tables(cfg, c, self.first_year, self.total_months // 12 + 1)
         self.cum_entries = np.concatenate([[0], np.cumsum(entries)]).astype(np.int64)
         self.capacity = ring_capacity(entries)
         self.pop = allocate(self.capacity, len(c.attributes), len(c.ctraits))
@@ -346,6 +390,9 @@ class UtenforskModel(mesa.Model):
             getattr(t, name).fill(0)
         self._gen.compile(self.pop, self.dyn, self.prog, t, self.seed_key, self.cum_entries, self.births)
         self._F = self._gen.params()  # values now: a plugin may have changed a table
+        if self._birth_shares is not None:  # this year's at-birth shares (read by births only)
+            off, rows = self._birth_shares
+            self._F[off:off + rows.shape[1]] = rows[m // 12]
         self._enter(m)
         self._apply_interventions(m)  # always: plugins below must start from the base values
         for plugin in self.plugins:

@@ -415,10 +415,13 @@ def _read_series(data: dict, origin: dict, default: str) -> None:
             rows = []
             for n, r in enumerate(reader, start=2):
                 try:
-                    rows.append({"year": int(r["year"]), "alternative": r["alternative"],
-                                 "births": float(r["births"]), "immigrations": float(r["immigrations"])})
+                    row = {"year": int(r["year"]), "alternative": r["alternative"],
+                           "births": float(r["births"]), "immigrations": float(r["immigrations"])}
+                    if r.get("birth_share") not in (None, ""):
+                        row["birth_share"] = float(r["birth_share"])
+                    rows.append(row)
                 except (TypeError, ValueError):
-                    raise ConfigError(f"line {n}: year, births and immigrations must be numbers",
+                    raise ConfigError(f"line {n}: year, births, immigrations (and birth_share) must be numbers",
                                       file=str(path), key=key, value={c: r.get(c) for c in SERIES_COLUMNS},
                                       allowed="year (integer), births and immigrations (>= 0)") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -144,6 +144,17 @@ class SeriesRow(Strict):
     alternative: Literal["registered", "main", "low", "high"]
     births: float = Field(ge=0)
     immigrations: float = Field(ge=0)
+    birth_share: float | None = Field(None, ge=0, le=1, description="the `birth_share` category's share of births (optional column)")
+
+
+class BirthShare(Strict):
+    """An at-birth category share that follows the series' ``birth_share`` column over calendar
+    years: ``share(y) = share_ref * birth_share(y) / birth_share(reference_year)``, where
+    ``share_ref`` is the category's ``at_birth`` share in the config; the attribute's other
+    categories are rescaled so the shares still sum to 1 (docs/model.md, Population and time)."""
+
+    attribute: str = Field(description="an attribute drawn at birth (e.g. immigrant_background)")
+    category: str = Field(description="its category whose share the series shapes")
 
 
 class DemographySeries(Strict):
@@ -160,7 +171,31 @@ class DemographySeries(Strict):
     alternative: Literal["main", "low", "high"] = Field("main", description="projection alternative for the horizon")
     reference_year: int = Field(2025, ge=1900, le=2200,
                                 description="the year whose births and arrivals are births_per_year and arrivals_per_year")
+    birth_share: BirthShare | None = Field(None, description="an at-birth share shaped by the file's birth_share column")
     rows: list[SeriesRow] = Field(default_factory=list, description="read from `file` by the loader")
+
+    def _row(self, table: dict, known: list, y: int):
+        if y in table:
+            return table[y]
+        if known[0] < y < known[-1]:
+            return table[max(k for k in known if k < y)]  # a gap inside: the year before
+        return table[min(max(y, known[0]), known[-1])]
+
+    def birth_shares(self, years) -> list[float]:
+        """The ``birth_share`` column for each calendar year in ``years`` (lookup as :meth:`values`)."""
+        reg = {r.year: r for r in self.rows if r.alternative == "registered"}
+        table = {**{r.year: r for r in self.rows if r.alternative == self.alternative}, **reg}
+        known = sorted(table)
+        out = []
+        for y in years:
+            v = self._row(table, known, y).birth_share
+            if v is None:
+                from utenforsk.errors import ConfigError
+                raise ConfigError("population.series.birth_share needs a birth_share value in every row",
+                                  file=self.file, key="population.series.birth_share",
+                                  value=f"year {y}", allowed="a share in [0, 1] in the birth_share column")
+            out.append(v)
+        return out
 
     def values(self, years) -> tuple[list[float], list[float]]:
         """(births, immigrations) for each calendar year in ``years``."""
@@ -175,9 +210,7 @@ class DemographySeries(Strict):
         known = sorted(table)
         out_b, out_i = [], []
         for y in years:
-            row = table[min(max(y, known[0]), known[-1])] if y not in table else table[y]
-            if y not in table and known[0] < y < known[-1]:
-                row = table[max(k for k in known if k < y)]  # a gap inside: the year before
+            row = self._row(table, known, y)
             out_b.append(row.births)
             out_i.append(row.immigrations)
         return out_b, out_i
@@ -466,6 +499,12 @@ class ModelConfig(Strict):
                 problems.append(("attributes.municipality.categories",
                                  f"must list the municipalities in order: {list(self.municipalities)}"))
         need("state", self.population.birth_state, "population.birth_state", states)
+        bs = self.population.series.birth_share if self.population.series is not None else None
+        if bs is not None:
+            need("attribute", bs.attribute, "population.series.birth_share.attribute", list(self.attributes))
+            if bs.attribute in self.attributes:
+                need("category", bs.category, "population.series.birth_share.category",
+                     self.attributes[bs.attribute].categories)
         seen: list[str] = []
         for name, a in self.attributes.items():
             key = f"attributes.{name}"
