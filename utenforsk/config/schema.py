@@ -15,7 +15,8 @@ Covariate names usable in any ``coefficients:`` mapping (log-odds per unit):
 - ``programme:NAME`` (0/1: enrolled in an intervention, see the interventions issue);
 - ``kommune:NAME`` (the person's municipality's random intercept ``NAME`` of
   ``municipality_effects``; its coefficient is the loading, e.g. +1 on NEET entry, -1 on exit);
-- ``age_years``, ``neet_spell_years`` (current NEET spell, capped at 3), ``years_in_state``
+- ``age_years``, ``neet_spell_years`` (months out of work and education / 12, kept through NAV
+  programmes, capped at 3), ``years_in_state``
   (capped at 10).
 """
 

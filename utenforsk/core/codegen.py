@@ -643,10 +643,19 @@ class _Generator:
         src(f"nm = {self.member('state', np.flatnonzero(self.t.st_neet))}")
         with src.block("if nm:"):
             src("p_neet_spell[i] = min(p_neet_spell[i] + 1, 32767)",
+                "p_out_spell[i] = min(p_out_spell[i] + 1, 255)",
                 "p_months_neet[i] = min(p_months_neet[i] + 1, 32767)",
                 "if p_neet_spell[i] >= 12:", f"    p_flags[i] |= {self.u8(FLAG_LONG_NEET)}")
         with src.block("else:"):
             src("p_neet_spell[i] = 0")
+            # the duration the hazards read (neet_spell_years) is kept through a NAV programme
+            # month (neither counted nor reset); work and education end it (docs/model.md)
+            prog = [k for k, n in enumerate(self.cm.states) if self.cm.cfg.states[n].role == "nav_programme"]
+            if prog:
+                with src.block(f"if not {self.member('state', prog)}:"):
+                    src("p_out_spell[i] = 0")
+            else:
+                src("p_out_spell[i] = 0")
         src("us0 = p_us_start[i]")
         with src.block(f"if us0 != {int(NEVER)} and month - us0 == 60:"):
             src(f"done = (p_flags[i] >> {self.us_flag}) & 1" if self.us_flag >= 0 else "done = 0",
@@ -743,7 +752,7 @@ class _Generator:
         src(f"p_state[i] = {int(t.birth_state)}", "p_tis[i] = 0", "p_btraits[i] = 0",
             "p_flags[i] = 0", "p_clients[i] = 0", "p_waiting[i] = 0", "p_ref_service[i] = -1",
             "p_ref_due[i] = 0", f"p_us_start[i] = {int(NEVER)}", "p_months_neet[i] = 0",
-            "p_neet_spell[i] = 0", "p_programmes[i] = 0", "p_pg_ever[i] = 0")
+            "p_neet_spell[i] = 0", "p_out_spell[i] = 0", "p_programmes[i] = 0", "p_pg_ever[i] = 0")
         for k in range(len(cm.ctraits)):
             src(f"p_ctraits[{k}, i] = np.nan")
         # the service area: the type here; the model sets the real municipality right after the

@@ -43,7 +43,8 @@ KINDS = (
     Kind("programme", "programme:INTERVENTION (enrolled in it)",  # the slot is a value
          "float((np.int64(p_programmes[i]) >> prog.ref[{a}]) & 1)", (0.0, 1.0)),
     Kind("age", "age_years", "age / 12.0", "age"),
-    Kind("spell", "neet_spell_years (capped at 3)", "min(p_neet_spell[i], 36) / 12.0", (0.0, 3.0)),
+    Kind("spell", "neet_spell_years (capped at 3; kept through NAV programmes)",
+         "min(p_out_spell[i], 36) / 12.0", (0.0, 3.0)),
     Kind("tis", "years_in_state (capped at 10)", "min(p_tis[i], 120) / 12.0", (0.0, 10.0)),
     # the person's municipality's random intercept (municipality_effects; 0 with services per type)
     Kind("kommune", "kommune:EFFECT (the municipality's intercept of a municipality_effects entry)",

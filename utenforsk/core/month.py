@@ -105,7 +105,7 @@ COMPONENTS = (
     Component("referral", "referral arrival", "referral", reads=("p_ref_service", "p_ref_due"),
               tallies=("sv",)),
     Component("bookkeeping", "NEET, completion and tallies", "bookkeeping",
-              reads=("p_state", "p_neet_spell", "p_us_start", "p_flags"),
+              reads=("p_state", "p_neet_spell", "p_out_spell", "p_us_start", "p_flags"),
               tallies=("age_state", "muni_pop", "muni_state", "grp", "cohort", "cohort_grp")),
     # the municipality intercepts of a run (municipality_effects), drawn once per run from the
     # seed outside the kernel (utenforsk/pilots/municipalities.py: draw_effects); read as the

@@ -24,6 +24,7 @@ FLAG_LONG_NEET = 6  # bit set when a NEET spell reaches 12 consecutive months
 Pop = namedtuple("Pop", [
     "alive", "birth", "attrs", "state", "tis", "ctraits", "btraits", "flags",
     "clients", "waiting", "ref_service", "ref_due", "us_start", "months_neet", "neet_spell",
+    "out_spell",  # months out of work and education for duration dependence: kept through NAV programmes
     "programmes", "pg_ever",  # enrolled now; ever enrolled (a trait shift applies once per person)
     "area",  # service area: the municipality type, or the real municipality (service_areas)
 ])
@@ -40,7 +41,8 @@ def allocate(capacity: int, n_attributes: int, n_ctraits: int) -> Pop:
         clients=np.zeros(c, np.uint8), waiting=np.zeros(c, np.uint8),
         ref_service=np.full(c, -1, np.int8), ref_due=np.zeros(c, np.int16),
         us_start=np.full(c, NEVER, np.int16), months_neet=np.zeros(c, np.int16),
-        neet_spell=np.zeros(c, np.int16), programmes=np.zeros(c, np.uint16),
+        neet_spell=np.zeros(c, np.int16), out_spell=np.zeros(c, np.uint8),
+        programmes=np.zeros(c, np.uint16),
         pg_ever=np.zeros(c, np.uint16), area=np.zeros(c, np.uint16),
     )
 
