@@ -61,15 +61,10 @@ def test_strong_intervention_moves_neet_down(baseline_path):
     assert treated.history[-1]["prog"][0, 1] > 0  # participant-months were counted
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 15, open: on the shipped baseline (services per municipality type) since the issue-13 "
-    "refit, a pilot in the least central type changes the achievement and engagement of ~860 "
-    "children aged 0-5 elsewhere (2-year run, no other field moves); the cause is not found yet. "
-    "The bit-for-bit test of a named-municipality pilot on the municipal model passes "
-    "(tests/test_municipalities.py)"))
 def test_targeted_pilot_changes_only_its_municipality(baseline_path):
-    """A pilot in one municipality type: everyone elsewhere lives exactly the same life (CRN, and
-    services are per municipality)."""
+    """A pilot in one municipality type: everyone elsewhere lives exactly the same life (CRN,
+    services per service area, and arrivals' donors from their own service area: before they
+    were drawn nationally, an arrival elsewhere took the traits of a donor the pilot had moved)."""
     pilot = {"name": "pilot", "description": "synthetic pilot", "evidence": "none: a test",
              "who": {"ages": [16, 30], "states": ["unemployed", "inactive"],
                      "attributes": {"municipality": ["least_central"]}},

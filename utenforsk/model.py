@@ -222,7 +222,9 @@ class UtenforskModel(mesa.Model):
                               ho_delay=np.zeros((H, M), np.int64),
                               pg_cover=np.zeros(MAX_PROGRAMMES),
                               pg_open=np.zeros((MAX_MONTHS // 12, len(c.states)), np.bool_),
-                              kre=np.zeros((max(len(cfg.municipality_effects), 1), M)))
+                              kre=np.zeros((max(len(cfg.municipality_effects), 1), M)),
+                              kidx=(self._k_index if self.service_areas_by_kommune else np.zeros((0, 1), np.int64)),
+                              kcdf=(self._k_cdf if self.service_areas_by_kommune else np.zeros((0, 1))))
         if self.service_areas_by_kommune and cfg.municipality_effects:
             # the run's municipality intercepts (logit scale), from its seed: the same in every
             # scenario of a replicate (common random numbers), centred to a zero national mean
@@ -337,6 +339,8 @@ class UtenforskModel(mesa.Model):
                 self.seed_key, self.capacity, self.cum_entries, self.births))
             if self.service_areas_by_kommune:  # the entrants' municipality is their service area
                 self.pop.area[ids % self.capacity] = self.kommune_of(ids)
+            if not arrival:  # the month's births by service area: the arrivals' donors (below, and later)
+                kernel.index_births(start, nb, self.capacity, self.pop.area, self.pop.donor_rank)
 
     def _advance(self) -> None:
         """Simulate month ``self.month`` (burn-in or policy)."""

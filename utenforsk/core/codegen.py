@@ -366,7 +366,11 @@ class _Generator:
         """Traits and flags of an arrival under arrival rule ``r`` (kernel._arrival_traits):
         a native donor's traits plus the rule's shift, prevalences and flag shares."""
         t = self.t
-        src("donor = arrival_donor(birth, key, p_alive, p_birth, cum_entries, births_sched, cap)")
+        # the donor lives in the arrival's service area: its type, or its municipality (the
+        # same draw the model makes right after this kernel, municipalities.kommune_row)
+        src("_dar = np.int64(muni) if d_kidx.shape[0] == 0 else np.int64(kommune_row(seed_key, pid, muni, d_kidx, d_kcdf))",
+            "donor = arrival_donor(birth, _dar, month, key, p_alive, p_birth, p_area, p_donor_rank, "
+            "cum_entries, births_sched, cap)")
         CT, BT, NF = t.ar_shift_icpt.shape[1], t.ar_prev.shape[1], t.ar_flag_p.shape[1]
         for k in range(len(t.ct_init_age)):
             a0, row, srow = int(t.ct_init_age[k]), int(t.ct_init_row[k]), int(t.ar_shift_row[r, k])
@@ -834,6 +838,7 @@ def _module_head() -> list[str]:
             "import math", "import numpy as np", "from numba import njit",
             "from utenforsk.core.kernel import FAST, arrival_donor, programme_effect as _pe",
             "from utenforsk.core.kernel import programme_match",
+            "from utenforsk.pilots.municipalities import kommune_row",
             "from utenforsk.core.kernel_cache import LeanCompiler", "",
             f"_M1 = np.uint64({int(rng.M1)})", f"_M2 = np.uint64({int(rng.M2)})",
             f"_PP = np.uint64({int(rng.P_PERSON)})", f"_GOLDEN = np.uint64({int(rng.GOLDEN)})", f"_PM = np.uint64({int(rng.P_MONTH)})",

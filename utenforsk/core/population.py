@@ -26,6 +26,7 @@ Pop = namedtuple("Pop", [
     "clients", "waiting", "ref_service", "ref_due", "us_start", "months_neet", "neet_spell",
     "programmes", "pg_ever",  # enrolled now; ever enrolled (a trait shift applies once per person)
     "area",  # service area: the municipality type, or the real municipality (service_areas)
+    "donor_rank",  # births of a month in service-area order (kernel.index_births): arrivals' donors
 ])
 
 
@@ -42,6 +43,7 @@ def allocate(capacity: int, n_attributes: int, n_ctraits: int) -> Pop:
         us_start=np.full(c, NEVER, np.int16), months_neet=np.zeros(c, np.int16),
         neet_spell=np.zeros(c, np.int16), programmes=np.zeros(c, np.uint16),
         pg_ever=np.zeros(c, np.uint16), area=np.zeros(c, np.uint16),
+        donor_rank=np.zeros(c, np.uint16),  # a birth's rank within its month (< 65,536 at scale <= 1)
     )
 
 
