@@ -20,7 +20,7 @@ import time
 from utenforsk.core import kernel
 from utenforsk.model import UtenforskModel
 
-BASELINE = "configs/norway/baseline_municipal.yaml"
+BASELINE = "configs/norway/baseline.yaml"
 LEGS = {"types": {"service_areas": "municipality_type"}, "municipality": {"service_areas": "municipality"},
         "shipped": {}}
 

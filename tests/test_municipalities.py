@@ -115,7 +115,7 @@ def test_area_is_the_municipality_and_intercepts_centred(data):
     draw of kommune_of), and each intercept has a population-weighted mean of 0."""
     from utenforsk.model import UtenforskModel
 
-    run = UtenforskModel(ROOT / "configs/norway/baseline_municipal.yaml", seed=5, scale=0.01, horizon_years=1)
+    run = UtenforskModel(ROOT / "configs/norway/baseline.yaml", seed=5, scale=0.01, horizon_years=1)
     run.run_model()
     ids = run.alive_ids()
     assert np.array_equal(run.pop.area[ids % run.capacity], run.kommune_of(ids))
@@ -188,7 +188,7 @@ def test_pilot_unknown_municipality_exits_2(tmp_path):
     import sys
 
     exp = tmp_path / "e.yaml"
-    exp.write_text(f"name: e\nmodel: {ROOT / 'configs/norway/baseline_municipal.yaml'}\nscale: 0.001\nreplicates: 1\n"
+    exp.write_text(f"name: e\nmodel: {ROOT / 'configs/norway/baseline.yaml'}\nscale: 0.001\nreplicates: 1\n"
                    "scenarios:\n  baseline: {}\n  pilot:\n    interventions: [ips_youth]\n"
                    "    overrides: {interventions.ips_youth.who.municipalities: [Larvik, Fredrikstd]}\n")
     r = subprocess.run([sys.executable, "-m", "utenforsk.cli", "experiment", str(exp), "--out", str(tmp_path / "o")],
@@ -244,7 +244,7 @@ def _assert_pilot_isolated(data, interventions, seed):
     from utenforsk import outputs
     from utenforsk.model import UtenforskModel
 
-    kw = dict(seed=seed, scale=0.01, horizon_years=3, overrides={"service_areas": "municipality"})
+    kw = dict(seed=seed, scale=0.01, horizon_years=3)  # the baseline: services per municipality
     a = UtenforskModel(ROOT / "configs/norway/baseline.yaml", **kw)
     b = UtenforskModel(ROOT / "configs/norway/baseline.yaml", interventions=interventions, **kw)
     a.run_model()
