@@ -366,11 +366,9 @@ class _Generator:
         """Traits and flags of an arrival under arrival rule ``r`` (kernel._arrival_traits):
         a native donor's traits plus the rule's shift, prevalences and flag shares."""
         t = self.t
-        # the donor lives in the arrival's service area: its type, or its municipality (the
-        # same draw the model makes right after this kernel, municipalities.kommune_row)
-        src("_dar = np.int64(muni) if d_kidx.shape[0] == 0 else np.int64(kommune_row(seed_key, pid, muni, d_kidx, d_kcdf))",
-            "donor = arrival_donor(birth, _dar, month, key, p_alive, p_birth, p_area, p_donor_rank, "
-            "cum_entries, births_sched, cap)")
+        # the donor lives in the arrival's service area (its type, or its municipality)
+        src("donor = arrival_donor(birth, np.int64(p_area[i]), month, key, p_alive, p_birth, p_area, "
+            "p_donor_rank, cum_entries, births_sched, cap)")
         CT, BT, NF = t.ar_shift_icpt.shape[1], t.ar_prev.shape[1], t.ar_flag_p.shape[1]
         for k in range(len(t.ct_init_age)):
             a0, row, srow = int(t.ct_init_age[k]), int(t.ct_init_row[k]), int(t.ar_shift_row[r, k])
@@ -750,10 +748,13 @@ class _Generator:
             "p_neet_spell[i] = 0", "p_programmes[i] = 0", "p_pg_ever[i] = 0")
         for k in range(len(cm.ctraits)):
             src(f"p_ctraits[{k}, i] = np.nan")
-        # the service area: the type here; the model sets the real municipality right after the
-        # entry kernel when services are per municipality (at entry nobody is a client of a
-        # service, and no intercept is read, so this month's entry reads nothing by area)
-        src(f"muni = p_attrs[{self.muni_attr}, i]", "p_area[i] = muni")
+        # the service area: the type, or with services per municipality (d_kidx not empty) the
+        # person's real municipality, drawn within the type (municipalities.kommune_row)
+        src(f"muni = p_attrs[{self.muni_attr}, i]")
+        with src.block("if d_kidx.shape[0] > 0:"):
+            src("p_area[i] = kommune_row(seed_key, pid, muni, d_kidx, d_kcdf)")
+        with src.block("else:"):
+            src("p_area[i] = muni")
         with src.block("if arrival:"):
             src("pass")
             for r in range(len(t.ar_lo)):

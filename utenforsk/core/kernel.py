@@ -83,11 +83,17 @@ def _pool() -> ThreadPoolExecutor:
 MIN_ITEMS_PER_THREAD = 25_000
 
 
+def chunk_threads(n_items: int, threads: int) -> int:
+    """Worker threads :func:`run_chunks` uses for ``n_items``: tally rows ``0 ..`` that ``- 1``
+    are the only ones it writes."""
+    return max(1, min(threads, n_threads(), n_items // MIN_ITEMS_PER_THREAD))
+
+
 def run_chunks(fn, n_items: int, threads: int, make_args) -> None:
     """Split ``n_items`` into ``threads`` contiguous blocks and run ``fn(*make_args(a, b, tid))``
     on each in the thread pool (the kernels release the GIL). Worker ``tid`` owns tally row
     ``tid``, so counts never race, and the split does not change any random number."""
-    threads = max(1, min(threads, n_threads(), n_items // MIN_ITEMS_PER_THREAD))
+    threads = chunk_threads(n_items, threads)
     if threads == 1:
         fn(*make_args(0, n_items, 0))
         return
