@@ -20,7 +20,7 @@ import time
 from utenforsk.core import kernel
 from utenforsk.model import UtenforskModel
 
-BASELINE = "configs/norway/baseline_municipal.yaml"
+BASELINE = "configs/norway/baseline.yaml"
 LEGS = {"types": {"service_areas": "municipality_type"}, "municipality": {"service_areas": "municipality"},
         "shipped": {}}
 
@@ -37,6 +37,7 @@ def main() -> None:
                                   **({"overrides": LEGS[leg]} if LEGS[leg] else {})) for leg in legs}
     rates: dict = {leg: [] for leg in legs}
     krates: dict = {leg: [] for leg in legs}
+    python_ms: dict = {leg: [] for leg in legs}  # the Python around the kernels, per month
     inner, spent = kernel.run_chunks, [0.0]
 
     def timed(*args, **kw):  # the kernels' own time (entry and month), without the Python around them
@@ -55,10 +56,12 @@ def main() -> None:
             if rep > 0:
                 rates[leg].append(pm / (time.perf_counter() - t0))
                 krates[leg].append(pm / spent[0])
+                python_ms[leg].append(1000 * (time.perf_counter() - t0 - spent[0]) / a.months)
     kernel.run_chunks = inner
     out = {"scale": a.scale, "months_per_block": a.months, "blocks": a.reps,
            **{f"pm_per_s_{leg}": round(statistics.median(r)) for leg, r in rates.items()},
            **{f"kernel_pm_per_s_{leg}": round(statistics.median(r)) for leg, r in krates.items()},
+           **{f"python_ms_per_month_{leg}": round(statistics.median(r), 3) for leg, r in python_ms.items()},
            "bytes_per_person": round(next(iter(models.values())).bytes_per_person, 1)}
     if "types" in rates and "municipality" in rates:
         out["slowdown_municipality_vs_types"] = round(

@@ -1,7 +1,9 @@
 """A reference implementation of the Norway baseline written the way a Mesa user would.
 
 One :class:`Person` (a ``mesa.Agent``) per young person with a ``step()`` method, one
-:class:`Service` agent per service and municipality type, stepped through Mesa's agent sets:
+:class:`Service` agent per service and municipality type (the engine's ``service_areas:
+municipality_type``; the baseline's services per real municipality are not implemented here:
+use ``overrides=PER_TYPE``), stepped through Mesa's agent sets:
 
     self.agents_by_type[Service].do("step")        # set admissions from last month's tallies
     self.agents_by_type[Person].shuffle_do("step")  # one month of life, in random order
@@ -19,7 +21,7 @@ places are marked ``ENGINE:`` below. Random numbers differ by design: the engine
 individual lives differ and only distributions can agree.
 
     from benchmarks.reference_mesa import ReferenceModel, engine_outcomes
-    m = ReferenceModel("configs/norway/baseline.yaml", seed=1, scale=0.001)  # burn-in runs here
+    m = ReferenceModel("configs/norway/baseline.yaml", seed=1, scale=0.001, overrides=PER_TYPE)  # burn-in runs here
     m.run_model(); m.outcomes(); m.person_months
 
 Interventions are not implemented (baseline only): a config with programme covariates is refused.
@@ -36,8 +38,11 @@ import numpy as np
 from benchmarks import ROOT
 from benchmarks.outcomes import completion_counts, engine_outcomes, headline
 from utenforsk.config.schema import BinaryTrait, ContinuousTrait, ModelConfig
-from utenforsk.core.kernel import DONOR_TRIES
+from utenforsk.core.kernel import DONOR_TRIES, DONOR_WINDOW
 from utenforsk.model import resolve_config
+
+#: the engine's model this reference implements: services (and their agents) per municipality type
+PER_TYPE = {"service_areas": "municipality_type"}
 
 __all__ = ["ReferenceModel", "Person", "Service", "Spec", "engine_outcomes", "speed"]
 
@@ -656,6 +661,9 @@ class ReferenceModel(mesa.Model):
         self.config = resolve_config(config, scale, overrides, start_year=start_year,
                                      horizon_years=horizon_years, burn_in_years=burn_in_years,
                                      neet_definition=neet_definition)
+        if self.config.service_areas != "municipality_type":
+            raise ValueError("the reference implements services per municipality type only: pass "
+                             "overrides=PER_TYPE (service_areas: municipality_type)")
         self.run_seed = int(seed)
         self.spec = spec = self._make_spec()
         cal = self.config.calendar
@@ -670,7 +678,8 @@ class ReferenceModel(mesa.Model):
         self.person_months = 0
         self.events: dict[str, int] = {}
         self.us_cohorts: dict[int, list[int]] = {}  # birth year -> [due, done]
-        self.natives_born: dict[int, list] = {}  # birth month -> natives born then (arrivals' donors)
+        #: (birth month, municipality type) -> natives born then and there (arrivals' donors)
+        self.natives_born: dict[tuple, list] = {}
         self.history: list[dict] = []  # per policy month: year, month, age_state
         self.last_muni_pop = None
         self.age_state = None
@@ -695,7 +704,7 @@ class ReferenceModel(mesa.Model):
         for _ in range(self._stochastic_round(float(spec.births_by_month[m]))):
             p = Person(self, month, spec.draw_attributes(rnd, arrival=False), month)
             p.start_traits(0, at_entry=True)
-            self.natives_born.setdefault(month, []).append(p)
+            self.natives_born.setdefault((month, p.attrs["municipality"]), []).append(p)
         for a, expected in enumerate(spec.arrivals_by_month[m]):
             for _ in range(self._stochastic_round(float(expected))):
                 birth = month - 12 * a - int(rnd.random() * 12.0)
@@ -711,17 +720,27 @@ class ReferenceModel(mesa.Model):
                 if p.state in spec.us_states:
                     p.us_start = month
                 if rule is not None:
-                    p.arrival_traits(age, rule, self._donor(birth))
+                    p.arrival_traits(age, rule, self._donor(birth, p.attrs["municipality"], month))
 
-    def _donor(self, birth: int):
-        """A living native born in month ``birth`` (up to DONOR_TRIES draws), as the engine."""
-        natives = self.natives_born.get(birth, [])
-        for _ in range(DONOR_TRIES):
+    def _donor(self, birth: int, area: str, month: int):
+        """A living native of the arrival's municipality type born in month ``birth``, or if none
+        was born there then, in the nearest month within DONOR_WINDOW (earlier first), up to
+        DONOR_TRIES draws in all, as the engine (kernel.arrival_donor)."""
+        t = 0
+        for d in range(2 * DONOR_WINDOW + 1):
+            b = birth - (d + 1) // 2 if d % 2 == 1 else birth + d // 2
+            natives = self.natives_born.get((b, area), []) if b <= month else []
             if not natives:
+                continue
+            while t < DONOR_TRIES:
+                p = natives[int(self.random.random() * len(natives))]
+                t += 1
+                if not p.gone:
+                    return p
+                if len(natives) == 1:
+                    break
+            if t >= DONOR_TRIES:
                 return None
-            p = natives[int(self.random.random() * len(natives))]
-            if not p.gone:
-                return p
         return None
 
     # -- time
@@ -821,7 +840,7 @@ class ReferenceModel(mesa.Model):
             p.months_neet = int(pop.months_neet[i])
             p.neet_spell = int(pop.neet_spell[i])
             if attrs.get("immigrant_background") != "immigrant":  # born here: a possible donor
-                ref.natives_born.setdefault(p.birth, []).append(p)
+                ref.natives_born.setdefault((p.birth, attrs["municipality"]), []).append(p)
         last = engine.last_month
         if last is not None:
             ref.muni_pop = {mu: [int(v) for v in last["muni_pop"][m]]
@@ -860,7 +879,7 @@ def speed(alive: float = 1e4, months: int = 12, seed: int = 1) -> dict:
     from utenforsk.model import UtenforskModel
 
     scale = min(1.0, alive / ALIVE_AT_SCALE_1)
-    eng = UtenforskModel(BASELINE, seed=seed, scale=scale, horizon_years=80, threads=1)
+    eng = UtenforskModel(BASELINE, seed=seed, scale=scale, horizon_years=80, threads=1, overrides=PER_TYPE)
     for _ in range(months):  # warm-up
         eng._advance()
     ref = ReferenceModel.from_engine(eng)

@@ -61,16 +61,10 @@ def test_strong_intervention_moves_neet_down(baseline_path):
     assert treated.history[-1]["prog"][0, 1] > 0  # participant-months were counted
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "issue 15, open: most likely an arrival copying the traits of a native donor born in the same "
-    "month, who may "
-    "live in the pilot's municipality type, so a pilot can reach an arrival elsewhere. Measured at "
-    "270dfac (issue 13): one person elsewhere differs, an immigrant aged 21 in central_medium "
-    "(engagement -2.461 vs -2.414); since 7d99e94 (the NEET duration counter) seed 3 happens to "
-    "pass, so the mark is not strict until issue 15 draws the donor from the same area"))
 def test_targeted_pilot_changes_only_its_municipality(baseline_path):
-    """A pilot in one municipality type: everyone elsewhere lives exactly the same life (CRN, and
-    services are per municipality)."""
+    """A pilot in one municipality type: everyone elsewhere lives exactly the same life (CRN,
+    services per service area, and arrivals' donors from their own service area: before they
+    were drawn nationally, an arrival elsewhere took the traits of a donor the pilot had moved)."""
     pilot = {"name": "pilot", "description": "synthetic pilot", "evidence": "none: a test",
              "who": {"ages": [16, 30], "states": ["unemployed", "inactive"],
                      "attributes": {"municipality": ["least_central"]}},

@@ -115,7 +115,7 @@ def test_area_is_the_municipality_and_intercepts_centred(data):
     draw of kommune_of), and each intercept has a population-weighted mean of 0."""
     from utenforsk.model import UtenforskModel
 
-    run = UtenforskModel(ROOT / "configs/norway/baseline_municipal.yaml", seed=5, scale=0.01, horizon_years=1)
+    run = UtenforskModel(ROOT / "configs/norway/baseline.yaml", seed=5, scale=0.01, horizon_years=1)
     run.run_model()
     ids = run.alive_ids()
     assert np.array_equal(run.pop.area[ids % run.capacity], run.kommune_of(ids))
@@ -188,7 +188,7 @@ def test_pilot_unknown_municipality_exits_2(tmp_path):
     import sys
 
     exp = tmp_path / "e.yaml"
-    exp.write_text(f"name: e\nmodel: {ROOT / 'configs/norway/baseline_municipal.yaml'}\nscale: 0.001\nreplicates: 1\n"
+    exp.write_text(f"name: e\nmodel: {ROOT / 'configs/norway/baseline.yaml'}\nscale: 0.001\nreplicates: 1\n"
                    "scenarios:\n  baseline: {}\n  pilot:\n    interventions: [ips_youth]\n"
                    "    overrides: {interventions.ips_youth.who.municipalities: [Larvik, Fredrikstd]}\n")
     r = subprocess.run([sys.executable, "-m", "utenforsk.cli", "experiment", str(exp), "--out", str(tmp_path / "o")],
@@ -235,20 +235,18 @@ def _in_towns(name, towns=PILOT_TOWNS):
     return data
 
 
-def test_named_pilot_leaves_other_municipalities_bit_for_bit(data):
-    """A pilot of two interventions (NAV youth guarantee: service capacity, detection and odds;
-    IPS: odds) in Larvik and Fredrikstad, services per municipality: every person elsewhere ends
-    in the same state with the same traits, and every other municipality's yearly figures and
-    service tallies are bit-for-bit the baseline's; the towns' are not."""
+def _assert_pilot_isolated(data, interventions, seed):
+    """Services per municipality, a pilot in PILOT_TOWNS: every person elsewhere ends in the same
+    state with the same traits, and every other municipality's yearly figures and service
+    tallies are bit-for-bit the baseline's; the towns' are not."""
     import pandas as pd
 
     from utenforsk import outputs
     from utenforsk.model import UtenforskModel
 
-    kw = dict(seed=5, scale=0.01, horizon_years=3, overrides={"service_areas": "municipality"})
+    kw = dict(seed=seed, scale=0.01, horizon_years=3)  # the baseline: services per municipality
     a = UtenforskModel(ROOT / "configs/norway/baseline.yaml", **kw)
-    b = UtenforskModel(ROOT / "configs/norway/baseline.yaml",
-                       interventions=[_in_towns("nav_youth_guarantee"), _in_towns("ips_youth")], **kw)
+    b = UtenforskModel(ROOT / "configs/norway/baseline.yaml", interventions=interventions, **kw)
     a.run_model()
     b.run_model()
     towns = [data.numbers[r] for r in data.resolve(PILOT_TOWNS)]
@@ -262,5 +260,22 @@ def test_named_pilot_leaves_other_municipalities_bit_for_bit(data):
     others = np.setdiff1d(np.arange(len(data)), rows)
     for year in a.kommune_sv:
         assert np.array_equal(a.kommune_sv[year][:, others], b.kommune_sv[year][:, others])
-    assert not pa[ia].reset_index(drop=True).equals(pb[ib].reset_index(drop=True))  # the pilot acted there
-    assert not sa[ka].reset_index(drop=True).equals(sb[kb].reset_index(drop=True))
+    assert not sa[ka].reset_index(drop=True).equals(sb[kb].reset_index(drop=True))  # the pilot acted there
+    return sa[ka].reset_index(drop=True), sb[kb].reset_index(drop=True)
+
+
+def test_named_pilot_leaves_other_municipalities_bit_for_bit(data):
+    """NAV youth guarantee (service capacity, detection and odds) and IPS (odds) in Larvik and
+    Fredrikstad."""
+    _assert_pilot_isolated(data, [_in_towns("nav_youth_guarantee"), _in_towns("ips_youth")], seed=5)
+
+
+def test_trait_shifting_pilot_leaves_other_municipalities_bit_for_bit(data):
+    """A pilot that moves traits (the first 1000 days' early-development target, and kindergarten
+    quality) in the towns: arrivals elsewhere take the traits of a native donor of their own
+    municipality (kernel.arrival_donor), so the shifted traits cannot reach them. The towns'
+    children's early development moves."""
+    ta, tb = _assert_pilot_isolated(data, [_in_towns("thousand_days"), _in_towns("kindergarten_quality")],
+                                    seed=7)
+    young = (ta.age <= 5).to_numpy()
+    assert not np.array_equal(ta.early_development[young].to_numpy(), tb.early_development[young].to_numpy())

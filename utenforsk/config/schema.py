@@ -118,9 +118,9 @@ class LinearPredictor(Strict):
 class ArrivalRule(Strict):
     """What an immigrant arrives with, by age at arrival: a state, traits and flags.
 
-    Traits already started at that age are those of a native of the same birth month (a random
-    donor alive in the population, so the age-specific distribution and the traits' correlations
-    are the natives'), plus ``trait_shift``; a binary trait with a ``prevalence`` is drawn with
+    Traits already started at that age are those of a native of the same service area and birth
+    month (a random donor alive in the population, so the age-specific distribution and the
+    traits' correlations are the natives'; kernel.arrival_donor), plus ``trait_shift``; a binary trait with a ``prevalence`` is drawn with
     it instead. Without a donor (early in the burn-in) a trait is drawn from its start
     distribution. ``flags``: the share holding each flag on arrival.
     """

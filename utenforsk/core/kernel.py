@@ -29,7 +29,8 @@ from utenforsk.core import month, rng
 
 #: per-month dynamic inputs set by the service agents (and, later, interventions)
 Dyn = namedtuple("Dyn", ["admit_p", "detect_p", "quality", "ho_prob", "ho_delay", "pg_cover", "pg_open",
-                         "kre"])  # kre: [municipality_effects, service areas] intercepts (logit)
+                         "kre",  # kre: [municipality_effects, service areas] intercepts (logit)
+                         "kidx", "kcdf"])  # municipalities.within_type_cdf ([0, 1] with services per type)
 #: per-thread integer tallies, as declared in utenforsk/core/month.py (TALLIES); ``cohort*``
 #: accumulate over the run, the rest are reset monthly
 Tally = namedtuple("Tally", [t.name for t in month.TALLIES])
@@ -38,6 +39,10 @@ PG_ENROLLED, PG_MONTHS = (month.PG_FIELDS.index(f) for f in ("enrolled", "months
 PERSON_MONTH = -1  # the "month" of draws that belong to a person, not to a month
 RATE_CAP = 13.815510557964274  # -log(1e-6): a monthly rate's cap (p <= 0.999999)
 DONOR_TRIES = rng.LIMITS["donor_tries"]  # draws to find a living native donor for an arrival
+#: an arrival's donor is born in its birth month, or, if its service area has no native born
+#: then, in the nearest month within this many months (assumption, range 0-24: traits of
+#: children a few months apart in age differ little), else none (the start distribution)
+DONOR_WINDOW = 12
 
 # service and cohort tally fields (their last axis), by their declared names
 SV_CLIENTS, SV_WAITING, SV_ADMITTED, SV_DETECTED, SV_IN_NEED, SV_REF_ARRIVED, SV_REF_LOST, \
@@ -78,11 +83,17 @@ def _pool() -> ThreadPoolExecutor:
 MIN_ITEMS_PER_THREAD = 25_000
 
 
+def chunk_threads(n_items: int, threads: int) -> int:
+    """Worker threads :func:`run_chunks` uses for ``n_items``: tally rows ``0 ..`` that ``- 1``
+    are the only ones it writes."""
+    return max(1, min(threads, n_threads(), n_items // MIN_ITEMS_PER_THREAD))
+
+
 def run_chunks(fn, n_items: int, threads: int, make_args) -> None:
     """Split ``n_items`` into ``threads`` contiguous blocks and run ``fn(*make_args(a, b, tid))``
     on each in the thread pool (the kernels release the GIL). Worker ``tid`` owns tally row
     ``tid``, so counts never race, and the split does not change any random number."""
-    threads = max(1, min(threads, n_threads(), n_items // MIN_ITEMS_PER_THREAD))
+    threads = chunk_threads(n_items, threads)
     if threads == 1:
         fn(*make_args(0, n_items, 0))
         return
@@ -138,20 +149,74 @@ def programme_match(k, i, attrs, ctraits, btraits, prog):
     return True
 
 
-@njit(cache=True, nogil=True, _nrt=False, error_model="numpy", fastmath=FAST)
-def arrival_donor(birth, key, alive, births_of, cum_entries, births_sched, cap):
-    """The slot of a native born in month ``birth`` and still alive, whose traits an arrival
-    takes on (the age-specific distribution of natives), or -1 if none is found in
-    ``DONOR_TRIES`` draws (no such native yet: early in the burn-in). Births are the first
-    entries of their month, so ``cum_entries[b] .. + births_sched[b]`` are natives born in ``b``."""
-    if birth < 0 or birth >= births_sched.shape[0]:
-        return -1
-    n = births_sched[birth]
+@njit(cache=True, nogil=True)
+def index_births(start, n, cap, area, rank):
+    """Put the births of one month (persons ``start .. start + n - 1``) in service-area order,
+    for :func:`arrival_donor`: the ``j``-th of them in that order (by person id within an area)
+    is person ``start + rank[(start + j) % cap]``. Run once their ``area`` is set."""
     if n <= 0:
-        return -1
-    for t in range(DONOR_TRIES):
-        pid = cum_entries[birth] + np.int64(rng.uniform(key, rng.D_ARRIVAL_DONOR + t) * n)
-        slot = pid % cap
-        if alive[slot] == 1 and births_of[slot] == birth:
-            return slot
+        return
+    a = np.empty(n, np.int64)
+    for j in range(n):
+        a[j] = area[(start + j) % cap]
+    order = np.argsort(a, kind="mergesort")
+    for j in range(n):
+        rank[(start + j) % cap] = order[j]
+
+
+@njit(cache=True, nogil=True, _nrt=False, error_model="numpy", fastmath=FAST)
+def _area_range(b, a, area, rank, cum_entries, births_sched, cap):
+    """``(first, count)`` of the births of month ``b`` in service area ``a``, in the order of
+    :func:`index_births` (binary searches over that order)."""
+    s, n = cum_entries[b], births_sched[b]
+    lo, hi = 0, n
+    while lo < hi:  # first position whose area >= a
+        mid = (lo + hi) // 2
+        if np.int64(area[(s + rank[(s + mid) % cap]) % cap]) < a:
+            lo = mid + 1
+        else:
+            hi = mid
+    first = lo
+    hi = n
+    while lo < hi:  # first position whose area > a
+        mid = (lo + hi) // 2
+        if np.int64(area[(s + rank[(s + mid) % cap]) % cap]) <= a:
+            lo = mid + 1
+        else:
+            hi = mid
+    return first, lo - first
+
+
+@njit(cache=True, nogil=True, _nrt=False, error_model="numpy", fastmath=FAST)
+def arrival_donor(birth, a, month, key, alive, births_of, area, rank, cum_entries, births_sched, cap):
+    """The slot of a native of the arrival's own service area ``a``, born in month ``birth``
+    (or, if the area has none, in the nearest month within ``DONOR_WINDOW``, earlier first) and
+    still alive, whose traits an arrival takes on; -1 if none is found in ``DONOR_TRIES`` draws
+    (no such native: early in the burn-in, or a small area at a small scale).
+
+    The donor lives where the arrival lives, so a pilot, which changes lives in its area only,
+    cannot reach an arrival elsewhere through its donor's traits (tests/test_interventions.py).
+    Births of month ``b`` are persons ``cum_entries[b] .. + births_sched[b]``, indexed in
+    service-area order by :func:`index_births` once they entered (months up to ``month``)."""
+    t = 0
+    for d in range(2 * DONOR_WINDOW + 1):
+        b = birth - (d + 1) // 2 if d % 2 == 1 else birth + d // 2
+        if b < 0 or b > month or b >= births_sched.shape[0]:
+            continue
+        if births_sched[b] <= 0:
+            continue
+        first, count = _area_range(b, a, area, rank, cum_entries, births_sched, cap)
+        if count == 0:
+            continue
+        s = cum_entries[b]
+        while t < DONOR_TRIES:
+            j = first + np.int64(rng.uniform(key, rng.D_ARRIVAL_DONOR + t) * count)
+            t += 1
+            slot = (s + np.int64(rank[(s + j) % cap])) % cap
+            if alive[slot] == 1 and births_of[slot] == b:
+                return slot
+            if count == 1:
+                break  # the only one is gone: try the next month
+        if t >= DONOR_TRIES:
+            return -1
     return -1

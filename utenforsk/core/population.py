@@ -27,6 +27,7 @@ Pop = namedtuple("Pop", [
     "out_spell",  # months out of work and education for duration dependence: kept through NAV programmes
     "programmes", "pg_ever",  # enrolled now; ever enrolled (a trait shift applies once per person)
     "area",  # service area: the municipality type, or the real municipality (service_areas)
+    "donor_rank",  # births of a month in service-area order (kernel.index_births): arrivals' donors
 ])
 
 
@@ -44,6 +45,7 @@ def allocate(capacity: int, n_attributes: int, n_ctraits: int) -> Pop:
         neet_spell=np.zeros(c, np.int16), out_spell=np.zeros(c, np.uint8),
         programmes=np.zeros(c, np.uint16),
         pg_ever=np.zeros(c, np.uint16), area=np.zeros(c, np.uint16),
+        donor_rank=np.zeros(c, np.uint16),  # a birth's rank within its month (< 65,536 at scale <= 1)
     )
 
 

@@ -156,18 +156,26 @@ def _load(path: str) -> Municipalities:
     return Municipalities(table=t.reset_index(drop=True), source=path)
 
 
+@njit(cache=True, nogil=True)
+def kommune_row(seed_key, pid, k, index, cdf):
+    """Municipality row of person ``pid`` of type ``k``: one uniform on the person's own decision
+    ``rng.D_KOMMUNE``, inverted through the within-type CDF (the one definition: :func:`assign`,
+    :func:`tally_q4` and the entry kernel's arrivals, codegen.arrival_traits, call it)."""
+    u = rng.uniform(rng.person_month_key(seed_key, pid, 0), rng.D_KOMMUNE)
+    i = np.searchsorted(cdf[k], u, side="right")
+    if i >= cdf.shape[1] or index[k, i] < 0:  # u beyond the last share (rounding): the last row
+        i = cdf.shape[1] - 1
+        while index[k, i] < 0:
+            i -= 1
+    return index[k, i]
+
+
 @njit(cache=True)
 def assign(seed_key, ids, types, index, cdf):
-    """Municipality row of each person (``ids``, their type codes ``types``): one uniform on the
-    person's own decision ``rng.D_KOMMUNE``, inverted through the within-type CDF."""
+    """Municipality row of each person (``ids``, their type codes ``types``): :func:`kommune_row`."""
     out = np.empty(ids.shape[0], np.int16)
     for j in range(ids.shape[0]):
-        u = rng.uniform(rng.person_month_key(seed_key, ids[j], 0), rng.D_KOMMUNE)
-        k = types[j]
-        i = np.searchsorted(cdf[k], u, side="right")
-        if i >= cdf.shape[1] or index[k, i] < 0:  # u beyond the last share (rounding): the last row
-            i = np.flatnonzero(index[k] >= 0)[-1]
-        out[j] = index[k, i]
+        out[j] = kommune_row(seed_key, ids[j], types[j], index, cdf)
     return out
 
 
@@ -181,12 +189,7 @@ def tally_q4(seed_key, lo, hi, capacity, alive, birth, type_attr, state, flags, 
         s = pid % capacity
         if alive[s] != 1:
             continue
-        u = rng.uniform(rng.person_month_key(seed_key, pid, 0), rng.D_KOMMUNE)
-        k = type_attr[s]
-        i = np.searchsorted(cdf[k], u, side="right")
-        if i >= cdf.shape[1] or index[k, i] < 0:
-            i = np.flatnonzero(index[k] >= 0)[-1]
-        row = index[k, i]
+        row = kommune_row(seed_key, pid, type_attr[s], index, cdf)
         age = (month - np.int64(birth[s])) // 12
         st = state[s]
         done = us_bit >= 0 and (flags[s] >> us_bit) & 1 == 1

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-BASELINE = Path(__file__).resolve().parents[2] / "configs" / "norway" / "baseline_municipal.yaml"
+BASELINE = Path(__file__).resolve().parents[2] / "configs" / "norway" / "baseline.yaml"
 TARGETS = {"neet_rate_15_29": 0.012, "completed_upper_secondary_21": 0.047}
 
 

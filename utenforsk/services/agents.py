@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import mesa
 import numpy as np
+from numba import njit
 
 from utenforsk.core.kernel import (SV_ADMITTED, SV_CLIENTS, SV_GATE_REFUSED, SV_GATE_TRIED,
                                    SV_WAITING)
@@ -80,30 +81,73 @@ class ServiceAreas:
                        for s, name in enumerate(c.services) for a in range(A)]
 
     def step(self) -> None:
-        """Set every area's admission probability from last month's tallies (vectorised; the
-        same arithmetic, bit for bit, as one agent at a time)."""
+        """Set every area's admission probability from last month's tallies: one compiled pass
+        over all agents' cells (:func:`step_areas`; the same arithmetic, bit for bit, as one
+        agent at a time; a numpy version cost ~0.16 ms a month with 2,499 agents)."""
         dyn, last = self.model.dyn, self.model.last_month
         n = len(self.kinds)
         if last is None:
             dyn.admit_p[:n] = 1.0
             return
-        pop = last["muni_pop"]  # [area, age-year]
-        cum = np.zeros((pop.shape[0], pop.shape[1] + 1), np.int64)
-        np.cumsum(pop, axis=1, out=cum[:, 1:])
-        residents = (cum[:, self.ages[:n, 1]] - cum[:, self.ages[:n, 0]]).T  # [service, area]
-        sv = last["sv"][:n]
-        fu = self.follow_up[:n, None]
-        tried, refused = sv[:, :, SV_GATE_TRIED], sv[:, :, SV_GATE_REFUSED]
-        self.capacity[:n] = self.places_per_1000[:n] * residents / 1000.0
-        self.clients[:n] = sv[:, :, SV_CLIENTS]
-        self.waiting[:n] = np.where(fu, sv[:, :, SV_WAITING], refused)
-        self.admitted[:n] = np.where(fu, sv[:, :, SV_ADMITTED], tried - refused)
-        demand = np.where(fu, sv[:, :, SV_WAITING], tried)
-        free = np.maximum(self.capacity[:n] - self.clients[:n], 0.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            p = np.minimum(np.maximum(free / demand, 0.0), 1.0)
-        self.admit_p[:n] = np.where(demand > 0, p, np.where(free > 0, 1.0, 0.0))
-        dyn.admit_p[:n] = self.admit_p[:n]
+        step_areas(n, last["muni_pop"], last["sv"], self.ages, self.follow_up, self.places_per_1000,
+                   self.capacity, self.clients, self.waiting, self.admitted, self.admit_p, dyn.admit_p)
+
+
+@njit(cache=True, nogil=True)
+def step_areas(n, pop, sv, ages, follow_up, places_per_1000, capacity, clients, waiting, admitted,
+               admit_p, out):
+    """Every service agent's month, for services ``0 .. n-1`` and every area ``a``:
+
+    ``capacity = places per 1,000 x residents of the capacity ages (pop[a, age-year]) / 1000``;
+    ``free = max(capacity - clients, 0)``; ``admit_p = clip(free / demand, 0, 1)``, or 1 if there
+    is no demand but a free place, else 0. Demand is the queue (follow-up services) or last
+    month's entry attempts (gates); ``waiting``/``admitted`` are the queue and admissions, or the
+    refused and let-through attempts. ``out`` gets ``admit_p`` (the kernel's ``Dyn.admit_p``)."""
+    for s in range(n):
+        a0, a1 = ages[s, 0], ages[s, 1]
+        for a in range(pop.shape[0]):
+            residents = 0
+            for y in range(a0, a1):
+                residents += pop[a, y]
+            cap = places_per_1000[s, a] * residents / 1000.0
+            c = sv[s, a, SV_CLIENTS]
+            if follow_up[s]:
+                w, ad, demand = sv[s, a, SV_WAITING], sv[s, a, SV_ADMITTED], sv[s, a, SV_WAITING]
+            else:
+                tried, refused = sv[s, a, SV_GATE_TRIED], sv[s, a, SV_GATE_REFUSED]
+                w, ad, demand = refused, tried - refused, tried
+            free = max(cap - c, 0.0)
+            if demand > 0:
+                p = min(max(free / demand, 0.0), 1.0)
+            else:
+                p = 1.0 if free > 0 else 0.0
+            capacity[s, a] = cap
+            clients[s, a] = c
+            waiting[s, a] = w
+            admitted[s, a] = ad
+            admit_p[s, a] = p
+            out[s, a] = p
+
+
+@njit(cache=True, nogil=True)
+def sum_by_type(sv, pop, state, area_type, n_types):
+    """A month's service and municipality tallies (``sv[service, area, field]``,
+    ``pop[area, age-year]``, ``state[area, state]``) summed to the municipality types
+    (``area_type[area]``): integer counts, exact in any order."""
+    S, A, F = sv.shape
+    osv = np.zeros((S, n_types, F), sv.dtype)
+    opop = np.zeros((n_types, pop.shape[1]), pop.dtype)
+    ost = np.zeros((n_types, state.shape[1]), state.dtype)
+    for a in range(A):
+        k = area_type[a]
+        for s in range(S):
+            for f in range(F):
+                osv[s, k, f] += sv[s, a, f]
+        for j in range(pop.shape[1]):
+            opop[k, j] += pop[a, j]
+        for j in range(state.shape[1]):
+            ost[k, j] += state[a, j]
+    return osv, opop, ost
 
 
 class ServiceAgent(mesa.Agent):
