@@ -74,7 +74,7 @@ from utenforsk.interventions.slots import MAX_PROGRAMMES
 from utenforsk.core.bounds import BOUND_EXIT, bound_offset_btrait, bound_offset_state
 
 #: bump when the generator changes what it writes for the same structure
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 M64 = (1 << 64) - 1
 POP_ARGS = tuple(f"p_{f}" for f in Pop._fields)
@@ -141,6 +141,9 @@ def _and(*conds: str) -> str:
 
 #: each covariate kind's value as an expression (declared in utenforsk/core/covariates.py)
 COVARIATE_CODE = {n: k.code for n, k in enumerate(covariates.KINDS)}
+#: a person field read by a covariate's code (``p_<field>[i]``, ``p_<field>[<k>, i]``)
+_SLOT_INDEX = re.compile(r"(\[|, )i\]")
+_SNAPSHOT_FIELD = re.compile(r"p_(\w+)\[(?:(\d+), )?i\]")
 
 
 class _Generator:
@@ -155,6 +158,7 @@ class _Generator:
         self.us = np.flatnonzero(us_states).tolist()
         self.hb = np.flatnonzero(hb_states).tolist()
         self.consts: dict[str, str] = {}
+        self.xexpr: dict[int, str] = {}
         self.n = 0
 
     # ---- names, constants and values ---------------------------------------------------------
@@ -248,10 +252,41 @@ class _Generator:
         return prefix
 
     def lp(self, row: int, x: str = "x") -> str:
+        """Linear predictor ``row``: with ``x == "x"``, over the start-of-month covariates
+        (written out where used, from the month's snapshot: :meth:`snapshot`), else over the
+        variables ``<x><c>`` of a :meth:`reread`."""
         t = self.t
-        terms = [f" + {self.F('lp_beta', j)} * {x}{int(t.lp_cov[j])}"
+        name = (lambda c: self.xexpr[c]) if x == "x" else (lambda c: f"{x}{c}")
+        terms = [f" + {self.F('lp_beta', j)} * {name(int(t.lp_cov[j]))}"
                  for j in range(t.lp_start[row], t.lp_end[row])]
         return "(0.0" + "".join(terms) + ")"
+
+    def snapshot(self, src: _Src) -> None:
+        """Read, at the start of the month, each person field a covariate reads (``_s_<field>``,
+        local scalars), and set :attr:`xexpr`: each covariate's value as an expression over these
+        (kind by kind as :meth:`covariate`). The expressions are pure, so they are written where a
+        linear predictor uses them and computed only on the paths that need them (most hazards
+        are skipped by the bounds), instead of all at the start of every person-month; the
+        values, and so the results, are those of the start of the month, as before."""
+        t = self.t
+        loads: dict[str, str] = {}
+
+        def local(m: re.Match) -> str:
+            name = f"_s_{m.group(1)}{m.group(2) or ''}"
+            loads[name] = m.group(0)
+            return name
+
+        self.xexpr = {}
+        for c in range(self.cm.n_covariates):
+            kind, a, b = int(t.cov_kind[c]), int(t.cov_a[c]), int(t.cov_b[c])
+            client = self.client(a, "_s_state") if kind in covariates.CLIENT_KINDS else ""
+            code = COVARIATE_CODE[kind].format(a=a, b=b, state="_s_state", client=client)
+            self.xexpr[c] = "(" + _SNAPSHOT_FIELD.sub(local, code) + ")"
+        src("_s_state = state")
+        for name in sorted(loads):
+            src(f"{name} = {loads[name]}")
+        src("# the covariates, written out where a linear predictor reads them:",
+            *(f"#   {self.cm.covariate_names[c]} = {e}" for c, e in self.xexpr.items()))
 
     def rate(self, src: _Src, h: int) -> str:
         """Monthly rate of hazard ``h`` (kernel._hazard_rate); returns its variable."""
@@ -633,10 +668,12 @@ class _Generator:
                 src(f"t_sv[r, muni, {SV_REF_EXPIRED}] += 1")
             src("p_ref_service[i] = -1")
 
-    def groups(self, src: _Src, line: str) -> None:
-        """Emit ``line`` once per output group ``g``, with ``c`` the person's category."""
+    def groups(self, src: _Src, line: str, unsigned: bool = False) -> None:
+        """Emit ``line`` once per output group ``g``, with ``c`` the person's category (an
+        unsigned index in the month kernel)."""
         for g, a in enumerate(self.t.grp_attr):
-            src(line.format(g=g, c=f"p_attrs[{int(a)}, i]"))
+            c = f"p_attrs[{int(a)}, i]"
+            src(line.format(g=g, c=f"np.uint64({c})" if unsigned else c))
 
     def bookkeeping(self, src: _Src) -> None:
         """NEET spells, completion within five years, and the tallies."""
@@ -651,15 +688,16 @@ class _Generator:
         with src.block(f"if us0 != {int(NEVER)} and month - us0 == 60:"):
             src(f"done = (p_flags[i] >> {self.us_flag}) & 1" if self.us_flag >= 0 else "done = 0",
                 f"t_cohort[co, {CO_US_DUE}] += 1", f"t_cohort[co, {CO_US_DONE}] += done")
-            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_US_DUE}] += 1")
-            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_US_DONE}] += done")
+            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_US_DUE}] += 1", unsigned=True)
+            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_US_DONE}] += done", unsigned=True)
         with src.block("if age >= 180:"):
             src(f"t_cohort[co, {CO_EXPO_M}] += 1", f"t_cohort[co, {CO_NEET_M}] += nm")
-            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_EXPO_M}] += 1")
-            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_NEET_M}] += nm")
-        src("t_age_state[ay, state] += 1", "t_muni_pop[muni, ay] += 1",
-            "t_muni_state[muni, state] += 1")
-        self.groups(src, "t_grp[{g}, {c}, ay, state] += 1")
+            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_EXPO_M}] += 1", unsigned=True)
+            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_NEET_M}] += nm", unsigned=True)
+        src("ayu = np.uint64(ay)", "su = np.uint64(state)",
+            "t_age_state[ayu, su] += 1", "t_muni_pop[muni, ayu] += 1",
+            "t_muni_state[muni, su] += 1")
+        self.groups(src, "t_grp[{g}, {c}, ayu, su] += 1", unsigned=True)
 
     # ---- the two kernels ---------------------------------------------------------------------
     def age_out(self, src: _Src) -> None:
@@ -670,9 +708,9 @@ class _Generator:
                 f"t_cohort[co, {CO_AGED_OUT}] += 1",
                 f"t_cohort[co, {CO_AGED_OUT_LONG}] += long_neet",
                 f"t_cohort[co, {CO_AGED_OUT_HB}] += hb")
-            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_AGED_OUT}] += 1")
-            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_AGED_OUT_LONG}] += long_neet")
-            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_AGED_OUT_HB}] += hb")
+            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_AGED_OUT}] += 1", unsigned=True)
+            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_AGED_OUT_LONG}] += long_neet", unsigned=True)
+            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_AGED_OUT_HB}] += hb", unsigned=True)
             src("continue")
 
     def covariates(self, src: _Src) -> None:
@@ -680,8 +718,7 @@ class _Generator:
         self.person_key(src, "key", "mk")
         src("ay = age // 12",
             EFFECT_MASK)
-        for c in range(self.cm.n_covariates):
-            self.covariate(src, c, f"x{c}", "state")
+        self.snapshot(src)
 
     def exits(self, src: _Src) -> None:
         t = self.t
@@ -716,14 +753,20 @@ class _Generator:
                 "mk = seed_key ^ (np.uint64(month + 100000) * _PM)",
                 f"pmk = seed_key ^ (np.uint64({PERSON_MONTH + 100000}) * _PM)",
                 "i = id0 % cap - 1  # the slot pid % cap, advanced without a division per person")
+            first = len(src.lines)
             with src.block("for pid in range(id0, id1):"):
-                src("i += 1", "if i == cap:", "    i = 0", "if p_alive[i] == 0:", "    continue",
+                src("i += 1", "if i == cap:", "    i = 0",
+                    "iu = np.uint64(i)  # the slot as an unsigned index: no negative-index fix-up per access",
+                    "if p_alive[i] == 0:", "    continue",
                     "age = month - p_birth[i]",
-                    f"co = (p_birth[i] + {COHORT_OFFSET}) // 12",
-                    "muni = np.int64(p_area[i])  # the service area (a type, or a municipality)",
+                    f"co = np.uint64((p_birth[i] + {COHORT_OFFSET}) // 12)",
+                    "muni = np.uint64(p_area[i])  # the service area (a type, or a municipality)",
                     "state = p_state[i]")
                 for comp in month.MONTH:
                     self.section(src, comp)
+            # every person field is indexed by the unsigned slot (numba adds a wrap-around test to
+            # each access with a signed index; 10-15% of the month at 10^5 people)
+            src.lines[first:] = [_SLOT_INDEX.sub(r"\1iu]", ln) for ln in src.lines[first:]]
 
     def attributes(self, src: _Src) -> None:
         """Each attribute's category, given the one it depends on (birth or arrival shares)."""
@@ -797,8 +840,7 @@ class _Generator:
             with src.block("for j in range(slots.shape[0]):"):
                 src("i = slots[j]", "age = ages[j]", "ay = age // 12", "state = p_state[i]",
                     "muni = np.int64(p_area[i])", EFFECT_MASK)
-                for c in range(self.cm.n_covariates):
-                    self.covariate(src, c, f"x{c}", "state")
+                self.snapshot(src)
                 for st in range(self.S):
                     tr = range(int(t.st_tr_start[st]), int(t.st_tr_end[st]))
                     if len(tr):
