@@ -118,6 +118,8 @@ def test_bounds_hold_for_every_person():
         m.step()
     g, F = m._gen, m._gen.params()
     B = g.bounds(m.pop, m.dyn, m.prog, F)
+    # the compiled bounds are the numpy formulation's, up to rounding far inside the margin
+    np.testing.assert_allclose(B, g._bounds.reference(m.pop, m.dyn, m.prog, F), rtol=1e-12, atol=0)
     slots = m.alive_slots()
     ages = (m.month - m.pop.birth[slots]).astype(np.int64)
     keep = ages < 360

@@ -355,7 +355,8 @@ class UtenforskModel(mesa.Model):
         hi = int(self.cum_entries[m + 1])
         threads = min(self.n_threads, t.age_state.shape[0])  # never more workers than tally rows
         g = self._gen
-        F = g.params()  # again: plugins (before_month) may have changed a value since entries
+        # again if a plugin (before_month) may have changed a value since the entries
+        F = g.params() if self.plugins else self._F
         B = g.bounds(self.pop, self.dyn, self.prog, F)  # after entries: ranges at the month's start
         kernel.run_chunks(g.month_chunk, hi - lo, threads, lambda a, b, tid: g.month_args(
             lo + a, lo + b, tid, self.pop, F, B, self.dyn, self.prog, t, m, self.seed_key,
