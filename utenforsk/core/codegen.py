@@ -175,6 +175,12 @@ class _Generator:
         self.consts[name] = value
         return name
 
+    def index(self, n: int) -> str:
+        """``n`` as a typed (non-literal) int64 constant: numba compiles a function once per
+        literal argument value, and ``_pe(E, 26, pm)`` with 60 literal indices compiled
+        ``programme_effect`` 60 times (seconds of a cold start)."""
+        return self.const(f"np.int64({int(n)})", f"_J{int(n)}")
+
     def u8(self, bit: int) -> str:
         return self.const(f"np.uint8({1 << bit})", f"_B{bit}")
 
@@ -298,7 +304,7 @@ class _Generator:
             return out
         # a call: rates are rarely needed (see HazardBounds) and a call compiles faster
         body = (f"{out} = _rate({self.F('hz_base', f'{h * AGE_YEARS} + ay')} + {self.lp(int(t.hz_row[h]))}"
-                f" + _pe(prog.hz, {h}, pm))")
+                f" + _pe(prog.hz, {self.index(h)}, pm))")
         if win == "True":
             src(body)
             return out
@@ -313,7 +319,7 @@ class _Generator:
         t = self.t
         win = _window(int(t.hz_lo[h]), int(t.hz_hi[h]))
         p = (f"1.0 / (1.0 + math.exp(-({self.F('hz_base', f'{h * AGE_YEARS} + ay')} "
-             f"+ {self.lp(int(t.hz_row[h]))} + _pe(prog.hz, {h}, pm))))")
+             f"+ {self.lp(int(t.hz_row[h]))} + _pe(prog.hz, {self.index(h)}, pm))))")
         if win == "False":
             return "0.0"
         return p if win == "True" else f"({p} if {win} else 0.0)"
@@ -347,7 +353,7 @@ class _Generator:
             return
         ws = [self.fresh("_w") for _ in range(ds, de)]
         for w, d in zip(ws, range(ds, de), strict=True):
-            pe = f" + _pe(prog.de, {d}, pm)" if programmes else ""
+            pe = f" + _pe(prog.de, {self.index(d)}, pm)" if programmes else ""
             src(f"{w} = math.exp({self.F('de_logw', d)} + {self.lp(int(t.de_row[d]), x)}{pe})")
         tot, target, idx = self.fresh("_tot"), self.fresh("_tg"), self.fresh("_ix")
         src(f"{tot} = 0.0" + "".join(f" + {w}" for w in ws))
@@ -458,7 +464,7 @@ class _Generator:
                         continue
                     with src.block(f"{'if' if first else 'elif'} {win}:"):
                         target = self.fresh("_tg")
-                        src(f"{target} = {self.F('dy_icpt', d)} + {self.lp(int(t.dy_row[d]))} + _pe(prog.dy, {d}, pm)")
+                        src(f"{target} = {self.F('dy_icpt', d)} + {self.lp(int(t.dy_row[d]))} + _pe(prog.dy, {self.index(d)}, pm)")
                         n = self.normal(src, rng.D_TRAIT + k)
                         src(f"p_ctraits[{k}, i] = np.float32({v} + {self.F('dy_rate', d)} * ({target} - {v}) "
                             f"+ {self.F('dy_sd', d)} * {n})")
