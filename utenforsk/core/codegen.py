@@ -758,7 +758,8 @@ class _Generator:
             src('"""One month of life for ids [id0, id1) (the components of utenforsk/core/month.py)."""',
                 "mk = seed_key ^ (np.uint64(month + 100000) * _PM)",
                 f"pmk = seed_key ^ (np.uint64({PERSON_MONTH + 100000}) * _PM)",
-                "i = id0 % cap - 1  # the slot pid % cap, advanced without a division per person")
+                "i = id0 % cap - 1  # the slot pid % cap, advanced without a division per person",
+                *ACTIVE_SLOTS)
             first = len(src.lines)
             with src.block("for pid in range(id0, id1):"):
                 src("i += 1", "if i == cap:", "    i = 0",
@@ -905,8 +906,13 @@ def programme_loop(src: _Src, n_ctraits: int) -> None:
     the slot. A trait shift applies once per person, at their first enrolment (``p_pg_ever``).
     A programme with a period ends each enrolled month with probability ``prog.pexit[k]``
     (1 / duration_months), drawn on the month's ``key`` with the intervention's own decision code,
-    and is not taken again (``prog.once``)."""
-    with src.block(f"for k in range({MAX_PROGRAMMES}):"):
+    and is not taken again (``prog.once``). Only the slots that can act are visited, in slot
+    order: those enrolled in, and those with coverage this month (``amask``, :data:`ACTIVE_SLOTS`);
+    an empty slot would enrol nobody, and its loop cost most of the section."""
+    src("pslots = np.int64(p_programmes[i]) | amask  # slots that can act on this person",
+        "k = -1")
+    with src.block("while pslots != 0:"):
+        src("k += 1", "pact = pslots & 1", "pslots >>= 1", "if pact == 0:", "    continue")
         src("pbit = np.uint16(1 << k)", "pcov = d_pg_cover[k]",
             "inside = pcov > 0.0 and prog.lo[k] <= age < prog.hi[k] and prog.states[k, state] "
             "and prog.area_ok[k, muni]")
@@ -930,6 +936,11 @@ def programme_loop(src: _Src, n_ctraits: int) -> None:
                         src(f"p_ctraits[{t}, i] = np.float32(p_ctraits[{t}, i] + prog.shift[k, {t}])")
 
 
+#: the slots with coverage this month, as a bit mask (computed once per kernel call)
+ACTIVE_SLOTS = ("amask = 0", f"for k in range({MAX_PROGRAMMES}):", "    if d_pg_cover[k] > 0.0:",
+                "        amask |= 1 << k")
+
+
 def helpers_namespace() -> dict:
     """The generated modules' helpers (``_uniform``, ``_rate``, ...) compiled on their own, for
     tests of the arithmetic every kernel uses."""
@@ -947,6 +958,7 @@ def programme_step_source(n_ctraits: int) -> str:
     src("@njit", "def programme_step(i, pkey, key, age, state, p_programmes, p_pg_ever, p_attrs, "
         "p_ctraits, p_btraits, prog, d_pg_cover, t_prog, muni=0):")
     src.depth += 1
+    src(*ACTIVE_SLOTS)
     programme_loop(src, n_ctraits)
     return "\n".join(_module_head()) + HELPERS.replace("cache=True, ", "") + "\n\n" + src.text()
 
