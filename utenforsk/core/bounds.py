@@ -103,21 +103,28 @@ class HazardBounds:
         eta[self.outside] = -np.inf
         return eta
 
-    def __call__(self, pop, dyn, prog, F) -> np.ndarray:
+    def __call__(self, pop, dyn, prog, F, trange=None) -> np.ndarray:
         """The bounds of this month (:meth:`eta_max` and the rates and probabilities from it),
         in one compiled pass: the same values as :meth:`reference` up to rounding, which the
         margin covers."""
+        args = self.args(pop, dyn, prog, F, trange)
+        _bounds(*args)
+        return args[-1]
+
+    def args(self, pop, dyn, prog, F, trange=None) -> tuple:
+        """The arguments of the compiled pass (``_bounds``), its output array last."""
         H = self.H
         out = np.empty(AGE_YEARS * (1 + self.S + 2 * len(self.bt_on)))
-        # the traits' ranges in numpy (vectorised, NaN skipped), the rest compiled
-        tlo = np.fmin.reduce(pop.ctraits, axis=1, initial=0.0).astype(np.float64)
-        thi = np.fmax.reduce(pop.ctraits, axis=1, initial=0.0).astype(np.float64)
-        _bounds(F, self.off["lp_beta"], self.off["hz_base"], H, self.lo0, self.hi0, self.cov_a,
+        if trange is None:  # the traits' ranges over every slot (NaN skipped), else as given
+            tlo = np.fmin.reduce(pop.ctraits, axis=1, initial=0.0).astype(np.float64)
+            thi = np.fmax.reduce(pop.ctraits, axis=1, initial=0.0).astype(np.float64)
+        else:
+            tlo, thi = trange
+        return (F, self.off["lp_beta"], self.off["hz_base"], H, self.lo0, self.hi0, self.cov_a,
                 self.traits, tlo, thi, self.quality, dyn.quality, self.kommune, dyn.kre,
                 self.h_other, self.j_other, self.c_other, self.h_age, self.j_age, prog.hz,
                 self.outside, self.state_hz, self.ex_hz, self.bt_on, self.bt_rec, self.S,
                 float(BOUND_MARGIN), out)
-        return out
 
     def reference(self, pop, dyn, prog, F) -> np.ndarray:
         """The bounds computed in numpy from :meth:`eta_max` (what ``__call__`` compiles)."""

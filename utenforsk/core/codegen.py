@@ -704,6 +704,11 @@ class _Generator:
             "t_age_state[ayu, su] += 1", "t_muni_pop[muni, ayu] += 1",
             "t_muni_state[muni, su] += 1")
         self.groups(src, "t_grp[{g}, {c}, ayu, su] += 1", unsigned=True)
+        src("# the traits' range at the end of the month: next month's bounds (HazardBounds)")
+        for k in range(len(self.cm.ctraits)):
+            v = self.fresh("_ve")
+            src(f"{v} = np.float64(p_ctraits[{k}, i])", f"if {v} < _tr{k}_lo:", f"    _tr{k}_lo = {v}",
+                f"if {v} > _tr{k}_hi:", f"    _tr{k}_hi = {v}")
 
     # ---- the two kernels ---------------------------------------------------------------------
     def age_out(self, src: _Src) -> None:
@@ -752,7 +757,7 @@ class _Generator:
     def month_chunk(self, src: _Src) -> None:
         """One month of life for ids [id0, id1): the components of month.MONTH, in order."""
         args = ", ".join(("id0", "id1") + POP_ARGS + ("F", "B") + DYN_ARGS + ("prog",) + TALLY_ARGS
-                         + ("month", "seed_key", "cap"))
+                         + ("trange", "month", "seed_key", "cap"))
         src("@njit(cache=True, nogil=True, _nrt=False, error_model='numpy', fastmath=FAST, no_rewrites=True, no_cfunc_wrapper=True, pipeline_class=LeanCompiler)")
         with src.block(f"def month_chunk({args}):"):
             src('"""One month of life for ids [id0, id1) (the components of utenforsk/core/month.py)."""',
@@ -760,6 +765,8 @@ class _Generator:
                 f"pmk = seed_key ^ (np.uint64({PERSON_MONTH + 100000}) * _PM)",
                 "i = id0 % cap - 1  # the slot pid % cap, advanced without a division per person",
                 *ACTIVE_SLOTS)
+            CT = len(self.cm.ctraits)
+            src(*(f"_tr{k}_{e} = trange[{k}, {j}]" for k in range(CT) for j, e in enumerate(("lo", "hi"))))
             first = len(src.lines)
             with src.block("for pid in range(id0, id1):"):
                 src("i += 1", "if i == cap:", "    i = 0",
@@ -774,6 +781,7 @@ class _Generator:
             # every person field is indexed by the unsigned slot (numba adds a wrap-around test to
             # each access with a signed index; 10-15% of the month at 10^5 people)
             src.lines[first:] = [_SLOT_INDEX.sub(r"\1iu]", ln) for ln in src.lines[first:]]
+            src(*(f"trange[{k}, {j}] = _tr{k}_{e}" for k in range(CT) for j, e in enumerate(("lo", "hi"))))
 
     def attributes(self, src: _Src) -> None:
         """Each attribute's category, given the one it depends on (birth or arrival shares)."""
@@ -821,7 +829,7 @@ class _Generator:
     def enter_chunk(self, src: _Src) -> None:
         """Initialise entrants ``ids``: the components of month.ENTRY, in order."""
         args = ", ".join(("ids", "births") + POP_ARGS + ("F",) + DYN_ARGS + ("prog",) + TALLY_ARGS
-                         + ("arrival", "month", "seed_key", "cap", "cum_entries", "births_sched"))
+                         + ("trange", "arrival", "month", "seed_key", "cap", "cum_entries", "births_sched"))
         src("@njit(cache=True, nogil=True, _nrt=False, error_model='numpy', fastmath=FAST, no_rewrites=True, no_cfunc_wrapper=True, pipeline_class=LeanCompiler)")
         with src.block(f"def enter_chunk({args}):"):
             src('"""Initialise entrants (the components of utenforsk/core/month.py: ENTRY)."""',
@@ -833,6 +841,11 @@ class _Generator:
                 src("p_alive[i] = 1", "p_birth[i] = birth", "age = month - birth")
                 for comp in month.ENTRY:
                     self.section(src, comp)
+                src("# the entrant's traits widen the range the month's bounds read")
+                for k in range(len(self.cm.ctraits)):
+                    v = self.fresh("_ve")
+                    src(f"{v} = np.float64(p_ctraits[{k}, i])", f"if {v} < trange[{k}, 0]:",
+                        f"    trange[{k}, 0] = {v}", f"if {v} > trange[{k}, 1]:", f"    trange[{k}, 1] = {v}")
 
     def rates_oracle(self) -> str:
         """A module with ``largest_rates(slots, ages, <population>, F, <dyn>, prog, TR, EX, BT)``:
