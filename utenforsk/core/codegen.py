@@ -727,7 +727,8 @@ class _Generator:
     def covariates(self, src: _Src) -> None:
         """The person's key for the month, and every covariate as a local ``x<c>``."""
         self.person_key(src, "key", "mk")
-        src("ay = age // 12",
+        u12 = self.const("np.uint64(12)", "_U12")
+        src(f"ay = np.int64(np.uint64(age) // {u12})  # age >= 0: unsigned division, no floor fix-up",
             EFFECT_MASK)
         self.snapshot(src)
 
@@ -773,7 +774,7 @@ class _Generator:
                     "iu = np.uint64(i)  # the slot as an unsigned index: no negative-index fix-up per access",
                     "if p_alive[i] == 0:", "    continue",
                     "age = month - p_birth[i]",
-                    f"co = np.uint64((p_birth[i] + {COHORT_OFFSET}) // 12)",
+                    f"co = np.uint64(p_birth[i] + {COHORT_OFFSET}) // {self.const('np.uint64(12)', '_U12')}",
                     "muni = np.uint64(p_area[i])  # the service area (a type, or a municipality)",
                     "state = p_state[i]")
                 for comp in month.MONTH:
