@@ -25,6 +25,8 @@ Measures, on the full Norway baseline:
 - ``toy_ceiling_ratio``: engine person-months/s on one thread at the largest size ÷ the toy kernel
   of ``../shared/tools/toy_ceiling.py`` (3 counter-hash draws + 1 logistic per person-month) at
   the same number of people, run in the same benchmark (skipped when the tool is absent);
+  ``toy_ceiling_ratio_cpu``: the same ratio with both in one process, alternating, in CPU
+  seconds (``benchmarks/toy_ratio.py``), which other load on a shared machine distorts far less;
 - ``pool_efficiency_2workers``: the local experiment pool's speed-up from 1 to 2 worker
   processes, divided by 2: the quickstart experiment at scale 0.02 (``--quick``: 0.002), 6
   replicates x 5 scenarios (``--quick``: 4), run on 1 and then on 2 workers;
@@ -150,6 +152,19 @@ def toy_ceiling(alive: float) -> dict:
     m = re.search(r"([\d.]+) M pm/s 1 thread, ([\d.]+) M pm/s 2 threads", res.stdout)
     return {"toy_alive": int(alive), "toy_pm_per_s_1thread": float(m[1]) * 1e6,
             "toy_pm_per_s_2threads": float(m[2]) * 1e6}
+
+
+def toy_ratio_cpu(alive: float, rounds: int) -> dict:
+    """The engine's whole step and the toy kernel alternating in one process, in CPU seconds
+    (``benchmarks/toy_ratio.py``; fairer than ``toy_ceiling_ratio`` on a shared machine)."""
+    if not TOY.exists():
+        return {}
+    res = subprocess.run([sys.executable, "-m", "benchmarks.toy_ratio", "--alive", str(int(alive)),
+                          "--rounds", str(rounds)], capture_output=True, text=True, check=True, cwd=ROOT)
+    data = json.loads(res.stdout.strip().splitlines()[-1])
+    return {"toy_ceiling_ratio_cpu": data["toy_ceiling_ratio_cpu"],
+            "engine_pm_per_cpu_s_1thread": data["engine_pm_per_cpu_s_1thread"],
+            "toy_pm_per_cpu_s_1thread": data["toy_pm_per_cpu_s_1thread"]}
 
 
 NATIONAL_PROBE = textwrap.dedent("""
@@ -302,6 +317,7 @@ def main(argv=None) -> int:
             result.update(toy)
             result["toy_ceiling_ratio"] = top["pm_per_s_1t"] / toy["toy_pm_per_s_1thread"]
             result["toy_parallel_speedup_2threads"] = toy["toy_pm_per_s_2threads"] / toy["toy_pm_per_s_1thread"]
+            result.update(toy_ratio_cpu(top["alive"], 2 if args.quick else 4))
     if len(rows) >= 2:  # time per month ~ alive^k  <=>  log(alive / rate) vs log(alive)
         x = np.log([r["alive"] for r in rows])
         y = np.log([r["alive"] / r["pm_per_s_1t"] for r in rows])
@@ -323,7 +339,7 @@ def main(argv=None) -> int:
                 "time_to_first_step_cached_s", "compile_cold_s", "new_scenario_first_month_s",
                 "new_forked_scenario_first_month_s",
                 "first_scenario_first_month_s", "kernel_sources_generated", "toy_ceiling_ratio",
-                "toy_parallel_speedup_2threads", "pool_efficiency_2workers",
+                "toy_ceiling_ratio_cpu", "toy_parallel_speedup_2threads", "pool_efficiency_2workers",
                 "pool_efficiency_2workers_steady", "pool_efficiency_2workers_cpu", "pool_startup_s",
                 "experiment_tasks_per_minute", "experiment_1000x5_minutes_projected",
                 "task_cpu_s_per_replicate", "task_kernel_share", "task_cpu_1000x5_minutes_2cores",

@@ -118,6 +118,8 @@ def test_bounds_hold_for_every_person():
         m.step()
     g, F = m._gen, m._gen.params()
     B = g.bounds(m.pop, m.dyn, m.prog, F)
+    # the compiled bounds are the numpy formulation's, up to rounding far inside the margin
+    np.testing.assert_allclose(B, g._bounds.reference(m.pop, m.dyn, m.prog, F), rtol=1e-12, atol=0)
     slots = m.alive_slots()
     ages = (m.month - m.pop.birth[slots]).astype(np.int64)
     keep = ages < 360
@@ -160,7 +162,7 @@ def test_second_kernel_compiles_in_a_helper_process(tmp_path, monkeypatch):
     g = kernel_cache.GeneratedKernel.__new__(kernel_cache.GeneratedKernel)
     none = np.zeros(0, np.int64)
     args = g.enter_args(none, none, 0, m.pop, tables.float_params(m.compiled.tables), m.dyn,
-                        m.prog, m.tally, False, 0, m.seed_key, 1, m.cum_entries, m.births)
+                        m.prog, m.tally, False, 0, m.seed_key, 1, m.cum_entries, m.births, m.trange)
     helper = kernel_cache._compile_elsewhere(mod, "enter_chunk", args)
     assert helper is not None and helper.wait(timeout=300) == 0
     sig = tuple(numba.typeof(a) for a in args)
@@ -239,3 +241,17 @@ def test_kernel_is_laid_out_by_the_declared_components():
     for name, size in rng.DECISIONS:
         assert rng.BASE[name] == code
         code += size
+
+
+def test_kernels_track_the_traits_range():
+    """The month kernel folds every living person's end-of-month traits into ``model.trange``
+    (what the next month's bounds read instead of a pass over ``pop.ctraits``): exactly the
+    range over the people alive after the month, 0 included, whatever the number of threads."""
+    m = UtenforskModel(BASELINE, seed=4, scale=0.02, burn_in_years=30, horizon_years=1, threads=2)
+    m.step()
+    slots = m.alive_slots()
+    v = m.pop.ctraits[:, slots].astype(np.float64)
+    lo, hi = m.trange[:, :, 0].min(axis=0), m.trange[:, :, 1].max(axis=0)
+    assert np.array_equal(lo, np.fmin.reduce(v, axis=1, initial=0.0))
+    assert np.array_equal(hi, np.fmax.reduce(v, axis=1, initial=0.0))
+    assert np.all(lo < 0) and np.all(hi > 0)

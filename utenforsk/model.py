@@ -260,6 +260,12 @@ class UtenforskModel(mesa.Model):
             area_names = list(c.municipalities)
         self.tally = kernel.allocate_tally(len(c.states), len(self.area_type), len(c.report_by), kmax,
                                            len(c.services), len(cfg.exits), n_cohorts, MAX_PROGRAMMES)
+        #: per worker thread, each continuous trait's (lo, hi) over the people the kernels last
+        #: touched (0 included): the month kernel's end-of-month values, widened by the next
+        #: month's entrants, are exactly the values the next month's bounds need (utenforsk/core/
+        #: bounds.py); without it (the first month, a fork, plugins) the bounds read pop.ctraits
+        self.trange = np.zeros((self.tally.age_state.shape[0], max(len(c.ctraits), 1), 2))
+        self._trange_ok = False
         SV, M, H = max(len(c.services), 1), len(self.area_type), max(len(c.handoffs), 1)
         self.dyn = kernel.Dyn(admit_p=np.zeros((SV, M)), detect_p=np.zeros((SV, M)),
                               quality=np.ones((SV, M)), ho_prob=np.zeros((H, M)),
@@ -382,7 +388,7 @@ class UtenforskModel(mesa.Model):
             g, F = self._gen, self._F
             kernel.run_chunks(g.enter_chunk, len(ids), threads, lambda a, b, tid: g.enter_args(
                 ids[a:b], births[a:b], tid, self.pop, F, self.dyn, self.prog, t, arrival, month,
-                self.seed_key, self.capacity, self.cum_entries, self.births))
+                self.seed_key, self.capacity, self.cum_entries, self.births, self.trange))
             # (the entry kernel set each entrant's service area: with services per municipality,
             # their municipality, the draw of kommune_of)
             if not arrival:  # the month's births by service area: the arrivals' donors (below, and later)
@@ -410,11 +416,17 @@ class UtenforskModel(mesa.Model):
         threads = min(self.n_threads, t.age_state.shape[0])  # never more workers than tally rows
         self._rows = max(self._rows, kernel.chunk_threads(hi - lo, threads))
         g = self._gen
-        F = g.params()  # again: plugins (before_month) may have changed a value since entries
-        B = g.bounds(self.pop, self.dyn, self.prog, F)  # after entries: ranges at the month's start
+        # again if a plugin (before_month) may have changed a value since the entries
+        F = g.params() if self.plugins else self._F
+        trange = None  # the traits' ranges at the month's start, from the kernels if they can tell
+        if self._trange_ok and not self.plugins:  # (a plugin may move traits between kernels)
+            trange = self.trange[:, :, 0].min(axis=0), self.trange[:, :, 1].max(axis=0)
+        B = g.bounds(self.pop, self.dyn, self.prog, F, trange)  # after entries: ranges at the month's start
+        self.trange.fill(0.0)
         kernel.run_chunks(g.month_chunk, hi - lo, threads, lambda a, b, tid: g.month_args(
             lo + a, lo + b, tid, self.pop, F, B, self.dyn, self.prog, t, m, self.seed_key,
-            self.capacity))
+            self.capacity, self.trange))
+        self._trange_ok = True
         r = self._rows  # the worker rows written this month (the others hold 0)
         self.last_month = {f: (getattr(t, f)[0].copy() if r == 1 else getattr(t, f)[:r].sum(axis=0))
                            for f in kernel.MONTHLY_TALLIES}

@@ -12,7 +12,10 @@ above any rounding difference.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from numba import njit
 
 from utenforsk.core.kernel import RATE_CAP
 from utenforsk.core.covariates import K_AGE, K_KOMMUNE, K_QUALITY, K_TRAIT, KINDS
@@ -100,7 +103,31 @@ class HazardBounds:
         eta[self.outside] = -np.inf
         return eta
 
-    def __call__(self, pop, dyn, prog, F) -> np.ndarray:
+    def __call__(self, pop, dyn, prog, F, trange=None) -> np.ndarray:
+        """The bounds of this month (:meth:`eta_max` and the rates and probabilities from it),
+        in one compiled pass: the same values as :meth:`reference` up to rounding, which the
+        margin covers."""
+        args = self.args(pop, dyn, prog, F, trange)
+        _bounds(*args)
+        return args[-1]
+
+    def args(self, pop, dyn, prog, F, trange=None) -> tuple:
+        """The arguments of the compiled pass (``_bounds``), its output array last."""
+        H = self.H
+        out = np.empty(AGE_YEARS * (1 + self.S + 2 * len(self.bt_on)))
+        if trange is None:  # the traits' ranges over every slot (NaN skipped), else as given
+            tlo = np.fmin.reduce(pop.ctraits, axis=1, initial=0.0).astype(np.float64)
+            thi = np.fmax.reduce(pop.ctraits, axis=1, initial=0.0).astype(np.float64)
+        else:
+            tlo, thi = trange
+        return (F, self.off["lp_beta"], self.off["hz_base"], H, self.lo0, self.hi0, self.cov_a,
+                self.traits, tlo, thi, self.quality, dyn.quality, self.kommune, dyn.kre,
+                self.h_other, self.j_other, self.c_other, self.h_age, self.j_age, prog.hz,
+                self.outside, self.state_hz, self.ex_hz, self.bt_on, self.bt_rec, self.S,
+                float(BOUND_MARGIN), out)
+
+    def reference(self, pop, dyn, prog, F) -> np.ndarray:
+        """The bounds computed in numpy from :meth:`eta_max` (what ``__call__`` compiles)."""
         with np.errstate(over="ignore"):
             eta = self.eta_max(pop, dyn, prog, F)
             rate = np.minimum(np.logaddexp(0.0, eta), RATE_CAP)
@@ -113,3 +140,75 @@ class HazardBounds:
             out[on:on + AGE_YEARS] = prob[self.bt_on[b]]
             out[rec:rec + AGE_YEARS] = prob[self.bt_rec[b]]
         return out * (1.0 + BOUND_MARGIN)
+
+
+@njit(cache=True, nogil=True)
+def _range(v, lo, hi):
+    """``min(lo, min(v))`` and ``max(hi, max(v))`` over the values of a small array ``v``."""
+    for x in v:
+        if x < lo:
+            lo = x
+        if x > hi:
+            hi = x
+    return lo, hi
+
+
+@njit(cache=True, nogil=True)
+def _bounds(F, off_beta, off_base, H, lo0, hi0, cov_a, traits, tlo, thi, quality, dquality,
+            kommune, kre, h_other, j_other, c_other, h_age, j_age, prog_hz, outside, state_hz,
+            ex_hz, bt_on, bt_rec, S, margin, out):
+    """:meth:`HazardBounds.reference`, compiled (the same sums in the same order)."""
+    lo, hi = lo0.copy(), hi0.copy()
+    for c in traits:  # a trait not yet started (NaN) reads as 0: in the ranges already
+        lo[c], hi[c] = tlo[cov_a[c]], thi[cov_a[c]]
+    for c in quality:
+        lo[c], hi[c] = _range(dquality[cov_a[c]], 0.0, 0.0)
+    for c in kommune:
+        lo[c], hi[c] = _range(kre[cov_a[c]], 0.0, 0.0)
+    A = 30
+    eta = np.empty((H, A))
+    for h in range(H):
+        for a in range(A):
+            eta[h, a] = F[off_base + h * A + a]
+    other = np.zeros(H)
+    for t in range(h_other.shape[0]):
+        b, c = F[off_beta + j_other[t]], c_other[t]
+        other[h_other[t]] += max(b * lo[c], b * hi[c])
+    for t in range(h_age.shape[0]):
+        b = F[off_beta + j_age[t]]
+        for a in range(A):
+            eta[h_age[t], a] += max(b * a, b * (a + 11.0 / 12.0))
+    for h in range(H):
+        pe = 0.0
+        for r in range(prog_hz.shape[0]):
+            pe += max(prog_hz[r, h], 0.0)
+        for a in range(A):
+            eta[h, a] += other[h] + pe
+    rate, prob = np.empty((H, A)), np.empty((H, A))
+    for h in range(H):
+        for a in range(A):
+            e = -np.inf if outside[h, a] else eta[h, a]
+            if e == -np.inf:
+                rate[h, a], prob[h, a] = 0.0, 0.0
+                continue
+            sp = math.log1p(math.exp(e)) if e < 0.0 else e + math.log1p(math.exp(-e))
+            rate[h, a] = min(sp, RATE_CAP)
+            prob[h, a] = 1.0 / (1.0 + math.exp(-e))
+    scale = 1.0 + margin
+    for a in range(A):
+        s = 0.0
+        for h in ex_hz:
+            s += rate[h, a]
+        out[a] = s * scale
+    for st in range(S):
+        for a in range(A):
+            s = 0.0
+            for h in range(H):
+                if state_hz[st, h] != 0.0:
+                    s += state_hz[st, h] * rate[h, a]
+            out[A * (1 + st) + a] = s * scale
+    for b in range(bt_on.shape[0]):
+        on = A * (1 + S) + 2 * A * b
+        for a in range(A):
+            out[on + a] = prob[bt_on[b], a] * scale
+            out[on + A + a] = prob[bt_rec[b], a] * scale

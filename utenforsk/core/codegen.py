@@ -75,7 +75,7 @@ from utenforsk.interventions.slots import MAX_PROGRAMMES
 from utenforsk.core.bounds import BOUND_EXIT, bound_offset_btrait, bound_offset_state
 
 #: bump when the generator changes what it writes for the same structure
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 M64 = (1 << 64) - 1
 POP_ARGS = tuple(f"p_{f}" for f in Pop._fields)
@@ -142,6 +142,9 @@ def _and(*conds: str) -> str:
 
 #: each covariate kind's value as an expression (declared in utenforsk/core/covariates.py)
 COVARIATE_CODE = {n: k.code for n, k in enumerate(covariates.KINDS)}
+#: a person field read by a covariate's code (``p_<field>[i]``, ``p_<field>[<k>, i]``)
+_SLOT_INDEX = re.compile(r"(\[|, )i\]")
+_SNAPSHOT_FIELD = re.compile(r"p_(\w+)\[(?:(\d+), )?i\]")
 
 
 class _Generator:
@@ -156,6 +159,7 @@ class _Generator:
         self.us = np.flatnonzero(us_states).tolist()
         self.hb = np.flatnonzero(hb_states).tolist()
         self.consts: dict[str, str] = {}
+        self.xexpr: dict[int, str] = {}
         self.n = 0
 
     # ---- names, constants and values ---------------------------------------------------------
@@ -171,6 +175,12 @@ class _Generator:
     def const(self, value: str, name: str) -> str:
         self.consts[name] = value
         return name
+
+    def index(self, n: int) -> str:
+        """``n`` as a typed (non-literal) int64 constant: numba compiles a function once per
+        literal argument value, and ``_pe(E, 26, pm)`` with 60 literal indices compiled
+        ``programme_effect`` 60 times (seconds of a cold start)."""
+        return self.const(f"np.int64({int(n)})", f"_J{int(n)}")
 
     def u8(self, bit: int) -> str:
         return self.const(f"np.uint8({1 << bit})", f"_B{bit}")
@@ -249,10 +259,41 @@ class _Generator:
         return prefix
 
     def lp(self, row: int, x: str = "x") -> str:
+        """Linear predictor ``row``: with ``x == "x"``, over the start-of-month covariates
+        (written out where used, from the month's snapshot: :meth:`snapshot`), else over the
+        variables ``<x><c>`` of a :meth:`reread`."""
         t = self.t
-        terms = [f" + {self.F('lp_beta', j)} * {x}{int(t.lp_cov[j])}"
+        name = (lambda c: self.xexpr[c]) if x == "x" else (lambda c: f"{x}{c}")
+        terms = [f" + {self.F('lp_beta', j)} * {name(int(t.lp_cov[j]))}"
                  for j in range(t.lp_start[row], t.lp_end[row])]
         return "(0.0" + "".join(terms) + ")"
+
+    def snapshot(self, src: _Src) -> None:
+        """Read, at the start of the month, each person field a covariate reads (``_s_<field>``,
+        local scalars), and set :attr:`xexpr`: each covariate's value as an expression over these
+        (kind by kind as :meth:`covariate`). The expressions are pure, so they are written where a
+        linear predictor uses them and computed only on the paths that need them (most hazards
+        are skipped by the bounds), instead of all at the start of every person-month; the
+        values, and so the results, are those of the start of the month, as before."""
+        t = self.t
+        loads: dict[str, str] = {}
+
+        def local(m: re.Match) -> str:
+            name = f"_s_{m.group(1)}{m.group(2) or ''}"
+            loads[name] = m.group(0)
+            return name
+
+        self.xexpr = {}
+        for c in range(self.cm.n_covariates):
+            kind, a, b = int(t.cov_kind[c]), int(t.cov_a[c]), int(t.cov_b[c])
+            client = self.client(a, "_s_state") if kind in covariates.CLIENT_KINDS else ""
+            code = COVARIATE_CODE[kind].format(a=a, b=b, state="_s_state", client=client)
+            self.xexpr[c] = "(" + _SNAPSHOT_FIELD.sub(local, code) + ")"
+        src("_s_state = state")
+        for name in sorted(loads):
+            src(f"{name} = {loads[name]}")
+        src("# the covariates, written out where a linear predictor reads them:",
+            *(f"#   {self.cm.covariate_names[c]} = {e}" for c, e in self.xexpr.items()))
 
     def rate(self, src: _Src, h: int) -> str:
         """Monthly rate of hazard ``h`` (kernel._hazard_rate); returns its variable."""
@@ -264,7 +305,7 @@ class _Generator:
             return out
         # a call: rates are rarely needed (see HazardBounds) and a call compiles faster
         body = (f"{out} = _rate({self.F('hz_base', f'{h * AGE_YEARS} + ay')} + {self.lp(int(t.hz_row[h]))}"
-                f" + _pe(prog.hz, {h}, pm))")
+                f" + _pe(prog.hz, {self.index(h)}, pm))")
         if win == "True":
             src(body)
             return out
@@ -279,7 +320,7 @@ class _Generator:
         t = self.t
         win = _window(int(t.hz_lo[h]), int(t.hz_hi[h]))
         p = (f"1.0 / (1.0 + math.exp(-({self.F('hz_base', f'{h * AGE_YEARS} + ay')} "
-             f"+ {self.lp(int(t.hz_row[h]))} + _pe(prog.hz, {h}, pm))))")
+             f"+ {self.lp(int(t.hz_row[h]))} + _pe(prog.hz, {self.index(h)}, pm))))")
         if win == "False":
             return "0.0"
         return p if win == "True" else f"({p} if {win} else 0.0)"
@@ -313,7 +354,7 @@ class _Generator:
             return
         ws = [self.fresh("_w") for _ in range(ds, de)]
         for w, d in zip(ws, range(ds, de), strict=True):
-            pe = f" + _pe(prog.de, {d}, pm)" if programmes else ""
+            pe = f" + _pe(prog.de, {self.index(d)}, pm)" if programmes else ""
             src(f"{w} = math.exp({self.F('de_logw', d)} + {self.lp(int(t.de_row[d]), x)}{pe})")
         tot, target, idx = self.fresh("_tot"), self.fresh("_tg"), self.fresh("_ix")
         src(f"{tot} = 0.0" + "".join(f" + {w}" for w in ws))
@@ -426,7 +467,7 @@ class _Generator:
                         continue
                     with src.block(f"{'if' if first else 'elif'} {win}:"):
                         target = self.fresh("_tg")
-                        src(f"{target} = {self.F('dy_icpt', d)} + {self.lp(int(t.dy_row[d]))} + _pe(prog.dy, {d}, pm)")
+                        src(f"{target} = {self.F('dy_icpt', d)} + {self.lp(int(t.dy_row[d]))} + _pe(prog.dy, {self.index(d)}, pm)")
                         n = self.normal(src, rng.D_TRAIT + k)
                         src(f"p_ctraits[{k}, i] = np.float32({v} + {self.F('dy_rate', d)} * ({target} - {v}) "
                             f"+ {self.F('dy_sd', d)} * {n})")
@@ -636,10 +677,12 @@ class _Generator:
                 src(f"t_sv[r, muni, {SV_REF_EXPIRED}] += 1")
             src("p_ref_service[i] = -1")
 
-    def groups(self, src: _Src, line: str) -> None:
-        """Emit ``line`` once per output group ``g``, with ``c`` the person's category."""
+    def groups(self, src: _Src, line: str, unsigned: bool = False) -> None:
+        """Emit ``line`` once per output group ``g``, with ``c`` the person's category (an
+        unsigned index in the month kernel)."""
         for g, a in enumerate(self.t.grp_attr):
-            src(line.format(g=g, c=f"p_attrs[{int(a)}, i]"))
+            c = f"p_attrs[{int(a)}, i]"
+            src(line.format(g=g, c=f"np.uint64({c})" if unsigned else c))
 
     def bookkeeping(self, src: _Src) -> None:
         """NEET spells, completion within five years, and the tallies."""
@@ -663,15 +706,21 @@ class _Generator:
         with src.block(f"if us0 != {int(NEVER)} and month - us0 == 60:"):
             src(f"done = (p_flags[i] >> {self.us_flag}) & 1" if self.us_flag >= 0 else "done = 0",
                 f"t_cohort[co, {CO_US_DUE}] += 1", f"t_cohort[co, {CO_US_DONE}] += done")
-            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_US_DUE}] += 1")
-            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_US_DONE}] += done")
+            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_US_DUE}] += 1", unsigned=True)
+            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_US_DONE}] += done", unsigned=True)
         with src.block("if age >= 180:"):
             src(f"t_cohort[co, {CO_EXPO_M}] += 1", f"t_cohort[co, {CO_NEET_M}] += nm")
-            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_EXPO_M}] += 1")
-            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_NEET_M}] += nm")
-        src("t_age_state[ay, state] += 1", "t_muni_pop[muni, ay] += 1",
-            "t_muni_state[muni, state] += 1")
-        self.groups(src, "t_grp[{g}, {c}, ay, state] += 1")
+            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_EXPO_M}] += 1", unsigned=True)
+            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_NEET_M}] += nm", unsigned=True)
+        src("ayu = np.uint64(ay)", "su = np.uint64(state)",
+            "t_age_state[ayu, su] += 1", "t_muni_pop[muni, ayu] += 1",
+            "t_muni_state[muni, su] += 1")
+        self.groups(src, "t_grp[{g}, {c}, ayu, su] += 1", unsigned=True)
+        src("# the traits' range at the end of the month: next month's bounds (HazardBounds)")
+        for k in range(len(self.cm.ctraits)):
+            v = self.fresh("_ve")
+            src(f"{v} = np.float64(p_ctraits[{k}, i])", f"if {v} < _tr{k}_lo:", f"    _tr{k}_lo = {v}",
+                f"if {v} > _tr{k}_hi:", f"    _tr{k}_hi = {v}")
 
     # ---- the two kernels ---------------------------------------------------------------------
     def age_out(self, src: _Src) -> None:
@@ -682,18 +731,18 @@ class _Generator:
                 f"t_cohort[co, {CO_AGED_OUT}] += 1",
                 f"t_cohort[co, {CO_AGED_OUT_LONG}] += long_neet",
                 f"t_cohort[co, {CO_AGED_OUT_HB}] += hb")
-            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_AGED_OUT}] += 1")
-            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_AGED_OUT_LONG}] += long_neet")
-            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_AGED_OUT_HB}] += hb")
+            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_AGED_OUT}] += 1", unsigned=True)
+            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_AGED_OUT_LONG}] += long_neet", unsigned=True)
+            self.groups(src, f"t_cohort_grp[{{g}}, {{c}}, co, {CO_AGED_OUT_HB}] += hb", unsigned=True)
             src("continue")
 
     def covariates(self, src: _Src) -> None:
         """The person's key for the month, and every covariate as a local ``x<c>``."""
         self.person_key(src, "key", "mk")
-        src("ay = age // 12",
+        u12 = self.const("np.uint64(12)", "_U12")
+        src(f"ay = np.int64(np.uint64(age) // {u12})  # age >= 0: unsigned division, no floor fix-up",
             EFFECT_MASK)
-        for c in range(self.cm.n_covariates):
-            self.covariate(src, c, f"x{c}", "state")
+        self.snapshot(src)
 
     def exits(self, src: _Src) -> None:
         t = self.t
@@ -721,21 +770,31 @@ class _Generator:
     def month_chunk(self, src: _Src) -> None:
         """One month of life for ids [id0, id1): the components of month.MONTH, in order."""
         args = ", ".join(("id0", "id1") + POP_ARGS + ("F", "B") + DYN_ARGS + ("prog",) + TALLY_ARGS
-                         + ("month", "seed_key", "cap"))
+                         + ("trange", "month", "seed_key", "cap"))
         src("@njit(cache=True, nogil=True, _nrt=False, error_model='numpy', fastmath=FAST, no_rewrites=True, no_cfunc_wrapper=True, pipeline_class=LeanCompiler)")
         with src.block(f"def month_chunk({args}):"):
             src('"""One month of life for ids [id0, id1) (the components of utenforsk/core/month.py)."""',
                 "mk = seed_key ^ (np.uint64(month + 100000) * _PM)",
                 f"pmk = seed_key ^ (np.uint64({PERSON_MONTH + 100000}) * _PM)",
-                "i = id0 % cap - 1  # the slot pid % cap, advanced without a division per person")
+                "i = id0 % cap - 1  # the slot pid % cap, advanced without a division per person",
+                *ACTIVE_SLOTS)
+            CT = len(self.cm.ctraits)
+            src(*(f"_tr{k}_{e} = trange[{k}, {j}]" for k in range(CT) for j, e in enumerate(("lo", "hi"))))
+            first = len(src.lines)
             with src.block("for pid in range(id0, id1):"):
-                src("i += 1", "if i == cap:", "    i = 0", "if p_alive[i] == 0:", "    continue",
+                src("i += 1", "if i == cap:", "    i = 0",
+                    "iu = np.uint64(i)  # the slot as an unsigned index: no negative-index fix-up per access",
+                    "if p_alive[i] == 0:", "    continue",
                     "age = month - p_birth[i]",
-                    f"co = (p_birth[i] + {COHORT_OFFSET}) // 12",
-                    "muni = np.int64(p_area[i])  # the service area (a type, or a municipality)",
+                    f"co = np.uint64(p_birth[i] + {COHORT_OFFSET}) // {self.const('np.uint64(12)', '_U12')}",
+                    "muni = np.uint64(p_area[i])  # the service area (a type, or a municipality)",
                     "state = p_state[i]")
                 for comp in month.MONTH:
                     self.section(src, comp)
+            # every person field is indexed by the unsigned slot (numba adds a wrap-around test to
+            # each access with a signed index; 10-15% of the month at 10^5 people)
+            src.lines[first:] = [_SLOT_INDEX.sub(r"\1iu]", ln) for ln in src.lines[first:]]
+            src(*(f"trange[{k}, {j}] = _tr{k}_{e}" for k in range(CT) for j, e in enumerate(("lo", "hi"))))
 
     def attributes(self, src: _Src) -> None:
         """Each attribute's category, given the one it depends on (birth or arrival shares)."""
@@ -786,7 +845,7 @@ class _Generator:
     def enter_chunk(self, src: _Src) -> None:
         """Initialise entrants ``ids``: the components of month.ENTRY, in order."""
         args = ", ".join(("ids", "births") + POP_ARGS + ("F",) + DYN_ARGS + ("prog",) + TALLY_ARGS
-                         + ("arrival", "month", "seed_key", "cap", "cum_entries", "births_sched"))
+                         + ("trange", "arrival", "month", "seed_key", "cap", "cum_entries", "births_sched"))
         src("@njit(cache=True, nogil=True, _nrt=False, error_model='numpy', fastmath=FAST, no_rewrites=True, no_cfunc_wrapper=True, pipeline_class=LeanCompiler)")
         with src.block(f"def enter_chunk({args}):"):
             src('"""Initialise entrants (the components of utenforsk/core/month.py: ENTRY)."""',
@@ -798,6 +857,11 @@ class _Generator:
                 src("p_alive[i] = 1", "p_birth[i] = birth", "age = month - birth")
                 for comp in month.ENTRY:
                     self.section(src, comp)
+                src("# the entrant's traits widen the range the month's bounds read")
+                for k in range(len(self.cm.ctraits)):
+                    v = self.fresh("_ve")
+                    src(f"{v} = np.float64(p_ctraits[{k}, i])", f"if {v} < trange[{k}, 0]:",
+                        f"    trange[{k}, 0] = {v}", f"if {v} > trange[{k}, 1]:", f"    trange[{k}, 1] = {v}")
 
     def rates_oracle(self) -> str:
         """A module with ``largest_rates(slots, ages, <population>, F, <dyn>, prog, TR, EX, BT)``:
@@ -812,8 +876,7 @@ class _Generator:
             with src.block("for j in range(slots.shape[0]):"):
                 src("i = slots[j]", "age = ages[j]", "ay = age // 12", "state = p_state[i]",
                     "muni = np.int64(p_area[i])", EFFECT_MASK)
-                for c in range(self.cm.n_covariates):
-                    self.covariate(src, c, f"x{c}", "state")
+                self.snapshot(src)
                 for st in range(self.S):
                     tr = range(int(t.st_tr_start[st]), int(t.st_tr_end[st]))
                     if len(tr):
@@ -893,8 +956,13 @@ def programme_loop(src: _Src, n_ctraits: int) -> None:
     the slot. A trait shift applies once per person, at their first enrolment (``p_pg_ever``).
     A programme with a period ends each enrolled month with probability ``prog.pexit[k]``
     (1 / duration_months), drawn on the month's ``key`` with the intervention's own decision code,
-    and is not taken again (``prog.once``)."""
-    with src.block(f"for k in range({MAX_PROGRAMMES}):"):
+    and is not taken again (``prog.once``). Only the slots that can act are visited, in slot
+    order: those enrolled in, and those with coverage this month (``amask``, :data:`ACTIVE_SLOTS`);
+    an empty slot would enrol nobody, and its loop cost most of the section."""
+    src("pslots = np.int64(p_programmes[i]) | amask  # slots that can act on this person",
+        "k = -1")
+    with src.block("while pslots != 0:"):
+        src("k += 1", "pact = pslots & 1", "pslots >>= 1", "if pact == 0:", "    continue")
         src("pbit = np.uint16(1 << k)", "pcov = d_pg_cover[k]",
             "inside = pcov > 0.0 and prog.lo[k] <= age < prog.hi[k] and prog.states[k, state] "
             "and prog.area_ok[k, muni]")
@@ -918,6 +986,11 @@ def programme_loop(src: _Src, n_ctraits: int) -> None:
                         src(f"p_ctraits[{t}, i] = np.float32(p_ctraits[{t}, i] + prog.shift[k, {t}])")
 
 
+#: the slots with coverage this month, as a bit mask (computed once per kernel call)
+ACTIVE_SLOTS = ("amask = 0", f"for k in range({MAX_PROGRAMMES}):", "    if d_pg_cover[k] > 0.0:",
+                "        amask |= 1 << k")
+
+
 def helpers_namespace() -> dict:
     """The generated modules' helpers (``_uniform``, ``_rate``, ...) compiled on their own, for
     tests of the arithmetic every kernel uses."""
@@ -935,6 +1008,7 @@ def programme_step_source(n_ctraits: int) -> str:
     src("@njit", "def programme_step(i, pkey, key, age, state, p_programmes, p_pg_ever, p_attrs, "
         "p_ctraits, p_btraits, prog, d_pg_cover, t_prog, muni=0):")
     src.depth += 1
+    src(*ACTIVE_SLOTS)
     programme_loop(src, n_ctraits)
     return "\n".join(_module_head()) + HELPERS.replace("cache=True, ", "") + "\n\n" + src.text()
 

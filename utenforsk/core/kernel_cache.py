@@ -153,26 +153,37 @@ def _compile_lock(path: Path):
 HELPER_SCRIPT = """
 import pickle, sys
 from pathlib import Path
-from utenforsk.core import kernel_cache
+from utenforsk.core import bounds, kernel_cache
 mod = kernel_cache.load(Path(sys.argv[1]).read_text())
-getattr(mod, sys.argv[2]).compile(pickle.loads(sys.stdin.buffer.read()))
+sig, bounds_sig = pickle.loads(sys.stdin.buffer.read())
+getattr(mod, sys.argv[2]).compile(sig)
+if bounds_sig is not None:
+    bounds._bounds.compile(bounds_sig)
 """
 
 
-def _compile_elsewhere(module, name: str, args):
+def _compile_elsewhere(module, name: str, args, bounds_args=None):
     """Compile ``module.name`` for ``args`` in a second process, into numba's cache, while this
     process compiles the other kernel (the compiler holds a lock: one process compiles one
-    function at a time). Returns the process, or None when the code is cached already or a
-    helper cannot start; the caller then compiles (or loads) it itself."""
+    function at a time), and then the bounds' pass for ``bounds_args`` if it is not cached
+    either. Returns the process, or None when the code is cached already or a helper cannot
+    start; the caller then compiles (or loads) it itself."""
     fn = getattr(module, name)
     try:
         sig = tuple(numba.typeof(a) for a in args)
         if fn._cache.load_overload(sig, fn.targetctx) is not None:
             return None
+        bsig = None
+        if bounds_args is not None:
+            from utenforsk.core.bounds import _bounds
+
+            bsig = tuple(numba.typeof(a) for a in bounds_args)
+            if _bounds._cache.load_overload(bsig, _bounds.targetctx) is not None:
+                bsig = None
         proc = subprocess.Popen([sys.executable, "-c", HELPER_SCRIPT, str(module.SOURCE_PATH), name],
                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
-        proc.stdin.write(pickle.dumps(sig))
+        proc.stdin.write(pickle.dumps((sig, bsig)))
         proc.stdin.close()
         return proc
     except Exception:  # noqa: BLE001 - an optimisation only: never fail a run for it
@@ -190,6 +201,8 @@ class GeneratedKernel:
         self.enter_chunk = self.module.enter_chunk
         self._compiled = False
         self._bounds = HazardBounds(cm)
+        #: a trait range for callers that keep none (tests, benchmarks; never read back)
+        self._scratch_range = np.zeros((max(len(cm.ctraits), 1), 2))
 
     def compile(self, pop, dyn, prog, tal, seed_key, cum_entries, births_sched) -> None:
         """Compile (or load from numba's cache) both kernels now, holding a lock on the generated
@@ -200,11 +213,12 @@ class GeneratedKernel:
         from utenforsk.hpc.stop import shielded  # a SIGTERM waits until the compiler is done
 
         F, none = self.params(), np.zeros(0, np.int64)
-        B = self.bounds(pop, dyn, prog, F)
+        bounds_args = self._bounds.args(pop, dyn, prog, F)
+        B = bounds_args[-1]  # typed as the bounds, for compiling; the helper compiles the pass
         with shielded(), _compile_lock(self.module.SOURCE_PATH.with_suffix(".lock")):
             enter = self.enter_args(none, none, 0, pop, F, dyn, prog, tal, False, 0, seed_key, 1,
                                     cum_entries, births_sched)
-            helper = _compile_elsewhere(self.module, "enter_chunk", enter)
+            helper = _compile_elsewhere(self.module, "enter_chunk", enter, bounds_args)
             self.month_chunk(*self.month_args(0, 0, 0, pop, F, B, dyn, prog, tal, 0, seed_key, 1))
             if helper is not None:
                 helper.wait()
@@ -215,17 +229,25 @@ class GeneratedKernel:
         """The current parameter values (read from the tables, so edits to them take effect)."""
         return float_params(self.compiled.tables)
 
-    def month_args(self, id0, id1, tid, pop, F, B, dyn, prog, tal, month, seed_key, cap) -> tuple:
-        """Arguments of ``month_chunk``: worker ``tid`` gets its own row of every tally."""
-        return (id0, id1, *pop, F, B, *dyn, prog, *(x[tid] for x in tal), month, seed_key, cap)
+    def month_args(self, id0, id1, tid, pop, F, B, dyn, prog, tal, month, seed_key, cap,
+                   trange=None) -> tuple:
+        """Arguments of ``month_chunk``: worker ``tid`` gets its own row of every tally and of
+        ``trange`` (``[worker, trait, (lo, hi)]``: the range of the traits at the end of the
+        month, which the kernel widens; see :meth:`bounds`)."""
+        tr = self._scratch_range if trange is None else trange[tid]
+        return (id0, id1, *pop, F, B, *dyn, prog, *(x[tid] for x in tal), tr, month, seed_key, cap)
 
-    def bounds(self, pop, dyn, prog, F) -> np.ndarray:
-        """This month's upper bounds of the hazards, for the draw-first shortcuts."""
-        return self._bounds(pop, dyn, prog, F)
+    def bounds(self, pop, dyn, prog, F, trange=None) -> np.ndarray:
+        """This month's upper bounds of the hazards, for the draw-first shortcuts. ``trange``:
+        the traits' ``(lo, hi)`` over everyone alive, if the caller knows them (the kernels
+        track them, see :meth:`month_args`); else they are taken from ``pop.ctraits``."""
+        return self._bounds(pop, dyn, prog, F, trange)
 
     def enter_args(self, ids, births, tid, pop, F, dyn, prog, tal, arrival, month, seed_key, cap,
-                   cum_entries, births_sched) -> tuple:
+                   cum_entries, births_sched, trange=None) -> tuple:
         """Arguments of ``enter_chunk``; ``cum_entries`` and ``births_sched`` (the entry schedule)
-        let an arrival find a native donor of its birth month."""
-        return (ids, births, *pop, F, *dyn, prog, *(x[tid] for x in tal), arrival, month, seed_key, cap,
+        let an arrival find a native donor of its birth month; the entrants' traits widen
+        ``trange`` (as in :meth:`month_args`)."""
+        tr = self._scratch_range if trange is None else trange[tid]
+        return (ids, births, *pop, F, *dyn, prog, *(x[tid] for x in tal), tr, arrival, month, seed_key, cap,
                 cum_entries, births_sched)
