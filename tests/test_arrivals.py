@@ -3,7 +3,7 @@
 Before the fix an arrival's traits were drawn from the at-birth / at-6 distribution whatever the
 age on arrival, binary traits started at 0, and no arrival held a flag, so adult immigrants never
 held ``completed_upper_secondary``. Now traits already started are a native donor's of the same
-birth month (plus the rule's ``trait_shift``), binary traits follow the natives' prevalence at
+service area and birth month (plus the rule's ``trait_shift``; issue 15: the same area), binary traits follow the natives' prevalence at
 that age (or a declared ``prevalence``), and flags are drawn with the rule's shares.
 """
 
@@ -32,26 +32,37 @@ def entered(baseline_path):
 
 
 def test_arrivals_take_a_native_donors_traits(entered):
-    """Each arrival's engagement is exactly that of a living native born in the same month, and
-    their achievement that value plus the rule's shift (-0.2 SD): age-specific draws."""
+    """Each arrival's engagement is exactly that of a living native of the arrival's own service
+    area (here its municipality) born in the same month or, if none was born there then, within
+    DONOR_WINDOW months; their achievement is that value plus the rule's shift (-0.2 SD):
+    age-specific draws. No arrival takes a donor from another municipality."""
+    from utenforsk.core.kernel import DONOR_WINDOW
+
     m, month = entered
     arr = _arrivals(m, month)
     c = m.compiled
     eng, ach = c.ctraits.index("engagement"), c.ctraits.index("achievement")
-    births = m.pop.birth
+    births, area = m.pop.birth.astype(np.int64), m.pop.area
     native_slots = np.concatenate([np.arange(int(m.cum_entries[b]), int(m.cum_entries[b] + m.births[b]))
                                    for b in range(month)]) % m.capacity
     native_slots = native_slots[m.pop.alive[native_slots] == 1]
     older = arr[(month - births[arr]) > 6 * 12 + 1]
     assert len(older) > 30, "too few arrivals past 6 to test"
-    hits_e = hits_a = 0
+    hits_e = hits_a = with_donor = elsewhere = 0
     for s in older:
-        same = native_slots[births[native_slots] == births[s]]
-        hits_e += m.pop.ctraits[eng, s] in set(m.pop.ctraits[eng, same].tolist())
-        shifted = {float(np.float32(np.float64(v) - 0.2)) for v in m.pop.ctraits[ach, same]}
+        near = native_slots[(area[native_slots] == area[s]) & (np.abs(births[native_slots] - births[s]) <= DONOR_WINDOW)]
+        if len(near) == 0:
+            continue  # no native of that age there: the start distribution
+        with_donor += 1
+        hits_e += m.pop.ctraits[eng, s] in set(m.pop.ctraits[eng, near].tolist())
+        shifted = {float(np.float32(np.float64(v) - 0.2)) for v in m.pop.ctraits[ach, near]}
         hits_a += float(m.pop.ctraits[ach, s]) in shifted
+        other = native_slots[(area[native_slots] != area[s]) & (births[native_slots] == births[s])]
+        elsewhere += m.pop.ctraits[eng, s] in set(m.pop.ctraits[eng, other].tolist())
+    assert with_donor > 0.8 * len(older), (with_donor, len(older))
     # a donor is missed only when four draws all meet natives who have died or emigrated
-    assert hits_e >= 0.95 * len(older) and hits_a >= 0.95 * len(older), (hits_e, hits_a, len(older))
+    assert hits_e >= 0.95 * with_donor and hits_a >= 0.95 * with_donor, (hits_e, hits_a, with_donor)
+    assert elsewhere == 0
 
 
 def test_adult_arrivals_hold_qualifications_and_natives_prevalence(baseline_path):

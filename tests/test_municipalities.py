@@ -180,6 +180,29 @@ def test_pilot_costs_scale_with_population_covered(data):
     assert cost(pilot) == pytest.approx((1.2e6 + 10 * 1e6) / 12 * share)
 
 
+def test_experiment_records_municipality_metrics(tmp_path):
+    """An experiment with `municipality_metrics: true` records every municipality's Q4 figures in
+    its tasks (kommune:NNNN:METRIC rows), although tasks keep no monthly metrics (collect=False),
+    in forked scenarios as in the first; without the key it records none."""
+    from utenforsk.experiment.runner import Plan, collect, run
+
+    for on in (True, False):
+        exp = tmp_path / f"e{on}.yaml"
+        exp.write_text(f"name: e\nmodel: {ROOT / 'configs/norway/baseline.yaml'}\nscale: 0.002\nreplicates: 1\n"
+                       f"horizon_years: 1\nmunicipality_metrics: {str(on).lower()}\n"
+                       "scenarios:\n  baseline: {}\n  pilot:\n    interventions: [ips_youth]\n")
+        plan = Plan(exp)
+        run(plan, tmp_path / f"o{on}", workers=1)
+        runs = collect(tmp_path / f"o{on}", plan)
+        k = runs[runs.metric.str.startswith("kommune:")]
+        if on:
+            assert set(k.scenario) == {"baseline", "pilot"}
+            larvik = k[k.metric.str.startswith("kommune:3909:population_15_29@")]
+            assert len(larvik) == 2 and (larvik.value > 0).all()
+        else:
+            assert k.empty
+
+
 def test_pilot_unknown_municipality_exits_2(tmp_path):
     """An experiment whose pilot names an unknown municipality fails before any run: exit 2,
     the file and key, and the closest matches."""

@@ -184,7 +184,7 @@ class UtenforskModel(mesa.Model):
                  *, start_year=None, horizon_years=None, burn_in_years=None, neet_definition=None,
                  overrides: dict | None = None, threads: int | None = None,
                  interventions: list | None = None, on_month=None, burn_in_from=None,
-                 collect: bool = True):
+                 collect: bool = True, municipal_counts: bool | None = None):
         t0 = time.perf_counter()
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ConfigError("seed must be a non-negative integer", key="seed", value=seed)
@@ -299,6 +299,9 @@ class UtenforskModel(mesa.Model):
         self.current_metrics: dict = {}
         self.on_month = on_month
         self.collect = collect
+        #: the yearly Q4 counts per municipality (kommune_q4: periods_by_municipality, an
+        #: experiment's municipality_metrics); by default with ``collect``
+        self.municipal_counts = collect if municipal_counts is None else bool(municipal_counts)
         self.timings = {"setup_s": time.perf_counter() - t0}
         t1 = time.perf_counter()
         if burn_in_from is not None:
@@ -338,6 +341,8 @@ class UtenforskModel(mesa.Model):
                              "before the month it is at: simulate the burn-in instead")
         if shared and self.collect and not other.collect:
             raise ValueError("burn_in_from kept no monthly metrics (collect=False) for its policy months")
+        if shared and self.municipal_counts and not other.municipal_counts:
+            raise ValueError("burn_in_from kept no municipal Q4 counts (municipal_counts=False) for its policy months")
         for mine, theirs in zip(self.pop, other.pop):
             mine[...] = theirs
         self.tally.cohort[...] = other.tally.cohort
@@ -352,8 +357,9 @@ class UtenforskModel(mesa.Model):
 
         self.last_month = mine(other.last_month)
         self.history = [mine(h) for h in other.history]
-        if shared and self.collect:
+        if shared and self.municipal_counts:
             self.kommune_q4 = {year: counts.copy() for year, counts in other.kommune_q4.items()}
+        if shared and self.collect:
             for name, values in other.datacollector.model_vars.items():
                 self.datacollector.model_vars[name] = list(values)
             self.current_metrics = dict(other.current_metrics)
@@ -433,7 +439,7 @@ class UtenforskModel(mesa.Model):
         self.month += 1
         if self.on_month is not None:
             self.on_month(m)
-        if m >= self.burn_in_months and m % 12 == 11 and self.kommuner is not None and self.collect:  # Q4: December
+        if m >= self.burn_in_months and m % 12 == 11 and self.kommuner is not None and self.municipal_counts:  # Q4: December
             self._tally_kommune_q4(self.first_year + m // 12, m)
         if m >= self.burn_in_months:
             self.last_month["pg_cover"] = self.dyn.pg_cover.copy()

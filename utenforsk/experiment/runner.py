@@ -538,10 +538,11 @@ def _run_items(items: list[tuple[dict, str]], threads: int | None, on_done=None)
     for (spec, path), fork in zip(items, forkable):
         t0 = _clock()
         model = None
+        counts = bool(spec.get("municipality_metrics"))  # Q4 counts only when the tasks record them
         if fork:
             if donor is None:
                 donor = UtenforskModel(config(spec, spec["drawn"]), seed=spec["seed"], threads=threads,
-                                       collect=False)
+                                       collect=False, municipal_counts=counts)
                 shared = _shared_months(donor, [s for (s, _), f in zip(items, forkable) if f])
                 while donor.month < shared:  # policy months before any programme starts
                     donor.step()
@@ -550,12 +551,13 @@ def _run_items(items: list[tuple[dict, str]], threads: int | None, on_done=None)
             try:
                 model = UtenforskModel(config(spec, spec["overrides"]), seed=spec["seed"],
                                        interventions=spec["interventions"], threads=threads, burn_in_from=donor,
-                                       collect=False)
+                                       collect=False, municipal_counts=counts)
             except ValueError:  # an intervention acts during the burn-in: simulate it
                 model = None
         if model is None:
             model = UtenforskModel(config(spec, spec["overrides"]), seed=spec["seed"],
-                                   interventions=spec["interventions"], threads=threads, collect=False)
+                                   interventions=spec["interventions"], threads=threads, collect=False,
+                                   municipal_counts=counts)
         _finish_task(model, spec, path, t0 - (donor_share if fork else 0.0))
         if on_done is not None:
             on_done(path)
