@@ -179,7 +179,7 @@ def assign(seed_key, ids, types, index, cdf):
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def tally_q4(seed_key, lo, hi, capacity, alive, birth, type_attr, state, flags, month, neet, hb,
              us_bit, index, cdf, fields, counts):
     """One pass over persons ``lo .. hi-1``: add each living person to ``counts[municipality, f]``
