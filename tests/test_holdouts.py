@@ -105,6 +105,9 @@ def test_calibrate_writes_an_ensemble_that_covers_the_truth(tmp_path):
     for col, truth in (("transitions.a_to_b.probability", 0.02), ("transitions.b_to_c.probability", 0.03)):
         lo, hi = np.quantile(df[col], [0.05, 0.95])
         assert lo <= truth <= hi, (col, lo, hi)
+    # the record names the priors for either method, so ensemble-summary reads a rejection ensemble
+    r = cli("ensemble-summary", ens, "--out", tmp_path / "summary")
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_ensemble_needs_prior_draws(tmp_path):

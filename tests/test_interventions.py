@@ -175,6 +175,8 @@ def test_fork_in_the_policy_years_before_the_programmes_start(baseline_path):
                                   forked.datacollector.get_model_vars_dataframe(), check_exact=True)
     assert whole.kommune_q4.keys() == forked.kommune_q4.keys()
     assert all(np.array_equal(whole.kommune_q4[y], forked.kommune_q4[y]) for y in whole.kommune_q4)
+    assert whole.kommune_sv.keys() == forked.kommune_sv.keys()  # the municipalities' service tallies
+    assert all(np.array_equal(whole.kommune_sv[y], forked.kommune_sv[y]) for y in whole.kommune_sv)
     assert whole.steps == forked.steps
     with pytest.raises(ValueError, match="acts before"):  # ips_youth starts in 2026 as shipped
         UtenforskModel(baseline_path, seed=4, interventions=["ips_youth"], burn_in_from=donor, **kw)

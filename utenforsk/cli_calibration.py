@@ -262,7 +262,6 @@ def _history_matching(rcfg, cfg, tf, pf, ranges, sim, model, targets, params, ou
                     f"(replicate mean of a simulated run)",
             "implausibility": f"I = |z - E[f]| / sqrt(Var_em + (tolerance/{hmset.cut:g})^2 + Var_MC), "
                               f"cut {hmset.cut:g} on the {hmset.cut_rule.replace('_', '-')} over targets",
-            "parameters": {k: {"range": list(ranges[k]), "log": pf.parameters[k].log} for k in ranges},
             "history_matching": hmset.model_dump(mode="json"), "waves": result.waves, "stopped": result.stopped,
             "command": command, "seconds": round(seconds, 1), "executor": executor,
             "workers": getattr(pool, "workers", workers)}

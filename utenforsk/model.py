@@ -16,7 +16,7 @@ from pathlib import Path
 import mesa
 import numpy as np
 
-from utenforsk.config.loader import _matching_key, config_hash, load_model_config, node_at, validate
+from utenforsk.config.loader import _child, config_hash, load_model_config, node_at, validate
 from utenforsk.config.schema import ModelConfig
 from utenforsk.core import kernel, kernel_cache, rng
 from utenforsk.core.population import (allocate, arrival_birth_months, bytes_per_slot,
@@ -66,7 +66,7 @@ def resolve_config(config, scale=None, overrides: dict | None = None, **calendar
         parent, _, last = dotted.rpartition(".")
         node = node_at(data, parent) if parent else data
         if isinstance(node, dict):
-            last = _matching_key(node, last)
+            last = _child(node, last)[1]
         if not isinstance(node, dict) or last not in node:
             raise ConfigError("override names no such key", key=dotted,
                               allowed="a dotted path into the config, e.g. "
@@ -359,6 +359,8 @@ class UtenforskModel(mesa.Model):
         self.history = [mine(h) for h in other.history]
         if shared and self.municipal_counts:
             self.kommune_q4 = {year: counts.copy() for year, counts in other.kommune_q4.items()}
+        if shared:  # the municipalities' service tallies of the shared policy months (_by_type)
+            self.kommune_sv = {year: sv.copy() for year, sv in other.kommune_sv.items()}
         if shared and self.collect:
             for name, values in other.datacollector.model_vars.items():
                 self.datacollector.model_vars[name] = list(values)

@@ -240,7 +240,9 @@ def provenance(cfg, targets, names, params, ranges, sim, method: str) -> dict:
                                           "history_matching": params.history_matching.model_dump(mode="json"),
                                           "optimizer": params.optimizer.model_dump(mode="json")}),
             "seed": sim.seed, "replicates": sim.replicates, "scale": sim.scale,
-            "horizon_years": sim.horizon_years, "burn_in_years": sim.burn_in_years}
+            "horizon_years": sim.horizon_years, "burn_in_years": sim.burn_in_years,
+            # the priors, which ensemble-summary reads (for either method)
+            "parameters": {k: {"range": list(ranges[k]), "log": params.parameters[k].log} for k in ranges}}
 
 
 def write_ensemble(frame, path: Path, record: dict) -> None:
@@ -257,6 +259,7 @@ def write_ensemble(frame, path: Path, record: dict) -> None:
 
 
 def read_ensemble(path: Path):
+    """An ensemble CSV of :func:`write_ensemble`, under its ``#`` provenance line."""
     import pandas as pd
 
     return pd.read_csv(path, comment="#")

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from utenforsk.calibration.calibrate import read_ensemble
 from utenforsk.errors import UserError
 
 
@@ -29,7 +30,7 @@ def load(path: Path) -> tuple[pd.DataFrame, dict]:
         raise UserError("the ensemble's record is missing", file=str(meta_path), key="ENSEMBLE", value=str(path),
                         allowed="the .json that `calibrate --ensemble` writes beside the CSV")
     try:
-        ens = pd.read_csv(path, comment="#")
+        ens = read_ensemble(path)
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except Exception as exc:  # malformed input
         raise UserError(f"cannot read the ensemble ({exc.__class__.__name__})", file=str(path), key="ENSEMBLE",

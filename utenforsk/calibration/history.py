@@ -42,6 +42,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from utenforsk.calibration import simulate
+from utenforsk.calibration.calibrate import ACCEPT_MAX_Z
 
 
 class Space:
@@ -231,7 +232,7 @@ class HistoryMatch:
             warnings.simplefilter("ignore", RuntimeWarning)
             z = np.abs(np.nanmean(reps, axis=1) - self.z) / self.tol
         max_z = np.where(np.all(np.isfinite(z), axis=1), z.max(axis=1), np.inf)
-        return max_z <= 1.0, max_z  # ACCEPT_MAX_Z of calibrate.py: every target within its tolerance
+        return max_z <= ACCEPT_MAX_Z, max_z  # every target within its tolerance
 
     # -- the non-implausible space ------------------------------------------------------------------
     def plausible(self, U: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from utenforsk.config.loader import PARAM_KEYS, validate
+from utenforsk.config.loader import PARAM_KEYS, _child, validate
 from utenforsk.errors import ConfigError
 
 def split_path(dotted: str) -> list:
@@ -27,25 +27,6 @@ def split_path(dotted: str) -> list:
         for i in idx:
             out.append(int(i.rstrip("]")))
     return out
-
-
-def _child(node: Any, part) -> tuple[bool, Any]:
-    """(found, key) for ``part`` in a mapping (keys may be numbers: ``3`` matches ``3.0``) or list."""
-    if isinstance(node, list):
-        return (isinstance(part, int) and 0 <= part < len(node)), part
-    if not isinstance(node, dict):
-        return False, part
-    if part in node:
-        return True, part
-    for k in node:
-        if str(k) == str(part):
-            return True, k
-        try:
-            if float(k) == float(part):
-                return True, k
-        except (TypeError, ValueError):
-            pass
-    return False, part
 
 
 def param_node(data: dict, dotted: str) -> dict | None:

@@ -345,10 +345,23 @@ def _allowed_keys(node: Any) -> str | None:
     return None
 
 
-def _matching_key(node: dict, part: str):
-    """``part`` itself, or a key it spells: age profiles have number keys (``12`` matches 12 or 12.0)."""
+def _child(node: Any, part) -> tuple[bool, Any]:
+    """(found, key) for ``part`` in a mapping (keys may be numbers: ``3`` matches ``3.0``) or list."""
+    if isinstance(node, list):
+        return (isinstance(part, int) and 0 <= part < len(node)), part
+    if not isinstance(node, dict):
+        return False, part
     if part in node:
-        return part
+        return True, part
+    for k in node:
+        if str(k) == str(part):
+            return True, k
+        try:
+            if float(k) == float(part):
+                return True, k
+        except (TypeError, ValueError):
+            pass
+    return False, part
     for k in node:
         if isinstance(k, (int, float)) and not isinstance(k, bool):
             try:
@@ -364,7 +377,7 @@ def node_at(data, dotted: str):
     A part may name a number key (``traits.mental_health.onset.age_profile.12``)."""
     node = data
     for part in dotted.split("."):
-        node = node.get(_matching_key(node, part)) if isinstance(node, dict) else None
+        node = node.get(_child(node, part)[1]) if isinstance(node, dict) else None
     return node
 
 

@@ -157,7 +157,8 @@ def _range(v, lo, hi):
 def _bounds(F, off_beta, off_base, H, lo0, hi0, cov_a, traits, tlo, thi, quality, dquality,
             kommune, kre, h_other, j_other, c_other, h_age, j_age, prog_hz, outside, state_hz,
             ex_hz, bt_on, bt_rec, S, margin, out):
-    """:meth:`HazardBounds.reference`, compiled (the same sums in the same order)."""
+    """:meth:`HazardBounds.reference`, compiled: the same terms, summed in another order (equal up to
+    rounding, which the bounds' margin covers; tests/test_codegen.py compares them to 1e-12)."""
     lo, hi = lo0.copy(), hi0.copy()
     for c in traits:  # a trait not yet started (NaN) reads as 0: in the ranges already
         lo[c], hi[c] = tlo[cov_a[c]], thi[cov_a[c]]

@@ -737,7 +737,8 @@ class _Generator:
             src("continue")
 
     def covariates(self, src: _Src) -> None:
-        """The person's key for the month, and every covariate as a local ``x<c>``."""
+        """The person's key for the month, age-year, effect mask, and the start-of-month fields the
+        covariates read (:meth:`snapshot`); each covariate is written out where a predictor reads it."""
         self.person_key(src, "key", "mk")
         u12 = self.const("np.uint64(12)", "_U12")
         src(f"ay = np.int64(np.uint64(age) // {u12})  # age >= 0: unsigned division, no floor fix-up",

@@ -333,7 +333,9 @@ class Plan:
             raise ConfigError("ensemble file not found", file=self.file, key=key, value=rel,
                               allowed="a CSV file relative to the experiment file")
         try:
-            ens = pd.read_csv(path, comment="#")  # the provenance line of calibrate
+            from utenforsk.calibration.calibrate import read_ensemble
+
+            ens = read_ensemble(path)  # under calibrate's provenance line
         except Exception as exc:  # an unreadable or malformed CSV is bad input
             raise ConfigError(f"cannot read the ensemble as CSV ({exc.__class__.__name__})", file=str(path),
                               key=key, value=rel, allowed="a CSV with one column per dotted model parameter") from None

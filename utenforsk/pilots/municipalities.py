@@ -160,7 +160,7 @@ def _load(path: str) -> Municipalities:
 def kommune_row(seed_key, pid, k, index, cdf):
     """Municipality row of person ``pid`` of type ``k``: one uniform on the person's own decision
     ``rng.D_KOMMUNE``, inverted through the within-type CDF (the one definition: :func:`assign`,
-    :func:`tally_q4` and the entry kernel's arrivals, codegen.arrival_traits, call it)."""
+    :func:`tally_q4` and the entry kernel, codegen.entrants, for every entrant, call it)."""
     u = rng.uniform(rng.person_month_key(seed_key, pid, 0), rng.D_KOMMUNE)
     i = np.searchsorted(cdf[k], u, side="right")
     if i >= cdf.shape[1] or index[k, i] < 0:  # u beyond the last share (rounding): the last row

@@ -372,7 +372,7 @@ def replicate_world(cfg: PilotConfig, data: km.Municipalities, file: str):
     return base, treated, persons, years, ok
 
 
-def periods(cfg: PilotConfig, Y: int) -> int:
+def periods(cfg: PilotConfig) -> int:
     """Register years before pilot year 1 in the design's periods (did: pre_years; stepped wedge:
     its one baseline year; cluster-randomised: none)."""
     return {"did": cfg.pre_years, "stepped_wedge": 1}.get(cfg.design, 0)
@@ -406,7 +406,7 @@ def run_power_replicates(cfg: PilotConfig, file: str = "<pilot>", n_sims: int | 
     check_design(cfg, pool, fixed, file)
     w = cfg.replicates
     start = years.index(w.start_year) if w.start_year in years else None
-    need_pre = max(periods(cfg, Y) for Y in cfg.years)
+    need_pre = periods(cfg)
     if start is None or start - need_pre < 0 or start + max(cfg.years) > len(years):
         raise ConfigError("the experiment's years do not cover the design", file=file, key="replicates.start_year",
                           value=w.start_year, allowed=f"policy years {years[0]}-{years[-1]} must hold "
@@ -429,7 +429,7 @@ def run_power_replicates(cfg: PilotConfig, file: str = "<pilot>", n_sims: int | 
             chosen = choose_municipalities(cfg, G, fixed, order, pool, rng)
             for Y in cfg.years:
                 treat, T = allocation(cfg.design, G, Y, cfg.pre_years, rng)
-                cols = slice(start - periods(cfg, Y), start - periods(cfg, Y) + T)
+                cols = slice(start - need_pre, start - need_pre + T)
                 b = base[r][chosen][:, cols]
                 sim = np.where(treat > 0, treated[r][chosen][:, cols], b)
                 for e, y in [(e, b * (1 + e * treat)) for e in effects] + [(truth, sim)]:
