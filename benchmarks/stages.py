@@ -21,7 +21,7 @@ from utenforsk.model import UtenforskModel
 VARIANTS = {
     "whole kernel": [],
     "- tallies": ["bookkeeping"],
-    "- services": ["bookkeeping", "services", "referral"],
+    "- services": ["bookkeeping", "services", "handoffs", "referral"],
     "- transition": ["bookkeeping", "services", "referral", "transition", "handoffs"],
     "- traits": ["bookkeeping", "services", "referral", "transition", "handoffs",
                  "trait_dynamics", "init_traits"],

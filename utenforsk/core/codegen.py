@@ -492,6 +492,35 @@ class _Generator:
             self.person_key(src, "pkey", "pmk")
             programme_loop(src, len(self.cm.ctraits))
 
+    # ---- handoffs: the triggers the transition and services record, and the section sending them
+    #: the triggers (``ho_kind``): 0 a transition, 1 a discharge (no longer eligible), 2 a detection
+    HO_TRANSITION, HO_DISCHARGE, HO_DETECTION = 0, 1, 2
+
+    def listened(self, kind: int, s: int = -1) -> list[int]:
+        """The handoffs trigger ``kind`` (from service ``s``) fires, in handoff order."""
+        t = self.t
+        return [h for h in range(len(t.ho_kind))
+                if t.ho_kind[h] == kind and (kind == self.HO_TRANSITION or t.ho_from[h] == s)]
+
+    def trigger(self, src: _Src, kind: int, s: int = -1) -> None:
+        """Record, for the handoffs section, that trigger ``kind`` (from service ``s``) fired here:
+        a transition keeps the state it leaves (``moved_from``; ``new >= 0`` says one fired), a
+        discharge or a detection sets its bit in ``ho_fired`` (discharge: bit ``s``, detection:
+        bit ``8 + s``; ``s < 0``: clear it, at the services' start). Nothing is written when no
+        handoff listens to the trigger."""
+        if kind != self.HO_TRANSITION and s < 0:  # the services section's start: nothing fired yet
+            if any(self.listened(k, j) for k in (self.HO_DISCHARGE, self.HO_DETECTION)
+                   for j in range(len(self.cm.services))):
+                src("ho_fired = 0  # handoffs: bit s a discharge from service s, bit 8 + s a detection")
+            return
+        if not self.listened(kind, s):
+            return
+        if kind == self.HO_TRANSITION:
+            src("moved_from = state  # handoffs: the state a transition leaves (if new >= 0)")
+        else:
+            bit = s if kind == self.HO_DISCHARGE else 8 + s
+            src(f"ho_fired |= {1 << bit}  # for the handoffs section")
+
     def send(self, src: _Src, h: int) -> None:
         """A handoff fires: the referral arrives later, or is lost (kernel._send)."""
         to_s = int(self.t.ho_to[h])
@@ -502,28 +531,44 @@ class _Generator:
         with src.block("else:"):
             src(f"t_sv[{to_s}, muni, {SV_REF_LOST}] += 1")
 
-    def handoffs(self, src: _Src, kind: int, cond) -> None:
+    def handoff_condition(self, h: int) -> str:
+        """When handoff ``h`` is sent once its trigger fired: its ages, flags (and, for a
+        transition, the states it leaves and enters)."""
         t = self.t
-        for h in range(len(t.ho_kind)):
-            if t.ho_kind[h] != kind or not cond(h):
+        extra = ""
+        if t.ho_kind[h] == self.HO_TRANSITION:
+            extra = _and(self.member("moved_from", np.flatnonzero(t.ho_from_states[h])),
+                         self.member("new", np.flatnonzero(t.ho_to_states[h])))
+        flags = f"(np.int32(p_flags[i]) & {int(t.ho_fmask[h])}) == {int(t.ho_fwant[h])}" if t.ho_fmask[h] else ""
+        return _and(extra, _window(int(t.ho_lo[h]), int(t.ho_hi[h])), flags)
+
+    def handoffs(self, src: _Src) -> None:
+        """The referrals the month's triggers send, in the order they fired: the transition's
+        (recorded by :meth:`transition`), then each service's discharge or detection (recorded by
+        :meth:`services`, in service order). The draws are the handoffs' own (``rng.D_HANDOFF +
+        h``, on the month's key) and a referral is read only by the referral section, after this."""
+        heads = [("if new >= 0:  # a transition", self.listened(self.HO_TRANSITION))]
+        for s, name in enumerate(self.cm.services):
+            heads += [(f"if ho_fired & {1 << s}:  # discharged from {name}", self.listened(self.HO_DISCHARGE, s)),
+                      (f"if ho_fired & {1 << (8 + s)}:  # detected by {name}", self.listened(self.HO_DETECTION, s))]
+        for head, hs in heads:
+            conds = [(h, self.handoff_condition(h)) for h in hs]
+            conds = [(h, c) for h, c in conds if c != "False"]
+            if not conds:
                 continue
-            extra = ""
-            if kind == 0:
-                extra = _and(self.member("state", np.flatnonzero(t.ho_from_states[h])),
-                             self.member("new", np.flatnonzero(t.ho_to_states[h])))
-            flags = f"(np.int32(p_flags[i]) & {int(t.ho_fmask[h])}) == {int(t.ho_fwant[h])}" if t.ho_fmask[h] else ""
-            win = _and(extra, _window(int(t.ho_lo[h]), int(t.ho_hi[h])), flags)
-            if win == "False":
-                continue
-            with src.block(f"if {win}:"):
-                self.send(src, h)
+            with src.block(head):
+                for h, c in conds:
+                    if c == "True":
+                        self.send(src, h)
+                        continue
+                    with src.block(f"if {c}:"):
+                        self.send(src, h)
 
     def transition(self, src: _Src) -> None:
-        """One activity transition, then the handoffs it triggers and the new state's clocks."""
+        """One activity transition (recording it for the handoffs), then the new state's clocks."""
+        self.trigger(src, self.HO_TRANSITION)
         self.activity(src)
         with src.block("if new >= 0:"):
-            src("# ---- handoffs triggered by the transition")
-            self.handoffs(src, 0, lambda h: True)
             with src.block(f"if {self.member('new', self.us)} and p_us_start[i] == {int(NEVER)}:"):
                 src("p_us_start[i] = month")
             src("state = new", "p_state[i] = new", "p_tis[i] = 0")
@@ -624,6 +669,7 @@ class _Generator:
 
     def services(self, src: _Src) -> None:
         t = self.t
+        self.trigger(src, self.HO_DISCHARGE)  # (nothing fired yet)
         for s, name in enumerate(self.cm.services):
             src(f"# service {s}: {name}")
             elig = _and(self.member("state", np.flatnonzero(t.sv_states[s])),
@@ -642,7 +688,7 @@ class _Generator:
                     src(f"p_clients[i] &= {nbit}", f"t_sv[{s}, muni, {SV_DISCHARGED}] += 1")
                     with src.block(f"if not {el}:"):
                         src("pass")
-                        self.handoffs(src, 1, lambda h, s=s: t.ho_from[h] == s)
+                        self.trigger(src, self.HO_DISCHARGE, s)
                 with src.block("else:"):
                     src(f"t_sv[{s}, muni, {SV_CLIENTS}] += 1")
             with src.block(f"elif p_waiting[i] & {bit}:"):
@@ -662,7 +708,7 @@ class _Generator:
                 with src.block(f"if {u} < d_detect_p[{s}, muni]:"):
                     src(f"p_waiting[i] |= {bit}", f"t_sv[{s}, muni, {SV_DETECTED}] += 1",
                         f"t_sv[{s}, muni, {SV_WAITING}] += 1")
-                    self.handoffs(src, 2, lambda h, s=s: t.ho_from[h] == s)
+                    self.trigger(src, self.HO_DETECTION, s)
 
     def referral(self, src: _Src) -> None:
         src("r = p_ref_service[i]")

@@ -4,7 +4,7 @@ thread split, and the three compiled helpers it calls.
 The month itself is generated for each model's structure (utenforsk/core/codegen.py); there is no second,
 table-driven month. A
 person's month is: age out at 30 -> exits -> traits -> programme slots -> one activity
-transition -> handoffs -> services -> referral arrival -> NEET and completion bookkeeping ->
+transition -> services -> handoffs -> referral arrival -> NEET and completion bookkeeping ->
 tallies.
 
 Interventions are the values of the scenario's programme slots (``prog``, see

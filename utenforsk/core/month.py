@@ -115,9 +115,10 @@ COMPONENTS = (
 )
 BY_NAME = {c.name: c for c in COMPONENTS}
 
-#: a person's month, in order (handoffs run inside the transition, services and detection)
+#: a person's month, in order (the transition and services record the handoffs' triggers; the
+#: handoffs section sends their referrals, before the referral section reads them)
 MONTH = tuple(BY_NAME[n] for n in ("age_out", "covariates", "exits", "traits", "programmes",
-                                   "transition", "services", "referral", "bookkeeping"))
+                                   "transition", "services", "handoffs", "referral", "bookkeeping"))
 #: an entrant's first month, in order (before their first MONTH)
 ENTRY = tuple(BY_NAME[n] for n in ("attributes", "arrivals"))
 
