@@ -8,12 +8,13 @@ oracle written by the same emitters as the month (codegen.rates_oracle_source).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numba
 import numpy as np
 
-from utenforsk.core import bounds, codegen, kernel, kernel_cache, tables
+from utenforsk.core import bounds, codegen, kernel, kernel_cache, month, tables
 from utenforsk.core.tables import CompiledModel
 from utenforsk.model import UtenforskModel, resolve_config
 
@@ -254,3 +255,103 @@ def test_kernels_track_the_traits_range():
     assert np.array_equal(lo, np.fmin.reduce(v, axis=1, initial=0.0))
     assert np.array_equal(hi, np.fmax.reduce(v, axis=1, initial=0.0))
     assert np.all(lo < 0) and np.all(hi > 0)
+
+
+# ---- the components' declarations against the generated code ---------------------------------
+_COV_LINE = re.compile(r"\s*(_r\d+_\d+|_s_\w+) = ")  # a covariate's value read (reread, snapshot)
+_TARGET = re.compile(r"^\s*(p_\w+)\[[^\]]*\] = ")  # a plain assignment to a person field
+
+
+def _generated(config, **kw):
+    """A model's generated module and the generator that wrote it (its covariate expressions)."""
+    m = UtenforskModel(config, seed=1, scale=0.0005, burn_in_years=0, horizon_years=1, **kw)
+    g = codegen._Generator(m.compiled, m.muni_attr, m.us_flag, m.us_states, m.hb_states)
+    return g.module(), g
+
+
+def _sections(src: str, kernel: str) -> dict[str, list[str]]:
+    """The lines of each ``# ==== <title>`` section of ``kernel``, comments removed, by component."""
+    by_title = {c.title: c.name for c in month.COMPONENTS}
+    start = src.index(f"def {kernel}(")
+    end = src.find("\n@njit", start)
+    out, name = {}, None
+    for line in src[start:end if end > 0 else None].splitlines():
+        head = re.match(r"\s*# ==== (.*)", line)
+        if head:
+            name = by_title[head.group(1)]
+            out[name] = []
+        elif name is not None:
+            out[name].append(line.split("#", 1)[0])
+    return out
+
+
+def _uses(lines: list[str], xexpr) -> tuple[set[str], set[str]]:
+    """What the lines read (``p_*``, ``d_*``, ``B``, ``prog``, ``covariates``) and the person
+    fields they assign."""
+    reads, writes = set(), set()
+    covs = sorted(set(xexpr.values()), key=len, reverse=True)
+    for line in lines:
+        if _COV_LINE.match(line):  # a covariate read now (its kind's fields are "covariates")
+            reads.add("covariates")
+            continue
+        for e in covs:  # a start-of-month covariate, written out where a predictor reads it
+            if e in line:
+                line = line.replace(e, " _cov_ ")
+                reads.add("covariates")
+        target = _TARGET.match(line)
+        if target:
+            writes.add(target.group(1))
+            line = line[target.end():]
+        reads |= set(re.findall(r"\b[pd]_[a-z]\w*", line))
+        reads |= {"B"} if re.search(r"\bB\[", line) else set()
+        reads |= {"prog"} if re.search(r"\bprog\.", line) else set()
+        writes |= set(re.findall(r"\b(p_\w+)\[[^\]]*\] (?:[|&+-]=)", line))
+    return reads, writes
+
+
+MODELS = {"baseline": (BASELINE, {}),
+          "baseline_by_type": (resolve_config(BASELINE, overrides={"service_areas": "municipality_type"}), {}),
+          "markov": ("tests/configs/markov.yaml", {}), "markov_ranges": ("tests/configs/markov_ranges.yaml", {})}
+
+
+def test_components_read_what_they_declare():
+    """Each component's section of the generated month and entry reads exactly what the
+    component declares in month.py (``reads``): nothing undeclared in any model, and each
+    declared read in at least one of them; the handoffs section alone sends referrals."""
+    found: dict[str, set[str]] = {}
+    for label, (config, kw) in MODELS.items():
+        src, g = _generated(config, **kw)
+        for kernel in ("month_chunk", "enter_chunk"):
+            for name, lines in _sections(src, kernel).items():
+                reads, _ = _uses(lines, g.xexpr)
+                extra = reads - set(month.BY_NAME[name].reads)
+                assert not extra, f"{label}: section {name} reads {sorted(extra)}, not in its declared reads"
+                found.setdefault(name, set()).update(reads)
+                sends = any("_D_handoff" in ln or "d_ho_prob" in ln for ln in lines)
+                assert sends == (name == "handoffs" and "d_ho_prob" in reads), f"{label}: {name} sends handoffs"
+    for c in month.MONTH + month.ENTRY:
+        unread = set(c.reads) - found.get(c.name, set())
+        assert not unread, f"component {c.name} declares reads no model's section makes: {sorted(unread)}"
+
+
+def test_every_person_field_is_set_at_entry():
+    """population.ENTRY_VALUES gives every field its value in a reused slot: the constants are
+    written by the entry kernel's first section, and a field ``SetBy`` a component is written by
+    that component's section (or the named helper exists)."""
+    from utenforsk.core import population
+
+    assert list(population.ENTRY_VALUES) == list(population.Pop._fields)
+    for label, (config, kw) in MODELS.items():
+        src, g = _generated(config, **kw)
+        sections = _sections(src, "enter_chunk")
+        assert list(sections) == [c.name for c in month.ENTRY]
+        written = {name: _uses(lines, g.xexpr)[1] for name, lines in sections.items()}
+        for f, v in population.ENTRY_VALUES.items():
+            if not isinstance(v, population.SetBy):
+                rows = g.t.attr_given if f == "attrs" else g.cm.ctraits if f == "ctraits" else [0]
+                assert (f"p_{f}" in written["entry_reset"]) == (len(rows) > 0), f"{label}: {f}"
+            elif v.who in month.BY_NAME:
+                assert f"p_{f}" in written[v.who] or not len(g.t.attr_given), f"{label}: {v.who} does not set {f}"
+            else:
+                mod, fn = v.who.split(".")
+                assert callable(getattr(kernel if mod == "kernel" else None, fn, None)), v.who

@@ -64,7 +64,7 @@ from utenforsk.core.kernel import (
     Dyn,
     Tally,
 )
-from utenforsk.core.population import FLAG_LONG_NEET, NEVER, Pop
+from utenforsk.core.population import ENTRY_VALUES, FLAG_LONG_NEET, NEVER, ROW_FIELDS, Pop, SetBy
 from utenforsk.core.tables import (
     AGE_YEARS,
     MAX_MONTHS,
@@ -855,15 +855,24 @@ class _Generator:
             src(f"{c} = 0", f"while {c} < {kmax - 1} and {u} >= F[{row} + {c}]:",
                 f"    {c} += 1", f"p_attrs[{a}, i] = {c}")
 
+    def entry_reset(self, src: _Src) -> None:
+        """Every person field of the reused slot at its entry value (population.ENTRY_VALUES;
+        the fields ``SetBy`` a component are set in its section)."""
+        rows = {"attrs": len(self.t.attr_given), "ctraits": len(self.cm.ctraits)}
+        assert set(rows) == set(ROW_FIELDS), "a person field [row, slot] without its number of rows"
+        for f, v in ENTRY_VALUES.items():
+            if isinstance(v, SetBy):
+                continue
+            if f in rows:
+                src(*(f"p_{f}[{k}, i] = {v}" for k in range(rows[f])))
+            else:
+                src(f"p_{f}[i] = {v}")
+
     def entrants(self, src: _Src) -> None:
-        """A newborn's or an arrival's state, traits and flags; the cohort's entry count."""
+        """A newborn's or an arrival's state, service area, traits and flags (over the values of
+        :meth:`entry_reset`); the cohort's entry count."""
         t, cm = self.t, self.cm
-        src(f"p_state[i] = {int(t.birth_state)}", "p_tis[i] = 0", "p_btraits[i] = 0",
-            "p_flags[i] = 0", "p_clients[i] = 0", "p_waiting[i] = 0", "p_ref_service[i] = -1",
-            "p_ref_due[i] = 0", f"p_us_start[i] = {int(NEVER)}", "p_months_neet[i] = 0",
-            "p_neet_spell[i] = 0", "p_out_spell[i] = 0", "p_programmes[i] = 0", "p_pg_ever[i] = 0")
-        for k in range(len(cm.ctraits)):
-            src(f"p_ctraits[{k}, i] = np.nan")
+        src(f"p_state[i] = {int(t.birth_state)}")
         # the service area: the type, or with services per municipality (d_kidx not empty) the
         # person's real municipality, drawn within the type (municipalities.kommune_row)
         src(f"muni = p_attrs[{self.muni_attr}, i]")
@@ -901,7 +910,7 @@ class _Generator:
             with src.block("for j in range(ids.shape[0]):"):
                 src("pid = ids[j]", "birth = births[j]", "i = pid % cap")
                 self.person_key(src, "key", "mk")
-                src("p_alive[i] = 1", "p_birth[i] = birth", "age = month - birth")
+                src("age = month - birth")
                 for comp in month.ENTRY:
                     self.section(src, comp)
                 src("# the entrant's traits widen the range the month's bounds read")

@@ -10,6 +10,7 @@ owner has certainly left. The kernel loops over the live window of ids, not over
 from __future__ import annotations
 
 from collections import namedtuple
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit
@@ -31,10 +32,42 @@ Pop = namedtuple("Pop", [
 ])
 
 
+#: the fields indexed ``[row, slot]``, and what their rows are
+ROW_FIELDS = {"attrs": "attributes", "ctraits": "continuous traits"}
+
+
+class SetBy(NamedTuple):
+    """An entry value a component of ``month.ENTRY`` (or the named helper) sets itself."""
+
+    who: str
+
+
+#: every person field's value when an entrant takes a slot (slots are reused, so each field is
+#: set at entry): a constant or an expression of the entry kernel (``birth``: the entrant's birth
+#: month; a field of :data:`ROW_FIELDS` gets it in each row), or ``SetBy(component)``. The entry
+#: kernel's first section (month.ENTRY: ``entry_reset``) is written from this, and the import
+#: check below fails on a ``Pop`` field without an entry value; tests/test_codegen.py checks that
+#: each ``SetBy`` component's section writes its field.
+ENTRY_VALUES = {
+    "alive": "1", "birth": "birth",
+    "attrs": SetBy("attributes"),
+    "state": SetBy("arrivals"),  # the model's birth state, or an arrival's drawn state
+    "tis": "0",
+    "ctraits": "np.nan",  # not started (an arrival's, at its age, from arrivals)
+    "btraits": "0", "flags": "0", "clients": "0", "waiting": "0",
+    "ref_service": "-1", "ref_due": "0", "us_start": str(int(NEVER)),
+    "months_neet": "0", "neet_spell": "0", "out_spell": "0", "programmes": "0", "pg_ever": "0",
+    "area": SetBy("arrivals"),  # the municipality type, or the municipality drawn within it
+    # a birth's rank among its month's births, after the entry kernel; an arrival's is never read
+    "donor_rank": SetBy("kernel.index_births"),
+}
+assert list(ENTRY_VALUES) == list(Pop._fields), \
+    f"population.ENTRY_VALUES must give each Pop field its entry value, in Pop's order: {sorted(set(Pop._fields) ^ set(ENTRY_VALUES))}"
+
 def allocate(capacity: int, n_attributes: int, n_ctraits: int) -> Pop:
     """Preallocate every person array (narrow dtypes; see ``bytes_per_slot``)."""
     c = capacity
-    return Pop(
+    pop = Pop(
         alive=np.zeros(c, np.uint8), birth=np.zeros(c, np.int16),
         attrs=np.zeros((max(n_attributes, 1), c), np.int8), state=np.zeros(c, np.int8),
         tis=np.zeros(c, np.int16), ctraits=np.full((max(n_ctraits, 1), c), np.nan, np.float32),
@@ -47,6 +80,8 @@ def allocate(capacity: int, n_attributes: int, n_ctraits: int) -> Pop:
         pg_ever=np.zeros(c, np.uint16), area=np.zeros(c, np.uint16),
         donor_rank=np.zeros(c, np.uint16),  # a birth's rank within its month (< 65,536 at scale <= 1)
     )
+    assert {f for f, a in zip(Pop._fields, pop) if a.ndim == 2} == set(ROW_FIELDS)
+    return pop
 
 
 def bytes_per_slot(pop: Pop) -> int:
