@@ -302,3 +302,35 @@ def test_trait_shifting_pilot_leaves_other_municipalities_bit_for_bit(data):
                                     seed=7)
     young = (ta.age <= 5).to_numpy()
     assert not np.array_equal(ta.early_development[young].to_numpy(), tb.early_development[young].to_numpy())
+
+
+def test_entry_reads_the_entrants_own_municipality():
+    """With services per municipality, a covariate an entrant's first values read (here a
+    municipality intercept in a trait's start mean) is the entrant's own municipality's: the
+    entry kernel indexed the per-area inputs (``d_kre``, ``d_quality``) by the municipality
+    *type* (rows 0-3 of the 357) before this was fixed."""
+    from utenforsk.config.loader import validate
+    from utenforsk.config.schema import ModelConfig
+    from utenforsk.model import UtenforskModel, resolve_config
+
+    data = resolve_config(ROOT / "configs/norway/baseline.yaml").model_dump(by_alias=True, exclude_none=True)
+    mean = data["traits"]["early_development"]["initial"]["mean"]
+    mean.setdefault("coefficients", {})["kommune:dropout"] = {"value": 1.0, "range": [1.0, 1.0], "source": "test"}
+    with_effect = validate(ModelConfig, data, "<test>")
+
+    def newborns(config):
+        m = UtenforskModel(config, seed=3, scale=0.05, burn_in_years=0, horizon_years=1)
+        m._gen.compile(m.pop, m.dyn, m.prog, m.tally, m.seed_key, m.cum_entries, m.births)
+        m._F = m._gen.params()
+        m._enter(0)  # month 0's births, before their first month
+        slots = np.arange(int(m.births[0])) % m.capacity
+        return m, slots
+
+    a, slots = newborns(with_effect)
+    b, _ = newborns(ROOT / "configs/norway/baseline.yaml")
+    assert len(slots) > 50 and a.service_areas_by_kommune
+    e = list(a.config.municipality_effects).index("dropout")
+    got = a.pop.ctraits[0, slots].astype(np.float64) - b.pop.ctraits[0, slots]
+    want = a.kre[e, a.pop.area[slots]]
+    assert np.allclose(got, want, atol=1e-5), np.abs(got - want).max()
+    assert np.abs(want).max() > 0.1

@@ -875,11 +875,14 @@ class _Generator:
         src(f"p_state[i] = {int(t.birth_state)}")
         # the service area: the type, or with services per municipality (d_kidx not empty) the
         # person's real municipality, drawn within the type (municipalities.kommune_row)
-        src(f"muni = p_attrs[{self.muni_attr}, i]")
+        src(f"mtype = p_attrs[{self.muni_attr}, i]  # the municipality type")
         with src.block("if d_kidx.shape[0] > 0:"):
-            src("p_area[i] = kommune_row(seed_key, pid, muni, d_kidx, d_kcdf)")
+            src("p_area[i] = kommune_row(seed_key, pid, mtype, d_kidx, d_kcdf)")
         with src.block("else:"):
-            src("p_area[i] = muni")
+            src("p_area[i] = mtype")
+        # the per-area inputs a covariate reads (d_kre, d_quality) are indexed by the service area,
+        # as in the month (they were read at the type's row before: 0-3 of the municipalities)
+        src("muni = np.int64(p_area[i])")
         with src.block("if arrival:"):
             src("pass")
             for r in range(len(t.ar_lo)):
