@@ -115,10 +115,25 @@ def test_area_is_the_municipality_and_intercepts_centred(data):
     draw of kommune_of), and each intercept has a population-weighted mean of 0."""
     from utenforsk.model import UtenforskModel
 
+    from utenforsk.model import KQ_CODES
+
     run = UtenforskModel(ROOT / "configs/norway/baseline.yaml", seed=5, scale=0.01, horizon_years=1)
     run.run_model()
     ids = run.alive_ids()
-    assert np.array_equal(run.pop.area[ids % run.capacity], run.kommune_of(ids))
+    types = run.pop.attrs[run.muni_attr, ids % run.capacity].astype(np.int64)
+    drawn = km.assign(run.seed_key, ids, types, run._k_index, run._k_cdf)
+    assert np.array_equal(run.pop.area[ids % run.capacity], drawn)
+    assert np.array_equal(run.kommune_of(ids), drawn)  # (which reads pop.area)
+    # the Q4 tally reads the area too: the same counts as drawing each person's municipality
+    m, p = run.month - 1, run.pop
+    lo, hi = int(run.cum_entries[max(0, m - 360)]), int(run.cum_entries[m + 1])
+    counts = {}
+    for by_area in (True, False):
+        counts[by_area] = np.zeros((len(data), len(KQ_CODES)))
+        km.tally_q4(run.seed_key, lo, hi, run.capacity, p.alive, p.birth, p.attrs[run.muni_attr], p.area,
+                    by_area, p.state, p.flags, m, run.state_masks["neet"], run.hb_states, run.us_flag,
+                    run._k_index, run._k_cdf, KQ_CODES, counts[by_area])
+    assert counts[True].sum() > 0 and np.array_equal(counts[True], counts[False])
     w = data.table.population_0_29.to_numpy()
     for e in range(run.kre.shape[0]):
         assert abs(np.dot(w, run.kre[e])) < 1e-9 * w.sum()

@@ -398,7 +398,7 @@ class UtenforskModel(mesa.Model):
                 ids[a:b], births[a:b], tid, self.pop, F, self.dyn, self.prog, t, arrival, month,
                 self.seed_key, self.capacity, self.cum_entries, self.births, self.trange))
             # (the entry kernel set each entrant's service area: with services per municipality,
-            # their municipality, the draw of kommune_of)
+            # their municipality, the draw kommune_of and the Q4 tally then read)
             if not arrival:  # the month's births by service area: the arrivals' donors (below, and later)
                 kernel.index_births(start, nb, self.capacity, self.pop.area, self.pop.donor_rank)
 
@@ -480,7 +480,8 @@ class UtenforskModel(mesa.Model):
         rows = np.zeros((kernel.n_threads(),) + counts.shape)
         kernel.run_chunks(kommuner.tally_q4, hi - lo, self.n_threads, lambda a, b, tid: (
             self.seed_key, lo + a, lo + b, self.capacity, self.pop.alive, self.pop.birth,
-            self.pop.attrs[self.muni_attr], self.pop.state, self.pop.flags, month,
+            self.pop.attrs[self.muni_attr], self.pop.area, self.service_areas_by_kommune,
+            self.pop.state, self.pop.flags, month,
             self.state_masks["neet"], hb, self.us_flag, self._k_index, self._k_cdf, KQ_CODES, rows[tid]))
         counts += rows.sum(axis=0)
 
@@ -577,6 +578,9 @@ class UtenforskModel(mesa.Model):
 
     def kommune_of(self, ids: np.ndarray) -> np.ndarray:
         """Municipality row (in ``self.kommuner.table``) of the persons ``ids``: a pure function
-        of (seed, person id, municipality type), so it needs no per-person state."""
+        of (seed, person id, municipality type), stored as their service area with services per
+        municipality (the entry kernel's draw, kommuner.kommune_row), else drawn now."""
+        if self.service_areas_by_kommune:
+            return self.pop.area[ids % self.capacity].astype(np.int16)
         types = self.pop.attrs[self.muni_attr, ids % self.capacity].astype(np.int64)
         return kommuner.assign(self.seed_key, ids, types, self._k_index, self._k_cdf)

@@ -16,7 +16,9 @@ Who lives where: a person's municipality is drawn once, at entry (birth or arriv
 municipality type the model already gave them, with probability proportional to the municipality's
 population 0-29 (2023 age shares x 2024 totals, an assumption the sidecar states). The draw is a pure
 function of (seed, person id), on its own declared decision (``rng.D_KOMMUNE``), so it changes no
-other draw: national results are bit-for-bit what they were. Migration between municipalities is
+other draw: national results are bit-for-bit what they were. With services per municipality the
+entry kernel stores it as the person's service area (``pop.area``), which is then read instead of
+drawing again; with services per type it is drawn when needed. Migration between municipalities is
 not modelled (a person stays in their municipality until 30).
 """
 
@@ -180,16 +182,18 @@ def assign(seed_key, ids, types, index, cdf):
 
 
 @njit(cache=True, nogil=True)
-def tally_q4(seed_key, lo, hi, capacity, alive, birth, type_attr, state, flags, month, neet, hb,
-             us_bit, index, cdf, fields, counts):
+def tally_q4(seed_key, lo, hi, capacity, alive, birth, type_attr, area, by_area, state, flags, month,
+             neet, hb, us_bit, index, cdf, fields, counts):
     """One pass over persons ``lo .. hi-1``: add each living person to ``counts[municipality, f]``
     for every field ``f`` (``fields[f] = (age from, age to, what)``, what: 0 all, 1 NEET,
-    2 health benefit, 3 completed upper secondary) their status and age satisfy."""
+    2 health benefit, 3 completed upper secondary) their status and age satisfy. The municipality
+    is the person's service area (``area``) when ``by_area`` (services per municipality: the
+    entry kernel stored this same draw there), else drawn (:func:`kommune_row`)."""
     for pid in range(lo, hi):
         s = pid % capacity
         if alive[s] != 1:
             continue
-        row = kommune_row(seed_key, pid, type_attr[s], index, cdf)
+        row = np.int64(area[s]) if by_area else kommune_row(seed_key, pid, type_attr[s], index, cdf)
         age = (month - np.int64(birth[s])) // 12
         st = state[s]
         done = us_bit >= 0 and (flags[s] >> us_bit) & 1 == 1
