@@ -32,3 +32,26 @@ def test_ot_does_not_follow_completers(baseline_path):
     clients, completers, queued = totals
     assert clients > 500, "too few OT client-months for the test to mean anything"
     assert completers == 0 and queued == 0, (clients, completers, queued)
+
+
+def test_agents_report_the_kernels_admission_probability(baseline_path):
+    """A service agent's ``admit_p`` is the one the kernel applies (``Dyn.admit_p``): one array,
+    not a copy kept beside it (the copy read 0 in the first month, where the kernel admits with 1)."""
+    m = UtenforskModel(baseline_path, seed=2, scale=0.002, burn_in_years=0, horizon_years=1)
+    for _ in range(2):
+        m.step()
+        agents = list(m.services)
+        assert agents and all(a.admit_p == m.dyn.admit_p[a.s, a.m] for a in agents)
+    assert m.service_areas.admit_p is m.dyn.admit_p
+
+
+def test_covered_areas_computed_once_per_intervention(baseline_path, monkeypatch):
+    """The service areas an intervention's service changes act in depend on its config and the
+    areas alone: found once per model, not again every month."""
+    calls = []
+    real = UtenforskModel._covered_areas
+    monkeypatch.setattr(UtenforskModel, "_covered_areas", lambda self, iv: calls.append(iv.name) or real(self, iv))
+    m = UtenforskModel(baseline_path, seed=2, scale=0.002, burn_in_years=0, horizon_years=2,
+                       interventions=["ot_reengagement", "kindergarten_quality"])
+    m.run_model()
+    assert sorted(calls) == sorted(iv.name for iv in m.interventions)

@@ -287,6 +287,8 @@ class UtenforskModel(mesa.Model):
             self.dyn.ho_prob[h, :] = ho.probability.value
             self.dyn.ho_delay[h, :] = int(round(ho.delay_months.value))
         self.service_areas = ServiceAreas(self, self.area_type, area_names)
+        #: the service areas each intervention's service and handoff changes act in (fixed)
+        self._covered = [self._covered_areas(iv) for iv in self.interventions]
         self._base = {"detect_p": self.dyn.detect_p.copy(), "quality": self.dyn.quality.copy(),
                       "ho_prob": self.dyn.ho_prob.copy(), "ho_delay": self.dyn.ho_delay.copy(),
                       "places": self.service_areas.places_per_1000.copy()}
@@ -502,7 +504,7 @@ class UtenforskModel(mesa.Model):
             d.pg_cover[k] = cov
             if cov <= 0.0:
                 continue
-            munis = self._covered_areas(iv)
+            munis = self._covered[k]
             for name, change in iv.what.services.items():
                 s = c.service_index[name]
                 for m in munis:

@@ -76,7 +76,8 @@ class ServiceAreas:
             model.dyn.quality[s] = spec.quality.value if spec.quality is not None else 1.0
         z = lambda dtype=np.float64: np.zeros((S, A), dtype)  # noqa: E731
         self.capacity, self.clients, self.waiting, self.admitted = z(), z(np.int64), z(np.int64), z(np.int64)
-        self.admit_p = z()
+        #: the admission probabilities: the kernel's own array (Dyn.admit_p), not a copy of it
+        self.admit_p = model.dyn.admit_p
         self.agents = [ServiceAgent(model, self, name, s, self.area_names[a], a)
                        for s, name in enumerate(c.services) for a in range(A)]
 
@@ -90,19 +91,19 @@ class ServiceAreas:
             dyn.admit_p[:n] = 1.0
             return
         step_areas(n, last["muni_pop"], last["sv"], self.ages, self.follow_up, self.places_per_1000,
-                   self.capacity, self.clients, self.waiting, self.admitted, self.admit_p, dyn.admit_p)
+                   self.capacity, self.clients, self.waiting, self.admitted, dyn.admit_p)
 
 
 @njit(cache=True, nogil=True)
 def step_areas(n, pop, sv, ages, follow_up, places_per_1000, capacity, clients, waiting, admitted,
-               admit_p, out):
+               admit_p):
     """Every service agent's month, for services ``0 .. n-1`` and every area ``a``:
 
     ``capacity = places per 1,000 x residents of the capacity ages (pop[a, age-year]) / 1000``;
     ``free = max(capacity - clients, 0)``; ``admit_p = clip(free / demand, 0, 1)``, or 1 if there
     is no demand but a free place, else 0. Demand is the queue (follow-up services) or last
     month's entry attempts (gates); ``waiting``/``admitted`` are the queue and admissions, or the
-    refused and let-through attempts. ``out`` gets ``admit_p`` (the kernel's ``Dyn.admit_p``)."""
+    refused and let-through attempts. ``admit_p`` is the kernel's ``Dyn.admit_p``."""
     for s in range(n):
         a0, a1 = ages[s, 0], ages[s, 1]
         for a in range(pop.shape[0]):
@@ -126,7 +127,6 @@ def step_areas(n, pop, sv, ages, follow_up, places_per_1000, capacity, clients, 
             waiting[s, a] = w
             admitted[s, a] = ad
             admit_p[s, a] = p
-            out[s, a] = p
 
 
 @njit(cache=True, nogil=True)
