@@ -373,6 +373,16 @@ def test_implausibility_rules_out_what_the_tolerance_does():
     d = np.abs(grid[:, 0] - 0.5)
     assert np.all(I[d <= 0.08] < 3) and np.all(I[d >= 0.13] > 3), I
     assert np.all(I[d >= 0.2] > 4)
+    # the waves call Emulator.plausible (target by target, dropping points as they go): the same
+    # answer as the cut statistic of the implausibility, for either rule, with one and two targets
+    two = Emulator(U, np.concatenate([reps, U[:, None, 1:] + rng.normal(0, 0.005, (60, 2, 1))], axis=2), seed=1)
+    grid2 = np.column_stack([np.linspace(0, 1, 101), np.linspace(1, 0, 101)])
+    z2, v2 = np.array([0.5, 0.4]), np.full(2, (0.1 / 3) ** 2)
+    for e, g, z, v in ((em, grid, np.array([0.5]), np.array([(0.1 / 3) ** 2])), (two, grid2, z2, v2)):
+        for rule in ("max", "second_max"):
+            keep = e.plausible(g, z, v, 3.0, rule)
+            assert np.array_equal(keep, cut_statistic(e.implausibility(g, z, v), rule) < 3.0), rule
+            assert 0 < keep.sum() < len(g)
     assert cut_statistic(np.array([[1.0, 5.0, 2.0]]), "second_max")[0] == 2.0
     assert cut_statistic(np.array([[1.0, 5.0, 2.0]]), "max")[0] == 5.0
     sp = Space({"a": (0.01, 1.0), "b": (-2.0, 2.0)}, {"a": True})

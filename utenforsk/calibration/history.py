@@ -125,19 +125,14 @@ class Emulator:
         """``(mean, Var_em)``, each ``[n, J]``; a target without a model gets NaN."""
         n, J = len(U), len(self.models)
         mean, var = np.full((n, J), np.nan), np.zeros((n, J))
-        for j, m in enumerate(self.models):
-            if m is None:
-                continue
-            gp, mu, sd, nugget = m
-            if gp is None:
-                mean[:, j] = mu
-                continue
-            p, s = gp.predict(U, return_std=True)
-            mean[:, j] = p * sd + mu
-            var[:, j] = np.maximum(s**2 - nugget, 0.0) * sd**2
+        for j in range(J):
+            pred = self.predict_one(j, U)
+            if pred is not None:
+                mean[:, j], var[:, j] = pred
         return mean, var
 
     def predict_one(self, j: int, U: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Target ``j``'s ``(mean, Var_em)``, each ``[n]``; None without a model."""
         m = self.models[j]
         if m is None:
             return None
