@@ -21,7 +21,7 @@ from utenforsk.config.schema import ModelConfig
 from utenforsk.core import kernel, kernel_cache, rng
 from utenforsk.core.population import (allocate, arrival_birth_months, bytes_per_slot,
                                        entry_schedule, ring_capacity)
-from utenforsk.core.tables import MAX_MONTHS, CompiledModel, float_offsets
+from utenforsk.core.tables import MAX_MONTHS, CompiledModel, category_shares, cumulative_shares, float_offsets
 from utenforsk.errors import ConfigError
 from utenforsk.interventions import engine
 from utenforsk.interventions.slots import MAX_PROGRAMMES, canonical_order, open_cells, programme_slots
@@ -131,15 +131,13 @@ def birth_share_tables(cfg: ModelConfig, compiled: CompiledModel, first_year: in
     for yi, v in enumerate(values[:-1]):
         block = out[yi].reshape(kmax, kmax)
         for ci, cond in enumerate(conds):
-            shares = np.array([attr.at_birth[cond][c].value if c in attr.at_birth[cond] else 0.0
-                               for c in attr.categories])
+            shares = category_shares(attr, attr.at_birth, cond)
             s0 = shares[k]
             new = min(1.0, s0 * v / ref)
             rest = 1.0 - s0
             shares = shares * ((1.0 - new) / rest if rest > 0 else 0.0)
             shares[k] = new
-            c = np.cumsum(shares)
-            c[-1] = 1.0
+            c = cumulative_shares(shares)
             block[ci, :len(c)] = c
     return float_offsets(tab)["attr_cum_birth"] + ai * kmax * kmax, out
 

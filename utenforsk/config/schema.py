@@ -182,24 +182,9 @@ class DemographySeries(Strict):
             return table[max(k for k in known if k < y)]  # a gap inside: the year before
         return table[min(max(y, known[0]), known[-1])]
 
-    def birth_shares(self, years) -> list[float]:
-        """The ``birth_share`` column for each calendar year in ``years`` (lookup as :meth:`values`)."""
-        reg = {r.year: r for r in self.rows if r.alternative == "registered"}
-        table = {**{r.year: r for r in self.rows if r.alternative == self.alternative}, **reg}
-        known = sorted(table)
-        out = []
-        for y in years:
-            v = self._row(table, known, y).birth_share
-            if v is None:
-                from utenforsk.errors import ConfigError
-                raise ConfigError("population.series.birth_share needs a birth_share value in every row",
-                                  file=self.file, key="population.series.birth_share",
-                                  value=f"year {y}", allowed="a share in [0, 1] in the birth_share column")
-            out.append(v)
-        return out
-
-    def values(self, years) -> tuple[list[float], list[float]]:
-        """(births, immigrations) for each calendar year in ``years``."""
+    def _rows_for(self, years) -> list:
+        """The row each calendar year in ``years`` reads: its ``registered`` row, else the
+        ``alternative``'s, else as :meth:`_row` says."""
         reg = {r.year: r for r in self.rows if r.alternative == "registered"}
         alt = {r.year: r for r in self.rows if r.alternative == self.alternative}
         table = {**alt, **reg}
@@ -209,12 +194,24 @@ class DemographySeries(Strict):
                               file=self.file, key="population.series",
                               allowed="rows with alternative registered, main, low or high")
         known = sorted(table)
-        out_b, out_i = [], []
-        for y in years:
-            row = self._row(table, known, y)
-            out_b.append(row.births)
-            out_i.append(row.immigrations)
-        return out_b, out_i
+        return [self._row(table, known, y) for y in years]
+
+    def birth_shares(self, years) -> list[float]:
+        """The ``birth_share`` column for each calendar year in ``years`` (the rows of :meth:`values`)."""
+        out = []
+        for y, row in zip(years, self._rows_for(years), strict=True):
+            if row.birth_share is None:
+                from utenforsk.errors import ConfigError
+                raise ConfigError("population.series.birth_share needs a birth_share value in every row",
+                                  file=self.file, key="population.series.birth_share",
+                                  value=f"year {y}", allowed="a share in [0, 1] in the birth_share column")
+            out.append(row.birth_share)
+        return out
+
+    def values(self, years) -> tuple[list[float], list[float]]:
+        """(births, immigrations) for each calendar year in ``years``."""
+        rows = self._rows_for(years)
+        return [r.births for r in rows], [r.immigrations for r in rows]
 
 
 class Population(Strict):

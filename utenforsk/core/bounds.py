@@ -166,7 +166,7 @@ def _bounds(F, off_beta, off_base, H, lo0, hi0, cov_a, traits, tlo, thi, quality
         lo[c], hi[c] = _range(dquality[cov_a[c]], 0.0, 0.0)
     for c in kommune:
         lo[c], hi[c] = _range(kre[cov_a[c]], 0.0, 0.0)
-    A = 30
+    A = AGE_YEARS  # the age-years of the tables (each hazard row holds one value per age-year)
     eta = np.empty((H, A))
     for h in range(H):
         for a in range(A):

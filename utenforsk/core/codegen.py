@@ -239,13 +239,17 @@ class _Generator:
             return self.member(state, np.flatnonzero(t.sv_states[s]))
         return f"(((p_clients[i] >> {s}) & 1) == 1)"
 
-    def covariate(self, src: _Src, c: int, var: str, state: str) -> None:
-        """Assign covariate ``c``'s current value to ``var`` (as kernel._covariates)."""
+    def covariate_code(self, c: int, state: str) -> str:
+        """Covariate ``c``'s value as an expression (its kind's code, covariates.KINDS), with the
+        person's state in the variable ``state``."""
         t = self.t
         kind, a, b = int(t.cov_kind[c]), int(t.cov_a[c]), int(t.cov_b[c])
         client = self.client(a, state) if kind in covariates.CLIENT_KINDS else ""
-        src(f"{var} = " + COVARIATE_CODE[kind].format(a=a, b=b, state=state, client=client)
-            + f"  # {self.cm.covariate_names[c]}")
+        return COVARIATE_CODE[kind].format(a=a, b=b, state=state, client=client)
+
+    def covariate(self, src: _Src, c: int, var: str, state: str) -> None:
+        """Assign covariate ``c``'s current value to ``var`` (as kernel._covariates)."""
+        src(f"{var} = {self.covariate_code(c, state)}  # {self.cm.covariate_names[c]}")
 
     def row_covariates(self, *rows: int) -> list[int]:
         t = self.t
@@ -275,7 +279,6 @@ class _Generator:
         linear predictor uses them and computed only on the paths that need them (most hazards
         are skipped by the bounds), instead of all at the start of every person-month; the
         values, and so the results, are those of the start of the month, as before."""
-        t = self.t
         loads: dict[str, str] = {}
 
         def local(m: re.Match) -> str:
@@ -285,10 +288,7 @@ class _Generator:
 
         self.xexpr = {}
         for c in range(self.cm.n_covariates):
-            kind, a, b = int(t.cov_kind[c]), int(t.cov_a[c]), int(t.cov_b[c])
-            client = self.client(a, "_s_state") if kind in covariates.CLIENT_KINDS else ""
-            code = COVARIATE_CODE[kind].format(a=a, b=b, state="_s_state", client=client)
-            self.xexpr[c] = "(" + _SNAPSHOT_FIELD.sub(local, code) + ")"
+            self.xexpr[c] = "(" + _SNAPSHOT_FIELD.sub(local, self.covariate_code(c, "_s_state")) + ")"
         src("_s_state = state")
         for name in sorted(loads):
             src(f"{name} = {loads[name]}")
@@ -763,10 +763,15 @@ class _Generator:
             "t_muni_state[muni, su] += 1")
         self.groups(src, "t_grp[{g}, {c}, ayu, su] += 1", unsigned=True)
         src("# the traits' range at the end of the month: next month's bounds (HazardBounds)")
+        self.widen_trange(src, "_tr{k}_lo", "_tr{k}_hi")
+
+    def widen_trange(self, src: _Src, lo: str, hi: str) -> None:
+        """Widen each continuous trait's range (``lo``, ``hi``: where trait ``{k}``'s bounds are
+        kept) by person ``i``'s value (a NaN, not started, widens nothing)."""
         for k in range(len(self.cm.ctraits)):
-            v = self.fresh("_ve")
-            src(f"{v} = np.float64(p_ctraits[{k}, i])", f"if {v} < _tr{k}_lo:", f"    _tr{k}_lo = {v}",
-                f"if {v} > _tr{k}_hi:", f"    _tr{k}_hi = {v}")
+            v, lk, hk = self.fresh("_ve"), lo.format(k=k), hi.format(k=k)
+            src(f"{v} = np.float64(p_ctraits[{k}, i])", f"if {v} < {lk}:", f"    {lk} = {v}",
+                f"if {v} > {hk}:", f"    {hk} = {v}")
 
     # ---- the two kernels ---------------------------------------------------------------------
     def age_out(self, src: _Src) -> None:
@@ -917,10 +922,7 @@ class _Generator:
                 for comp in month.ENTRY:
                     self.section(src, comp)
                 src("# the entrant's traits widen the range the month's bounds read")
-                for k in range(len(self.cm.ctraits)):
-                    v = self.fresh("_ve")
-                    src(f"{v} = np.float64(p_ctraits[{k}, i])", f"if {v} < trange[{k}, 0]:",
-                        f"    trange[{k}, 0] = {v}", f"if {v} > trange[{k}, 1]:", f"    trange[{k}, 1] = {v}")
+                self.widen_trange(src, "trange[{k}, 0]", "trange[{k}, 1]")
 
     def rates_oracle(self) -> str:
         """A module with ``largest_rates(slots, ages, <population>, F, <dyn>, prog, TR, EX, BT)``:

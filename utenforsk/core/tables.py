@@ -25,6 +25,20 @@ AGE_YEARS = 30
 MAX_MONTHS = AGE_YEARS * 12
 LOGIT_CAP = 30.0  # logit(0) and logit(1) are clipped to -+30: "never" and "always" in practice
 
+def category_shares(attribute, table, cond: str) -> np.ndarray:
+    """An attribute's share of each category under condition ``cond`` (``"all"``, or a category
+    of the attribute it is given) in ``table`` (``at_birth`` or ``at_arrival``); 0 if unlisted."""
+    return np.array([table[cond][c].value if c in table[cond] else 0.0 for c in attribute.categories])
+
+
+def cumulative_shares(shares) -> np.ndarray:
+    """The cumulative shares an attribute's draw inverts (the kernel's ``attr_cum_*``), the last
+    exactly 1."""
+    c = np.cumsum(shares)
+    c[-1] = 1.0
+    return c
+
+
 Tables = namedtuple("Tables", [
     # states
     "st_neet", "st_tr_start", "st_tr_end", "st_sc_start", "st_sc_end",
@@ -274,9 +288,7 @@ class CompiledModel:
                 conds = cfg.attributes[a.given].categories
             for table, cum in ((a.at_birth, cum_b), (a.at_arrival, cum_a)):
                 for ci, cond in enumerate(conds):
-                    shares = [table[cond][c].value if c in table[cond] else 0.0 for c in a.categories]
-                    c = np.cumsum(shares)
-                    c[-1] = 1.0
+                    c = cumulative_shares(category_shares(a, table, cond))
                     cum[ai, ci, :len(c)] = c
 
         # continuous traits
