@@ -249,13 +249,7 @@ class UtenforskModel(mesa.Model):
         n_cohorts = (self.total_months + kernel.COHORT_OFFSET) // 12 + 2
         # service areas (utenforsk/services/agents.py): the municipality types, or the real
         # municipalities (service_areas: municipality); area_type[a] = the type of area a
-        if self.service_areas_by_kommune:
-            t = self.kommuner.table
-            self.area_type = t.type_index.to_numpy().astype(np.int64)
-            area_names = [f"{nr} {n}" for nr, n in zip(t.kommunenummer, t.name_short)]
-        else:
-            self.area_type = np.arange(len(c.municipalities), dtype=np.int64)
-            area_names = list(c.municipalities)
+        self.area_type, area_names = kommuner.service_areas(cfg)
         self.tally = kernel.allocate_tally(len(c.states), len(self.area_type), len(c.report_by), kmax,
                                            len(c.services), len(cfg.exits), n_cohorts, MAX_PROGRAMMES)
         #: per worker thread, each continuous trait's (lo, hi) over the people the kernels last

@@ -67,6 +67,7 @@ from utenforsk.core.kernel import (
 from utenforsk.core.population import ENTRY_VALUES, FLAG_LONG_NEET, NEVER, ROW_FIELDS, Pop, SetBy
 from utenforsk.core.tables import (
     AGE_YEARS,
+    HO_TRIGGERS,
     MAX_MONTHS,
     CompiledModel,
     float_offsets,
@@ -493,8 +494,9 @@ class _Generator:
             programme_loop(src, len(self.cm.ctraits))
 
     # ---- handoffs: the triggers the transition and services record, and the section sending them
-    #: the triggers (``ho_kind``): 0 a transition, 1 a discharge (no longer eligible), 2 a detection
-    HO_TRANSITION, HO_DISCHARGE, HO_DETECTION = 0, 1, 2
+    #: the triggers (``ho_kind``, tables.HO_TRIGGERS): a transition, a discharge (a client no longer
+    #: eligible: ``trigger: exit``), a detection
+    HO_TRANSITION, HO_DISCHARGE, HO_DETECTION = (HO_TRIGGERS.index(k) for k in ("transition", "exit", "detection"))
 
     def listened(self, kind: int, s: int = -1) -> list[int]:
         """The handoffs trigger ``kind`` (from service ``s``) fires, in handoff order."""

@@ -23,6 +23,8 @@ from utenforsk.core.covariates import (DERIVED, K_ATTR, K_BTRAIT, K_FLAG, K_PROG
 from utenforsk.core.covariates import K_AGE, K_KOMMUNE, K_SPELL, K_TIS  # noqa: F401 - re-exported
 AGE_YEARS = 30
 MAX_MONTHS = AGE_YEARS * 12
+#: a handoff's trigger (``handoffs.NAME.trigger``) by its number in ``ho_kind``
+HO_TRIGGERS = ("transition", "exit", "detection")
 LOGIT_CAP = 30.0  # logit(0) and logit(1) are clipped to -+30: "never" and "always" in practice
 
 def category_shares(attribute, table, cond: str) -> np.ndarray:
@@ -356,7 +358,7 @@ class CompiledModel:
         ho_to_states = np.zeros((max(H, 1), S), dtype=np.bool_)
         ho = {k: [] for k in ("kind", "from", "to", "lo", "hi", "fmask", "fwant")}
         for hi, h in enumerate(cfg.handoffs.values()):
-            ho["kind"].append({"transition": 0, "exit": 1, "detection": 2}[h.trigger])
+            ho["kind"].append(HO_TRIGGERS.index(h.trigger))
             ho["from"].append(self.service_index[h.from_service])
             ho["to"].append(self.service_index[h.to_service])
             ho["lo"].append(months(h.ages[0]))

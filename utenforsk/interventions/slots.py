@@ -92,6 +92,8 @@ def programme_slots(cm, interventions: list[Intervention]) -> Prog:
     P, S, A, CT = MAX_PROGRAMMES, len(cm.states), len(cm.attributes), len(cm.ctraits)
     kmax = int(t.attr_cum_birth.shape[2])
     z = lambda *shape: np.zeros(shape, np.float64)  # noqa: E731
+    from utenforsk.pilots.municipalities import service_areas
+
     out = dict(lo=np.zeros(P, np.int64), hi=np.zeros(P, np.int64),
                states=np.ones((P, S), np.bool_), attr_ok=np.ones((P, max(A, 1), kmax), np.bool_),
                tstart=np.zeros(P, np.int64), tend=np.zeros(P, np.int64),
@@ -99,7 +101,7 @@ def programme_slots(cm, interventions: list[Intervention]) -> Prog:
                shift=z(P, max(CT, 1)), hz=z(2 * P, max(len(t.hz_row), 1)),
                de=z(2 * P, max(len(t.de_to), 1)), dy=z(2 * P, max(len(t.dy_lo), 1)),
                pexit=z(P), once=np.zeros(P, np.bool_),
-               area_ok=np.ones((P, n_areas(cfg)), np.bool_))
+               area_ok=np.ones((P, len(service_areas(cfg)[0])), np.bool_))
     after = 0
     tk, ti, tt, tb = [], [], [], []
     for k, iv in enumerate(ivs):
@@ -162,15 +164,6 @@ def programme_slots(cm, interventions: list[Intervention]) -> Prog:
     out.update(tkind=np.asarray(tk or [0], np.int64), tidx=np.asarray(ti or [0], np.int64),
                tthr=np.asarray(tt or [0.0], np.float64), tbelow=np.asarray(tb or [False], np.bool_))
     return Prog(**out)
-
-
-def n_areas(cfg: ModelConfig) -> int:
-    """Service areas of the model: its municipality types, or the real municipalities."""
-    if cfg.service_areas == "municipality":
-        from utenforsk.pilots.municipalities import load
-
-        return len(load())
-    return len(cfg.municipalities)
 
 
 def open_cells(prog: Prog, cover: np.ndarray, out: np.ndarray) -> None:

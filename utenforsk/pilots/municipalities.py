@@ -158,6 +158,17 @@ def _load(path: str) -> Municipalities:
     return Municipalities(table=t.reset_index(drop=True), source=path)
 
 
+def service_areas(cfg) -> tuple[np.ndarray, list[str]]:
+    """A model's service areas (utenforsk/services/agents.py): the municipality type of each
+    area and its name. With ``service_areas: municipality`` the data file's municipalities
+    ("0301 Oslo", ...), else the model's municipality types."""
+    if cfg.service_areas == "municipality":
+        t = load().table
+        return (t.type_index.to_numpy().astype(np.int64),
+                [f"{nr} {n}" for nr, n in zip(t.kommunenummer, t.name_short)])
+    return np.arange(len(cfg.municipalities), dtype=np.int64), list(cfg.municipalities)
+
+
 @njit(cache=True, nogil=True)
 def kommune_row(seed_key, pid, k, index, cdf):
     """Municipality row of person ``pid`` of type ``k``: one uniform on the person's own decision
