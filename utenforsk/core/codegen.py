@@ -76,7 +76,7 @@ from utenforsk.interventions.slots import MAX_PROGRAMMES
 from utenforsk.core.bounds import BOUND_EXIT, bound_offset_btrait, bound_offset_state
 
 #: bump when the generator changes what it writes for the same structure
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 M64 = (1 << 64) - 1
 POP_ARGS = tuple(f"p_{f}" for f in Pop._fields)
@@ -504,17 +504,18 @@ class _Generator:
         return [h for h in range(len(t.ho_kind))
                 if t.ho_kind[h] == kind and (kind == self.HO_TRANSITION or t.ho_from[h] == s)]
 
+    def service_triggers_start(self, src: _Src) -> None:
+        """At the services' start: no discharge or detection has fired (``ho_fired``), if a
+        handoff listens to one."""
+        if any(self.listened(k, j) for k in (self.HO_DISCHARGE, self.HO_DETECTION)
+               for j in range(len(self.cm.services))):
+            src("ho_fired = 0  # handoffs: bit s a discharge from service s, bit 8 + s a detection")
+
     def trigger(self, src: _Src, kind: int, s: int = -1) -> None:
         """Record, for the handoffs section, that trigger ``kind`` (from service ``s``) fired here:
         a transition keeps the state it leaves (``moved_from``; ``new >= 0`` says one fired), a
         discharge or a detection sets its bit in ``ho_fired`` (discharge: bit ``s``, detection:
-        bit ``8 + s``; ``s < 0``: clear it, at the services' start). Nothing is written when no
-        handoff listens to the trigger."""
-        if kind != self.HO_TRANSITION and s < 0:  # the services section's start: nothing fired yet
-            if any(self.listened(k, j) for k in (self.HO_DISCHARGE, self.HO_DETECTION)
-                   for j in range(len(self.cm.services))):
-                src("ho_fired = 0  # handoffs: bit s a discharge from service s, bit 8 + s a detection")
-            return
+        bit ``8 + s``). Nothing is written when no handoff listens to the trigger."""
         if not self.listened(kind, s):
             return
         if kind == self.HO_TRANSITION:
@@ -671,7 +672,7 @@ class _Generator:
 
     def services(self, src: _Src) -> None:
         t = self.t
-        self.trigger(src, self.HO_DISCHARGE)  # (nothing fired yet)
+        self.service_triggers_start(src)
         for s, name in enumerate(self.cm.services):
             src(f"# service {s}: {name}")
             elig = _and(self.member("state", np.flatnonzero(t.sv_states[s])),
@@ -878,7 +879,7 @@ class _Generator:
     def entrants(self, src: _Src) -> None:
         """A newborn's or an arrival's state, service area, traits and flags (over the values of
         :meth:`entry_reset`); the cohort's entry count."""
-        t, cm = self.t, self.cm
+        t = self.t
         src(f"p_state[i] = {int(t.birth_state)}")
         # the service area: the type, or with services per municipality (d_kidx not empty) the
         # person's real municipality, drawn within the type (municipalities.kommune_row)
