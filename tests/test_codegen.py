@@ -351,7 +351,7 @@ def test_every_person_field_is_set_at_entry():
                 rows = g.t.attr_given if f == "attrs" else g.cm.ctraits if f == "ctraits" else [0]
                 assert (f"p_{f}" in written["entry_reset"]) == (len(rows) > 0), f"{label}: {f}"
             elif v.who in month.BY_NAME:
-                assert f"p_{f}" in written[v.who] or not len(g.t.attr_given), f"{label}: {v.who} does not set {f}"
+                assert f"p_{f}" in written[v.who], f"{label}: {v.who} does not set {f}"
             else:
                 mod, fn = v.who.split(".")
                 assert callable(getattr(kernel if mod == "kernel" else None, fn, None)), v.who

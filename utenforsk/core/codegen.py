@@ -34,6 +34,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from utenforsk.config.schema import LIMITS
 from utenforsk.core import covariates, month, rng
 from utenforsk.core.kernel import (
     CO_AGED_OUT,
@@ -249,7 +250,7 @@ class _Generator:
         return COVARIATE_CODE[kind].format(a=a, b=b, state=state, client=client)
 
     def covariate(self, src: _Src, c: int, var: str, state: str) -> None:
-        """Assign covariate ``c``'s current value to ``var`` (as kernel._covariates)."""
+        """Assign covariate ``c``'s current value to ``var`` (the month's snapshot and the re-read share it)."""
         src(f"{var} = {self.covariate_code(c, state)}  # {self.cm.covariate_names[c]}")
 
     def row_covariates(self, *rows: int) -> list[int]:
@@ -257,7 +258,7 @@ class _Generator:
         return sorted({int(t.lp_cov[j]) for r in rows for j in range(t.lp_start[r], t.lp_end[r])})
 
     def reread(self, src: _Src, *rows: int) -> str:
-        """Read the covariates of ``rows`` now (kernel._covariates_rare); returns their prefix."""
+        """Read the covariates of ``rows`` now (for a rarely computed rate); returns their prefix."""
         prefix = self.fresh("_r") + "_"
         for c in self.row_covariates(*rows):
             self.covariate(src, c, f"{prefix}{c}", "p_state[i]")
@@ -497,6 +498,8 @@ class _Generator:
     #: the triggers (``ho_kind``, tables.HO_TRIGGERS): a transition, a discharge (a client no longer
     #: eligible: ``trigger: exit``), a detection
     HO_TRANSITION, HO_DISCHARGE, HO_DETECTION = (HO_TRIGGERS.index(k) for k in ("transition", "exit", "detection"))
+    #: ho_fired: discharges in bits 0..7, detections in bits 8..15 (p_clients is a uint8 mask too)
+    assert LIMITS["services"] <= 8, "ho_fired and p_clients hold at most 8 services"
 
     def listened(self, kind: int, s: int = -1) -> list[int]:
         """The handoffs trigger ``kind`` (from service ``s``) fires, in handoff order."""
@@ -525,7 +528,7 @@ class _Generator:
             src(f"ho_fired |= {1 << bit}  # for the handoffs section")
 
     def send(self, src: _Src, h: int) -> None:
-        """A handoff fires: the referral arrives later, or is lost (kernel._send)."""
+        """A handoff fires: the referral arrives later, or is lost."""
         to_s = int(self.t.ho_to[h])
         u = self.uniform(src, rng.D_HANDOFF + h)
         with src.block(f"if {u} < d_ho_prob[{h}, muni]:"):

@@ -7,7 +7,8 @@ Each :class:`Component` declares
   ``covariates`` (every covariate kind a linear predictor can read, declared in
   utenforsk/core/covariates.py with its expression, bound and name syntax). Not declared: the
   locals every later section may use (``age``, ``co``, ``muni`` and ``state``, read from
-  ``p_birth``, ``p_area`` and ``p_state`` before the first section; ``key``, ``ay`` and the effect
+  ``p_birth``, ``p_area`` and ``p_state`` before the month kernel's first section (in the
+  entry kernel ``muni`` is set by the arrivals section and ``state`` is not a local); ``key``, ``ay`` and the effect
   mask ``pm`` of the covariates section), and what a component only assigns. ``tests/test_codegen.py::test_components_read_what_they_declare`` holds the
   declarations to the generated sections (nothing read undeclared, nothing declared unread);
 - ``decisions``: its random decisions as ``(name, number of codes)``. The codes of
