@@ -25,6 +25,8 @@ from pathlib import Path
 import numba
 import numpy as np
 from numba.core.compiler import CompilerBase, DefaultPassBuilder
+from numba.core.compiler_machinery import register_pass
+from numba.core.typed_passes import NopythonTypeInference
 from numba.core.untyped_passes import InlineClosureLikes, ReconstructSSA
 
 from utenforsk.core.bounds import HazardBounds
@@ -32,15 +34,54 @@ from utenforsk.core.codegen import kernel_source
 from utenforsk.core.tables import CompiledModel, float_params
 
 
+@register_pass(mutates_CFG=True, analysis_only=False)
+class MemoTypeInference(NopythonTypeInference):
+    """numba's type inference, with each call's resolution (an operator, a function or a
+    compiled helper, given its argument types) remembered for the rest of the function: numba
+    resolves the same ``float64 * float64`` anew at each of the thousands of places a generated
+    kernel has one, and again on each round of its fixed-point propagation, trying every
+    template in turn (most of type inference, ~50% of a kernel's compile). A resolution is a
+    function of the callee's type and the argument types alone, so the types, and the machine
+    code, are the same."""
+
+    _name = "memo_type_inference"
+
+    def run_pass(self, state):
+        ctx = state.typingctx
+        if "resolve_function_type" in vars(ctx):  # a helper compiled while typing: memo in place
+            return super().run_pass(state)
+        resolve, memo = ctx.resolve_function_type, {}
+
+        def remembered(func, args, kws):
+            try:
+                key = (func, tuple(args), tuple(sorted(kws.items())) if kws else ())
+                sig = memo.get(key)
+            except TypeError:  # an unhashable argument type: resolve it every time
+                return resolve(func, args, kws)
+            if sig is None:
+                sig = resolve(func, args, kws)
+                if sig is not None:
+                    memo[key] = sig
+            return sig
+
+        ctx.resolve_function_type = remembered
+        try:
+            return super().run_pass(state)
+        finally:
+            del ctx.resolve_function_type
+
+
 class LeanCompiler(CompilerBase):
     """numba's nopython pipeline without the passes straight generated code does not need:
     closure inlining (there are no closures, comprehensions or array calls) and SSA
     reconstruction (temporaries are single-assignment already; the few variables assigned in
-    several branches have one type). They cost seconds on a kernel this long."""
+    several branches have one type). They cost seconds on a kernel this long. Type inference
+    remembers resolved calls (:class:`MemoTypeInference`)."""
 
     def define_pipelines(self):
         pm = DefaultPassBuilder.define_nopython_pipeline(self.state)
-        pm.passes = [(p, d) for p, d in pm.passes if p not in (InlineClosureLikes, ReconstructSSA)]
+        pm.passes = [(MemoTypeInference if p is NopythonTypeInference else p, d)
+                     for p, d in pm.passes if p not in (InlineClosureLikes, ReconstructSSA)]
         pm.finalize()
         return [pm]
 
