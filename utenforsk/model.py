@@ -28,7 +28,7 @@ from utenforsk.interventions.slots import MAX_PROGRAMMES, canonical_order, open_
 from utenforsk.metrics import headline
 from utenforsk.pilots import municipalities as kommuner
 from utenforsk.services import ServiceAgent, ServiceAreas
-from utenforsk.services.agents import sum_by_type
+from utenforsk.services.agents import step_areas, sum_by_type
 
 #: Q4 (end-of-December) counts per municipality: name -> (age from, age to (exclusive), what is counted)
 KQ_FIELDS = {"n_15_29": (15, 30, "all"), "neet_15_29": (15, 30, "neet"),
@@ -275,6 +275,10 @@ class UtenforskModel(mesa.Model):
                               kre=np.zeros((max(len(cfg.municipality_effects), 1), M)),
                               kidx=(self._k_index if self.service_areas_by_kommune else np.zeros((0, 1), np.int64)),
                               kcdf=(self._k_cdf if self.service_areas_by_kommune else np.zeros((0, 1))))
+        # the month kernel compiles (if it is not cached) in a forked child from here on, while
+        # the rest is built and the other kernels compile (kernel_cache.GeneratedKernel.compile)
+        self._gen.start_compile(self.pop, self.dyn, self.prog, self.tally, self.seed_key,
+                                self.cum_entries, self.births)
         if self.service_areas_by_kommune and cfg.municipality_effects:
             # the run's municipality intercepts (logit scale), from its seed: the same in every
             # scenario of a replicate (common random numbers), centred to a zero national mean
@@ -287,6 +291,7 @@ class UtenforskModel(mesa.Model):
             self.dyn.ho_prob[h, :] = ho.probability.value
             self.dyn.ho_delay[h, :] = int(round(ho.delay_months.value))
         self.service_areas = ServiceAreas(self, self.area_type, area_names)
+        self._gen.warm = self._first_months_passes()
         self._base = {"detect_p": self.dyn.detect_p.copy(), "quality": self.dyn.quality.copy(),
                       "ho_prob": self.dyn.ho_prob.copy(), "ho_delay": self.dyn.ho_delay.copy(),
                       "places": self.service_areas.places_per_1000.copy()}
@@ -311,6 +316,21 @@ class UtenforskModel(mesa.Model):
         self.timings["burn_in_s"] = time.perf_counter() - t1
         self.timings["horizon_s"] = 0.0
         self.running = self.month < self.total_months
+
+    def _first_months_passes(self) -> list:
+        """The small compiled passes of the first months, with arguments of their types: the
+        kernel compiles them while the month kernel compiles elsewhere (a cold first step)."""
+        t, sa = self.tally, self.service_areas
+        ids = np.zeros(0, np.int64)
+        passes = [(kernel.index_births, (0, 0, self.capacity, self.pop.area, self.pop.donor_rank)),
+                  (arrival_birth_months, (self.seed_key, ids, ids, 0)),
+                  (step_areas, (0, t.muni_pop[0], t.sv[0], sa.ages, sa.follow_up, sa.places_per_1000,
+                                sa.capacity, sa.clients, sa.waiting, sa.admitted, sa.admit_p,
+                                self.dyn.admit_p))]
+        if self.service_areas_by_kommune:
+            passes.append((sum_by_type, (t.sv[0], t.muni_pop[0], t.muni_state[0], self.area_type,
+                                         len(self.compiled.municipalities))))
+        return passes
 
     # ---- forking a shared burn-in ----------------------------------------------------------------
     def burn_in_key(self) -> str:
