@@ -292,6 +292,7 @@ class UtenforskModel(mesa.Model):
             self.dyn.ho_delay[h, :] = int(round(ho.delay_months.value))
         self.service_areas = ServiceAreas(self, self.area_type, area_names)
         self._gen.warm = self._first_months_passes()
+        self._iv_areas: dict[int, np.ndarray] = {}  # intervention slot -> the areas it acts in
         self._base = {"detect_p": self.dyn.detect_p.copy(), "quality": self.dyn.quality.copy(),
                       "ho_prob": self.dyn.ho_prob.copy(), "ho_delay": self.dyn.ho_delay.copy(),
                       "places": self.service_areas.places_per_1000.copy()}
@@ -521,28 +522,33 @@ class UtenforskModel(mesa.Model):
             d.pg_cover[k] = cov
             if cov <= 0.0:
                 continue
-            munis = self._covered_areas(iv)
+            # the areas it acts in, as one index array: each change below is the same
+            # arithmetic, element by element, as a loop over the areas (bit for bit)
+            areas = self._iv_areas.get(k)
+            if areas is None:
+                areas = self._iv_areas[k] = np.asarray(self._covered_areas(iv), np.int64)
             for name, change in iv.what.services.items():
                 s = c.service_index[name]
-                for m in munis:
-                    if change.detection is not None:
-                        d.detect_p[s, m] = min(1.0, d.detect_p[s, m] * (1 + cov * (change.detection.value - 1)))
-                    if change.quality is not None:
-                        d.quality[s, m] *= 1 + cov * (change.quality.value - 1)
-                    if change.capacity is not None:
-                        places[s, m] *= 1 + cov * (change.capacity.value - 1)
+                if change.detection is not None:
+                    d.detect_p[s, areas] = np.minimum(1.0, d.detect_p[s, areas] * (1 + cov * (change.detection.value - 1)))
+                if change.quality is not None:
+                    d.quality[s, areas] *= 1 + cov * (change.quality.value - 1)
+                if change.capacity is not None:
+                    places[s, areas] *= 1 + cov * (change.capacity.value - 1)
             for name, change in iv.what.handoffs.items():
                 h = c.handoffs.index(name)
-                for m in munis:
-                    if change.probability is not None:
-                        d.ho_prob[h, m] += cov * (change.probability.value - d.ho_prob[h, m])
-                    if change.odds is not None:  # odds ratio on this month's (base) probability
-                        p0 = d.ho_prob[h, m]
-                        o = change.odds.value * p0 / (1.0 - p0) if p0 < 1.0 else float("inf")
-                        p1 = 1.0 if o == float("inf") else o / (1.0 + o)
-                        d.ho_prob[h, m] += cov * (p1 - p0)
-                    if change.delay_months is not None:
-                        d.ho_delay[h, m] = int(round(d.ho_delay[h, m] + cov * (change.delay_months.value - d.ho_delay[h, m])))
+                if change.probability is not None:
+                    p0 = d.ho_prob[h, areas]
+                    d.ho_prob[h, areas] = p0 + cov * (change.probability.value - p0)
+                if change.odds is not None:  # odds ratio on this month's (base) probability
+                    p0 = d.ho_prob[h, areas]
+                    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                        o = np.where(p0 < 1.0, change.odds.value * p0 / (1.0 - p0), np.inf)
+                        p1 = np.where(o == np.inf, 1.0, o / (1.0 + o))
+                    d.ho_prob[h, areas] = p0 + cov * (p1 - p0)
+                if change.delay_months is not None:
+                    dl = d.ho_delay[h, areas]
+                    d.ho_delay[h, areas] = np.rint(dl + cov * (change.delay_months.value - dl)).astype(np.int64)
         open_cells(self.prog, d.pg_cover, d.pg_open)
         self.service_areas.places_per_1000[...] = places
 
