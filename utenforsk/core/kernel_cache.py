@@ -266,7 +266,9 @@ def _fork_compile(fn, sig, lock_path: Path) -> int | None:
         return pid
     code = 1  # the child: compile, then leave without running the parent's exit handlers
     try:
-        with _compile_lock(lock_path):
+        from utenforsk.hpc.stop import shielded  # a SIGTERM waits until the compiler is done
+
+        with shielded(), _compile_lock(lock_path):
             if not _cached(fn, sig):
                 fn.compile(sig)
         code = 0
