@@ -212,33 +212,14 @@ class UtenforskModel(mesa.Model):
         self.total_months = (cal.burn_in_years + cal.horizon_years) * 12
         self.month = 0  # next month to simulate, counted from January of first_year
 
-        # entries: births and arrivals by single year of age, fixed by seed and config alone
-        births_pm, arrivals_pm = entry_rates(cfg, self.first_year, self.total_months)
-        self.births, self.arrivals = entry_schedule(self.seed_key, self.total_months, births_pm, arrivals_pm)
-        entries = self.births + self.arrivals.sum(axis=1)
         #: at-birth shares by calendar year (population.series.birth_share), or None
         self._birth_shares = birth_share_tables(cfg, c, self.first_year, self.total_months // 12 + 1)
-        self.cum_entries = np.concatenate([[0], np.cumsum(entries)]).astype(np.int64)
-        self.capacity = ring_capacity(entries)
-        self.pop = allocate(self.capacity, len(c.attributes), len(c.ctraits))
-        self.muni_attr = c.attr_index["municipality"]
-        # the real municipality of each person (utenforsk/pilots/municipalities.py): within the
-        # person's municipality type, outside the kernel, on its own decision; computed when
-        # needed from (seed, id, type), so it costs no per-person state
-        #: None unless the model's municipality types are the data file's four groupings
-        self.kommuner = kommuner.load() if tuple(c.municipalities) == kommuner.TYPES else None
-        if self.kommuner is not None:
-            self._k_index, self._k_cdf = self.kommuner.within_type_cdf(len(c.municipalities))
-        if cfg.service_areas == "municipality" and self.kommuner is None:
+        if cfg.service_areas == "municipality" and tuple(c.municipalities) != kommuner.TYPES:
             raise ConfigError("service_areas: municipality needs the model's municipality types to be "
                               "the data file's four groupings", key="service_areas", value=cfg.service_areas,
                               allowed=f"municipality_type, or municipalities {', '.join(kommuner.TYPES)}")
         self.service_areas_by_kommune = cfg.service_areas == "municipality"
-
-        #: service tallies per policy year, summed over its months: {year: [service, municipality, field]}
-        self.kommune_sv: dict[int, np.ndarray] = {}
-        #: Q4 point-in-time counts per policy year: {year: [municipality, KQ_FIELDS]}
-        self.kommune_q4: dict[int, np.ndarray] = {}
+        self.muni_attr = c.attr_index["municipality"]
         self.us_flag = c.flags.index("completed_upper_secondary") if "completed_upper_secondary" in c.flags else -1
         self.state_masks = headline.state_masks(cfg, c.states)
         self.us_states = self.state_masks["upper_secondary"]
@@ -248,6 +229,33 @@ class UtenforskModel(mesa.Model):
         self._gen = kernel_cache.GeneratedKernel(self.compiled, self.muni_attr, self.us_flag,
                                                  self.us_states, self.hb_states)
         kmax = max(len(a.categories) for a in cfg.attributes.values())
+        # the month kernel compiles (if it is not cached) in a forked child from here on, while
+        # the rest is built and the other kernels compile (kernel_cache.GeneratedKernel.compile);
+        # a compile needs only the arguments' types: arrays of one slot, area and cohort
+        self._gen.start_compile(allocate(1, len(c.attributes), len(c.ctraits)), self._allocate_dyn(1),
+                                self.prog, kernel.allocate_tally(len(c.states), 1, len(c.report_by), kmax,
+                                                                 len(c.services), len(cfg.exits), 1, MAX_PROGRAMMES),
+                                self.seed_key, np.zeros(2, np.int64), np.zeros(1, np.int64))
+
+        # entries: births and arrivals by single year of age, fixed by seed and config alone
+        births_pm, arrivals_pm = entry_rates(cfg, self.first_year, self.total_months)
+        self.births, self.arrivals = entry_schedule(self.seed_key, self.total_months, births_pm, arrivals_pm)
+        entries = self.births + self.arrivals.sum(axis=1)
+        self.cum_entries = np.concatenate([[0], np.cumsum(entries)]).astype(np.int64)
+        self.capacity = ring_capacity(entries)
+        self.pop = allocate(self.capacity, len(c.attributes), len(c.ctraits))
+        # the real municipality of each person (utenforsk/pilots/municipalities.py): within the
+        # person's municipality type, outside the kernel, on its own decision; computed when
+        # needed from (seed, id, type), so it costs no per-person state
+        #: None unless the model's municipality types are the data file's four groupings
+        self.kommuner = kommuner.load() if tuple(c.municipalities) == kommuner.TYPES else None
+        if self.kommuner is not None:
+            self._k_index, self._k_cdf = self.kommuner.within_type_cdf(len(c.municipalities))
+
+        #: service tallies per policy year, summed over its months: {year: [service, municipality, field]}
+        self.kommune_sv: dict[int, np.ndarray] = {}
+        #: Q4 point-in-time counts per policy year: {year: [municipality, KQ_FIELDS]}
+        self.kommune_q4: dict[int, np.ndarray] = {}
         n_cohorts = (self.total_months + kernel.COHORT_OFFSET) // 12 + 2
         # service areas (utenforsk/services/agents.py): the municipality types, or the real
         # municipalities (service_areas: municipality); area_type[a] = the type of area a
@@ -266,19 +274,7 @@ class UtenforskModel(mesa.Model):
         #: bounds.py); without it (the first month, a fork, plugins) the bounds read pop.ctraits
         self.trange = np.zeros((self.tally.age_state.shape[0], max(len(c.ctraits), 1), 2))
         self._trange_ok = False
-        SV, M, H = max(len(c.services), 1), len(self.area_type), max(len(c.handoffs), 1)
-        self.dyn = kernel.Dyn(admit_p=np.zeros((SV, M)), detect_p=np.zeros((SV, M)),
-                              quality=np.ones((SV, M)), ho_prob=np.zeros((H, M)),
-                              ho_delay=np.zeros((H, M), np.int64),
-                              pg_cover=np.zeros(MAX_PROGRAMMES),
-                              pg_open=np.zeros((MAX_MONTHS // 12, len(c.states)), np.bool_),
-                              kre=np.zeros((max(len(cfg.municipality_effects), 1), M)),
-                              kidx=(self._k_index if self.service_areas_by_kommune else np.zeros((0, 1), np.int64)),
-                              kcdf=(self._k_cdf if self.service_areas_by_kommune else np.zeros((0, 1))))
-        # the month kernel compiles (if it is not cached) in a forked child from here on, while
-        # the rest is built and the other kernels compile (kernel_cache.GeneratedKernel.compile)
-        self._gen.start_compile(self.pop, self.dyn, self.prog, self.tally, self.seed_key,
-                                self.cum_entries, self.births)
+        self.dyn = self._allocate_dyn(len(self.area_type), self.service_areas_by_kommune)
         if self.service_areas_by_kommune and cfg.municipality_effects:
             # the run's municipality intercepts (logit scale), from its seed: the same in every
             # scenario of a replicate (common random numbers), centred to a zero national mean
@@ -317,6 +313,20 @@ class UtenforskModel(mesa.Model):
         self.timings["burn_in_s"] = time.perf_counter() - t1
         self.timings["horizon_s"] = 0.0
         self.running = self.month < self.total_months
+
+    def _allocate_dyn(self, M: int, by_kommune: bool = False) -> kernel.Dyn:
+        """The per-month inputs of the kernels for ``M`` service areas (their base values set
+        later); with services per municipality, the within-type municipality shares."""
+        c, cfg = self.compiled, self.config
+        SV, H = max(len(c.services), 1), max(len(c.handoffs), 1)
+        return kernel.Dyn(admit_p=np.zeros((SV, M)), detect_p=np.zeros((SV, M)),
+                          quality=np.ones((SV, M)), ho_prob=np.zeros((H, M)),
+                          ho_delay=np.zeros((H, M), np.int64),
+                          pg_cover=np.zeros(MAX_PROGRAMMES),
+                          pg_open=np.zeros((MAX_MONTHS // 12, len(c.states)), np.bool_),
+                          kre=np.zeros((max(len(cfg.municipality_effects), 1), M)),
+                          kidx=(self._k_index if by_kommune else np.zeros((0, 1), np.int64)),
+                          kcdf=(self._k_cdf if by_kommune else np.zeros((0, 1))))
 
     def _first_months_passes(self) -> list:
         """The small compiled passes of the first months, with arguments of their types: the
