@@ -87,3 +87,22 @@ def test_a_cold_month_kernel_compiles_in_a_forked_child(tmp_path, monkeypatch):
     monkeypatch.setattr(threading, "active_count", lambda: 2)
     assert real(None, None, tmp_path / "x.lock") is None
     assert np.isfinite(m.last_month["age_state"]).all()
+
+
+def test_a_hung_compile_child_is_killed(monkeypatch):
+    """A forked compile that never ends (a lock inherited from another thread, say) is killed
+    after CHILD_TIMEOUT_S; the caller then compiles the kernel itself."""
+    import os
+    import time
+
+    pid = os.fork()
+    if pid == 0:  # a child that hangs
+        time.sleep(60)
+        os._exit(0)
+    monkeypatch.setattr(kernel_cache, "CHILD_TIMEOUT_S", 0.2)
+    monkeypatch.setitem(kernel_cache._CHILDREN, "hung", pid)
+    t0 = time.monotonic()
+    kernel_cache._reap("hung")
+    assert time.monotonic() - t0 < 10 and "hung" not in kernel_cache._CHILDREN
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)

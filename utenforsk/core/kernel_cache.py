@@ -14,10 +14,12 @@ import hashlib
 import importlib.util
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -278,13 +280,24 @@ def _fork_compile(fn, sig, lock_path: Path) -> int | None:
         os._exit(code)
 
 
+#: a forked compile taking longer than this is taken for hung and killed (it takes ~10 s)
+CHILD_TIMEOUT_S = 900.0
+
+
 def _reap(name: str) -> None:
-    """Wait for the child compiling module ``name``'s month kernel, if there is one."""
+    """Wait for the child compiling module ``name``'s month kernel, if there is one; one that
+    has not finished after :data:`CHILD_TIMEOUT_S` is killed (the caller then compiles)."""
     pid = _CHILDREN.pop(name, None)
     if pid is None:
         return
+    deadline = time.monotonic() + CHILD_TIMEOUT_S
     try:
-        os.waitpid(pid, 0)
+        while os.waitpid(pid, os.WNOHANG)[0] == 0:
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return
+            time.sleep(0.02)
     except ChildProcessError:  # already waited for
         pass
 
