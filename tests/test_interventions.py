@@ -292,3 +292,69 @@ def test_bad_programme_is_one_config_error(programme, words):
     msg = str(exc.value)
     for w in words:
         assert w in msg, (w, msg)
+
+
+def test_service_and_handoff_changes_vectorised_equal_the_loop_over_areas():
+    """_apply_interventions sets each change on all its areas at once (numpy): the same bits as
+    the loop over areas it replaced (detection, quality, capacity, handoff probabilities, odds
+    and delays)."""
+    import numpy as np
+
+    from utenforsk.interventions import engine
+    from utenforsk.model import UtenforskModel
+
+    ivs = ["ot_reengagement", "kindergarten_quality", "cross_sector_coordination", "nav_youth_guarantee"]
+    from tests.conftest import BASELINE
+
+    m = UtenforskModel(BASELINE, seed=2, scale=0.001, burn_in_years=0,
+                       horizon_years=1, start_year=2026, interventions=ivs)
+    # odd values, so every formula matters (odds of p0 near 0 and 1, a delay rounding half)
+    for iv in m.interventions:
+        for ch in iv.what.handoffs.values():
+            if ch.odds is not None:
+                object.__setattr__(ch.odds, "value", 1.7)
+            if ch.delay_months is not None:
+                object.__setattr__(ch.delay_months, "value", 1.0)
+    m.dyn.ho_prob[0, :3] = (0.0, 1.0, 0.999)
+    m._base["ho_prob"] = m.dyn.ho_prob.copy()
+    m._base["ho_delay"][:, :5] = (0, 1, 2, 3, 4)
+    month = 14  # February 2027: ramped-up coverage
+    m._apply_interventions(month)
+    got = (m.dyn.detect_p.copy(), m.dyn.quality.copy(), m.dyn.ho_prob.copy(), m.dyn.ho_delay.copy(),
+           m.service_areas.places_per_1000.copy())
+    # the loop it replaced
+    c, d, base = m.compiled, m.dyn, m._base
+    year, moy = m.first_year + month // 12, month % 12
+    d.detect_p[:], d.quality[:], d.ho_prob[:], d.ho_delay[:] = (base["detect_p"], base["quality"],
+                                                                base["ho_prob"], base["ho_delay"])
+    places = base["places"].copy()
+    for iv in m.interventions:
+        cov = engine.coverage(iv, year, moy)
+        if cov <= 0.0:
+            continue
+        for name, change in iv.what.services.items():
+            s = c.service_index[name]
+            for a in m._covered_areas(iv):
+                if change.detection is not None:
+                    d.detect_p[s, a] = min(1.0, d.detect_p[s, a] * (1 + cov * (change.detection.value - 1)))
+                if change.quality is not None:
+                    d.quality[s, a] *= 1 + cov * (change.quality.value - 1)
+                if change.capacity is not None:
+                    places[s, a] *= 1 + cov * (change.capacity.value - 1)
+        for name, change in iv.what.handoffs.items():
+            h = c.handoffs.index(name)
+            for a in m._covered_areas(iv):
+                if change.probability is not None:
+                    d.ho_prob[h, a] += cov * (change.probability.value - d.ho_prob[h, a])
+                if change.odds is not None:
+                    p0 = d.ho_prob[h, a]
+                    o = change.odds.value * p0 / (1.0 - p0) if p0 < 1.0 else float("inf")
+                    p1 = 1.0 if o == float("inf") else o / (1.0 + o)
+                    d.ho_prob[h, a] += cov * (p1 - p0)
+                if change.delay_months is not None:
+                    d.ho_delay[h, a] = int(round(d.ho_delay[h, a] + cov * (change.delay_months.value - d.ho_delay[h, a])))
+    want = (d.detect_p, d.quality, d.ho_prob, d.ho_delay, places)
+    assert any(not np.array_equal(g, b) for g, b in zip(got, (base["detect_p"], base["quality"], base["ho_prob"],
+                                                               base["ho_delay"], base["places"])))
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype and np.array_equal(g, w)

@@ -349,3 +349,17 @@ def test_entry_reads_the_entrants_own_municipality():
     want = a.kre[e, a.pop.area[slots]]
     assert np.allclose(got, want, atol=1e-5), np.abs(got - want).max()
     assert np.abs(want).max() > 0.1
+
+
+def test_index_births_orders_like_a_stable_argsort():
+    """kernel.index_births (a counting sort since the cold-start work) gives exactly the order of
+    a stable argsort by area, ties by person id, also across the ring's wrap-around."""
+    from utenforsk.core import kernel
+
+    rng = np.random.default_rng(3)
+    for cap, start, n, areas in ((50, 40, 30, 4), (1000, 0, 700, 357), (20, 5, 1, 2), (64, 60, 64, 1)):
+        area = rng.integers(0, areas, cap).astype(np.uint16)
+        rank = np.zeros(cap, np.uint16)
+        kernel.index_births(start, n, cap, area, rank)
+        slots = (start + np.arange(n)) % cap
+        assert np.array_equal(rank[slots], np.argsort(area[slots], kind="stable"))

@@ -28,7 +28,7 @@ from utenforsk.interventions.slots import MAX_PROGRAMMES, canonical_order, open_
 from utenforsk.metrics import headline
 from utenforsk.pilots import municipalities as kommuner
 from utenforsk.services import ServiceAgent, ServiceAreas
-from utenforsk.services.agents import sum_by_type
+from utenforsk.services.agents import step_areas, sum_by_type
 
 #: Q4 (end-of-December) counts per municipality: name -> (age from, age to (exclusive), what is counted)
 KQ_FIELDS = {"n_15_29": (15, 30, "all"), "neet_15_29": (15, 30, "neet"),
@@ -210,33 +210,14 @@ class UtenforskModel(mesa.Model):
         self.total_months = (cal.burn_in_years + cal.horizon_years) * 12
         self.month = 0  # next month to simulate, counted from January of first_year
 
-        # entries: births and arrivals by single year of age, fixed by seed and config alone
-        births_pm, arrivals_pm = entry_rates(cfg, self.first_year, self.total_months)
-        self.births, self.arrivals = entry_schedule(self.seed_key, self.total_months, births_pm, arrivals_pm)
-        entries = self.births + self.arrivals.sum(axis=1)
         #: at-birth shares by calendar year (population.series.birth_share), or None
         self._birth_shares = birth_share_tables(cfg, c, self.first_year, self.total_months // 12 + 1)
-        self.cum_entries = np.concatenate([[0], np.cumsum(entries)]).astype(np.int64)
-        self.capacity = ring_capacity(entries)
-        self.pop = allocate(self.capacity, len(c.attributes), len(c.ctraits))
-        self.muni_attr = c.attr_index["municipality"]
-        # the real municipality of each person (utenforsk/pilots/municipalities.py): within the
-        # person's municipality type, outside the kernel, on its own decision; computed when
-        # needed from (seed, id, type), so it costs no per-person state
-        #: None unless the model's municipality types are the data file's four groupings
-        self.kommuner = kommuner.load() if tuple(c.municipalities) == kommuner.TYPES else None
-        if self.kommuner is not None:
-            self._k_index, self._k_cdf = self.kommuner.within_type_cdf(len(c.municipalities))
-        if cfg.service_areas == "municipality" and self.kommuner is None:
+        if cfg.service_areas == "municipality" and tuple(c.municipalities) != kommuner.TYPES:
             raise ConfigError("service_areas: municipality needs the model's municipality types to be "
                               "the data file's four groupings", key="service_areas", value=cfg.service_areas,
                               allowed=f"municipality_type, or municipalities {', '.join(kommuner.TYPES)}")
         self.service_areas_by_kommune = cfg.service_areas == "municipality"
-
-        #: service tallies per policy year, summed over its months: {year: [service, municipality, field]}
-        self.kommune_sv: dict[int, np.ndarray] = {}
-        #: Q4 point-in-time counts per policy year: {year: [municipality, KQ_FIELDS]}
-        self.kommune_q4: dict[int, np.ndarray] = {}
+        self.muni_attr = c.attr_index["municipality"]
         self.us_flag = c.flags.index("completed_upper_secondary") if "completed_upper_secondary" in c.flags else -1
         self.state_masks = headline.state_masks(cfg, c.states)
         self.us_states = self.state_masks["upper_secondary"]
@@ -246,6 +227,33 @@ class UtenforskModel(mesa.Model):
         self._gen = kernel_cache.GeneratedKernel(self.compiled, self.muni_attr, self.us_flag,
                                                  self.us_states, self.hb_states)
         kmax = max(len(a.categories) for a in cfg.attributes.values())
+        # the month kernel compiles (if it is not cached) in a forked child from here on, while
+        # the rest is built and the other kernels compile (kernel_cache.GeneratedKernel.compile);
+        # a compile needs only the arguments' types: arrays of one slot, area and cohort
+        self._gen.start_compile(allocate(1, len(c.attributes), len(c.ctraits)), self._allocate_dyn(1),
+                                self.prog, kernel.allocate_tally(len(c.states), 1, len(c.report_by), kmax,
+                                                                 len(c.services), len(cfg.exits), 1, MAX_PROGRAMMES),
+                                self.seed_key, np.zeros(2, np.int64), np.zeros(1, np.int64))
+
+        # entries: births and arrivals by single year of age, fixed by seed and config alone
+        births_pm, arrivals_pm = entry_rates(cfg, self.first_year, self.total_months)
+        self.births, self.arrivals = entry_schedule(self.seed_key, self.total_months, births_pm, arrivals_pm)
+        entries = self.births + self.arrivals.sum(axis=1)
+        self.cum_entries = np.concatenate([[0], np.cumsum(entries)]).astype(np.int64)
+        self.capacity = ring_capacity(entries)
+        self.pop = allocate(self.capacity, len(c.attributes), len(c.ctraits))
+        # the real municipality of each person (utenforsk/pilots/municipalities.py): within the
+        # person's municipality type, outside the kernel, on its own decision; computed when
+        # needed from (seed, id, type), so it costs no per-person state
+        #: None unless the model's municipality types are the data file's four groupings
+        self.kommuner = kommuner.load() if tuple(c.municipalities) == kommuner.TYPES else None
+        if self.kommuner is not None:
+            self._k_index, self._k_cdf = self.kommuner.within_type_cdf(len(c.municipalities))
+
+        #: service tallies per policy year, summed over its months: {year: [service, municipality, field]}
+        self.kommune_sv: dict[int, np.ndarray] = {}
+        #: Q4 point-in-time counts per policy year: {year: [municipality, KQ_FIELDS]}
+        self.kommune_q4: dict[int, np.ndarray] = {}
         n_cohorts = (self.total_months + kernel.COHORT_OFFSET) // 12 + 2
         # service areas (utenforsk/services/agents.py): the municipality types, or the real
         # municipalities (service_areas: municipality); area_type[a] = the type of area a
@@ -258,15 +266,7 @@ class UtenforskModel(mesa.Model):
         #: bounds.py); without it (the first month, a fork, plugins) the bounds read pop.ctraits
         self.trange = np.zeros((self.tally.age_state.shape[0], max(len(c.ctraits), 1), 2))
         self._trange_ok = False
-        SV, M, H = max(len(c.services), 1), len(self.area_type), max(len(c.handoffs), 1)
-        self.dyn = kernel.Dyn(admit_p=np.zeros((SV, M)), detect_p=np.zeros((SV, M)),
-                              quality=np.ones((SV, M)), ho_prob=np.zeros((H, M)),
-                              ho_delay=np.zeros((H, M), np.int64),
-                              pg_cover=np.zeros(MAX_PROGRAMMES),
-                              pg_open=np.zeros((MAX_MONTHS // 12, len(c.states)), np.bool_),
-                              kre=np.zeros((max(len(cfg.municipality_effects), 1), M)),
-                              kidx=(self._k_index if self.service_areas_by_kommune else np.zeros((0, 1), np.int64)),
-                              kcdf=(self._k_cdf if self.service_areas_by_kommune else np.zeros((0, 1))))
+        self.dyn = self._allocate_dyn(len(self.area_type), self.service_areas_by_kommune)
         if self.service_areas_by_kommune and cfg.municipality_effects:
             # the run's municipality intercepts (logit scale), from its seed: the same in every
             # scenario of a replicate (common random numbers), centred to a zero national mean
@@ -279,8 +279,10 @@ class UtenforskModel(mesa.Model):
             self.dyn.ho_prob[h, :] = ho.probability.value
             self.dyn.ho_delay[h, :] = int(round(ho.delay_months.value))
         self.service_areas = ServiceAreas(self, self.area_type, area_names)
-        #: the service areas each intervention's service and handoff changes act in (fixed)
-        self._covered = [self._covered_areas(iv) for iv in self.interventions]
+        self._gen.warm = self._first_months_passes()
+        #: the service areas each intervention's service and handoff changes act in (fixed), as
+        #: one index array: each change is the same arithmetic, element by element, as a loop
+        self._covered = [np.asarray(self._covered_areas(iv), np.int64) for iv in self.interventions]
         self._base = {"detect_p": self.dyn.detect_p.copy(), "quality": self.dyn.quality.copy(),
                       "ho_prob": self.dyn.ho_prob.copy(), "ho_delay": self.dyn.ho_delay.copy(),
                       "places": self.service_areas.places_per_1000.copy()}
@@ -305,6 +307,35 @@ class UtenforskModel(mesa.Model):
         self.timings["burn_in_s"] = time.perf_counter() - t1
         self.timings["horizon_s"] = 0.0
         self.running = self.month < self.total_months
+
+    def _allocate_dyn(self, M: int, by_kommune: bool = False) -> kernel.Dyn:
+        """The per-month inputs of the kernels for ``M`` service areas (their base values set
+        later); with services per municipality, the within-type municipality shares."""
+        c, cfg = self.compiled, self.config
+        SV, H = max(len(c.services), 1), max(len(c.handoffs), 1)
+        return kernel.Dyn(admit_p=np.zeros((SV, M)), detect_p=np.zeros((SV, M)),
+                          quality=np.ones((SV, M)), ho_prob=np.zeros((H, M)),
+                          ho_delay=np.zeros((H, M), np.int64),
+                          pg_cover=np.zeros(MAX_PROGRAMMES),
+                          pg_open=np.zeros((MAX_MONTHS // 12, len(c.states)), np.bool_),
+                          kre=np.zeros((max(len(cfg.municipality_effects), 1), M)),
+                          kidx=(self._k_index if by_kommune else np.zeros((0, 1), np.int64)),
+                          kcdf=(self._k_cdf if by_kommune else np.zeros((0, 1))))
+
+    def _first_months_passes(self) -> list:
+        """The small compiled passes of the first months, with arguments of their types: the
+        kernel compiles them while the month kernel compiles elsewhere (a cold first step)."""
+        t, sa = self.tally, self.service_areas
+        ids = np.zeros(0, np.int64)
+        passes = [(kernel.index_births, (0, 0, self.capacity, self.pop.area, self.pop.donor_rank)),
+                  (arrival_birth_months, (self.seed_key, ids, ids, 0)),
+                  (step_areas, (0, t.muni_pop[0], t.sv[0], sa.ages, sa.follow_up, sa.places_per_1000,
+                                sa.capacity, sa.clients, sa.waiting, sa.admitted, sa.admit_p,
+                                self.dyn.admit_p))]
+        if self.service_areas_by_kommune:
+            passes.append((sum_by_type, (t.sv[0], t.muni_pop[0], t.muni_state[0], self.area_type,
+                                         len(self.compiled.municipalities))))
+        return passes
 
     # ---- forking a shared burn-in ----------------------------------------------------------------
     def burn_in_key(self) -> str:
@@ -496,28 +527,29 @@ class UtenforskModel(mesa.Model):
             d.pg_cover[k] = cov
             if cov <= 0.0:
                 continue
-            munis = self._covered[k]
+            areas = self._covered[k]
             for name, change in iv.what.services.items():
                 s = c.service_index[name]
-                for m in munis:
-                    if change.detection is not None:
-                        d.detect_p[s, m] = min(1.0, d.detect_p[s, m] * (1 + cov * (change.detection.value - 1)))
-                    if change.quality is not None:
-                        d.quality[s, m] *= 1 + cov * (change.quality.value - 1)
-                    if change.capacity is not None:
-                        places[s, m] *= 1 + cov * (change.capacity.value - 1)
+                if change.detection is not None:
+                    d.detect_p[s, areas] = np.minimum(1.0, d.detect_p[s, areas] * (1 + cov * (change.detection.value - 1)))
+                if change.quality is not None:
+                    d.quality[s, areas] *= 1 + cov * (change.quality.value - 1)
+                if change.capacity is not None:
+                    places[s, areas] *= 1 + cov * (change.capacity.value - 1)
             for name, change in iv.what.handoffs.items():
                 h = c.handoffs.index(name)
-                for m in munis:
-                    if change.probability is not None:
-                        d.ho_prob[h, m] += cov * (change.probability.value - d.ho_prob[h, m])
-                    if change.odds is not None:  # odds ratio on this month's (base) probability
-                        p0 = d.ho_prob[h, m]
-                        o = change.odds.value * p0 / (1.0 - p0) if p0 < 1.0 else float("inf")
-                        p1 = 1.0 if o == float("inf") else o / (1.0 + o)
-                        d.ho_prob[h, m] += cov * (p1 - p0)
-                    if change.delay_months is not None:
-                        d.ho_delay[h, m] = int(round(d.ho_delay[h, m] + cov * (change.delay_months.value - d.ho_delay[h, m])))
+                if change.probability is not None:
+                    p0 = d.ho_prob[h, areas]
+                    d.ho_prob[h, areas] = p0 + cov * (change.probability.value - p0)
+                if change.odds is not None:  # odds ratio on this month's (base) probability
+                    p0 = d.ho_prob[h, areas]
+                    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                        o = np.where(p0 < 1.0, change.odds.value * p0 / (1.0 - p0), np.inf)
+                        p1 = np.where(o == np.inf, 1.0, o / (1.0 + o))
+                    d.ho_prob[h, areas] = p0 + cov * (p1 - p0)
+                if change.delay_months is not None:
+                    dl = d.ho_delay[h, areas]
+                    d.ho_delay[h, areas] = np.rint(dl + cov * (change.delay_months.value - dl)).astype(np.int64)
         open_cells(self.prog, d.pg_cover, d.pg_open)
         self.service_areas.places_per_1000[...] = places
 

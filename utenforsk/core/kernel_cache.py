@@ -14,10 +14,12 @@ import hashlib
 import importlib.util
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +27,8 @@ from pathlib import Path
 import numba
 import numpy as np
 from numba.core.compiler import CompilerBase, DefaultPassBuilder
+from numba.core.compiler_machinery import register_pass
+from numba.core.typed_passes import NopythonTypeInference
 from numba.core.untyped_passes import InlineClosureLikes, ReconstructSSA
 
 from utenforsk.core.bounds import HazardBounds
@@ -32,15 +36,54 @@ from utenforsk.core.codegen import kernel_source
 from utenforsk.core.tables import CompiledModel, float_params
 
 
+@register_pass(mutates_CFG=True, analysis_only=False)
+class MemoTypeInference(NopythonTypeInference):
+    """numba's type inference, with each call's resolution (an operator, a function or a
+    compiled helper, given its argument types) remembered for the rest of the function: numba
+    resolves the same ``float64 * float64`` anew at each of the thousands of places a generated
+    kernel has one, and again on each round of its fixed-point propagation, trying every
+    template in turn (most of type inference, ~50% of a kernel's compile). A resolution is a
+    function of the callee's type and the argument types alone, so the types, and the machine
+    code, are the same."""
+
+    _name = "memo_type_inference"
+
+    def run_pass(self, state):
+        ctx = state.typingctx
+        if "resolve_function_type" in vars(ctx):  # a helper compiled while typing: memo in place
+            return super().run_pass(state)
+        resolve, memo = ctx.resolve_function_type, {}
+
+        def remembered(func, args, kws):
+            try:
+                key = (func, tuple(args), tuple(sorted(kws.items())) if kws else ())
+                sig = memo.get(key)
+            except TypeError:  # an unhashable argument type: resolve it every time
+                return resolve(func, args, kws)
+            if sig is None:
+                sig = resolve(func, args, kws)
+                if sig is not None:
+                    memo[key] = sig
+            return sig
+
+        ctx.resolve_function_type = remembered
+        try:
+            return super().run_pass(state)
+        finally:
+            del ctx.resolve_function_type
+
+
 class LeanCompiler(CompilerBase):
     """numba's nopython pipeline without the passes straight generated code does not need:
     closure inlining (there are no closures, comprehensions or array calls) and SSA
     reconstruction (temporaries are single-assignment already; the few variables assigned in
-    several branches have one type). They cost seconds on a kernel this long."""
+    several branches have one type). They cost seconds on a kernel this long. Type inference
+    remembers resolved calls (:class:`MemoTypeInference`)."""
 
     def define_pipelines(self):
         pm = DefaultPassBuilder.define_nopython_pipeline(self.state)
-        pm.passes = [(p, d) for p, d in pm.passes if p not in (InlineClosureLikes, ReconstructSSA)]
+        pm.passes = [(MemoTypeInference if p is NopythonTypeInference else p, d)
+                     for p, d in pm.passes if p not in (InlineClosureLikes, ReconstructSSA)]
         pm.finalize()
         return [pm]
 
@@ -190,6 +233,75 @@ def _compile_elsewhere(module, name: str, args, bounds_args=None):
         return None
 
 
+def _cached(fn, sig) -> bool:
+    """Is ``fn`` compiled for ``sig`` in this process or in numba's on-disk cache? (Reads the
+    cache's index only, without loading the machine code.)"""
+    try:
+        if sig in fn.overloads:
+            return True
+        fn.targetctx.refresh()
+        cache = fn._cache
+        return cache._index_key(sig, fn.targetctx.codegen()) in cache._cache_file._load_index()
+    except Exception:  # noqa: BLE001 - a disabled or unreadable cache: not cached
+        return False
+
+
+#: forked children compiling a generated module's month kernel: {module name: pid}
+_CHILDREN: dict[str, int] = {}
+
+
+def _fork_compile(fn, sig, lock_path: Path) -> int | None:
+    """Compile ``fn`` for ``sig`` into numba's cache in a forked child, so this process can go
+    on (building the model, compiling the entry kernel and the small passes) while the largest
+    kernel compiles on the other core; a child starts with everything imported, where a fresh
+    helper process pays ~1.5 s of imports. The child holds the compile lock, so processes
+    meeting one structure at once compile it once. Returns the child's pid, or None where a
+    fork is not safe (other threads running: a lock one of them holds would stay held in the
+    child) or not possible; the caller then compiles it itself."""
+    if not hasattr(os, "fork") or threading.active_count() > 1:
+        return None
+    try:
+        pid = os.fork()
+    except OSError:
+        return None
+    if pid:
+        return pid
+    code = 1  # the child: compile, then leave without running the parent's exit handlers
+    try:
+        from utenforsk.hpc.stop import shielded  # a SIGTERM waits until the compiler is done
+
+        with shielded(), _compile_lock(lock_path):
+            if not _cached(fn, sig):
+                fn.compile(sig)
+        code = 0
+    except BaseException:  # noqa: BLE001 - the parent compiles it itself if this failed
+        pass
+    finally:
+        os._exit(code)
+
+
+#: a forked compile taking longer than this is taken for hung and killed (it takes ~10 s)
+CHILD_TIMEOUT_S = 900.0
+
+
+def _reap(name: str) -> None:
+    """Wait for the child compiling module ``name``'s month kernel, if there is one; one that
+    has not finished after :data:`CHILD_TIMEOUT_S` is killed (the caller then compiles)."""
+    pid = _CHILDREN.pop(name, None)
+    if pid is None:
+        return
+    deadline = time.monotonic() + CHILD_TIMEOUT_S
+    try:
+        while os.waitpid(pid, os.WNOHANG)[0] == 0:
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return
+            time.sleep(0.02)
+    except ChildProcessError:  # already waited for
+        pass
+
+
 class GeneratedKernel:
     """The specialised ``month_chunk`` / ``enter_chunk`` of one model, with its argument lists."""
 
@@ -200,9 +312,29 @@ class GeneratedKernel:
         self.month_chunk = self.module.month_chunk
         self.enter_chunk = self.module.enter_chunk
         self._compiled = False
+        #: (compiled function, arguments) of the small passes a model's first months call, which
+        #: :meth:`compile` compiles while the month kernel compiles in a forked child
+        self.warm: list = []
         self._bounds = HazardBounds(cm)
         #: a trait range for callers that keep none (tests, benchmarks; never read back)
         self._scratch_range = np.zeros((max(len(cm.ctraits), 1), 2))
+
+    def start_compile(self, pop, dyn, prog, tal, seed_key, cum_entries, births_sched) -> None:
+        """Start compiling the month kernel now, in a forked child, if it is neither compiled
+        nor in numba's cache (the model calls this as soon as its arrays exist, so the compile
+        overlaps the rest of the build; :meth:`compile` finishes the job)."""
+        name = self.module.__name__
+        if self._compiled or name in _CHILDREN:
+            return
+        F = self.params()
+        B = self._bounds.args(pop, dyn, prog, F)[-1]
+        args = self.month_args(0, 0, 0, pop, F, B, dyn, prog, tal, 0, seed_key, 1)
+        sig = tuple(numba.typeof(a) for a in args)
+        if _cached(self.month_chunk, sig):
+            return
+        pid = _fork_compile(self.month_chunk, sig, self.module.SOURCE_PATH.with_suffix(".lock"))
+        if pid is not None:
+            _CHILDREN[name] = pid
 
     def compile(self, pop, dyn, prog, tal, seed_key, cum_entries, births_sched) -> None:
         """Compile (or load from numba's cache) both kernels now, holding a lock on the generated
@@ -215,7 +347,22 @@ class GeneratedKernel:
         F, none = self.params(), np.zeros(0, np.int64)
         bounds_args = self._bounds.args(pop, dyn, prog, F)
         B = bounds_args[-1]  # typed as the bounds, for compiling; the helper compiles the pass
-        with shielded(), _compile_lock(self.module.SOURCE_PATH.with_suffix(".lock")):
+        name, path = self.module.__name__, self.module.SOURCE_PATH
+        if name in _CHILDREN:  # the month kernel is compiling in a forked child (start_compile)
+            with shielded():
+                # the rest meanwhile, here, under a lock of its own (the child holds the other)
+                with _compile_lock(path.with_suffix(".lock2")):
+                    self.enter_chunk(*self.enter_args(none, none, 0, pop, F, dyn, prog, tal, False, 0,
+                                                      seed_key, 1, cum_entries, births_sched))
+                    self._bounds(pop, dyn, prog, F)
+                    for fn, args in self.warm:
+                        fn.compile(tuple(numba.typeof(a) for a in args))
+                _reap(name)
+                with _compile_lock(path.with_suffix(".lock")):  # from the child's cache entry
+                    self.month_chunk(*self.month_args(0, 0, 0, pop, F, B, dyn, prog, tal, 0, seed_key, 1))
+            self._compiled = True
+            return
+        with shielded(), _compile_lock(path.with_suffix(".lock")):
             enter = self.enter_args(none, none, 0, pop, F, dyn, prog, tal, False, 0, seed_key, 1,
                                     cum_entries, births_sched)
             helper = _compile_elsewhere(self.module, "enter_chunk", enter, bounds_args)
