@@ -330,7 +330,7 @@ class UtenforskModel(mesa.Model):
         passes = [(kernel.index_births, (0, 0, self.capacity, self.pop.area, self.pop.donor_rank)),
                   (arrival_birth_months, (self.seed_key, ids, ids, 0)),
                   (step_areas, (0, t.muni_pop[0], t.sv[0], sa.ages, sa.follow_up, sa.places_per_1000,
-                                sa.capacity, sa.clients, sa.waiting, sa.admitted, sa.admit_p,
+                                sa.capacity, sa.clients, sa.waiting, sa.admitted,
                                 self.dyn.admit_p))]
         if self.service_areas_by_kommune:
             passes.append((sum_by_type, (t.sv[0], t.muni_pop[0], t.muni_state[0], self.area_type,
