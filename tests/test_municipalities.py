@@ -72,6 +72,31 @@ def test_populations_sum_to_national(run):
     assert abs(q4.iloc[0] / p.population_0_29.iloc[0] - 1) < 0.01
 
 
+@pytest.mark.parametrize("areas", ["municipality", "municipality_type"])
+def test_q4_counts_match_a_recount(areas):
+    """The December Q4 counts per municipality equal a recount in numpy from each person's
+    municipality draw (kommune_of), with services per municipality (where the pass reads the
+    service area) and per type (where it draws the municipality itself)."""
+    from utenforsk.model import KQ_FIELDS, UtenforskModel
+
+    m = UtenforskModel(ROOT / "configs/norway/baseline.yaml", seed=7, scale=0.005, burn_in_years=30,
+                       horizon_years=1, overrides={"service_areas": areas})
+    m.run_model()
+    ids = m.alive_ids()
+    slots = ids % m.capacity
+    k = m.kommune_of(ids).astype(np.int64)
+    age = (m.month - 1 - m.pop.birth[slots].astype(np.int64)) // 12
+    st = m.pop.state[slots]
+    done = (m.pop.flags[slots] >> m.us_flag) & 1 == 1
+    what = {"all": np.ones(len(ids), bool), "neet": m.state_masks["neet"][st],
+            "health_benefit": m.hb_states[st], "completed": done}
+    want = np.zeros((len(m.kommuner), len(KQ_FIELDS)))
+    for f, (lo, hi, w) in enumerate(KQ_FIELDS.values()):
+        np.add.at(want[:, f], k[(age >= lo) & (age < hi) & what[w]], 1.0)
+    (year,) = m.kommune_q4
+    assert np.array_equal(m.kommune_q4[year], want)
+
+
 def test_within_type_shares_match_data_file(run, data):
     """Each municipality's share of its type's simulated residents matches its share of the
     type's population 0-29 in the data file, within 4 binomial SEs (fixed seed)."""

@@ -481,7 +481,8 @@ class UtenforskModel(mesa.Model):
         kernel.run_chunks(kommuner.tally_q4, hi - lo, self.n_threads, lambda a, b, tid: (
             self.seed_key, lo + a, lo + b, self.capacity, self.pop.alive, self.pop.birth,
             self.pop.attrs[self.muni_attr], self.pop.state, self.pop.flags, month,
-            self.state_masks["neet"], hb, self.us_flag, self._k_index, self._k_cdf, KQ_CODES, rows[tid]))
+            self.state_masks["neet"], hb, self.us_flag, self._k_index, self._k_cdf, KQ_CODES, rows[tid],
+            self.pop.area, self.service_areas_by_kommune))
         counts += rows.sum(axis=0)
 
     def _apply_interventions(self, month: int) -> None:

@@ -181,15 +181,26 @@ def assign(seed_key, ids, types, index, cdf):
 
 @njit(cache=True, nogil=True)
 def tally_q4(seed_key, lo, hi, capacity, alive, birth, type_attr, state, flags, month, neet, hb,
-             us_bit, index, cdf, fields, counts):
+             us_bit, index, cdf, fields, counts, area, by_area):
     """One pass over persons ``lo .. hi-1``: add each living person to ``counts[municipality, f]``
     for every field ``f`` (``fields[f] = (age from, age to, what)``, what: 0 all, 1 NEET,
-    2 health benefit, 3 completed upper secondary) their status and age satisfy."""
+    2 health benefit, 3 completed upper secondary) their status and age satisfy.
+
+    ``by_area``: the person's municipality is their service area ``area[slot]`` (services per
+    municipality: the entry kernel set it to :func:`kommune_row`, the same row), which saves the
+    draw and the search per person (most of the pass: 60 of ~65 ms a December at 10^6 alive);
+    else it is drawn here."""
+    s = lo % capacity - 1
     for pid in range(lo, hi):
-        s = pid % capacity
+        s += 1
+        if s == capacity:
+            s = 0
         if alive[s] != 1:
             continue
-        row = kommune_row(seed_key, pid, type_attr[s], index, cdf)
+        if by_area:
+            row = np.int64(area[s])
+        else:
+            row = kommune_row(seed_key, pid, type_attr[s], index, cdf)
         age = (month - np.int64(birth[s])) // 12
         st = state[s]
         done = us_bit >= 0 and (flags[s] >> us_bit) & 1 == 1
