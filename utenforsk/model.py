@@ -274,7 +274,8 @@ class UtenforskModel(mesa.Model):
                               pg_open=np.zeros((MAX_MONTHS // 12, len(c.states)), np.bool_),
                               kre=np.zeros((max(len(cfg.municipality_effects), 1), M)),
                               kidx=(self._k_index if self.service_areas_by_kommune else np.zeros((0, 1), np.int64)),
-                              kcdf=(self._k_cdf if self.service_areas_by_kommune else np.zeros((0, 1))))
+                              kcdf=(self._k_cdf if self.service_areas_by_kommune else np.zeros((0, 1))),
+                              births_area=np.zeros((kernel.BIRTHS_RING, M + 1), np.int32))
         if self.service_areas_by_kommune and cfg.municipality_effects:
             # the run's municipality intercepts (logit scale), from its seed: the same in every
             # scenario of a replicate (common random numbers), centred to a zero national mean
@@ -348,6 +349,7 @@ class UtenforskModel(mesa.Model):
         self.tally.cohort[...] = other.tally.cohort
         self.tally.cohort_grp[...] = other.tally.cohort_grp
         self.dyn.admit_p[...] = other.dyn.admit_p
+        self.dyn.births_area[...] = other.dyn.births_area
         # programme tallies and coverage are this model's: all zero in months its programmes are off
         quiet = {"prog": np.zeros_like(self.tally.prog[0]), "pg_cover": np.zeros_like(self.dyn.pg_cover)}
 
@@ -400,7 +402,8 @@ class UtenforskModel(mesa.Model):
             # (the entry kernel set each entrant's service area: with services per municipality,
             # their municipality, the draw of kommune_of)
             if not arrival:  # the month's births by service area: the arrivals' donors (below, and later)
-                kernel.index_births(start, nb, self.capacity, self.pop.area, self.pop.donor_rank)
+                kernel.index_births(start, nb, self.capacity, self.pop.area, self.pop.donor_rank,
+                                    self.dyn.births_area, month)
 
     def _advance(self) -> None:
         """Simulate month ``self.month`` (burn-in or policy)."""
