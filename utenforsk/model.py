@@ -479,14 +479,14 @@ class UtenforskModel(mesa.Model):
         lo = int(self.cum_entries[max(0, month - MAX_MONTHS)])
         hi = int(self.cum_entries[month + 1])
         hb = self.hb_states if len(self.hb_states) else np.zeros(len(self.compiled.states), bool)
-        # on the kernels' threads, one count array per worker: counts of 1.0 add exactly, in any order
-        rows = np.zeros((kernel.n_threads(),) + counts.shape)
+        # on the kernels' threads, one array of integer cells per worker (exact in any order)
+        rows = np.zeros((kernel.n_threads(), len(self.kommuner), kommuner.Q4_AGES, kommuner.Q4_STATUS), np.int64)
         kernel.run_chunks(kommuner.tally_q4, hi - lo, self.n_threads, lambda a, b, tid: (
             self.seed_key, lo + a, lo + b, self.capacity, self.pop.alive, self.pop.birth,
             self.pop.attrs[self.muni_attr], self.pop.state, self.pop.flags, month,
-            self.state_masks["neet"], hb, self.us_flag, self._k_index, self._k_cdf, KQ_CODES, rows[tid],
+            self.state_masks["neet"], hb, self.us_flag, self._k_index, self._k_cdf, rows[tid],
             self.pop.area, self.service_areas_by_kommune))
-        counts += rows.sum(axis=0)
+        kommuner.fold_q4(rows.sum(axis=0), KQ_CODES, counts)
 
     def _apply_interventions(self, month: int) -> None:
         """Reset the service and handoff arrays to their base values, then set this month's
