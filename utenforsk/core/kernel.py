@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
 
 import numpy as np
 from numba import njit
@@ -68,10 +69,17 @@ FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
 _POOL: ThreadPoolExecutor | None = None
 
 
+@lru_cache(maxsize=1)
+def _cores() -> int:
+    """``os.cpu_count()`` once (it cost ~20 us a call, six calls a month)."""
+    return max(1, os.cpu_count() or 1)
+
+
 def n_threads() -> int:
-    """Worker threads for one run's kernels (UTENFORSK_THREADS, default: all cores)."""
+    """Worker threads for one run's kernels (UTENFORSK_THREADS, read every call: workers set it;
+    default: all cores)."""
     env = os.environ.get("UTENFORSK_THREADS")
-    return max(1, int(env)) if env else max(1, os.cpu_count() or 1)
+    return max(1, int(env)) if env else _cores()
 
 
 def _pool() -> ThreadPoolExecutor:
