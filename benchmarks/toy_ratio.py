@@ -28,8 +28,10 @@ TOY = ROOT.parent / "shared" / "tools" / "toy_ceiling.py"
 
 
 def _toy_step():
-    """The toy's ``step`` kernel, imported without running its ``__main__`` part."""
-    src = TOY.read_text().split("\ndef bench(")[0]
+    """The toy's ``step`` kernel, imported without running its ``__main__`` part, and compiled
+    without numba's on-disk cache: a cached function of this exec'd source cannot be loaded
+    back (the second run on one NUMBA_CACHE_DIR failed: No module named '<dynamic>')."""
+    src = TOY.read_text().split("\ndef bench(")[0].replace("cache=True", "cache=False")
     spec = importlib.util.spec_from_loader("toy_ceiling", loader=None)
     mod = importlib.util.module_from_spec(spec)
     exec(compile(src, str(TOY), "exec"), mod.__dict__)
