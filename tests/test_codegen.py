@@ -321,8 +321,8 @@ def test_components_read_what_they_declare():
     found: dict[str, set[str]] = {}
     for label, (config, kw) in MODELS.items():
         src, g = _generated(config, **kw)
-        for kernel in ("month_chunk", "enter_chunk"):
-            for name, lines in _sections(src, kernel).items():
+        for fn in ("month_chunk", "enter_chunk"):
+            for name, lines in _sections(src, fn).items():
                 reads, _ = _uses(lines, g.xexpr)
                 extra = reads - set(month.BY_NAME[name].reads)
                 assert not extra, f"{label}: section {name} reads {sorted(extra)}, not in its declared reads"

@@ -72,6 +72,31 @@ def test_populations_sum_to_national(run):
     assert abs(q4.iloc[0] / p.population_0_29.iloc[0] - 1) < 0.01
 
 
+@pytest.mark.parametrize("areas", ["municipality", "municipality_type"])
+def test_q4_counts_match_a_recount(areas):
+    """The December Q4 counts per municipality equal a recount in numpy from each person's
+    municipality draw (kommune_of), with services per municipality (where the pass reads the
+    service area) and per type (where it draws the municipality itself)."""
+    from utenforsk.model import KQ_FIELDS, UtenforskModel
+
+    m = UtenforskModel(ROOT / "configs/norway/baseline.yaml", seed=7, scale=0.005, burn_in_years=30,
+                       horizon_years=1, overrides={"service_areas": areas})
+    m.run_model()
+    ids = m.alive_ids()
+    slots = ids % m.capacity
+    k = m.kommune_of(ids).astype(np.int64)
+    age = (m.month - 1 - m.pop.birth[slots].astype(np.int64)) // 12
+    st = m.pop.state[slots]
+    done = (m.pop.flags[slots] >> m.us_flag) & 1 == 1
+    what = {"all": np.ones(len(ids), bool), "neet": m.state_masks["neet"][st],
+            "health_benefit": m.hb_states[st], "completed": done}
+    want = np.zeros((len(m.kommuner), len(KQ_FIELDS)))
+    for f, (lo, hi, w) in enumerate(KQ_FIELDS.values()):
+        np.add.at(want[:, f], k[(age >= lo) & (age < hi) & what[w]], 1.0)
+    (year,) = m.kommune_q4
+    assert np.array_equal(m.kommune_q4[year], want)
+
+
 def test_within_type_shares_match_data_file(run, data):
     """Each municipality's share of its type's simulated residents matches its share of the
     type's population 0-29 in the data file, within 4 binomial SEs (fixed seed)."""
@@ -360,6 +385,8 @@ def test_index_births_orders_like_a_stable_argsort():
     for cap, start, n, areas in ((50, 40, 30, 4), (1000, 0, 700, 357), (20, 5, 1, 2), (64, 60, 64, 1)):
         area = rng.integers(0, areas, cap).astype(np.uint16)
         rank = np.zeros(cap, np.uint16)
-        kernel.index_births(start, n, cap, area, rank)
+        births_area = np.zeros((kernel.BIRTHS_RING, areas + 1), np.int32)
+        kernel.index_births(start, n, cap, area, rank, births_area, 7)
         slots = (start + np.arange(n)) % cap
         assert np.array_equal(rank[slots], np.argsort(area[slots], kind="stable"))
+        assert np.array_equal(births_area[7], np.r_[0, np.cumsum(np.bincount(area[slots], minlength=areas))])

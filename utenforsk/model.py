@@ -320,14 +320,16 @@ class UtenforskModel(mesa.Model):
                           pg_open=np.zeros((MAX_MONTHS // 12, len(c.states)), np.bool_),
                           kre=np.zeros((max(len(cfg.municipality_effects), 1), M)),
                           kidx=(self._k_index if by_kommune else np.zeros((0, 1), np.int64)),
-                          kcdf=(self._k_cdf if by_kommune else np.zeros((0, 1))))
+                          kcdf=(self._k_cdf if by_kommune else np.zeros((0, 1))),
+                          births_area=np.zeros((kernel.BIRTHS_RING, M + 1), np.int32))
 
     def _first_months_passes(self) -> list:
         """The small compiled passes of the first months, with arguments of their types: the
         kernel compiles them while the month kernel compiles elsewhere (a cold first step)."""
         t, sa = self.tally, self.service_areas
         ids = np.zeros(0, np.int64)
-        passes = [(kernel.index_births, (0, 0, self.capacity, self.pop.area, self.pop.donor_rank)),
+        passes = [(kernel.index_births, (0, 0, self.capacity, self.pop.area, self.pop.donor_rank,
+                                        np.zeros_like(self.dyn.births_area[:1]), 0)),  # not the live table
                   (arrival_birth_months, (self.seed_key, ids, ids, 0)),
                   (step_areas, (0, t.muni_pop[0], t.sv[0], sa.ages, sa.follow_up, sa.places_per_1000,
                                 sa.capacity, sa.clients, sa.waiting, sa.admitted,
@@ -373,6 +375,7 @@ class UtenforskModel(mesa.Model):
         self.tally.cohort[...] = other.tally.cohort
         self.tally.cohort_grp[...] = other.tally.cohort_grp
         self.dyn.admit_p[...] = other.dyn.admit_p
+        self.dyn.births_area[...] = other.dyn.births_area
         # programme tallies and coverage are this model's: all zero in months its programmes are off
         quiet = {"prog": np.zeros_like(self.tally.prog[0]), "pg_cover": np.zeros_like(self.dyn.pg_cover)}
 
@@ -425,7 +428,8 @@ class UtenforskModel(mesa.Model):
             # (the entry kernel set each entrant's service area: with services per municipality,
             # their municipality, the draw kommune_of and the Q4 tally then read)
             if not arrival:  # the month's births by service area: the arrivals' donors (below, and later)
-                kernel.index_births(start, nb, self.capacity, self.pop.area, self.pop.donor_rank)
+                kernel.index_births(start, nb, self.capacity, self.pop.area, self.pop.donor_rank,
+                                    self.dyn.births_area, month)
 
     def _advance(self) -> None:
         """Simulate month ``self.month`` (burn-in or policy)."""
@@ -501,14 +505,14 @@ class UtenforskModel(mesa.Model):
         lo = int(self.cum_entries[max(0, month - MAX_MONTHS)])
         hi = int(self.cum_entries[month + 1])
         hb = self.hb_states if len(self.hb_states) else np.zeros(len(self.compiled.states), bool)
-        # on the kernels' threads, one count array per worker: counts of 1.0 add exactly, in any order
-        rows = np.zeros((kernel.n_threads(),) + counts.shape)
+        # on the kernels' threads, one array of integer cells per worker (exact in any order)
+        rows = np.zeros((kernel.n_threads(), len(self.kommuner), kommuner.Q4_AGES, kommuner.Q4_STATUS), np.int64)
         kernel.run_chunks(kommuner.tally_q4, hi - lo, self.n_threads, lambda a, b, tid: (
             self.seed_key, lo + a, lo + b, self.capacity, self.pop.alive, self.pop.birth,
-            self.pop.attrs[self.muni_attr], self.pop.area, self.service_areas_by_kommune,
-            self.pop.state, self.pop.flags, month,
-            self.state_masks["neet"], hb, self.us_flag, self._k_index, self._k_cdf, KQ_CODES, rows[tid]))
-        counts += rows.sum(axis=0)
+            self.pop.attrs[self.muni_attr], self.pop.state, self.pop.flags, month,
+            self.state_masks["neet"], hb, self.us_flag, self._k_index, self._k_cdf, rows[tid],
+            self.pop.area, self.service_areas_by_kommune))
+        kommuner.fold_q4(rows.sum(axis=0), KQ_CODES, counts)
 
     def _apply_interventions(self, month: int) -> None:
         """Reset the service and handoff arrays to their base values, then set this month's

@@ -412,7 +412,7 @@ class _Generator:
         t = self.t
         # the donor lives in the arrival's service area (its type, or its municipality)
         src("donor = arrival_donor(birth, np.int64(p_area[i]), month, key, p_alive, p_birth, p_area, "
-            "p_donor_rank, cum_entries, births_sched, cap)")
+            "p_donor_rank, cum_entries, births_sched, cap, d_births_area)")
         CT, BT, NF = t.ar_shift_icpt.shape[1], t.ar_prev.shape[1], t.ar_flag_p.shape[1]
         for k in range(len(t.ct_init_age)):
             a0, row, srow = int(t.ct_init_age[k]), int(t.ct_init_row[k]), int(t.ar_shift_row[r, k])
