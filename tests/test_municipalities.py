@@ -155,9 +155,11 @@ def test_area_is_the_municipality_and_intercepts_centred(data):
     counts = {}
     for by_area in (True, False):
         counts[by_area] = np.zeros((len(data), len(KQ_CODES)))
-        km.tally_q4(run.seed_key, lo, hi, run.capacity, p.alive, p.birth, p.attrs[run.muni_attr], p.area,
-                    by_area, p.state, p.flags, m, run.state_masks["neet"], run.hb_states, run.us_flag,
-                    run._k_index, run._k_cdf, KQ_CODES, counts[by_area])
+        cells = np.zeros((len(data), km.Q4_AGES, km.Q4_STATUS), np.int64)
+        km.tally_q4(run.seed_key, lo, hi, run.capacity, p.alive, p.birth, p.attrs[run.muni_attr],
+                    p.state, p.flags, m, run.state_masks["neet"], run.hb_states, run.us_flag,
+                    run._k_index, run._k_cdf, cells, p.area, by_area)
+        km.fold_q4(cells, KQ_CODES, counts[by_area])
     assert counts[True].sum() > 0 and np.array_equal(counts[True], counts[False])
     w = data.table.population_0_29.to_numpy()
     for e in range(run.kre.shape[0]):
