@@ -220,6 +220,10 @@ def test_pilot_costs_scale_with_population_covered(data):
                                               month)["ips_youth"]
     assert cost(national) == pytest.approx((1.2e6 + 10 * 1e6) / 12)
     assert cost(pilot) == pytest.approx((1.2e6 + 10 * 1e6) / 12 * share)
+    # a municipality named twice (by name and by number) is covered and costed once
+    twice = _ips(PILOT_TOWNS + ["Fredrikstad"])  # 3107 again, by name
+    assert engine.covered_kommuner(twice) == engine.covered_kommuner(pilot)
+    assert engine.population_share(twice) == pytest.approx(share)
 
 
 def test_experiment_records_municipality_metrics(tmp_path):

@@ -62,11 +62,14 @@ def _scale(value: Optional[str]) -> Optional[float]:
     return scale
 
 
-def progress_bar(unit: str = "") -> Progress:
-    """A transient progress bar on stderr: description, bar, done/total UNIT, elapsed, remaining."""
+def progress_bar(unit: str = "", auto_refresh: bool = True) -> Progress:
+    """A transient progress bar on stderr: description, bar, done/total UNIT, elapsed, remaining.
+    ``auto_refresh=False``: no refresh thread (the caller refreshes), so a cold compile may fork
+    (kernel_cache._fork_compile does not fork while other threads run)."""
     return Progress(TextColumn("{task.description}"), BarColumn(),
                     TextColumn("{task.completed}/{task.total}" + (f" {unit}" if unit else "")),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True)
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True,
+                    auto_refresh=auto_refresh)
 
 
 def _version(value: bool) -> None:
@@ -101,10 +104,17 @@ def run(model: Path = typer.Argument(..., help="model config YAML, e.g. configs/
 
         t0 = time.perf_counter()
         total = (cfg.calendar.burn_in_years + cfg.calendar.horizon_years) * 12
-        with progress_bar("months") as bar:
+        with progress_bar("months", auto_refresh=False) as bar:
             task = bar.add_task("compiling + burn-in", total=total)
-            mdl = UtenforskModel(cfg, seed=seed_v, scale=scale_v, threads=threads,
-                                 on_month=lambda m: bar.update(task, completed=m + 1))
+            shown = [0.0]
+
+            def month_done(m: int) -> None:  # at most ten refreshes a second
+                bar.update(task, completed=m + 1)
+                if time.perf_counter() - shown[0] > 0.1:
+                    shown[0] = time.perf_counter()
+                    bar.refresh()
+
+            mdl = UtenforskModel(cfg, seed=seed_v, scale=scale_v, threads=threads, on_month=month_done)
             bar.update(task, description="policy horizon")
             mdl.run_model()
         mdl.timings["total_s"] = time.perf_counter() - t0

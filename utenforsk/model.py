@@ -506,7 +506,7 @@ class UtenforskModel(mesa.Model):
         hi = int(self.cum_entries[month + 1])
         hb = self.hb_states if len(self.hb_states) else np.zeros(len(self.compiled.states), bool)
         # on the kernels' threads, one array of integer cells per worker (exact in any order)
-        rows = np.zeros((kernel.n_threads(), len(self.kommuner), kommuner.Q4_AGES, kommuner.Q4_STATUS), np.int64)
+        rows = np.zeros((self.n_threads, len(self.kommuner), kommuner.Q4_AGES, kommuner.Q4_STATUS), np.int64)
         kernel.run_chunks(kommuner.tally_q4, hi - lo, self.n_threads, lambda a, b, tid: (
             self.seed_key, lo + a, lo + b, self.capacity, self.pop.alive, self.pop.birth,
             self.pop.attrs[self.muni_attr], self.pop.state, self.pop.flags, month,

@@ -258,7 +258,7 @@ def _fork_compile(fn, sig, lock_path: Path) -> int | None:
     meeting one structure at once compile it once. Returns the child's pid, or None where a
     fork is not safe (other threads running: a lock one of them holds would stay held in the
     child) or not possible; the caller then compiles it itself."""
-    if not hasattr(os, "fork") or threading.active_count() > 1:
+    if sys.platform != "linux" or threading.active_count() > 1:  # (macOS: fork is unsafe with its frameworks)
         return None
     try:
         pid = os.fork()
@@ -274,14 +274,18 @@ def _fork_compile(fn, sig, lock_path: Path) -> int | None:
             if not _cached(fn, sig):
                 fn.compile(sig)
         code = 0
-    except BaseException:  # noqa: BLE001 - the parent compiles it itself if this failed
-        pass
+    except BaseException as exc:  # noqa: BLE001 - the parent compiles it itself if this failed
+        try:
+            sys.stderr.write(f"utenforsk: the forked compile failed ({type(exc).__name__}: {exc}); compiling in the parent\n")
+        except BaseException:  # noqa: BLE001
+            pass
     finally:
         os._exit(code)
 
 
-#: a forked compile taking longer than this is taken for hung and killed (it takes ~10 s)
-CHILD_TIMEOUT_S = 900.0
+#: a forked compile taking longer than this is taken for hung and killed (it takes ~10 s, ~60 s
+#: on a machine loaded 4x; the wait is shielded from SIGTERM, so keep it well under a job's grace)
+CHILD_TIMEOUT_S = 180.0
 
 
 def _reap(name: str) -> None:

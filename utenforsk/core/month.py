@@ -80,7 +80,7 @@ COMPONENTS = (
               tallies=("sv",)),
     Component("arrivals", "entrants: the arrival state, a native donor's traits, prevalences and flags",
               "entrants", reads=("covariates", "p_attrs", "p_state", "p_ctraits", "p_btraits", "p_flags", "d_kidx",
-                                 "d_kcdf", "p_alive", "p_birth", "p_area", "p_donor_rank"),
+                                 "d_kcdf", "d_births_area", "p_alive", "p_birth", "p_area", "p_donor_rank"),
               decisions=(("births", 1), ("arrivals", LIMITS["arrival_ages"]), ("arrival_age", 1),
                          ("arrival_state", 1), ("arrival_donor", LIMITS["donor_tries"]),
                          ("arrival_flag", LIMITS["flags"]), ("arrival_btrait", LIMITS["binary_traits"])),

@@ -85,15 +85,18 @@ def covered_municipalities(iv: Intervention, municipalities: list[str]) -> list[
 def covered_kommuner(iv: Intervention, where: str | None = None):
     """Rows (in configs/norway/data/municipalities.csv) of the real municipalities an intervention
     enrols in (``who.municipalities``), or None when it is not restricted to named ones. Unknown
-    or ambiguous names raise ConfigError (exit 2) with the closest matches."""
+    or ambiguous names raise ConfigError (exit 2) with the closest matches. Each row once, in the
+    order first named."""
     if not iv.who.municipalities:
         return None
     key = (iv.name, tuple(iv.who.municipalities))
     if key not in _RESOLVED:
         from utenforsk.pilots import municipalities as km
 
-        _RESOLVED[key] = km.load().resolve(iv.who.municipalities, file=where,
-                                           key=f"interventions.{iv.name}.who.municipalities")
+        rows = km.load().resolve(iv.who.municipalities, file=where,
+                                 key=f"interventions.{iv.name}.who.municipalities")
+        # each once: a municipality named twice ("Oslo" and "0301") is covered, and costed, once
+        _RESOLVED[key] = list(dict.fromkeys(rows))
     return _RESOLVED[key]
 
 
