@@ -77,7 +77,7 @@ from utenforsk.interventions.slots import MAX_PROGRAMMES
 from utenforsk.core.bounds import BOUND_EXIT, bound_offset_btrait, bound_offset_state
 
 #: bump when the generator changes what it writes for the same structure
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 
 M64 = (1 << 64) - 1
 POP_ARGS = tuple(f"p_{f}" for f in Pop._fields)
@@ -557,11 +557,14 @@ class _Generator:
         for s, name in enumerate(self.cm.services):
             heads += [(f"if ho_fired & {1 << s}:  # discharged from {name}", self.listened(self.HO_DISCHARGE, s)),
                       (f"if ho_fired & {1 << (8 + s)}:  # detected by {name}", self.listened(self.HO_DETECTION, s))]
+        live = []
         for head, hs in heads:
             conds = [(h, self.handoff_condition(h)) for h in hs]
             conds = [(h, c) for h, c in conds if c != "False"]
-            if not conds:
-                continue
+            if conds:
+                live.append((head, conds))
+
+        def emit(head, conds):
             with src.block(head):
                 for h, c in conds:
                     if c == "True":
@@ -569,6 +572,13 @@ class _Generator:
                         continue
                     with src.block(f"if {c}:"):
                         self.send(src, h)
+
+        if live and live[0][0] == heads[0][0]:
+            emit(*live.pop(0))
+        if live:  # most person-months no service fired: one test for them
+            with src.block("if ho_fired != 0:"):
+                for head, conds in live:
+                    emit(head, conds)
 
     def transition(self, src: _Src) -> None:
         """One activity transition (recording it for the handoffs), then the new state's clocks."""
