@@ -325,11 +325,12 @@ class UtenforskModel(mesa.Model):
 
     def _first_months_passes(self) -> list:
         """The small compiled passes of the first months, with arguments of their types: the
-        kernel compiles them while the month kernel compiles elsewhere (a cold first step)."""
+        kernel compiles them (only compiles: nothing runs) while the month kernel compiles
+        elsewhere (a cold first step)."""
         t, sa = self.tally, self.service_areas
         ids = np.zeros(0, np.int64)
         passes = [(kernel.index_births, (0, 0, self.capacity, self.pop.area, self.pop.donor_rank,
-                                        np.zeros_like(self.dyn.births_area[:1]), 0)),  # not the live table
+                                        self.dyn.births_area, 0)),
                   (arrival_birth_months, (self.seed_key, ids, ids, 0)),
                   (step_areas, (0, t.muni_pop[0], t.sv[0], sa.ages, sa.follow_up, sa.places_per_1000,
                                 sa.capacity, sa.clients, sa.waiting, sa.admitted,

@@ -284,7 +284,7 @@ def _fork_compile(fn, sig, lock_path: Path) -> int | None:
 
 
 #: a forked compile taking longer than this is taken for hung and killed (it takes ~10 s, ~60 s
-#: on a machine loaded 4x; the wait is shielded from SIGTERM, so keep it well under a job's grace)
+#: on a machine loaded 4x); a SIGTERM meanwhile waits, as it does for an in-process compile
 CHILD_TIMEOUT_S = 180.0
 
 
