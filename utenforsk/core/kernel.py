@@ -101,26 +101,30 @@ def chunk_threads(n_items: int, threads: int) -> int:
 
 
 #: blocks per worker thread: persons are stored by entry, so a contiguous half holds the older
-#: (busier) half; interleaved blocks balance the threads (measured at 10^6 alive: halves took
-#: 28.8 vs 23.5 ms of the month kernel, interleaved eighths 26.3 vs 26.1)
-BLOCKS_PER_THREAD = 8
+#: (busier) half, and one vCPU of a VM is not always as fast as the other; workers take the next
+#: block as they finish one (measured at 10^6 alive: halves took 28.8 vs 23.5 ms of the month
+#: kernel, interleaved eighths 26.3 vs 26.1; see benchmarks/README.md for the dynamic schedule)
+BLOCKS_PER_THREAD = 16
 
 
 def run_chunks(fn, n_items: int, threads: int, make_args) -> None:
     """Split ``n_items`` into ``BLOCKS_PER_THREAD * threads`` contiguous blocks and run
-    ``fn(*make_args(a, b, tid))`` on them in the thread pool (the kernels release the GIL), worker
-    ``tid`` taking every ``threads``-th block. Worker ``tid`` owns tally row ``tid``, so counts
-    never race; tallies are integer sums and the traits' ranges minima and maxima, so neither the
-    split nor the order depends on the blocks, and no random number does."""
+    ``fn(*make_args(a, b, tid))`` on them in the thread pool (the kernels release the GIL), each
+    worker ``tid`` taking the next block not yet taken when it finishes one. Worker ``tid`` owns
+    tally row ``tid``, so counts never race; tallies are integer sums and the traits' ranges
+    minima and maxima, and a person's month reads and writes only its own slot, so neither the
+    split, nor which worker takes a block, nor the order depends on the timing, and no random
+    number does."""
     threads = chunk_threads(n_items, threads)
     if threads == 1:
         fn(*make_args(0, n_items, 0))
         return
     k = BLOCKS_PER_THREAD * threads
     bounds = [(n_items * j) // k for j in range(k + 1)]
+    blocks = iter(range(k))  # shared: next() on it is atomic under the GIL
 
     def work(tid):
-        for j in range(tid, k, threads):
+        for j in blocks:
             fn(*make_args(bounds[j], bounds[j + 1], tid))
 
     futures = [_pool().submit(work, t) for t in range(threads)]
