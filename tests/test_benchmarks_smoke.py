@@ -37,3 +37,15 @@ def test_scenario_start_probe_runs_on_one_kernel():
     data = json.loads(res.stdout.strip().splitlines()[-1])
     assert data["kernel_sources_generated"] == 1
     assert data["new_scenario_first_month_s"] > 0
+
+
+def test_bound_passes_counts_every_bound():
+    """``benchmarks.bound_passes`` finds each bound test in the generated kernel (a generator
+    change that renamed one would otherwise count 0), and the bounds nest as they must."""
+    res = subprocess.run([sys.executable, "-m", "benchmarks.bound_passes", "--scale", "0.002"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    d = json.loads(res.stdout.strip().splitlines()[-1])
+    assert all(d[k] > 0 for k in ("exit_share", "btrait_share", "transition_state_bound_share",
+                                  "transition_person_bound_share", "transition_fired_share"))
+    assert d["transition_state_bound_share"] >= d["transition_person_bound_share"] >= d["transition_fired_share"]

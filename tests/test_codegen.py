@@ -355,3 +355,15 @@ def test_every_person_field_is_set_at_entry():
             else:
                 mod, fn = v.who.split(".")
                 assert callable(getattr(kernel if mod == "kernel" else None, fn, None)), v.who
+
+
+def test_a_person_bound_too_low_is_caught(monkeypatch):
+    """The transitions' second bound (``_rate_ub``, from each person's linear predictors) decides
+    whether the rates are computed at all: at 1/1024 of its value it loses transitions and the
+    results move, so the golden outputs would catch a bound that does not hold."""
+    kw = dict(seed=3, scale=0.002, burn_in_years=30, horizon_years=1)
+    exact = _run(**kw)
+    assert "61.01" in codegen.HELPERS
+    monkeypatch.setattr(codegen, "HELPERS", codegen.HELPERS.replace("61.01", "51.01"))
+    low = _run(**kw)
+    assert not np.array_equal(low.pop.state, exact.pop.state)

@@ -80,3 +80,20 @@ def test_hazard_rate_matches_its_probability(base, beta, x):
     p = 1.0 / (1.0 + math.exp(-(base + beta * x))) if base + beta * x > -700 else 0.0
     assert rate >= 0.0
     assert -math.expm1(-rate) == pytest.approx(min(p, 1 - 1e-6), rel=1e-9, abs=1e-300)
+
+
+def test_rate_upper_bound_holds_everywhere():
+    """``_rate_ub`` (the transitions' per-person bound, codegen.HELPERS) is at least the rate for
+    every linear predictor, by a margin above exp's and a sum's rounding (2 ** 0.01 = 1.007),
+    and within a factor 2.02 of exp(eta) where it is not clamped, so it skips most draws."""
+    import math
+
+    rate, ub = _HELPERS["_rate"], _HELPERS["_rate_ub"]  # compiled, with the kernels' fastmath
+    etas = np.concatenate([np.linspace(-800.0, 800.0, 160_001), np.linspace(-45.0, 25.0, 140_001),
+                           [-np.inf, np.inf, -745.2, 13.815510557964274, 0.0, -0.0]])
+    for eta in etas:
+        r, b = rate(eta), ub(eta)
+        assert b >= r * 1.0069 and b > 0.0, eta
+        if -41.0 < eta < 20.0:
+            assert b <= 2.02 * math.exp(eta), eta
+    assert ub(np.nan) == 2.0 ** -60  # NaN reads as the lowest (its rate never fires)

@@ -77,7 +77,7 @@ from utenforsk.interventions.slots import MAX_PROGRAMMES
 from utenforsk.core.bounds import BOUND_EXIT, bound_offset_btrait, bound_offset_state
 
 #: bump when the generator changes what it writes for the same structure
-GENERATOR_VERSION = 5
+GENERATOR_VERSION = 6
 
 M64 = (1 << 64) - 1
 POP_ARGS = tuple(f"p_{f}" for f in Pop._fields)
@@ -297,8 +297,14 @@ class _Generator:
         src("# the covariates, written out where a linear predictor reads them:",
             *(f"#   {self.cm.covariate_names[c]} = {e}" for c, e in self.xexpr.items()))
 
-    def rate(self, src: _Src, h: int) -> str:
-        """Monthly rate of hazard ``h`` (kernel._hazard_rate); returns its variable."""
+    def eta(self, h: int) -> str:
+        """Hazard ``h``'s linear predictor this month, as an expression (the argument of ``_rate``)."""
+        return (f"{self.F('hz_base', f'{h * AGE_YEARS} + ay')} + {self.lp(int(self.t.hz_row[h]))}"
+                f" + _pe(prog.hz, {self.index(h)}, pm)")
+
+    def rate(self, src: _Src, h: int, eta: str | None = None) -> str:
+        """Monthly rate of hazard ``h`` (kernel._hazard_rate); returns its variable. ``eta``: a
+        variable already holding its linear predictor (:meth:`eta`)."""
         t = self.t
         out = self.fresh(f"rate_{_ident(self.cm.hazard_names[h])}_")
         win = _window(int(t.hz_lo[h]), int(t.hz_hi[h]))
@@ -306,8 +312,7 @@ class _Generator:
             src(f"{out} = 0.0")
             return out
         # a call: rates are rarely needed (see HazardBounds) and a call compiles faster
-        body = (f"{out} = _rate({self.F('hz_base', f'{h * AGE_YEARS} + ay')} + {self.lp(int(t.hz_row[h]))}"
-                f" + _pe(prog.hz, {self.index(h)}, pm))")
+        body = f"{out} = _rate({self.eta(h) if eta is None else eta})"
         if win == "True":
             src(body)
             return out
@@ -621,23 +626,43 @@ class _Generator:
                     self.hazards(src, s, tr)
 
     def hazards(self, src: _Src, s: int, tr: range) -> None:
-        """Competing hazards out of state ``s`` (none fires when the draw is above their bound)."""
+        """Competing hazards out of state ``s``: none fires when the draw is above their bound
+        for the state and age-year (``B``), or above the person's own bound, the sum of each
+        hazard's ``_rate_ub`` (a power of two above ``exp(eta) >= rate``, from the linear
+        predictor alone); only then are the rates (exp and log1p) computed, from the same
+        linear predictors, so the results are those of computing them always."""
         t = self.t
         depth = src.depth
         u = self.uniform(src, rng.D_TRANSITION)
         src(f"if {u} < B[{bound_offset_state(s)} + ay]:")
         src.depth += 1
+        etas, terms = {}, []
+        for r in tr:
+            h, req = int(t.tr_hz[r]), int(t.tr_req[r])
+            win = _window(int(t.hz_lo[h]), int(t.hz_hi[h]))
+            if win == "False":
+                continue
+            if h not in etas:
+                etas[h] = self.fresh(f"eta_{_ident(self.cm.hazard_names[h])}_")
+                src(f"{etas[h]} = {self.eta(h)}")
+            conds = [c for c in (win, f"((p_clients[i] >> {req}) & 1) == 1" if req >= 0 else "True") if c != "True"]
+            term = f"_rate_ub({etas[h]})"
+            terms.append(f"({term} if {' and '.join(conds)} else 0.0)" if conds else term)
+        ub = self.fresh("_ub")
+        src(f"{ub} = 0.0" + "".join(f" + {x}" for x in terms))
+        src(f"if {u} < {ub}:")
+        src.depth += 1
         rates = []
         for r in tr:
-            req = int(t.tr_req[r])
+            h, req = int(t.tr_hz[r]), int(t.tr_req[r])
             if req < 0:
-                rates.append(self.rate(src, int(t.tr_hz[r])))
+                rates.append(self.rate(src, h, etas.get(h)))
                 continue
             lam = self.fresh("_l")
             with src.block(f"if ((p_clients[i] >> {req}) & 1) == 0:"):
                 src(f"{lam} = 0.0")
             with src.block("else:"):
-                src(f"{lam} = {self.rate(src, int(t.tr_hz[r]))}")
+                src(f"{lam} = {self.rate(src, h, etas.get(h))}")
             rates.append(lam)
         choice = self.competing(src, rates, u, rng.D_DESTINATION)
         first = True
@@ -1014,7 +1039,8 @@ def _module_head() -> list[str]:
             f"_M1 = np.uint64({int(rng.M1)})", f"_M2 = np.uint64({int(rng.M2)})",
             f"_PP = np.uint64({int(rng.P_PERSON)})", f"_GOLDEN = np.uint64({int(rng.GOLDEN)})", f"_PM = np.uint64({int(rng.P_MONTH)})",
             "_S11, _S16, _S27, _S30, _S31, _S32, _S48 = (np.uint64(n) for n in (11, 16, 27, 30, 31, 32, 48))",
-            "_MASK16 = np.uint64(0xFFFF)", f"_INV53 = {rng.INV53!r}"]
+            "_MASK16 = np.uint64(0xFFFF)", f"_INV53 = {rng.INV53!r}",
+            "_P2 = 2.0 ** np.arange(-60, 31)  # _rate_ub's powers of two"]
 
 
 #: a person's effect mask at the start of the month: bit k for slot k enrolled, bit 16 + k for
@@ -1114,6 +1140,18 @@ def _rate(eta):
     if y < 0.015625:
         return y * (1.0 - y * (0.5 - y * (0.3333333333333333 - y * (0.25 - y * 0.2))))
     return min(math.log1p(y), {RATE_CAP!r})
+
+
+@njit(cache=True, nogil=True, _nrt=False, error_model='numpy', fastmath=FAST)
+def _rate_ub(eta):
+    """An upper bound of ``_rate(eta)`` without exp: 2 ** k with k = floor(eta / ln 2 + 1.01),
+    at least exp(eta) * 2 ** 0.01 (above exp's and the sum's rounding), clamped to 2 ** -60
+    below (exp(eta) is smaller there) and 2 ** 30 above (the rate's cap is smaller); NaN reads
+    as the lowest (a NaN rate never fires)."""
+    z = eta * 1.4426950408889634 + 61.01
+    z = z if z > 0.0 else 0.0  # (NaN too)
+    z = z if z < 90.0 else 90.0
+    return _P2[np.int64(z)]
 
 
 @njit(cache=True, nogil=True, _nrt=False, error_model='numpy', fastmath=FAST)

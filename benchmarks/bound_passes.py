@@ -1,0 +1,66 @@
+"""How often the draw-first bounds let a person-month through: ``python -m benchmarks.bound_passes
+[--scale X]``.
+
+Takes the month kernel this checkout generates for the Norway baseline, adds a counter after each
+bound test (into the programme tally ``t_prog``, which the baseline leaves at 0), and runs one
+month on a copy of the population after a 30-year burn-in: the share of person-months alive
+that pass the exit bound, the binary traits' onset or recovery bound, the transitions' state bound (``B``)
+and the transitions' per-person bound (``_ub``), and the share where a competing hazard fires
+(``transition_fired``; scheduled events aside). Prints one
+JSON line. The counters change the kernel's speed, not its decisions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+
+from benchmarks import BASELINE
+from utenforsk.core import kernel_cache
+from utenforsk.model import UtenforskModel
+
+#: (counter row, pattern of the bound test's line in the generated month kernel)
+TESTS = {"exit": (0, r"if u_exit_\d+ < B\[\d+ \+ ay\]:$"),
+         "btrait": (1, r"if u_btrait_change\d+_\d+ < B\[\d+ \+ ay\] and "),
+         "transition_state_bound": (2, r"if u_transition_\d+ < B\[\d+ \+ ay\]:$"),
+         "transition_person_bound": (3, r"if u_transition_\d+ < _ub\d+:$"),
+         "transition_fired": (4, r"if _lt\d+ > 0.0 and u_transition_\d+ < _lt\d+ and ")}
+
+
+def instrument(source: str) -> str:
+    """``source`` with ``t_prog[row, 0] += 1`` as the first line under each bound test."""
+    out = []
+    for line in source.split("\n"):
+        out.append(line)
+        for row, pat in TESTS.values():
+            if re.search(pat, line.strip()):
+                indent = len(line) - len(line.lstrip())
+                out.append(" " * (indent + 4) + f"t_prog[{row}, 0] += 1")
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.bound_passes", description=__doc__.splitlines()[0])
+    ap.add_argument("--scale", type=float, default=0.05)
+    a = ap.parse_args(argv)
+    m = UtenforskModel(BASELINE, seed=1, scale=a.scale, burn_in_years=30, horizon_years=5, threads=1)
+    m.step()
+    g = m._gen
+    F = g.params()
+    m._enter(m.month)
+    B = g.bounds(m.pop, m.dyn, m.prog, F)
+    lo, hi = int(m.cum_entries[max(0, m.month - 360)]), int(m.cum_entries[m.month + 1])
+    alive = int(m.pop.alive.sum())
+    fn = kernel_cache.load(instrument(g.source)).month_chunk
+    pop, tal = type(m.pop)(*[x.copy() for x in m.pop]), type(m.tally)(*[x.copy() for x in m.tally])
+    fn(*g.month_args(lo, hi, 0, pop, F, B, m.dyn, m.prog, tal, m.month, m.seed_key, m.capacity))
+    counts = tal.prog[0][:, 0]
+    out = {"alive": alive, "scale": a.scale}
+    out.update({f"{name}_share": float(counts[row]) / alive for name, (row, _) in TESTS.items()})
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
