@@ -49,3 +49,11 @@ def test_bound_passes_counts_every_bound():
     assert all(d[k] > 0 for k in ("exit_share", "btrait_share", "transition_state_bound_share",
                                   "transition_person_bound_share", "transition_fired_share"))
     assert d["transition_state_bound_share"] >= d["transition_person_bound_share"] >= d["transition_fired_share"]
+
+
+def test_thread_balance_runs():
+    res = subprocess.run([sys.executable, "-m", "benchmarks.thread_balance", "--scale", "0.002",
+                          "--months", "2"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    d = json.loads(res.stdout.strip().splitlines()[-1])
+    assert d["span_ms"] > 0 and d["half_busy_ms"] > 0 and d["months"] == 2
