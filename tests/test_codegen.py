@@ -360,7 +360,8 @@ def test_every_person_field_is_set_at_entry():
 def test_a_person_bound_too_low_is_caught(monkeypatch):
     """The transitions' second bound (``_rate_ub``, from each person's linear predictors) decides
     whether the rates are computed at all: at 1/1024 of its value it loses transitions and the
-    results move, so the golden outputs would catch a bound that does not hold."""
+    results move (a grossly wrong bound cannot hide behind the skip; that the bound holds at all
+    is tests/test_invariants.py::test_rate_upper_bound_holds_everywhere)."""
     kw = dict(seed=3, scale=0.002, burn_in_years=30, horizon_years=1)
     exact = _run(**kw)
     assert "61.01" in codegen.HELPERS

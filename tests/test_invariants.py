@@ -84,7 +84,7 @@ def test_hazard_rate_matches_its_probability(base, beta, x):
 
 def test_rate_upper_bound_holds_everywhere():
     """``_rate_ub`` (the transitions' per-person bound, codegen.HELPERS) is at least the rate for
-    every linear predictor, by a margin above exp's and a sum's rounding (2 ** 0.01 = 1.007),
+    every linear predictor, by a margin above exp's and a sum's rounding (2 ** 0.01 = 1.0069),
     and within a factor 2.02 of exp(eta) where it is not clamped, so it skips most draws."""
     import math
 

@@ -420,7 +420,9 @@ class UtenforskModel(mesa.Model):
             if arrival:
                 ages = np.repeat(np.arange(30), self.arrivals[month])
                 births = arrival_birth_months(self.seed_key, ids, ages, month)
-            threads = min(self.n_threads, t.age_state.shape[0])
+            # arrivals on one thread: a donor search may read slots of old birth months that this
+            # month's entrants are taking over (kernel.arrival_donor); births read no other slot
+            threads = 1 if arrival else min(self.n_threads, t.age_state.shape[0])
             self._rows = max(self._rows, kernel.chunk_threads(len(ids), threads))
             g, F = self._gen, self._F
             kernel.run_chunks(g.enter_chunk, len(ids), threads, lambda a, b, tid: g.enter_args(

@@ -112,9 +112,10 @@ def run_chunks(fn, n_items: int, threads: int, make_args) -> None:
     ``fn(*make_args(a, b, tid))`` on them in the thread pool (the kernels release the GIL), each
     worker ``tid`` taking the next block not yet taken when it finishes one. Worker ``tid`` owns
     tally row ``tid``, so counts never race; tallies are integer sums and the traits' ranges
-    minima and maxima, and a person's month reads and writes only its own slot, so neither the
-    split, nor which worker takes a block, nor the order depends on the timing, and no random
-    number does."""
+    minima and maxima, and a person's month (and a birth's entry) reads and writes only its own
+    slot, so neither the split, nor which worker takes a block, nor the order depends on the
+    timing, and no random number does. (An arrival's entry reads its donor's slot: the model
+    runs arrivals on one thread.)"""
     threads = chunk_threads(n_items, threads)
     if threads == 1:
         fn(*make_args(0, n_items, 0))
