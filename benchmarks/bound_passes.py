@@ -16,9 +16,8 @@ import argparse
 import json
 import re
 
-from benchmarks import BASELINE
+from benchmarks.kernel_ab import OneMonth
 from utenforsk.core import kernel_cache
-from utenforsk.model import UtenforskModel
 
 #: (counter row, pattern of the bound test's line in the generated month kernel)
 TESTS = {"exit": (0, r"if u_exit_\d+ < B\[\d+ \+ ay\]:$"),
@@ -44,17 +43,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.bound_passes", description=__doc__.splitlines()[0])
     ap.add_argument("--scale", type=float, default=0.05)
     a = ap.parse_args(argv)
-    m = UtenforskModel(BASELINE, seed=1, scale=a.scale, burn_in_years=30, horizon_years=5, threads=1)
-    m.step()
-    g = m._gen
-    F = g.params()
-    m._enter(m.month)
-    B = g.bounds(m.pop, m.dyn, m.prog, F)
-    lo, hi = int(m.cum_entries[max(0, m.month - 360)]), int(m.cum_entries[m.month + 1])
-    alive = int(m.pop.alive.sum())
-    fn = kernel_cache.load(instrument(g.source)).month_chunk
-    pop, tal = type(m.pop)(*[x.copy() for x in m.pop]), type(m.tally)(*[x.copy() for x in m.tally])
-    fn(*g.month_args(lo, hi, 0, pop, F, B, m.dyn, m.prog, tal, m.month, m.seed_key, m.capacity))
+    mo = OneMonth(a.scale, warm=1)
+    alive = mo.alive
+    pop, tal = mo.fresh()
+    mo.run(kernel_cache.load(instrument(mo.g.source)).month_chunk, pop, tal)
     counts = tal.prog[0][:, 0]
     out = {"alive": alive, "scale": a.scale}
     out.update({f"{name}_share": float(counts[row]) / alive for name, (row, _) in TESTS.items()})

@@ -22,6 +22,35 @@ from utenforsk.core import kernel_cache
 from utenforsk.model import UtenforskModel
 
 
+class OneMonth:
+    """One month of the Norway baseline (after a 30-year burn-in and ``warm`` policy months, with
+    ``interventions``), its entries done and its bounds computed, for running month kernels on
+    copies of its population (:meth:`fresh`, :meth:`run`)."""
+
+    def __init__(self, scale: float, interventions=(), warm: int = 2):
+        m = self.model = UtenforskModel(BASELINE, seed=1, scale=scale, burn_in_years=30, horizon_years=5,
+                                        threads=1, interventions=list(interventions))
+        for _ in range(warm):
+            m.step()
+        self.g = m._gen
+        self.F = self.g.params()
+        m._enter(m.month)
+        self.B = self.g.bounds(m.pop, m.dyn, m.prog, self.F)
+        self.lo, self.hi = int(m.cum_entries[max(0, m.month - 360)]), int(m.cum_entries[m.month + 1])
+        self.alive = int(m.pop.alive.sum())
+
+    def fresh(self):
+        """Copies of the population and the tallies."""
+        m = self.model
+        return type(m.pop)(*[x.copy() for x in m.pop]), type(m.tally)(*[x.copy() for x in m.tally])
+
+    def run(self, fn, pop, tal) -> None:
+        """The month kernel ``fn`` on ``pop`` and ``tal`` (one thread)."""
+        m = self.model
+        fn(*self.g.month_args(self.lo, self.hi, 0, pop, self.F, self.B, m.dyn, m.prog, tal, m.month,
+                              m.seed_key, m.capacity))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.kernel_ab", description=__doc__.splitlines()[0])
     ap.add_argument("sources", nargs="+")
@@ -31,22 +60,8 @@ def main(argv=None) -> int:
     ap.add_argument("--iv", nargs="*", default=[], help="interventions of the scenario")
     ap.add_argument("--warm", type=int, default=2, help="policy months simulated first")
     a = ap.parse_args(argv)
-    m = UtenforskModel(BASELINE, seed=1, scale=a.scale, burn_in_years=30, horizon_years=5, threads=1,
-                       interventions=a.iv)
-    for _ in range(a.warm):
-        m.step()
-    g = m._gen
-    F = g.params()
-    m._enter(m.month)
-    B = g.bounds(m.pop, m.dyn, m.prog, F)
-    lo, hi = int(m.cum_entries[max(0, m.month - 360)]), int(m.cum_entries[m.month + 1])
-    alive = int(m.pop.alive.sum())
-
-    def fresh():
-        return type(m.pop)(*[x.copy() for x in m.pop]), type(m.tally)(*[x.copy() for x in m.tally])
-
-    def run(fn, pop, tal):
-        fn(*g.month_args(lo, hi, 0, pop, F, B, m.dyn, m.prog, tal, m.month, m.seed_key, m.capacity))
+    mo = OneMonth(a.scale, a.iv, a.warm)
+    m, alive, fresh, run = mo.model, mo.alive, mo.fresh, mo.run
 
     fns = []
     for path in a.sources:
