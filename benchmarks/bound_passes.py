@@ -6,8 +6,10 @@ bound test (into the programme tally ``t_prog``, which the baseline leaves at 0)
 month on a copy of the population after a 30-year burn-in: the share of person-months alive
 that pass the exit bound, the binary traits' onset or recovery bound, the transitions' state bound (``B``)
 and the transitions' per-person bound (``_ub``), and the share where a competing hazard fires
-(``transition_fired``; scheduled events aside). Prints one
-JSON line. The counters change the kernel's speed, not its decisions.
+(``transition_fired``; scheduled events aside); and, for what makes the state bound loose, its
+largest value per state (``state_bound_max``, a monthly rate) and the continuous traits' range
+over the population arrays that it was built from (``trait_range``). Prints one JSON line. The counters change the
+kernel's speed, not its decisions.
 """
 
 from __future__ import annotations
@@ -16,8 +18,12 @@ import argparse
 import json
 import re
 
+import numpy as np
+
 from benchmarks.kernel_ab import OneMonth
 from utenforsk.core import kernel_cache
+from utenforsk.core.bounds import bound_offset_state
+from utenforsk.core.tables import AGE_YEARS
 
 #: (counter row, pattern of the bound test's line in the generated month kernel)
 TESTS = {"exit": (0, r"if u_exit_\d+ < B\[\d+ \+ ay\]:$"),
@@ -50,6 +56,13 @@ def main(argv=None) -> int:
     counts = tal.prog[0][:, 0]
     out = {"alive": alive, "scale": a.scale}
     out.update({f"{name}_share": float(counts[row]) / alive for name, (row, _) in TESTS.items()})
+    m = mo.model
+    out["state_bound_max"] = {name: round(float(mo.B[o:o + AGE_YEARS].max()), 3) for name, o in
+                              ((n, bound_offset_state(s)) for s, n in enumerate(m.compiled.states))}
+    with np.errstate(invalid="ignore"):  # the range B was built from (HazardBounds.args, no kernel range)
+        lo, hi = np.nanmin(m.pop.ctraits, axis=1), np.nanmax(m.pop.ctraits, axis=1)
+    out["trait_range"] = {name: [round(min(float(lo[k]), 0.0), 2), round(max(float(hi[k]), 0.0), 2)]
+                          for k, name in enumerate(m.compiled.ctraits)}
     print(json.dumps(out))
     return 0
 

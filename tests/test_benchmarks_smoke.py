@@ -49,6 +49,7 @@ def test_bound_passes_counts_every_bound():
     assert all(d[k] > 0 for k in ("exit_share", "btrait_share", "transition_state_bound_share",
                                   "transition_person_bound_share", "transition_fired_share"))
     assert d["transition_state_bound_share"] >= d["transition_person_bound_share"] >= d["transition_fired_share"]
+    assert max(d["state_bound_max"].values()) > 0 and all(lo <= 0.0 <= hi for lo, hi in d["trait_range"].values())
 
 
 def test_thread_balance_runs():

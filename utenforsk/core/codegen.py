@@ -637,17 +637,17 @@ class _Generator:
         src(f"if {u} < B[{bound_offset_state(s)} + ay]:")
         src.depth += 1
         etas, terms = {}, []
-        for r in tr:
+        for r in tr:  # a term per competing row, 0 where its rate is 0 (window, client of req)
             h, req = int(t.tr_hz[r]), int(t.tr_req[r])
-            win = _window(int(t.hz_lo[h]), int(t.hz_hi[h]))
-            if win == "False":
+            cond = _and(_window(int(t.hz_lo[h]), int(t.hz_hi[h])),
+                        f"((p_clients[i] >> {req}) & 1) == 1" if req >= 0 else "True")
+            if cond == "False":
                 continue
             if h not in etas:
                 etas[h] = self.fresh(f"eta_{_ident(self.cm.hazard_names[h])}_")
                 src(f"{etas[h]} = {self.eta(h)}")
-            conds = [c for c in (win, f"((p_clients[i] >> {req}) & 1) == 1" if req >= 0 else "True") if c != "True"]
             term = f"_rate_ub({etas[h]})"
-            terms.append(f"({term} if {' and '.join(conds)} else 0.0)" if conds else term)
+            terms.append(term if cond == "True" else f"({term} if {cond} else 0.0)")
         ub = self.fresh("_ub")
         src(f"{ub} = 0.0" + "".join(f" + {x}" for x in terms))
         src(f"if {u} < {ub}:")
