@@ -35,7 +35,7 @@ from functools import lru_cache
 import numpy as np
 
 from utenforsk.config.schema import LIMITS
-from utenforsk.core import covariates, month, rng
+from utenforsk.core import covariates, lp_tables, month, rng
 from utenforsk.core.kernel import (
     CO_AGED_OUT,
     CO_AGED_OUT_HB,
@@ -77,7 +77,7 @@ from utenforsk.interventions.slots import MAX_PROGRAMMES
 from utenforsk.core.bounds import BOUND_EXIT, bound_offset_btrait, bound_offset_state
 
 #: bump when the generator changes what it writes for the same structure
-GENERATOR_VERSION = 6
+GENERATOR_VERSION = 7
 
 M64 = (1 << 64) - 1
 POP_ARGS = tuple(f"p_{f}" for f in Pop._fields)
@@ -144,6 +144,7 @@ def _and(*conds: str) -> str:
 
 #: each covariate kind's value as an expression (declared in utenforsk/core/covariates.py)
 COVARIATE_CODE = {n: k.code for n, k in enumerate(covariates.KINDS)}
+COVARIATE_BIT = {n: k.bit for n, k in enumerate(covariates.KINDS) if k.bit is not None}
 #: a person field read by a covariate's code (``p_<field>[i]``, ``p_<field>[<k>, i]``)
 _SLOT_INDEX = re.compile(r"(\[|, )i\]")
 _SNAPSHOT_FIELD = re.compile(r"p_(\w+)\[(?:(\d+), )?i\]")
@@ -157,6 +158,7 @@ class _Generator:
         self.cm, self.t = cm, cm.tables
         self.S = len(cm.states)
         self.off = float_offsets(self.t)
+        self.lpt = lp_tables.layout(self.t)
         self.muni_attr, self.us_flag = muni_attr, us_flag
         self.us = np.flatnonzero(us_states).tolist()
         self.hb = np.flatnonzero(hb_states).tolist()
@@ -249,6 +251,13 @@ class _Generator:
         client = self.client(a, state) if kind in covariates.CLIENT_KINDS else ""
         return COVARIATE_CODE[kind].format(a=a, b=b, state=state, client=client)
 
+    def covariate_bit(self, c: int, state: str) -> str:
+        """Covariate ``c``'s 0/1 value as an integer expression (its kind's ``bit``)."""
+        t = self.t
+        kind, a, b = int(t.cov_kind[c]), int(t.cov_a[c]), int(t.cov_b[c])
+        client = self.client(a, state) if kind in covariates.CLIENT_KINDS else ""
+        return COVARIATE_BIT[kind].format(a=a, b=b, state=state, client=client)
+
     def covariate(self, src: _Src, c: int, var: str, state: str) -> None:
         """Assign covariate ``c``'s current value to ``var`` (the month's snapshot and the re-read share it)."""
         src(f"{var} = {self.covariate_code(c, state)}  # {self.cm.covariate_names[c]}")
@@ -266,13 +275,21 @@ class _Generator:
 
     def lp(self, row: int, x: str = "x") -> str:
         """Linear predictor ``row``: with ``x == "x"``, over the start-of-month covariates
-        (written out where used, from the month's snapshot: :meth:`snapshot`), else over the
-        variables ``<x><c>`` of a :meth:`reread`."""
+        (written out where used, from the month's snapshot: :meth:`snapshot`), its 0/1 terms
+        read from its table (utenforsk/core/lp_tables.py) at the index their bits make; else
+        over the variables ``<x><c>`` of a :meth:`reread`, every term a multiply-add."""
         t = self.t
-        name = (lambda c: self.xexpr[c]) if x == "x" else (lambda c: f"{x}{c}")
-        terms = [f" + {self.F('lp_beta', j)} * {name(int(t.lp_cov[j]))}"
-                 for j in range(t.lp_start[row], t.lp_end[row])]
-        return "(0.0" + "".join(terms) + ")"
+        js = range(t.lp_start[row], t.lp_end[row])
+        if x != "x":
+            return "(0.0" + "".join(f" + {self.F('lp_beta', j)} * {x}{int(t.lp_cov[j])}" for j in js) + ")"
+        head, tabled = "0.0", ()
+        if row in self.lpt.rows:
+            at, tabled = self.lpt.rows[row]
+            code = " | ".join(f"({self.xbit[int(t.lp_cov[j])]} << {k})" if k else self.xbit[int(t.lp_cov[j])]
+                              for k, j in enumerate(tabled))
+            head = f"F[np.uint64({self.off['lp_table'] + at} + ({code}))]"
+        return ("(" + head + "".join(f" + {self.F('lp_beta', j)} * {self.xexpr[int(t.lp_cov[j])]}"
+                                     for j in js if j not in tabled) + ")")
 
     def snapshot(self, src: _Src) -> None:
         """Read, at the start of the month, each person field a covariate reads (``_s_<field>``,
@@ -288,9 +305,11 @@ class _Generator:
             loads[name] = m.group(0)
             return name
 
-        self.xexpr = {}
+        self.xexpr, self.xbit = {}, {}
         for c in range(self.cm.n_covariates):
             self.xexpr[c] = "(" + _SNAPSHOT_FIELD.sub(local, self.covariate_code(c, "_s_state")) + ")"
+            if int(self.t.cov_kind[c]) in COVARIATE_BIT:
+                self.xbit[c] = "(" + _SNAPSHOT_FIELD.sub(local, self.covariate_bit(c, "_s_state")) + ")"
         src("_s_state = state")
         for name in sorted(loads):
             src(f"{name} = {loads[name]}")

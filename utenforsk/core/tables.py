@@ -21,6 +21,7 @@ from utenforsk.config.schema import (BinaryTrait, ContinuousTrait, Destination, 
 from utenforsk.core.covariates import (DERIVED, K_ATTR, K_BTRAIT, K_FLAG, K_PROGRAMME,  # noqa: F401
                                        K_QUALITY, K_SERVICE, K_STATE, K_TRAIT, N_KINDS, PREFIXED)
 from utenforsk.core.covariates import K_AGE, K_KOMMUNE, K_SPELL, K_TIS  # noqa: F401 - re-exported
+from utenforsk.core import lp_tables
 AGE_YEARS = 30
 MAX_MONTHS = AGE_YEARS * 12
 #: a handoff's trigger (``handoffs.NAME.trigger``) by its number in ``ho_kind``
@@ -427,15 +428,17 @@ FLOAT_TABLES = ("hz_base", "lp_beta", "de_logw", "dy_rate", "dy_sd", "dy_icpt", 
 
 
 def float_offsets(tab) -> dict[str, int]:
-    """Offset of each float table in ``F`` (depends on table sizes only)."""
+    """Offset of each float table in ``F`` (depends on table sizes only), then of the linear
+    predictors' tables of 0/1 terms (``lp_table``, utenforsk/core/lp_tables.py) after a 0.0."""
     out, n = {}, 0
     for name in FLOAT_TABLES:
         out[name] = n
         n += int(np.size(getattr(tab, name)))
+    out["lp_table"] = n + 1
     return out
 
 
 def float_params(tab) -> np.ndarray:
     """The parameter values, in the layout of :func:`float_offsets`."""
     return np.concatenate([np.ravel(np.asarray(getattr(tab, n), np.float64)) for n in FLOAT_TABLES]
-                          + [np.zeros(1)])
+                          + [np.zeros(1), lp_tables.values(lp_tables.layout(tab), tab.lp_beta)])
