@@ -358,3 +358,39 @@ def test_service_and_handoff_changes_vectorised_equal_the_loop_over_areas():
                                                                base["ho_delay"], base["places"])))
     for g, w in zip(got, want):
         assert g.dtype == w.dtype and np.array_equal(g, w)
+
+
+def test_visiting_only_the_open_slots_changes_nothing(baseline_path, monkeypatch):
+    """The kernel visits, for a person not enrolled, only the slots ``Dyn.pg_open`` marks for
+    their age-year and state (slots.open_cells). Marking every slot with coverage in every cell
+    (what the kernel visited before) must give the same results bit for bit; and the mask must
+    be narrower than that, or the test would compare a thing with itself."""
+    import utenforsk.model as model_mod
+    from utenforsk.interventions.slots import open_cells
+
+    ivs = ["ips_youth", "nav_youth_guarantee", "dropout_prevention", "ot_reengagement",
+           "cross_sector_coordination"]
+    kw = dict(seed=5, scale=0.003, horizon_years=3)
+    narrow = _run(baseline_path, interventions=ivs, **kw)
+    cells = narrow.dyn.pg_open
+    every = np.bitwise_or.reduce(cells, axis=None)
+    assert 0 < np.count_nonzero(cells) and np.any((cells != 0) & (cells != every)), "the mask is not narrower"
+    for k in range(16):  # each bit marks exactly the slot's age-years and states
+        bit = (cells >> k) & 1
+        if (every >> k) & 1:
+            lo, hi = int(narrow.prog.lo[k]), int(narrow.prog.hi[k])
+            want = np.zeros_like(bit)
+            want[lo // 12:(hi - 1) // 12 + 1, :] = narrow.prog.states[k][None, :]
+            assert np.array_equal(bit, want), k
+        else:
+            assert not bit.any(), k
+
+    def all_slots_everywhere(prog, cover, out):
+        open_cells(prog, cover, out)
+        out[:] = np.bitwise_or.reduce(out, axis=None)
+
+    monkeypatch.setattr(model_mod, "open_cells", all_slots_everywhere)
+    wide = _run(baseline_path, interventions=ivs, **kw)
+    for f in (periods, cohorts, snapshot):
+        pd.testing.assert_frame_equal(f(narrow), f(wide), check_exact=True)
+    assert np.array_equal(narrow.pop.programmes, wide.pop.programmes)

@@ -317,7 +317,7 @@ class UtenforskModel(mesa.Model):
                           quality=np.ones((SV, M)), ho_prob=np.zeros((H, M)),
                           ho_delay=np.zeros((H, M), np.int64),
                           pg_cover=np.zeros(MAX_PROGRAMMES),
-                          pg_open=np.zeros((MAX_MONTHS // 12, len(c.states)), np.bool_),
+                          pg_open=np.zeros((MAX_MONTHS // 12, len(c.states)), np.int64),
                           kre=np.zeros((max(len(cfg.municipality_effects), 1), M)),
                           kidx=(self._k_index if by_kommune else np.zeros((0, 1), np.int64)),
                           kcdf=(self._k_cdf if by_kommune else np.zeros((0, 1))),
@@ -450,6 +450,8 @@ class UtenforskModel(mesa.Model):
         self._apply_interventions(m)  # always: plugins below must start from the base values
         for plugin in self.plugins:
             plugin.before_month(self, self.first_year + m // 12, m % 12)
+        if self.plugins:  # a plugin may have changed a slot's coverage, window or states
+            open_cells(self.prog, self.dyn.pg_cover, self.dyn.pg_open)
         self.service_areas.step()  # the service agents set admissions from last month's demand
         lo = int(self.cum_entries[max(0, m - MAX_MONTHS)])
         hi = int(self.cum_entries[m + 1])

@@ -514,7 +514,8 @@ class _Generator:
         """Enrol or keep in the programme slots: the loop of :func:`programme_loop`, written
         into the month (a call with the slots' arrays cost more than the loop itself). The
         slots are values, so this code is the same for every scenario of the model."""
-        with src.block("if p_programmes[i] != 0 or d_pg_open[ay, state]:  # else no slot can enrol or drop them"):
+        src("popen = d_pg_open[ay, state]  # the slots that may enrol at this age-year and state")
+        with src.block("if p_programmes[i] != 0 or popen != 0:  # else no slot can enrol or drop them"):
             self.person_key(src, "pkey", "pmk")
             programme_loop(src, len(self.cm.ctraits))
 
@@ -888,8 +889,7 @@ class _Generator:
             src('"""One month of life for ids [id0, id1) (the components of utenforsk/core/month.py)."""',
                 "mk = seed_key ^ (np.uint64(month + 100000) * _PM)",
                 f"pmk = seed_key ^ (np.uint64({PERSON_MONTH + 100000}) * _PM)",
-                "i = id0 % cap - 1  # the slot pid % cap, advanced without a division per person",
-                *ACTIVE_SLOTS)
+                "i = id0 % cap - 1  # the slot pid % cap, advanced without a division per person")
             CT = len(self.cm.ctraits)
             src(*(f"_tr{k}_{e} = trange[{k}, {j}]" for k in range(CT) for j, e in enumerate(("lo", "hi"))))
             first = len(src.lines)
@@ -1079,9 +1079,12 @@ def programme_loop(src: _Src, n_ctraits: int) -> None:
     A programme with a period ends each enrolled month with probability ``prog.pexit[k]``
     (1 / duration_months), drawn on the month's ``key`` with the intervention's own decision code,
     and is not taken again (``prog.once``). Only the slots that can act are visited, in slot
-    order: those enrolled in, and those with coverage this month (``amask``, :data:`ACTIVE_SLOTS`);
-    an empty slot would enrol nobody, and its loop cost most of the section."""
-    src("pslots = np.int64(p_programmes[i]) | amask  # slots that can act on this person",
+    order: those enrolled in, and those that may enrol the person (``popen``: in the month kernel
+    the slots with coverage this month whose age window touches the person's age-year and whose
+    states hold their state, ``Dyn.pg_open``, slots.open_cells; in :func:`programme_step_source`
+    every slot with coverage, :data:`ACTIVE_SLOTS`). Any other slot would enrol nobody, and
+    visiting it cost most of the section (a draw each)."""
+    src("pslots = np.int64(p_programmes[i]) | popen  # slots that can act on this person",
         "k = -1")
     with src.block("while pslots != 0:"):
         src("k += 1", "pact = pslots & 1", "pslots >>= 1", "if pact == 0:", "    continue")
@@ -1108,9 +1111,9 @@ def programme_loop(src: _Src, n_ctraits: int) -> None:
                         src(f"p_ctraits[{t}, i] = np.float32(p_ctraits[{t}, i] + prog.shift[k, {t}])")
 
 
-#: the slots with coverage this month, as a bit mask (computed once per kernel call)
-ACTIVE_SLOTS = ("amask = 0", f"for k in range({MAX_PROGRAMMES}):", "    if d_pg_cover[k] > 0.0:",
-                "        amask |= 1 << k")
+#: the slots with coverage this month, as a bit mask (:func:`programme_step_source`'s ``popen``)
+ACTIVE_SLOTS = ("popen = 0", f"for k in range({MAX_PROGRAMMES}):", "    if d_pg_cover[k] > 0.0:",
+                "        popen |= 1 << k")
 
 
 def helpers_namespace() -> dict:

@@ -167,14 +167,15 @@ def programme_slots(cm, interventions: list[Intervention]) -> Prog:
 
 
 def open_cells(prog: Prog, cover: np.ndarray, out: np.ndarray) -> None:
-    """Mark in ``out[age_year, state]`` where some slot with coverage this month may enrol: the
-    kernels call the enrolment step only there, or for people already enrolled. Conservative
-    (a whole age-year counts when a window touches it), so skipping elsewhere changes nothing."""
-    out[:] = False
+    """Set ``out[age_year, state]`` to the bit mask of the slots with coverage this month that
+    may enrol there: the kernels visit only these slots, and those a person is enrolled in, and
+    skip the step where both are empty. Conservative (a whole age-year counts when a window
+    touches it), so skipping the others changes nothing."""
+    out[:] = 0
     for k in np.flatnonzero(cover > 0.0):
         lo, hi = int(prog.lo[k]), int(prog.hi[k])
         if hi > lo:
-            out[lo // 12:(hi - 1) // 12 + 1, :] |= prog.states[k][None, :]
+            out[lo // 12:(hi - 1) // 12 + 1, :] |= np.where(prog.states[k], np.int64(1) << int(k), 0)[None, :]
 
 
 def check_references(cfg: ModelConfig, iv: Intervention, where: str) -> None:
