@@ -59,3 +59,44 @@ def test_thread_balance_runs():
     assert res.returncode == 0, res.stderr
     d = json.loads(res.stdout.strip().splitlines()[-1])
     assert d["span_ms"] > 0 and d["half_busy_ms"] > 0 and d["months"] == 2
+
+
+def test_kernel_profile_maps_machine_code_to_source_lines(tmp_path):
+    """``benchmarks.kernel_profile``'s sampled half runs (perf itself is not needed here): the
+    kernel compiled with debug information matches its object file's line table, and a sample
+    at any instruction of a line is attributed to that line and its section."""
+    import os
+    import shutil
+
+    import pytest
+
+    if shutil.which("objdump") is None and not os.environ.get("CI"):
+        pytest.skip("objdump (Debian binutils) is not installed; .ci/run installs it")
+    from benchmarks import kernel_profile as kp
+    from utenforsk.model import UtenforskModel
+
+    m = UtenforskModel(ROOT / "configs/norway/baseline.yaml", seed=1, scale=0.002, burn_in_years=1,
+                       horizon_years=1, threads=1)
+    (tmp_path / "k.py").write_text(m._gen.source)
+    env = {**os.environ, "NUMBA_DEBUGINFO": "1", "UTENFORSK_KERNEL_CACHE": str(tmp_path / "kc"),
+           "NUMBA_CACHE_DIR": str(tmp_path / "nb")}
+    res = subprocess.run([sys.executable, "-m", "benchmarks.kernel_profile", str(tmp_path / "k.py"), "--child",
+                          "--out", str(tmp_path), "--scale", "0.002", "--seconds", "0", "--iv"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr
+    meta = json.loads((tmp_path / "address.json").read_text())
+    assert meta["same_instructions"] >= 0.99
+    dump = subprocess.run(["objdump", "-d", "-l", "--no-show-raw-insn", str(tmp_path / "kernel.o")],
+                          capture_output=True, text=True, check=True).stdout
+    lines, _ = kp.line_table(dump)
+    source = (tmp_path / "kernel.py").read_text()
+    text = source.split("\n")
+    exit_line = next(n for n, t in enumerate(text, 1) if t.strip().startswith("if u_exit_") and "< B[" in t)
+    offsets = [o for o, ln in lines.items() if ln == exit_line]
+    assert offsets, "the exit bound's line has machine code"
+    other = next(o for o, ln in lines.items() if ln is not None and ln != exit_line)
+    ips = [meta["address"] + o for o in offsets] * 3 + [meta["address"] + other] + [meta["address"] - 64]
+    got = kp.attribute(ips, meta["address"], lines, source, top=5)
+    assert got["samples_in_kernel"] == 3 * len(offsets) + 1  # the one below the function is outside
+    assert got["lines"][0]["line"] == exit_line and got["lines"][0]["share"] > 0.5
+    assert max(got["sections"], key=got["sections"].get).startswith("exits")
