@@ -131,6 +131,32 @@ def test_claims_live_stale_and_release(tmp_path, monkeypatch):
     assert not list(claims.claim_path(task).parent.glob(".*"))  # the stale claim moved aside is gone
 
 
+def test_a_zombie_owner_holds_no_claim(tmp_path, monkeypatch):
+    """A worker killed with SIGKILL stays a zombie until its parent reaps it, and signal 0 still
+    reaches a zombie: its claim must read as stale, not live (the likely cause of one failure of
+    test_kill_9_of_a_worker_mid_task_then_rerun under load: the status counted a claim as
+    running after the command had returned)."""
+    from utenforsk.hpc import claims
+
+    monkeypatch.setenv("UTENFORSK_CLAIM_STALE_S", "60")
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # until it has exited (and not been reaped)
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                    break
+            time.sleep(0.01)
+        os.kill(pid, 0)  # the zombie still takes signal 0
+        task = tmp_path / "runs" / "baseline" / "r000001.parquet"
+        _write_claim(task, claims.HOST, pid)
+        assert claims.inspect(task)[0] == "stale"
+    finally:
+        os.waitpid(pid, 0)
+
+
 def test_heartbeat_keeps_a_claim_fresh(tmp_path, monkeypatch):
     from utenforsk.hpc import claims
 

@@ -54,13 +54,20 @@ def failure_path(task_file: Path | str) -> Path:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Is process ``pid`` running? A zombie (exited, not yet reaped by its parent) is not: signal 0
+    still reaches it, and a killed worker stays one until its pool, or init, reaps it."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # Linux: the state after the command name in /proc/PID/stat
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in (b"Z", b"X")
 
 
 def read(path: Path) -> tuple[dict | None, float | None, bytes]:
