@@ -133,9 +133,7 @@ def test_claims_live_stale_and_release(tmp_path, monkeypatch):
 
 def test_a_zombie_owner_holds_no_claim(tmp_path, monkeypatch):
     """A worker killed with SIGKILL stays a zombie until its parent reaps it, and signal 0 still
-    reaches a zombie: its claim must read as stale, not live (the likely cause of one failure of
-    test_kill_9_of_a_worker_mid_task_then_rerun under load: the status counted a claim as
-    running after the command had returned)."""
+    reaches a zombie: its claim must read as stale, not live."""
     from utenforsk.hpc import claims
 
     monkeypatch.setenv("UTENFORSK_CLAIM_STALE_S", "60")
@@ -143,18 +141,41 @@ def test_a_zombie_owner_holds_no_claim(tmp_path, monkeypatch):
     if pid == 0:
         os._exit(0)
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:  # until it has exited (and not been reaped)
+        deadline, zombie = time.monotonic() + 10, False
+        while not zombie and time.monotonic() < deadline:  # until it has exited (not reaped)
             with open(f"/proc/{pid}/stat", "rb") as f:
-                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
-                    break
+                zombie = f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
             time.sleep(0.01)
+        assert zombie, "the child did not become a zombie within 10 s"
         os.kill(pid, 0)  # the zombie still takes signal 0
         task = tmp_path / "runs" / "baseline" / "r000001.parquet"
         _write_claim(task, claims.HOST, pid)
         assert claims.inspect(task)[0] == "stale"
     finally:
         os.waitpid(pid, 0)
+
+
+def test_a_claim_interrupted_while_written_leaves_nothing(tmp_path, monkeypatch):
+    """A SIGTERM (hpc.stop raises Stopped) while a claim is written must leave no claim: an empty
+    one read as live, so `status` counted the task as running after the command returned (one
+    failure of test_kill_9_of_a_worker_mid_task_then_rerun under load, where the pool's SIGTERM
+    can reach the other worker at that moment), and no runner took it for 10 minutes."""
+    from utenforsk.hpc import claims, stop
+
+    task = tmp_path / "runs" / "baseline" / "r000002.parquet"
+    dump = json.dump
+
+    def interrupted(obj, f, *a, **k):
+        f.write('{"host": ')
+        raise stop.Stopped("SIGTERM")
+
+    monkeypatch.setattr(claims.json, "dump", interrupted)
+    with pytest.raises(stop.Stopped):
+        claims.try_claim(task)
+    monkeypatch.setattr(claims.json, "dump", dump)
+    assert claims.inspect(task)[0] == "none"
+    assert not list(claims.claim_path(task).parent.iterdir())  # and no half-written file either
+    assert claims.try_claim(task) is not None
 
 
 def test_heartbeat_keeps_a_claim_fresh(tmp_path, monkeypatch):

@@ -734,26 +734,6 @@ def _run_serial(units: list, total: int, progress) -> int:
     return ran
 
 
-def _reap_workers(pool, timeout: float = 60.0) -> None:
-    """After one worker died, stop the others and wait until they have exited: they leave their
-    task at the end of the month in progress (SIGTERM, hpc.stop) and their claims are then seen
-    as stopped. Without this the command could return (and a status or a rerun start) while a
-    worker still held a live claim."""
-    procs = list((getattr(pool, "_processes", None) or {}).values())
-    for proc in procs:
-        if proc.is_alive():
-            try:
-                os.kill(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-    deadline = time.monotonic() + timeout
-    for proc in procs:
-        proc.join(max(0.0, deadline - time.monotonic()))
-        if proc.is_alive():
-            proc.kill()
-            proc.join(5.0)
-
-
 def _run_pool(units: list, workers: int, total: int, progress) -> int:
     from utenforsk.hpc import stop
 
@@ -780,7 +760,6 @@ def _run_pool(units: list, workers: int, total: int, progress) -> int:
                 pass
         raise
     except BrokenProcessPool:
-        _reap_workers(pool)
         raise WorkerLost(f"a worker process died (killed, or out of memory) after {ran} tasks; "
                          "rerun the same command to finish the rest") from None
     finally:

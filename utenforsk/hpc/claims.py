@@ -103,14 +103,21 @@ def inspect(task_file: Path | str) -> tuple[str, dict | None]:
 
 
 def _create(path: Path) -> str | None:
+    """Create the claim whole or not at all: written to a file of its own, then linked into place
+    (``FileExistsError`` if another runner holds it). Created empty and then written, a SIGTERM
+    between the two left an empty claim that read as live until it went stale (10 minutes)."""
     token = uuid.uuid4().hex
+    tmp = path.with_name(f".{path.name}.{token}.new")
     try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
-        return None
-    with os.fdopen(fd, "w") as f:
-        json.dump({"host": HOST, "pid": os.getpid(), "time": time.time(), "token": token}, f)
-    return token
+        with os.fdopen(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644), "w") as f:
+            json.dump({"host": HOST, "pid": os.getpid(), "time": time.time(), "token": token}, f)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return None
+        return token
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _break_stale(path: Path, raw: bytes) -> bool:
