@@ -5,16 +5,20 @@ Samples the generated month kernel (``SOURCE``, default this checkout's for the 
 with ``perf record -e cpu-clock`` while it runs months on copies of one population (as
 ``benchmarks.kernel_ab``), and attributes each sample to a line of the generated source, and so
 to its section (``# ==== <component>``). numba's machine code has no symbols perf can read, so
-the child process compiles the kernel itself with ``NUMBA_DEBUGINFO=1`` (without the bounds
-checks and ``noinline`` numba adds with it, :func:`_line_tables_only`: a different kernel
-otherwise), in a fresh module and a private cache, writes the JIT's own object
-file (its line table) and the function's address, and the parent maps ``ip - address`` to the
-object's offsets (``objdump -d -l``). The child checks the object against the code in memory
-(the same instruction at 99% of the offsets, else it stops), and compiles the source once more
-without debug information to say how alike the two are (``like_normal_build``, difflib's ratio
-of their instruction sequences; 0.8-0.9: debug information still moves some of LLVM's choices,
-so a line's share is a guide, not a measurement of the normal kernel). Cold compiles are part of
-the run (the figures count only samples inside the kernel).
+the child process compiles the kernel itself with ``NUMBA_DEBUGINFO=1`` (a fresh module, a
+private cache), without the bounds checks and the ``noinline`` on every function that numba adds
+with it (:func:`_line_tables_only`: the first version of this tool, with them, put half the month
+with interventions in a call that the normal kernel inlines). numba's debug information still
+turns off its own promotion of locals to registers and adds full debug metadata, so the profiled
+build differs from the normal one: the child compiles the source once more without debug
+information and reports ``like_normal_build``, difflib's ratio of the two functions' sequences of
+instruction names (1.0: the same; 0.84 on 2026-12-02). A line's share is a guide, not a
+measurement of the normal kernel. The child writes the JIT's own object file (its line table)
+and the function's address, and checks the object against the code in memory (the same
+instruction at 99% of the offsets, else it stops); the parent maps ``ip - address`` of the
+child's samples to the object's offsets (``objdump -d -l``). Code inlined from another file
+(``programme_match``, ...) is counted as ``inlined from FILE``. Cold compiles are part of the
+run (the figures count only samples inside the kernel).
 
 Prints the share of the kernel's samples per section and the ``--top`` lines, and writes
 ``DIR/kernel_profile.json`` (with ``--keep``, also the object file, the source, the address and
@@ -46,10 +50,11 @@ _INSN = re.compile(r"\s+([0-9a-f]+):\s+(\S+)")
 _LINE = re.compile(r"^(/\S+\.py):(\d+)")
 
 
-def line_table(objdump_text: str) -> tuple[dict[int, int], dict[int, str]]:
+def line_table(objdump_text: str) -> tuple[dict[int, tuple[str, int]], dict[int, str]]:
     """From ``objdump -d -l`` of the kernel's object: each instruction offset of its first function
-    (the month kernel) -> source line, and -> mnemonic."""
-    lines, names, line, inside = {}, {}, None, False
+    (the month kernel) -> (source file, line), and -> mnemonic. Code inlined from another file
+    (``programme_match`` from utenforsk/core/kernel.py, ...) carries that file's lines."""
+    lines, names, where, inside = {}, {}, None, False
     for text in objdump_text.split("\n"):
         if re.match(r"^[0-9a-f]{16} <", text):
             if inside:
@@ -60,12 +65,12 @@ def line_table(objdump_text: str) -> tuple[dict[int, int], dict[int, str]]:
             continue
         m = _LINE.match(text)
         if m:
-            line = int(m.group(2))
+            where = (m.group(1), int(m.group(2)))
             continue
         m = _INSN.match(text)
         if m:
             off = int(m.group(1), 16)
-            lines[off], names[off] = line, m.group(2)
+            lines[off], names[off] = where, m.group(2)
     return lines, names
 
 
@@ -85,17 +90,22 @@ def sections(source: str) -> dict[int, str]:
     return out
 
 
-def attribute(ips, address: int, lines: dict[int, int], source: str, top: int) -> dict:
+def attribute(ips, address: int, lines: dict, source: str, source_path: str, top: int) -> dict:
     """Shares of the samples ``ips`` (absolute addresses) that fall in the kernel, by section and
-    by line."""
-    per_line = collections.Counter()
+    by line of ``source`` (the generated file ``source_path``); code inlined from another file
+    counts as ``"inlined from FILE"`` (its lines are not the generated source's)."""
+    per_line, other = collections.Counter(), collections.Counter()
     for ip in ips:
-        ln = lines.get(ip - address)
-        if ln is not None:
-            per_line[ln] += 1
-    n = sum(per_line.values())
+        where = lines.get(ip - address, False)
+        if where is False:
+            continue  # outside the month kernel
+        if where is not None and where[0] == source_path:
+            per_line[where[1]] += 1
+        else:
+            other["inlined from " + (Path(where[0]).name if where else "no line")] += 1
+    n = sum(per_line.values()) + sum(other.values())
     sec_of, text = sections(source), source.split("\n")
-    per_sec = collections.Counter()
+    per_sec = collections.Counter(other)
     for ln, k in per_line.items():
         per_sec[sec_of.get(ln, "?")] += k
     return {"samples_in_kernel": n,
@@ -125,32 +135,41 @@ def _line_tables_only() -> None:
     lowering.Lower.pre_lower = pre_lower_inlinable
 
 
-def _mnemonics(code: bytes) -> list[str]:
-    with tempfile.NamedTemporaryFile(suffix=".bin") as f:
-        f.write(code)
+def _objdump(obj: bytes) -> str:
+    with tempfile.NamedTemporaryFile(suffix=".o") as f:
+        f.write(obj)
         f.flush()
-        dump = subprocess.run(["objdump", "-D", "-b", "binary", "-mi386:x86-64", "--no-show-raw-insn", f.name],
+        return subprocess.run(["objdump", "-d", "-l", "--no-show-raw-insn", f.name],
                               capture_output=True, text=True, check=True).stdout
-    return [m.group(2) for m in map(_INSN.match, dump.split("\n")) if m]
 
 
-def _like_normal_build(src: str, mo, names: dict[int, str]) -> float:
-    """How alike the profiled kernel's instructions are to the same source compiled without debug
-    information (difflib's ratio of the two mnemonic sequences: 1.0 is the same code)."""
-    import difflib
-
-    from numba.core import config
+def _compiled(src: str, mo):
+    """``src``'s month kernel compiled here: (its object file, its address in memory, the
+    generated file's path, the function)."""
     from utenforsk.core import kernel_cache
 
-    config.DEBUGINFO_DEFAULT = 0
-    fn = kernel_cache.load("# normal build\n" + src).month_chunk
+    mod = kernel_cache.load(src)
+    fn = mod.month_chunk
     pop, tal = mo.fresh()
     mo.run(fn, pop, tal)
     cres = fn.overloads[fn.signatures[0]]
-    address = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
+    return (cres.library._get_compiled_object(), cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name),
+            str(mod.SOURCE_PATH), fn)
+
+
+def _like_normal_build(src: str, mo, names: dict[int, str]) -> float:
+    """How alike the profiled kernel is to the same source compiled without debug information:
+    difflib's ratio of the two functions' sequences of instruction names (1.0: the same names in
+    the same order; operands are not compared)."""
+    import difflib
+
+    from numba.core import config
+
+    config.DEBUGINFO_DEFAULT = 0
+    obj = _compiled("# normal build\n" + src, mo)[0]
+    _, normal = line_table(_objdump(obj))
     profiled = [names[o] for o in sorted(names)]
-    normal = _mnemonics(ctypes.string_at(address, max(names) + 16))[:len(profiled)]
-    return difflib.SequenceMatcher(None, profiled, normal, autojunk=False).ratio()
+    return difflib.SequenceMatcher(None, profiled, [normal[o] for o in sorted(normal)], autojunk=False).ratio()
 
 
 def _child(a) -> int:
@@ -159,24 +178,21 @@ def _child(a) -> int:
 
     from numba.core.errors import NumbaDebugInfoWarning
 
+    if not (os.environ.get("UTENFORSK_KERNEL_CACHE") and os.environ.get("NUMBA_CACHE_DIR")):
+        print("error: --child needs private UTENFORSK_KERNEL_CACHE and NUMBA_CACHE_DIR (its builds "
+              "differ from the normal ones, and numba's cache would not tell them apart)", file=sys.stderr)
+        return 2
     warnings.simplefilter("ignore", NumbaDebugInfoWarning)  # generated helpers have no source file
     _line_tables_only()
     from benchmarks.kernel_ab import OneMonth
-    from utenforsk.core import kernel_cache
 
     mo = OneMonth(a.scale, a.iv, a.warm)
     src = f"# kernel_profile {time.time_ns()}\n" + Path(a.source).read_text()  # a new module: compiled here
-    fn = kernel_cache.load(src).month_chunk
-    pop, tal = mo.fresh()
-    mo.run(fn, pop, tal)
-    cres = fn.overloads[fn.signatures[0]]
-    address = cres.library.get_pointer_to_function(cres.fndesc.llvm_func_name)
+    obj, address, source_path, fn = _compiled(src, mo)
     out = Path(a.out)
-    (out / "kernel.o").write_bytes(cres.library._get_compiled_object())
+    (out / "kernel.o").write_bytes(obj)
     (out / "kernel.py").write_text(src)
-    dump = subprocess.run(["objdump", "-d", "-l", "--no-show-raw-insn", str(out / "kernel.o")],
-                          capture_output=True, text=True, check=True).stdout
-    lines, names = line_table(dump)
+    lines, names = line_table(_objdump(obj))
     with tempfile.NamedTemporaryFile(suffix=".bin") as f:
         f.write(ctypes.string_at(address, max(lines) + 16))
         f.flush()
@@ -187,8 +203,9 @@ def _child(a) -> int:
     if same < 0.99:
         print(f"error: the object file does not match the code in memory ({same:.1%} of offsets)", file=sys.stderr)
         return 1
-    (out / "address.json").write_text(json.dumps({"address": address, "same_instructions": same,
-                                                  "like_normal_build": _like_normal_build(src, mo, names)}))
+    (out / "address.json").write_text(json.dumps({
+        "address": address, "pid": os.getpid(), "source_path": source_path, "same_instructions": same,
+        "like_normal_build": _like_normal_build(src, mo, names)}))
     t0 = time.monotonic()
     while time.monotonic() - t0 < a.seconds:
         pop, tal = mo.fresh()
@@ -227,25 +244,27 @@ def main(argv=None) -> int:
             a.source = str(tmp / "baseline_kernel.py")
             Path(a.source).write_text(m._gen.source)
         env = {**os.environ, "NUMBA_DEBUGINFO": "1", "UTENFORSK_KERNEL_CACHE": str(tmp / "kc"),
-               "NUMBA_CACHE_DIR": str(tmp / "nb"), "PYTHONPATH": str(ROOT)}
-        child = [sys.executable, "-m", "benchmarks.kernel_profile", a.source, "--child", "--out", str(tmp),
+               "NUMBA_CACHE_DIR": str(tmp / "nb"),
+               "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+        child = [sys.executable, "-m", "benchmarks.kernel_profile", str(Path(a.source).resolve()), "--child",
+                 "--out", str(tmp),
                  "--scale", str(a.scale), "--seconds", str(a.seconds), "--warm", str(a.warm), "--iv", *a.iv]
         rec = subprocess.run(["perf", "record", "-q", "-e", "cpu-clock", "-F", "4000", "-o", str(tmp / "perf.data"),
                               "--", *child], env=env, cwd=ROOT)
-        if rec.returncode != 0:
+        if rec.returncode != 0 or not (tmp / "address.json").exists():
             print(f"error: the sampled run failed (exit {rec.returncode}); see its messages above", file=sys.stderr)
             return 1
-        script = subprocess.run(["perf", "script", "-i", str(tmp / "perf.data"), "-F", "ip"],
-                                capture_output=True, text=True, check=True).stdout
-        ips = [int(x, 16) for x in script.split()]
-        lines, _ = line_table(subprocess.run(["objdump", "-d", "-l", "--no-show-raw-insn", str(tmp / "kernel.o")],
-                                             capture_output=True, text=True, check=True).stdout)
         meta = json.loads((tmp / "address.json").read_text())
-        res = attribute(ips, meta["address"], lines, (tmp / "kernel.py").read_text(), a.top)
+        script = subprocess.run(["perf", "script", "-i", str(tmp / "perf.data"), "-F", "pid,ip"],
+                                capture_output=True, text=True, check=True).stdout
+        pairs = [ln.split() for ln in script.splitlines() if ln.strip()]
+        ips = [int(ip, 16) for pid, ip in pairs if int(pid) == meta["pid"]]  # not objdump's, not perf's
+        lines, _ = line_table(_objdump((tmp / "kernel.o").read_bytes()))
+        res = attribute(ips, meta["address"], lines, (tmp / "kernel.py").read_text(), meta["source_path"], a.top)
         if a.keep:
             keep = out / "kernel_profile"
             keep.mkdir(exist_ok=True)
-            for name in ("kernel.o", "kernel.py", "address.json"):
+            for name in ("kernel.o", "kernel.py", "address.json"):  # kernel.py: the source the lines are of
                 shutil.copy(tmp / name, keep / name)
             (keep / "ips.txt").write_text("\n".join(f"{ip:x}" for ip in ips))
     res.update(samples=len(ips), same_instructions=meta["same_instructions"],
