@@ -450,8 +450,9 @@ class UtenforskModel(mesa.Model):
         self._apply_interventions(m)  # always: plugins below must start from the base values
         for plugin in self.plugins:
             plugin.before_month(self, self.first_year + m // 12, m % 12)
-        if self.plugins:  # a plugin may have changed a slot's coverage, window or states
-            open_cells(self.prog, self.dyn.pg_cover, self.dyn.pg_open)
+        # the slots that may enrol by age-year and state, from this month's coverage (after the
+        # plugins: one may change a slot's coverage, window or states)
+        open_cells(self.prog, self.dyn.pg_cover, self.dyn.pg_open)
         self.service_areas.step()  # the service agents set admissions from last month's demand
         lo = int(self.cum_entries[max(0, m - MAX_MONTHS)])
         hi = int(self.cum_entries[m + 1])
@@ -559,7 +560,6 @@ class UtenforskModel(mesa.Model):
                 if change.delay_months is not None:
                     dl = d.ho_delay[h, areas]
                     d.ho_delay[h, areas] = np.rint(dl + cov * (change.delay_months.value - dl)).astype(np.int64)
-        open_cells(self.prog, d.pg_cover, d.pg_open)
         self.service_areas.places_per_1000[...] = places
 
     def _covered_areas(self, iv) -> list[int]:

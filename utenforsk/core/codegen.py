@@ -243,20 +243,14 @@ class _Generator:
             return self.member(state, np.flatnonzero(t.sv_states[s]))
         return f"(((p_clients[i] >> {s}) & 1) == 1)"
 
-    def covariate_code(self, c: int, state: str) -> str:
-        """Covariate ``c``'s value as an expression (its kind's code, covariates.KINDS), with the
-        person's state in the variable ``state``."""
+    def covariate_code(self, c: int, state: str, templates: dict = COVARIATE_CODE) -> str:
+        """Covariate ``c``'s value as an expression (its kind's code, covariates.KINDS; with
+        ``templates=COVARIATE_BIT``, its 0/1 value as an integer), with the person's state in the
+        variable ``state``."""
         t = self.t
         kind, a, b = int(t.cov_kind[c]), int(t.cov_a[c]), int(t.cov_b[c])
         client = self.client(a, state) if kind in covariates.CLIENT_KINDS else ""
-        return COVARIATE_CODE[kind].format(a=a, b=b, state=state, client=client)
-
-    def covariate_bit(self, c: int, state: str) -> str:
-        """Covariate ``c``'s 0/1 value as an integer expression (its kind's ``bit``)."""
-        t = self.t
-        kind, a, b = int(t.cov_kind[c]), int(t.cov_a[c]), int(t.cov_b[c])
-        client = self.client(a, state) if kind in covariates.CLIENT_KINDS else ""
-        return COVARIATE_BIT[kind].format(a=a, b=b, state=state, client=client)
+        return templates[kind].format(a=a, b=b, state=state, client=client)
 
     def covariate(self, src: _Src, c: int, var: str, state: str) -> None:
         """Assign covariate ``c``'s current value to ``var`` (the month's snapshot and the re-read share it)."""
@@ -309,7 +303,7 @@ class _Generator:
         for c in range(self.cm.n_covariates):
             self.xexpr[c] = "(" + _SNAPSHOT_FIELD.sub(local, self.covariate_code(c, "_s_state")) + ")"
             if int(self.t.cov_kind[c]) in COVARIATE_BIT:
-                self.xbit[c] = "(" + _SNAPSHOT_FIELD.sub(local, self.covariate_bit(c, "_s_state")) + ")"
+                self.xbit[c] = "(" + _SNAPSHOT_FIELD.sub(local, self.covariate_code(c, "_s_state", COVARIATE_BIT)) + ")"
         src("_s_state = state")
         for name in sorted(loads):
             src(f"{name} = {loads[name]}")
