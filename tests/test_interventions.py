@@ -366,7 +366,7 @@ def test_visiting_only_the_open_slots_changes_nothing(baseline_path, monkeypatch
     (what the kernel visited before) must give the same results bit for bit; and the mask must
     be narrower than that, or the test would compare a thing with itself."""
     import utenforsk.model as model_mod
-    from utenforsk.interventions.slots import open_cells
+    from utenforsk.interventions.slots import MAX_PROGRAMMES, open_cells
 
     ivs = ["ips_youth", "nav_youth_guarantee", "dropout_prevention", "ot_reengagement",
            "cross_sector_coordination"]
@@ -375,7 +375,7 @@ def test_visiting_only_the_open_slots_changes_nothing(baseline_path, monkeypatch
     cells = narrow.dyn.pg_open
     every = np.bitwise_or.reduce(cells, axis=None)
     assert 0 < np.count_nonzero(cells) and np.any((cells != 0) & (cells != every)), "the mask is not narrower"
-    for k in range(16):  # each bit marks exactly the slot's age-years and states
+    for k in range(MAX_PROGRAMMES):  # each bit marks exactly the slot's age-years and states
         bit = (cells >> k) & 1
         if (every >> k) & 1:
             lo, hi = int(narrow.prog.lo[k]), int(narrow.prog.hi[k])

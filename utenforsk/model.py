@@ -21,7 +21,7 @@ from utenforsk.config.schema import ModelConfig
 from utenforsk.core import kernel, kernel_cache, rng
 from utenforsk.core.population import (allocate, arrival_birth_months, bytes_per_slot,
                                        entry_schedule, ring_capacity)
-from utenforsk.core.tables import MAX_MONTHS, CompiledModel, category_shares, cumulative_shares, float_offsets
+from utenforsk.core.tables import AGE_YEARS, MAX_MONTHS, CompiledModel, category_shares, cumulative_shares, float_offsets
 from utenforsk.errors import ConfigError
 from utenforsk.interventions import engine
 from utenforsk.interventions.slots import MAX_PROGRAMMES, canonical_order, open_cells, programme_slots
@@ -92,7 +92,7 @@ def entry_rates(cfg: ModelConfig, first_year: int, total_months: int) -> tuple[n
         births_f = (np.asarray(b[:-1]) / b0 if b0 > 0 else np.zeros(len(span)))[years - first_year]
         arrivals_f = (np.asarray(i[:-1]) / i0 if i0 > 0 else np.zeros(len(span)))[years - first_year]
     births_pm = cfg.population.births_per_year.value * cfg.scale / 12.0 * births_f
-    by_age = np.zeros(30)
+    by_age = np.zeros(AGE_YEARS)
     imm = cfg.population.immigration
     if imm is not None:
         for share in imm.age_shares:
@@ -418,7 +418,7 @@ class UtenforskModel(mesa.Model):
             if len(ids) == 0:
                 continue
             if arrival:
-                ages = np.repeat(np.arange(30), self.arrivals[month])
+                ages = np.repeat(np.arange(AGE_YEARS), self.arrivals[month])
                 births = arrival_birth_months(self.seed_key, ids, ages, month)
             # arrivals on one thread: a donor search may read slots of old birth months that this
             # month's entrants are taking over (kernel.arrival_donor); births read no other slot

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from utenforsk.config.params import Coefficient, NonNegative, Probability, Strict
+from utenforsk.config.schema import MAX_AGE_YEARS
 
 Ages = tuple[float, float]
 
@@ -34,7 +35,7 @@ class TraitCondition(Strict):
 class Who(Strict):
     """Eligibility: all conditions must hold."""
 
-    ages: Ages = (0.0, 30.0)
+    ages: Ages = (0.0, MAX_AGE_YEARS)
     states: list[str] | None = Field(None, description="eligible states (default: any)")
     attributes: dict[str, list[str]] = Field(
         default_factory=dict, description="allowed categories per attribute, e.g. municipality for pilots")
@@ -50,8 +51,8 @@ class Who(Strict):
     @model_validator(mode="after")
     def _ages(self):
         lo, hi = self.ages
-        if not 0 <= lo < hi <= 30:
-            raise ValueError(f"ages must satisfy 0 <= low < high <= 30, got {list(self.ages)}")
+        if not 0 <= lo < hi <= MAX_AGE_YEARS:
+            raise ValueError(f"ages must satisfy 0 <= low < high <= {MAX_AGE_YEARS:g}, got {list(self.ages)}")
         return self
 
     @field_validator("municipalities", mode="before")

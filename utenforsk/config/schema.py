@@ -37,7 +37,7 @@ MAX_AGE_YEARS = 30.0
 #: the model's limits, in one place: the person arrays' bit widths and the random-number decision
 #: blocks (utenforsk/core/rng.py) are sized from them
 LIMITS = {"states": 127, "flags": 6, "continuous_traits": 16, "binary_traits": 8, "attributes": 32,
-          "services": 8, "handoffs": 64, "programmes": 16, "arrival_ages": 30, "donor_tries": 4,
+          "services": 8, "handoffs": 64, "programmes": 16, "arrival_ages": int(MAX_AGE_YEARS), "donor_tries": 4,
           "municipality_effects": 8}
 
 

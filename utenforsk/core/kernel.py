@@ -27,6 +27,7 @@ import numpy as np
 from numba import njit
 
 from utenforsk.core import month, rng
+from utenforsk.core.tables import AGE_YEARS
 
 #: per-month dynamic inputs set by the service agents (and, later, interventions)
 Dyn = namedtuple("Dyn", ["admit_p", "detect_p", "quality", "ho_prob", "ho_delay", "pg_cover", "pg_open",
@@ -138,8 +139,8 @@ def allocate_tally(n_states, n_munis, n_groups, kmax, n_services, n_exits, n_coh
                    n_programmes=0) -> Tally:
     t = n_threads()
     z = lambda *shape: np.zeros((t,) + shape, np.int64)  # noqa: E731
-    return Tally(age_state=z(30, n_states), muni_pop=z(n_munis, 30), muni_state=z(n_munis, n_states),
-                 grp=z(max(n_groups, 1), kmax, 30, n_states), sv=z(max(n_services, 1), n_munis, N_SV_FIELDS),
+    return Tally(age_state=z(AGE_YEARS, n_states), muni_pop=z(n_munis, AGE_YEARS), muni_state=z(n_munis, n_states),
+                 grp=z(max(n_groups, 1), kmax, AGE_YEARS, n_states), sv=z(max(n_services, 1), n_munis, N_SV_FIELDS),
                  events=z(1 + n_exits), prog=z(max(n_programmes, 1), 2), cohort=z(n_cohorts, N_CO_FIELDS),
                  cohort_grp=z(max(n_groups, 1), kmax, n_cohorts, N_CO_FIELDS))
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from utenforsk.config.schema import (BinaryTrait, ContinuousTrait, Destination, Hazard,
+from utenforsk.config.schema import (MAX_AGE_YEARS, BinaryTrait, ContinuousTrait, Destination, Hazard,
                                      ModelConfig)
 
 # covariate kinds (cov_kind), declared in utenforsk/core/covariates.py
@@ -22,7 +22,7 @@ from utenforsk.core.covariates import (DERIVED, K_ATTR, K_BTRAIT, K_FLAG, K_PROG
                                        K_QUALITY, K_SERVICE, K_STATE, K_TRAIT, N_KINDS, PREFIXED)
 from utenforsk.core.covariates import K_AGE, K_KOMMUNE, K_SPELL, K_TIS  # noqa: F401 - re-exported
 from utenforsk.core import lp_tables
-AGE_YEARS = 30
+AGE_YEARS = int(MAX_AGE_YEARS)  # whole age-years 0-29: the age tallies' rows
 MAX_MONTHS = AGE_YEARS * 12
 #: a handoff's trigger (``handoffs.NAME.trigger``) by its number in ``ho_kind``
 HO_TRIGGERS = ("transition", "exit", "detection")

@@ -34,6 +34,7 @@ import pandas as pd
 from numba import njit
 
 from utenforsk.core import rng
+from utenforsk.core.tables import AGE_YEARS
 from utenforsk.errors import ConfigError
 
 DATA_FILE = Path(__file__).resolve().parents[2] / "configs" / "norway" / "data" / "municipalities.csv"
@@ -194,7 +195,7 @@ def assign(seed_key, ids, types, index, cdf):
 
 #: the Q4 pass's cells: [municipality, age-year, status], status = NEET + 2 health benefit +
 #: 4 completed upper secondary (what :func:`fold_q4` folds into the fields)
-Q4_AGES, Q4_STATUS = 30, 8
+Q4_AGES, Q4_STATUS = AGE_YEARS, 8
 
 
 @njit(cache=True, nogil=True)
