@@ -725,11 +725,12 @@ class ReferenceModel(mesa.Model):
     def _donor(self, birth: int, area: str, month: int):
         """A living native of the arrival's municipality type born in month ``birth``, or if none
         was born there then, in the nearest month within DONOR_WINDOW (earlier first), up to
-        DONOR_TRIES draws in all, as the engine (kernel.arrival_donor)."""
+        DONOR_TRIES draws in all, as the engine (kernel.arrival_donor); months whose natives have
+        all aged out (older than MAX_AGE_MONTHS) are skipped."""
         t = 0
         for d in range(2 * DONOR_WINDOW + 1):
             b = birth - (d + 1) // 2 if d % 2 == 1 else birth + d // 2
-            natives = self.natives_born.get((b, area), []) if b <= month else []
+            natives = self.natives_born.get((b, area), []) if month - MAX_AGE_MONTHS <= b <= month else []
             if not natives:
                 continue
             while t < DONOR_TRIES:

@@ -26,9 +26,9 @@ def main(argv=None) -> int:
     in_kernel = [0.0]
     run_chunks = kernel.run_chunks
 
-    def timed(*a):
+    def timed(*a, **kw):
         t0 = time.perf_counter()
-        run_chunks(*a)
+        run_chunks(*a, **kw)
         in_kernel[0] += time.perf_counter() - t0
 
     kernel.run_chunks = timed

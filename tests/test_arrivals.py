@@ -93,3 +93,66 @@ def test_adult_arrivals_hold_qualifications_and_natives_prevalence(baseline_path
     assert p_native > 0.05, "the comparison needs a prevalence well above 0"
     p_arr = ill / n_adult
     assert abs(p_arr - p_native) < 4 * np.sqrt(p_native * (1 - p_native) / n_adult), (p_arr, p_native)
+
+
+def test_a_donor_search_spends_no_draw_on_months_everyone_has_left():
+    """Born 359 months before the month, an arrival's search window reaches birth months older
+    than 360 months, whose natives have all aged out (and whose slots this month's entrants may be
+    taking over). The search skips them: here month 39's two (departed) natives of the area used
+    to take all DONOR_TRIES draws, so the arrival got no donor although month 43 has one; and
+    reading those slots while other arrivals wrote them made the outcome depend on the entrants'
+    order (why arrivals entered on one thread)."""
+    from utenforsk.core import kernel
+
+    month, area_a, areas = 400, 1, 3
+    per_month = np.full(month + 1, 2, np.int64)  # two births a month, in area 0 unless set below
+    cum = np.r_[0, np.cumsum(per_month)].astype(np.int64)
+    cap = int(cum[-1]) + 1
+    area = np.zeros(cap, np.uint16)
+    births_of = np.repeat(np.arange(month + 1), 2).astype(np.int16)
+    births_of = np.r_[births_of, 0].astype(np.int16)
+    alive = (births_of >= month - 360).astype(np.uint8)
+    area[cum[39]:cum[40]] = area_a   # departed natives of area a, born 361 months ago
+    area[cum[43]] = area_a           # a living one, born 357 months ago
+    rank = np.zeros(cap, np.uint16)
+    births_area = np.zeros((kernel.BIRTHS_RING, areas + 1), np.int32)
+    for b in range(month + 1):
+        kernel.index_births(int(cum[b]), 2, cap, area, rank, births_area, b)
+    donor = kernel.arrival_donor(month - 359, area_a, month, np.uint64(12345), alive, births_of, rank,
+                                 cum, per_month, cap, births_area)
+    assert donor == cum[43]
+
+
+def test_entrants_on_two_threads_enter_as_on_one(baseline_path, monkeypatch):
+    """Births and arrivals enter on the kernels' threads (kernel.MIN_BIRTHS_PER_THREAD, _ARRIVALS_):
+    forced onto two threads with a block each, the population and its history are those of one
+    thread, bit for bit."""
+    import pandas as pd
+
+    from utenforsk.core import kernel
+    from utenforsk.outputs import periods
+
+    def run(threads):
+        m = UtenforskModel(baseline_path, seed=4, scale=0.01, burn_in_years=31, horizon_years=1,
+                           threads=threads)
+        m.run_model()
+        return m
+
+    monkeypatch.setenv("UTENFORSK_THREADS", "2")
+    monkeypatch.setattr(kernel, "MIN_BIRTHS_PER_THREAD", 1)
+    monkeypatch.setattr(kernel, "MIN_ARRIVALS_PER_THREAD", 1)
+    seen = []
+    run_chunks = kernel.run_chunks
+
+    def counting(fn, n, threads, make_args, min_items=None, blocks_per_thread=kernel.BLOCKS_PER_THREAD):
+        if fn.__name__ == "enter_chunk":
+            seen.append((kernel.chunk_threads(n, threads, min_items), bool(make_args(0, 1, 0)[-6])))
+        run_chunks(fn, n, threads, make_args, min_items, blocks_per_thread)
+
+    monkeypatch.setattr(kernel, "run_chunks", counting)
+    two = run(2)
+    assert {(2, False), (2, True)} <= set(seen), "births and arrivals did not both enter on two threads"
+    one = run(1)
+    for name in ("alive", "birth", "state", "ctraits", "btraits", "flags", "attrs", "area"):
+        assert np.array_equal(getattr(one.pop, name), getattr(two.pop, name), equal_nan=name == "ctraits"), name
+    pd.testing.assert_frame_equal(periods(one), periods(two), check_exact=True)

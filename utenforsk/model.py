@@ -420,14 +420,17 @@ class UtenforskModel(mesa.Model):
             if arrival:
                 ages = np.repeat(np.arange(AGE_YEARS), self.arrivals[month])
                 births = arrival_birth_months(self.seed_key, ids, ages, month)
-            # arrivals on one thread: a donor search may read slots of old birth months that this
-            # month's entrants are taking over (kernel.arrival_donor); births read no other slot
-            threads = 1 if arrival else min(self.n_threads, t.age_state.shape[0])
-            self._rows = max(self._rows, kernel.chunk_threads(len(ids), threads))
+            # births read no other slot, and arrivals only their donors', births of earlier passes
+            # that no entrant writes (kernel.arrival_donor): both may use the kernels' threads, a
+            # block each (entrants cost alike; a block's call costs ~10 us of Python)
+            threads = min(self.n_threads, t.age_state.shape[0])
+            n_min = kernel.MIN_ARRIVALS_PER_THREAD if arrival else kernel.MIN_BIRTHS_PER_THREAD
+            self._rows = max(self._rows, kernel.chunk_threads(len(ids), threads, n_min))
             g, F = self._gen, self._F
             kernel.run_chunks(g.enter_chunk, len(ids), threads, lambda a, b, tid: g.enter_args(
                 ids[a:b], births[a:b], tid, self.pop, F, self.dyn, self.prog, t, arrival, month,
-                self.seed_key, self.capacity, self.cum_entries, self.births, self.trange))
+                self.seed_key, self.capacity, self.cum_entries, self.births, self.trange),
+                min_items=n_min, blocks_per_thread=1)
             # (the entry kernel set each entrant's service area: with services per municipality,
             # their municipality, the draw kommune_of and the Q4 tally then read)
             if not arrival:  # the month's births by service area: the arrivals' donors (below, and later)

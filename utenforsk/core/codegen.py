@@ -77,7 +77,7 @@ from utenforsk.interventions.slots import MAX_PROGRAMMES
 from utenforsk.core.bounds import BOUND_EXIT, bound_offset_btrait, bound_offset_state
 
 #: bump when the generator changes what it writes for the same structure
-GENERATOR_VERSION = 7
+GENERATOR_VERSION = 8
 
 M64 = (1 << 64) - 1
 POP_ARGS = tuple(f"p_{f}" for f in Pop._fields)
@@ -429,8 +429,8 @@ class _Generator:
         a native donor's traits plus the rule's shift, prevalences and flag shares."""
         t = self.t
         # the donor lives in the arrival's service area (its type, or its municipality)
-        src("donor = arrival_donor(birth, np.int64(p_area[i]), month, key, p_alive, p_birth, p_area, "
-            "p_donor_rank, cum_entries, births_sched, cap, d_births_area)")
+        src("donor = arrival_donor(birth, np.int64(p_area[i]), month, key, p_alive, p_birth, p_donor_rank, "
+            "cum_entries, births_sched, cap, d_births_area)")
         CT, BT, NF = t.ar_shift_icpt.shape[1], t.ar_prev.shape[1], t.ar_flag_p.shape[1]
         for k in range(len(t.ct_init_age)):
             a0, row, srow = int(t.ct_init_age[k]), int(t.ct_init_row[k]), int(t.ar_shift_row[r, k])

@@ -93,12 +93,18 @@ def _pool() -> ThreadPoolExecutor:
 #: fewer items than this per worker thread and the hand-off costs more than the thread saves
 #: (measured: 2 threads were slower than 1 at 10^4 people alive)
 MIN_ITEMS_PER_THREAD = 25_000
+#: the same for the entry kernel, whose entrants cost more than a person-month: a birth ~100 ns
+#: (2,400 births took 0.29 ms on 2 threads, 0.22 on 1), an arrival ~600 ns (its donor's slot is a
+#: cache miss; 930 arrivals took 0.42 ms on 2 threads, 0.57 on 1): 10^6 alive, benchmarks/README.md
+MIN_BIRTHS_PER_THREAD = 8_000
+MIN_ARRIVALS_PER_THREAD = 500
 
 
-def chunk_threads(n_items: int, threads: int) -> int:
-    """Worker threads :func:`run_chunks` uses for ``n_items``: tally rows ``0 ..`` that ``- 1``
-    are the only ones it writes."""
-    return max(1, min(threads, n_threads(), n_items // MIN_ITEMS_PER_THREAD))
+def chunk_threads(n_items: int, threads: int, min_items: int | None = None) -> int:
+    """Worker threads :func:`run_chunks` uses for ``n_items`` (at least ``min_items``, default
+    ``MIN_ITEMS_PER_THREAD``, each): tally rows ``0 ..`` that ``- 1`` are the only ones it writes."""
+    per = MIN_ITEMS_PER_THREAD if min_items is None else min_items
+    return max(1, min(threads, n_threads(), n_items // per))
 
 
 #: blocks per worker thread: persons are stored by entry, so a contiguous half holds the older
@@ -109,20 +115,22 @@ def chunk_threads(n_items: int, threads: int) -> int:
 BLOCKS_PER_THREAD = 16
 
 
-def run_chunks(fn, n_items: int, threads: int, make_args) -> None:
-    """Split ``n_items`` into ``BLOCKS_PER_THREAD * threads`` contiguous blocks and run
+def run_chunks(fn, n_items: int, threads: int, make_args, min_items: int | None = None,
+               blocks_per_thread: int = BLOCKS_PER_THREAD) -> None:
+    """Split ``n_items`` into ``blocks_per_thread * threads`` contiguous blocks and run
     ``fn(*make_args(a, b, tid))`` on them in the thread pool (the kernels release the GIL), each
     worker ``tid`` taking the next block not yet taken when it finishes one. Worker ``tid`` owns
     tally row ``tid``, so counts never race; tallies are integer sums and the traits' ranges
     minima and maxima, and a person's month (and a birth's entry) reads and writes only its own
     slot, so neither the split, nor which worker takes a block, nor the order depends on the
-    timing, and no random number does. (An arrival's entry reads its donor's slot: the model
-    runs arrivals on one thread.)"""
-    threads = chunk_threads(n_items, threads)
+    timing, and no random number does. (An arrival's entry also reads its donor's slot: a birth
+    that entered in an earlier pass, which no entrant writes, see :func:`arrival_donor`.)
+    ``threads`` comes from :func:`chunk_threads` with ``min_items``."""
+    threads = chunk_threads(n_items, threads, min_items)
     if threads == 1:
         fn(*make_args(0, n_items, 0))
         return
-    k = BLOCKS_PER_THREAD * threads
+    k = blocks_per_thread * threads
     bounds = [(n_items * j) // k for j in range(k + 1)]
     blocks = iter(range(k))  # shared: next() on it is atomic under the GIL
 
@@ -212,37 +220,13 @@ def index_births(start, n, cap, area, rank, births_area, month):
 
 @njit(cache=True, nogil=True, _nrt=False, error_model="numpy", fastmath=FAST)
 def _ring(x, cap):
-    """``x % cap`` for ``x >= 0``, with the division only when ``x >= cap`` (the binary searches
-    below index the ring at ``s + j``, ``s < cap``; almost always below ``cap``)."""
+    """``x % cap`` for ``x >= 0``, with the division only when ``x >= cap`` (a donor's slot is
+    looked up at ``s + j``, ``s < cap``: almost always below ``cap``)."""
     return x if x < cap else x % cap
 
 
 @njit(cache=True, nogil=True, _nrt=False, error_model="numpy", fastmath=FAST)
-def _area_range(b, a, area, rank, cum_entries, births_sched, cap):
-    """``(first, count)`` of the births of month ``b`` in service area ``a``, in the order of
-    :func:`index_births` (binary searches over that order)."""
-    s, n = cum_entries[b] % cap, births_sched[b]  # ((S % cap) + x) % cap == (S + x) % cap
-    lo, hi = 0, n
-    while lo < hi:  # first position whose area >= a
-        mid = (lo + hi) // 2
-        if np.int64(area[_ring(s + np.int64(rank[_ring(s + mid, cap)]), cap)]) < a:
-            lo = mid + 1
-        else:
-            hi = mid
-    first = lo
-    hi = n
-    while lo < hi:  # first position whose area > a
-        mid = (lo + hi) // 2
-        if np.int64(area[_ring(s + np.int64(rank[_ring(s + mid, cap)]), cap)]) <= a:
-            lo = mid + 1
-        else:
-            hi = mid
-    return first, lo - first
-
-
-@njit(cache=True, nogil=True, _nrt=False, error_model="numpy", fastmath=FAST)
-def arrival_donor(birth, a, month, key, alive, births_of, area, rank, cum_entries, births_sched, cap,
-                  births_area):
+def arrival_donor(birth, a, month, key, alive, births_of, rank, cum_entries, births_sched, cap, births_area):
     """The slot of a native of the arrival's own service area ``a``, born in month ``birth``
     (or, if the area has none, in the nearest month within ``DONOR_WINDOW``, earlier first) and
     still alive, whose traits an arrival takes on; -1 if none is found in ``DONOR_TRIES`` draws
@@ -251,23 +235,23 @@ def arrival_donor(birth, a, month, key, alive, births_of, area, rank, cum_entrie
     The donor lives where the arrival lives, so a pilot, which changes lives in its area only,
     cannot reach an arrival elsewhere through its donor's traits (tests/test_interventions.py).
     Births of month ``b`` are persons ``cum_entries[b] .. + births_sched[b]``, indexed in
-    service-area order by :func:`index_births` once they entered (months up to ``month``).
-    Where an area's births of a month start is read from ``births_area`` for the months whose
-    births are all still in their slots, and found by binary search over that order (what the
-    table holds, the same numbers) for older months, where later entrants may have taken slots:
-    the searches' cache misses were most of an arrival's entry (1.5 us at 10^6 alive)."""
+    service-area order by :func:`index_births` once they entered (months up to ``month``);
+    where an area's births of a month start is read from ``births_area``. Months older than
+    ``MAX_MONTHS`` are skipped: everyone born then has aged out, and their slots may be taken by
+    this month's entrants. So the search reads only slots of births that entered before the
+    arrivals' pass and that no entrant writes, and arrivals can enter on several threads (it
+    used to search those months too, by binary search over slots being overwritten: no donor
+    could come of it, but draws were spent on it, and the outcome depended on the entrants'
+    order)."""
     t = 0
     for d in range(2 * DONOR_WINDOW + 1):
         b = birth - (d + 1) // 2 if d % 2 == 1 else birth + d // 2
         if b < 0 or b > month or b >= births_sched.shape[0]:
             continue
-        if births_sched[b] <= 0:
-            continue
-        if b >= month - (BIRTHS_RING - 1):
-            row = births_area[b % BIRTHS_RING]
-            first, count = np.int64(row[a]), np.int64(row[a + 1] - row[a])
-        else:
-            first, count = _area_range(b, a, area, rank, cum_entries, births_sched, cap)
+        if births_sched[b] <= 0 or b < month - (BIRTHS_RING - 1):
+            continue  # no births, or all aged out
+        row = births_area[b % BIRTHS_RING]
+        first, count = np.int64(row[a]), np.int64(row[a + 1] - row[a])
         if count == 0:
             continue
         s = cum_entries[b] % cap
