@@ -95,7 +95,8 @@ def _pool() -> ThreadPoolExecutor:
 MIN_ITEMS_PER_THREAD = 25_000
 #: the same for the entry kernel, whose entrants cost more than a person-month: a birth ~100 ns
 #: (2,400 births took 0.29 ms on 2 threads, 0.22 on 1), an arrival ~600 ns (its donor's slot is a
-#: cache miss; 930 arrivals took 0.42 ms on 2 threads, 0.57 on 1): 10^6 alive, benchmarks/README.md
+#: cache miss; 930 arrivals took 0.42 ms on 2 threads, 0.57 on 1): 10^6 alive, timed by hand;
+#: ``python -m benchmarks.threads --min-entrants N`` times both kinds together (benchmarks/README.md)
 MIN_BIRTHS_PER_THREAD = 8_000
 MIN_ARRIVALS_PER_THREAD = 500
 
