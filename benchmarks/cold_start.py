@@ -1,4 +1,4 @@
-"""Where the cold first step's time goes: ``python -m benchmarks.cold_start [--cached]``.
+"""Where the cold first step's time goes: ``python -m benchmarks.cold_start [--cached] [--one-process]``.
 
 One fresh process, an empty numba and kernel cache (``--cached``: the cache the previous cold run
 filled), the Norway baseline at scale 0.001: wall seconds for importing the package, building the
@@ -6,7 +6,10 @@ model (config, tables, population, service agents, writing the kernel source), c
 loading) the two kernels, and the first month itself; and the CPU seconds of this process up to
 the compiled kernels (``cpu_to_compiled_s``) and of the helper process that compiles the entry
 kernel alongside (``helper_cpu_s``). On a loaded machine wall time overstates the work: compare
-the CPU seconds. Prints one JSON line.
+the CPU seconds. ``--one-process`` adds ``one_process``: a second fresh process on another empty
+cache that compiles both kernels and the small passes itself (no forked child, no helper) and
+reports those CPU seconds, ``compile_cpu_s``: the whole compile's work in one figure, which the
+overlap of the two compiles cannot hide. Prints one JSON line.
 """
 
 from __future__ import annotations
@@ -38,12 +41,23 @@ PROBE = textwrap.dedent("""
                       "helper_cpu_s": resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime,
                       "kernel_source_lines": m._gen.source.count(chr(10))}))
 """)
+ONE_PROCESS = textwrap.dedent("""
+    import json, time
+    from utenforsk.core import kernel_cache
+    kernel_cache._fork_compile = lambda *a, **k: None  # compile here, not in a forked child
+    kernel_cache._compile_elsewhere = lambda *a, **k: None  # nor in a helper process
+    from utenforsk.model import UtenforskModel
+    m = UtenforskModel("configs/norway/baseline.yaml", seed=1, scale=0.001, burn_in_years=0, horizon_years=1)
+    c0 = time.process_time()
+    m._gen.compile(m.pop, m.dyn, m.prog, m.tally, m.seed_key, m.cum_entries, m.births)
+    print(json.dumps({"compile_cpu_s": time.process_time() - c0}))
+""")
 
 
-def run(cache: str) -> dict:
+def run(cache: str, probe: str = PROBE) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "UTENFORSK_KERNEL_CACHE"}
     env["NUMBA_CACHE_DIR"] = cache
-    res = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True,
+    res = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
                          check=True, cwd=ROOT)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -53,6 +67,9 @@ def main() -> None:
         out = {"cold": run(cache)}
         if "--cached" in sys.argv:
             out["cached"] = run(cache)
+    if "--one-process" in sys.argv:
+        with tempfile.TemporaryDirectory() as cache:
+            out["one_process"] = run(cache, ONE_PROCESS)
     print(json.dumps(out))
 
 

@@ -33,6 +33,7 @@ from numba.core.untyped_passes import InlineClosureLikes, ReconstructSSA
 
 from utenforsk.core.bounds import HazardBounds
 from utenforsk.core.codegen import kernel_source
+from utenforsk.core.liveness import fast_live_map
 from utenforsk.core.tables import CompiledModel, float_params
 
 
@@ -78,7 +79,8 @@ class LeanCompiler(CompilerBase):
     closure inlining (there are no closures, comprehensions or array calls) and SSA
     reconstruction (temporaries are single-assignment already; the few variables assigned in
     several branches have one type). They cost seconds on a kernel this long. Type inference
-    remembers resolved calls (:class:`MemoTypeInference`)."""
+    remembers resolved calls (:class:`MemoTypeInference`), and live-variable maps are computed by
+    strongly connected components (:mod:`utenforsk.core.liveness`: the same maps)."""
 
     def define_pipelines(self):
         pm = DefaultPassBuilder.define_nopython_pipeline(self.state)
@@ -86,6 +88,10 @@ class LeanCompiler(CompilerBase):
                      for p, d in pm.passes if p not in (InlineClosureLikes, ReconstructSSA)]
         pm.finalize()
         return [pm]
+
+    def _compile_core(self):
+        with fast_live_map():  # also for the helpers compiled while typing this function
+            return super()._compile_core()
 
 
 def cache_dir() -> Path:
