@@ -7,9 +7,10 @@ loading) the two kernels, and the first month itself; and the CPU seconds of thi
 the compiled kernels (``cpu_to_compiled_s``) and of the helper process that compiles the entry
 kernel alongside (``helper_cpu_s``). On a loaded machine wall time overstates the work: compare
 the CPU seconds. ``--one-process`` adds ``one_process``: a second fresh process on another empty
-cache that compiles both kernels and the small passes itself (no forked child, no helper) and
-reports those CPU seconds, ``compile_cpu_s``: the whole compile's work in one figure, which the
-overlap of the two compiles cannot hide. Prints one JSON line.
+cache that compiles both kernels, ``month_chunk`` and ``enter_chunk``, itself (no forked child, no
+helper; the bounds' pass and the small helpers are not compiled in this probe) and reports those
+CPU seconds, ``compile_cpu_s``: the two kernels' compile work in one figure, which the overlap of
+the two compiles cannot hide. Prints one JSON line.
 """
 
 from __future__ import annotations
