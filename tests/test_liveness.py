@@ -123,7 +123,7 @@ def test_numba_uses_it_inside_lean_compiles_only():
     finally:
         liveness.compute_live_map = real
     assert analysis.compute_live_map is liveness.NUMBA_COMPUTE_LIVE_MAP  # restored
-    if liveness.APPLIES:
+    if liveness.applies():
         assert lean > 0 and len(calls) == lean  # the default pipeline kept numba's
     else:
         assert not calls
@@ -131,7 +131,7 @@ def test_numba_uses_it_inside_lean_compiles_only():
 
 @pytest.mark.skipif(numba.__version__ != "0.68.1", reason="the source check is for numba 0.68.1")
 def test_it_applies_to_the_numba_it_was_written_against():
-    assert liveness.APPLIES
+    assert liveness.applies()
 
 
 def test_a_failed_compile_restores_numbas_function():

@@ -21,6 +21,7 @@ import hashlib
 import inspect
 from collections import defaultdict
 from contextlib import contextmanager
+from functools import cache
 
 import numpy as np
 from numba.core import analysis
@@ -29,15 +30,15 @@ NUMBA_COMPUTE_LIVE_MAP = analysis.compute_live_map
 NUMBA_SOURCE_SHA256 = "713c4c094977e93b"  # the first 16 hex digits of numba 0.68.1's function
 
 
-def _numba_is_known() -> bool:
+@cache
+def applies() -> bool:
+    """Is numba's function the one this module was written against? (Read once, at the first
+    cold compile: a process that only loads cached kernels never reads numba's source.)"""
     try:
         text = inspect.getsource(NUMBA_COMPUTE_LIVE_MAP)
     except (OSError, TypeError):  # no source shipped: cannot tell
         return False
     return hashlib.sha256(text.encode()).hexdigest()[:16] == NUMBA_SOURCE_SHA256
-
-
-APPLIES = _numba_is_known()
 
 
 def def_reach_by_components(cfg, var_use_map, var_def_map) -> dict:
@@ -47,8 +48,6 @@ def def_reach_by_components(cfg, var_use_map, var_def_map) -> dict:
     from scipy.sparse.csgraph import connected_components
 
     order = list(cfg.topo_order())  # the blocks reachable from the entry (dead ones are removed)
-    if not order:
-        return {}
     index = {b: i for i, b in enumerate(order)}
     src, dst = [], []
     for b in order:
@@ -109,10 +108,10 @@ def compute_live_map(cfg, blocks, var_use_map, var_def_map):
 @contextmanager
 def fast_live_map():
     """numba computes live maps with :func:`compute_live_map` inside this block, where
-    :data:`APPLIES`. A compile holds numba's compiler lock, so no other thread compiles during
+    :func:`applies`. A compile holds numba's compiler lock, so no other thread compiles during
     the swap; code outside a compile that calls numba's analysis meanwhile gets the same maps."""
     before = analysis.compute_live_map
-    if APPLIES:
+    if applies():
         analysis.compute_live_map = compute_live_map
     try:
         yield
